@@ -1,0 +1,6 @@
+//! Spool: real-time autoregressive text-to-video.
+//!
+//! The crate is a library plus the `spool` binary (`main.rs`), so tests and benchmarks drive the same
+//! code the app runs. See `ARCHITECTURE.md` for the map of modules and the rules between them.
+
+pub mod model;

@@ -1,0 +1,185 @@
+//! Video models the engine drives.
+//!
+//! A model is driven, it never drives: the engine calls [`VideoModel`] in the order of the generation
+//! loop (DESIGN.md §2): encode the prompt, denoise the next chunk from the cache, commit the finished
+//! frames to the cache (their keys/values are computed once and shared by every later step), decode
+//! to pixels. Nothing here knows about threads, the UI or rendering.
+
+use candle_core::{DType, Device, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+/// Errors a model reports. Each names what was wrong and, where it can, what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("weights file {path} is missing: {hint}")]
+    MissingWeights { path: String, hint: String },
+    #[error("weights file {file} has no tensor `{name}`: the file does not belong to this model version")]
+    MissingTensor { file: String, name: String },
+    #[error("tensor `{name}` in {file} has shape {got:?}, expected {expected:?}: the file does not match this model version")]
+    ShapeMismatch { file: String, name: String, expected: Vec<usize>, got: Vec<usize> },
+    #[error("weights file {file} is unreadable: {reason}")]
+    BadWeights { file: String, reason: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;
+
+/// What the engine and UI need to know about a loaded model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    /// Stable id, e.g. `spool-tiny`.
+    pub id: String,
+    pub width: u32,
+    pub height: u32,
+    /// Playback rate the model was trained for.
+    pub fps: f32,
+    /// Frames produced by one [`VideoModel::denoise`] call.
+    pub chunk_frames: usize,
+    pub default_steps: u32,
+    pub max_steps: u32,
+    /// Text-encoder token limit; longer prompts are truncated with a warning.
+    pub max_prompt_tokens: usize,
+    /// Compute device, for display (`cpu`, `cuda:0`).
+    pub device: String,
+}
+
+/// Text conditioning: a set of token embeddings with a per-token additive attention-logit bias.
+///
+/// A single prompt has bias 0 on every token. Blending prompts concatenates their tokens with bias
+/// `ln(w)` so cross-attention mixes them in proportion to their weights, whatever their lengths.
+#[derive(Debug, Clone)]
+pub struct Conditioning {
+    /// `(n, dim)` f32.
+    pub tokens: Tensor,
+    /// `(n,)` f32.
+    pub bias: Tensor,
+}
+
+impl Conditioning {
+    /// Weighted mix of conditionings; weights need not sum to one (they are normalised).
+    pub fn blend(parts: &[(f32, &Conditioning)]) -> Result<Conditioning> {
+        let total: f32 = parts.iter().map(|(w, _)| w.max(0.0)).sum();
+        if parts.is_empty() || total <= 0.0 {
+            return Err(ModelError::Invalid("a prompt blend needs at least one positive weight".into()));
+        }
+        if let [(_, only)] = parts {
+            return Ok((*only).clone());
+        }
+        let mut tokens = Vec::new();
+        let mut bias = Vec::new();
+        for (w, c) in parts.iter().filter(|(w, _)| *w > 0.0) {
+            tokens.push(c.tokens.clone());
+            bias.push((&c.bias + f64::from((w / total).ln()))?);
+        }
+        Ok(Conditioning { tokens: Tensor::cat(&tokens, 0)?, bias: Tensor::cat(&bias, 0)? })
+    }
+}
+
+/// An encoded prompt and whether the text encoder had to cut it.
+#[derive(Debug, Clone)]
+pub struct EncodedPrompt {
+    pub cond: Conditioning,
+    pub truncated: bool,
+}
+
+/// One frame's latent, in the model's own layout.
+#[derive(Debug, Clone)]
+pub struct Latent(pub Tensor);
+
+/// Decoded pixels of one frame: planar RGB, f32 in [-1, 1], `3 × height × width`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    pub width: u32,
+    pub height: u32,
+    pub planar: Vec<f32>,
+}
+
+impl Frame {
+    /// Interleaved sRGB bytes, `height × width × 3`.
+    pub fn to_rgb8(&self) -> Vec<u8> {
+        let n = (self.width * self.height) as usize;
+        let mut out = vec![0u8; n * 3];
+        for c in 0..3 {
+            for (i, v) in self.planar[c * n..(c + 1) * n].iter().enumerate() {
+                out[i * 3 + c] = ((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8;
+            }
+        }
+        out
+    }
+
+    /// From interleaved RGB bytes.
+    pub fn from_rgb8(width: u32, height: u32, rgb: &[u8]) -> Frame {
+        let n = (width * height) as usize;
+        let mut planar = vec![0f32; n * 3];
+        for (i, px) in rgb.chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                planar[c * n + i] = f32::from(px[c]) / 127.5 - 1.0;
+            }
+        }
+        Frame { width, height, planar }
+    }
+}
+
+/// Reproducible Gaussian noise for a run of frames: seeded from `(seed, first frame index)`, so the
+/// same take regenerates bit-exactly from any frame.
+pub struct FrameNoise {
+    rng: ChaCha8Rng,
+}
+
+impl FrameNoise {
+    pub fn new(seed: u64, frame_index: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(frame_index);
+        FrameNoise { rng }
+    }
+
+    /// Standard-normal f32 tensor of the given shape.
+    pub fn normal(&mut self, shape: &[usize], device: &Device) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| StandardNormal.sample(&mut self.rng)).collect();
+        Ok(Tensor::from_vec(v, shape, device)?.to_dtype(DType::F32)?)
+    }
+}
+
+/// The interface every model family implements (spool-tiny, wan-causal, the tests' double).
+///
+/// The cache lives inside the model: [`reset`](Self::reset) empties it, [`commit`](Self::commit)
+/// appends finished frames. Rebuilding a take's cache is `reset` followed by `commit` of its stored
+/// latents in order, so any take can be resumed from any frame.
+pub trait VideoModel: Send {
+    fn info(&self) -> &ModelInfo;
+
+    /// Encodes a prompt once; the engine keeps the result for as long as the prompt is in use.
+    fn encode_prompt(&mut self, text: &str) -> Result<EncodedPrompt>;
+
+    /// Empties the cache: the next [`denoise`](Self::denoise) produces frame 0.
+    fn reset(&mut self) -> Result<()>;
+
+    /// Encodes a start image (already resized to the model's size) to a frame latent, for
+    /// image-to-video: the engine commits it as frame 0.
+    fn encode_image(&mut self, frame: &Frame) -> Result<Latent>;
+
+    /// Denoises the next `chunk_frames` frames from the cache in `steps` steps, conditioned on `cond`.
+    /// Every step reads the same cache; the cache is not changed.
+    fn denoise(&mut self, cond: &Conditioning, noise: &mut FrameNoise, steps: u32) -> Result<Vec<Latent>>;
+
+    /// Appends finished frames to the cache, computing their keys/values once.
+    fn commit(&mut self, frames: &[Latent], cond: &Conditioning) -> Result<()>;
+
+    /// Re-encodes the cached window under a new prompt (LongLive re-cache) so a prompt switch is
+    /// clean. Models whose cache does not depend on the prompt keep the default.
+    fn recache(&mut self, _cond: &Conditioning) -> Result<()> {
+        Ok(())
+    }
+
+    /// Decodes one latent to pixels.
+    fn decode(&mut self, latent: &Latent) -> Result<Frame>;
+
+    /// Bytes currently held by the cache.
+    fn cache_bytes(&self) -> usize;
+}
