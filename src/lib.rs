@@ -4,3 +4,7 @@
 //! code the app runs. See `ARCHITECTURE.md` for the map of modules and the rules between them.
 
 pub mod model;
+pub mod engine;
+pub mod store;
+pub mod timeline;
+pub mod cli;

@@ -168,7 +168,8 @@ pub trait VideoModel: Send {
     /// Every step reads the same cache; the cache is not changed.
     fn denoise(&mut self, cond: &Conditioning, noise: &mut FrameNoise, steps: u32) -> Result<Vec<Latent>>;
 
-    /// Appends finished frames to the cache, computing their keys/values once.
+    /// Appends finished frames to the cache, computing their keys/values once. Latents may arrive on
+    /// the CPU (when a stored take is rebuilt); the model moves them to its device.
     fn commit(&mut self, frames: &[Latent], cond: &Conditioning) -> Result<()>;
 
     /// Re-encodes the cached window under a new prompt (LongLive re-cache) so a prompt switch is
