@@ -16,7 +16,6 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender};
 
 pub use protocol::*;
-pub use stats::RunStats;
 
 use crate::model::VideoModel;
 use crate::store::{FrameStore, StoreError};

@@ -407,7 +407,9 @@ impl Worker {
         let pos = self.cache.as_mut().expect("positioned above");
         pos.committed += latents.len() as u64;
         let mut latents = latents.into_iter();
-        let first = latents.next().ok_or_else(|| gen_err(crate::model::ModelError::Invalid("the model made no frames".into())))?;
+        let first = latents
+            .next()
+            .ok_or_else(|| gen_err(crate::model::ModelError::Invalid("the model made no frames".into())))?;
         pos.surplus.extend(latents);
         self.emit_frame(take, first, text_ready, t0, t1)
     }
@@ -460,7 +462,8 @@ impl Worker {
         }
         let frames = self.takes[take.0 as usize].frames[..len as usize].to_vec();
         let chunk = self.loaded.as_ref().ok_or(EngineError::NoModel)?.info.chunk_frames.max(1);
-        let rebuild_err = |reason: String| EngineError::Generation { frame: len, reason: format!("rebuilding the cache: {reason}") };
+        let rebuild_err =
+            |reason: String| EngineError::Generation { frame: len, reason: format!("rebuilding the cache: {reason}") };
         self.loaded.as_mut().expect("checked").model.reset().map_err(|e| rebuild_err(e.to_string()))?;
         for (c, ids) in frames.chunks(chunk).enumerate() {
             let (cond, _) = self.conditioning(take, (c * chunk) as u64)?;
@@ -488,10 +491,10 @@ impl Worker {
         let mut warnings = Vec::new();
         for (_, text) in &mix {
             if !loaded.prompts.contains_key(text) {
-                let enc = loaded.model.encode_prompt(text).map_err(|e| EngineError::Generation {
-                    frame,
-                    reason: format!("encoding the prompt: {e}"),
-                })?;
+                let enc = loaded
+                    .model
+                    .encode_prompt(text)
+                    .map_err(|e| EngineError::Generation { frame, reason: format!("encoding the prompt: {e}") })?;
                 if enc.truncated {
                     warnings.push(format!(
                         "the prompt \"{}\" is longer than the text encoder's {} tokens: the rest is ignored",
@@ -506,8 +509,7 @@ impl Worker {
             }
         }
         let parts: Vec<(f32, &Conditioning)> = mix.iter().map(|(w, t)| (*w, &loaded.prompts[t].cond)).collect();
-        let cond = Conditioning::blend(&parts)
-            .map_err(|e| EngineError::Generation { frame, reason: e.to_string() })?;
+        let cond = Conditioning::blend(&parts).map_err(|e| EngineError::Generation { frame, reason: e.to_string() })?;
         let ready = Instant::now();
         for w in warnings {
             self.emit(Event::Warning(w));

@@ -17,7 +17,9 @@ pub enum ModelError {
     MissingWeights { path: String, hint: String },
     #[error("weights file {file} has no tensor `{name}`: the file does not belong to this model version")]
     MissingTensor { file: String, name: String },
-    #[error("tensor `{name}` in {file} has shape {got:?}, expected {expected:?}: the file does not match this model version")]
+    #[error(
+        "tensor `{name}` in {file} has shape {got:?}, expected {expected:?}: the file does not match this model version"
+    )]
     ShapeMismatch { file: String, name: String, expected: Vec<usize>, got: Vec<usize> },
     #[error("weights file {file} is unreadable: {reason}")]
     BadWeights { file: String, reason: String },

@@ -219,7 +219,8 @@ impl FrameStore {
             return Ok(l);
         }
         let bytes = self.read(id, &self.latents_read, |i| &i.latents, "latents.log")?;
-        let l = LatentData::decode(&bytes).ok_or_else(|| self.corrupt(id, "latents.log", "bad latent record".into()))?;
+        let l =
+            LatentData::decode(&bytes).ok_or_else(|| self.corrupt(id, "latents.log", "bad latent record".into()))?;
         self.latents.lock().unwrap().put(id, l.clone());
         Ok(l)
     }
