@@ -6,5 +6,6 @@
 pub mod cli;
 pub mod engine;
 pub mod model;
+pub mod project;
 pub mod store;
 pub mod timeline;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::{Harness, frames, prompt_value};
 use spool::engine::{Command, EngineError, EngineState, Event, Finish, FrameCount, GenSettings, TakeId};
-use spool::store::FrameStore;
+use spool::project::Project;
 use spool::timeline::{Segment, Timeline};
 
 fn generate(prompt: &str, n: u64) -> Command {
@@ -208,13 +208,15 @@ fn shutdown_with_frames_in_flight_is_clean_and_keeps_the_frames() {
         })
         .unwrap();
     h.until(|e| matches!(e, Event::Frame(f) if f.index == 3));
-    let store_dir = h.dir.path().join("store");
+    let project = h.dir.path().join("project");
     let Harness { engine, dir, .. } = h;
     let t = Instant::now();
     drop(engine);
     assert!(t.elapsed() < Duration::from_secs(2), "shutdown took {:?}", t.elapsed());
-    let store = FrameStore::open(&store_dir, 4).unwrap();
+    let (_p, manifest, store, recovery) = Project::open(&project, 4).unwrap();
     assert!(store.stored_frames() >= 4, "frames made before shutdown are on disk");
+    assert_eq!(manifest.takes[0].len(), store.stored_frames() as u64, "the manifest lists every stored frame");
+    assert!(recovery.notes.is_empty(), "a clean shutdown leaves nothing to recover: {:?}", recovery.notes);
     drop(dir);
 }
 

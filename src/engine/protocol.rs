@@ -183,6 +183,13 @@ pub enum EngineError {
 /// Events out of the engine.
 #[derive(Debug, Clone)]
 pub enum Event {
+    /// The project is open: its takes (empty for a new project), the current take, and one line
+    /// per repair made while opening it (e.g. frames recovered after a crash).
+    ProjectOpened {
+        takes: Vec<TakeInfo>,
+        current: Option<TakeId>,
+        recovered: Vec<String>,
+    },
     State(EngineState),
     ModelLoaded(ModelInfo),
     /// A new take exists (generate or branch).

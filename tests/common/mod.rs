@@ -162,7 +162,7 @@ impl Harness {
         let log = Arc::new(Mutex::new(Log::default()));
         let control = Arc::new(Control { fail_at: AtomicU64::new(u64::MAX), ..Default::default() });
         let engine = Engine::spawn(
-            EngineConfig::new(dir.path().join("store")),
+            EngineConfig::new(dir.path().join("project")),
             factory(chunk, log.clone(), control.clone()),
             None,
         )
