@@ -331,6 +331,23 @@ mod tests {
     }
 
     #[test]
+    fn tables_are_sorted_and_disjoint() {
+        use super::super::unicode_tables::{RANGES, STRIPPED};
+        assert!(RANGES.iter().all(|&(a, b, _)| a <= b));
+        assert!(RANGES.windows(2).all(|w| w[0].1 < w[1].0));
+        assert!(STRIPPED.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn hangul_decomposes_to_jamo() {
+        // 한 = U+D55C -> U+1112 U+1161 U+11AB; 가 = U+AC00 -> U+1100 U+1161 (no final).
+        assert_eq!(
+            normalize("한가"),
+            "\u{1112}\u{1161}\u{11AB}\u{1100}\u{1161}"
+        );
+    }
+
+    #[test]
     fn vocab_needs_special_tokens() {
         assert!(
             Tokenizer::from_vocab("[PAD]\n[UNK]\n[CLS]\n", 32)
