@@ -6,7 +6,6 @@
 //! only the rows of a prompt's tokens are dequantised; everything else is f32.
 
 use candle_core::{D, Device, Module, Tensor};
-use candle_nn::Linear;
 use serde::Deserialize;
 
 use super::weights::{QuantRows, Vb};
@@ -71,11 +70,26 @@ impl LayerNorm {
     }
 }
 
-/// `X.weight` (int8, dequantised) and `X.bias` (f32).
+/// `X.weight` (int8, dequantised) and `X.bias` (f32); the weight is kept transposed, `(in, out)`.
+#[derive(Debug, Clone)]
+struct Linear {
+    weight_t: Tensor,
+    bias: Tensor,
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.matmul(&self.weight_t)?.broadcast_add(&self.bias)
+    }
+}
+
 fn linear(vb: &Vb, in_dim: usize, out_dim: usize) -> Result<Linear> {
     let weight = vb.get_dequantised((out_dim, in_dim), "weight")?;
     let bias = vb.get(&[out_dim], "bias")?;
-    Ok(Linear::new(weight, Some(bias)))
+    Ok(Linear {
+        weight_t: weight.t()?.contiguous()?,
+        bias,
+    })
 }
 
 struct Embeddings {
