@@ -46,11 +46,7 @@ fn rows(t: &Tensor) -> Vec<Vec<f32>> {
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(*x) * f64::from(*y))
-        .sum();
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
     let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     dot / (na * nb)
@@ -74,8 +70,7 @@ fn token_ids_match_python() {
 fn outputs_match_python_int8_and_original_f32() {
     let enc = encoder();
     let refs: HashMap<String, Tensor> =
-        candle_core::safetensors::load(fixtures().join("outputs.safetensors"), &Device::Cpu)
-            .unwrap();
+        candle_core::safetensors::load(fixtures().join("outputs.safetensors"), &Device::Cpu).unwrap();
     let prompts = cases("prompts.json");
     let mut worst_rel = 0f64;
     let mut worst_cos = 1f64;
@@ -89,38 +84,23 @@ fn outputs_match_python_int8_and_original_f32() {
         // Same weights, same maths: max |Rust − torch| ≤ 1e-4 × RMS of the reference.
         let int8 = rows(&refs[&format!("int8.{i}")]);
         let flat: Vec<f32> = int8.iter().flatten().copied().collect();
-        let rms =
-            (flat.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>() / flat.len() as f64).sqrt();
-        let max_abs = got
-            .iter()
-            .flatten()
-            .zip(&flat)
-            .map(|(a, b)| f64::from((a - b).abs()))
-            .fold(0.0, f64::max);
-        assert!(
-            max_abs <= 1e-4 * rms,
-            "prompt {i}: max abs err {max_abs:e} > 1e-4 × rms {rms}"
-        );
+        let rms = (flat.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>() / flat.len() as f64).sqrt();
+        let max_abs = got.iter().flatten().zip(&flat).map(|(a, b)| f64::from((a - b).abs())).fold(0.0, f64::max);
+        assert!(max_abs <= 1e-4 * rms, "prompt {i}: max abs err {max_abs:e} > 1e-4 × rms {rms}");
         worst_rel = worst_rel.max(max_abs / rms);
 
         // Against the original f32 model: int8 weights cost a little. Prompts of real words keep
         // every token at cosine ≥ 0.999; the empty prompt ([CLS] [SEP] only) and the made-up words
         // measure 0.9961 and 0.9981 in PyTorch too, so they get 0.995.
         let f32ref = rows(&refs[&format!("f32.{i}")]);
-        let floor = if p.text.is_empty() || p.text.starts_with("zxqvbnm") {
-            0.995
-        } else {
-            0.999
-        };
+        let floor = if p.text.is_empty() || p.text.starts_with("zxqvbnm") { 0.995 } else { 0.999 };
         for (t, (a, b)) in got.iter().zip(&f32ref).enumerate() {
             let c = cosine(a, b);
             assert!(c >= floor, "prompt {i} token {t}: cosine {c} < {floor}");
             worst_cos = worst_cos.min(c);
         }
     }
-    eprintln!(
-        "worst max-abs/rms vs torch int8: {worst_rel:e}; worst cosine vs original f32: {worst_cos:.5}"
-    );
+    eprintln!("worst max-abs/rms vs torch int8: {worst_rel:e}; worst cosine vs original f32: {worst_cos:.5}");
 }
 
 #[test]
@@ -137,12 +117,7 @@ fn encodes_a_long_prompt_to_32_tokens() {
 
 /// A copy of the asset folder to break.
 fn copy_assets(dir: &Path) {
-    for f in [
-        "config.json",
-        "vocab.txt",
-        "embeddings.safetensors",
-        "encoder.safetensors",
-    ] {
+    for f in ["config.json", "vocab.txt", "embeddings.safetensors", "encoder.safetensors"] {
         std::fs::copy(assets().join(f), dir.join(f)).unwrap();
     }
 }
@@ -151,11 +126,8 @@ fn copy_assets(dir: &Path) {
 fn rewrite<'a>(path: &Path, mut f: impl FnMut(&str, TensorView<'a>) -> Option<TensorView<'a>>) {
     let bytes: &'a [u8] = Box::leak(std::fs::read(path).unwrap().into_boxed_slice());
     let st = SafeTensors::deserialize(bytes).unwrap();
-    let kept: Vec<(String, TensorView<'a>)> = st
-        .tensors()
-        .into_iter()
-        .filter_map(|(name, view)| f(&name, view).map(|v| (name, v)))
-        .collect();
+    let kept: Vec<(String, TensorView<'a>)> =
+        st.tensors().into_iter().filter_map(|(name, view)| f(&name, view).map(|v| (name, v))).collect();
     safetensors::serialize_to_file(kept, None, path).unwrap();
 }
 
@@ -177,10 +149,7 @@ fn truncated_weights_name_the_file() {
     let err = load_err(dir.path());
     assert!(matches!(err, ModelError::BadWeights { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(
-        msg.contains("encoder.safetensors") && msg.contains("truncated"),
-        "{msg}"
-    );
+    assert!(msg.contains("encoder.safetensors") && msg.contains("truncated"), "{msg}");
 }
 
 #[test]
@@ -189,10 +158,7 @@ fn missing_file_and_missing_tensor_are_named() {
     copy_assets(dir.path());
     std::fs::remove_file(dir.path().join("vocab.txt")).unwrap();
     let err = load_err(dir.path());
-    assert!(
-        matches!(&err, ModelError::MissingWeights { path, .. } if path.ends_with("vocab.txt")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, ModelError::MissingWeights { path, .. } if path.ends_with("vocab.txt")), "{err:?}");
 
     // Rewrite embeddings.safetensors without one tensor.
     copy_assets(dir.path());
@@ -223,18 +189,10 @@ fn mismatched_shape_is_named() {
     });
     let err = load_err(dir.path());
     match &err {
-        ModelError::ShapeMismatch {
-            file,
-            name,
-            expected,
-            got,
-        } => {
+        ModelError::ShapeMismatch { file, name, expected, got } => {
             assert!(file.ends_with("encoder.safetensors"));
             assert_eq!(name, "encoder.layer.3.output.dense.bias");
-            assert_eq!(
-                (expected.as_slice(), got.as_slice()),
-                (&[384usize][..], &[100usize][..])
-            );
+            assert_eq!((expected.as_slice(), got.as_slice()), (&[384usize][..], &[100usize][..]));
         }
         _ => panic!("{err:?}"),
     }

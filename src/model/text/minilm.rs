@@ -54,19 +54,13 @@ struct LayerNorm {
 
 impl LayerNorm {
     fn load(vb: &Vb, size: usize, eps: f64) -> Result<Self> {
-        Ok(LayerNorm {
-            weight: vb.get(&[size], "weight")?,
-            bias: vb.get(&[size], "bias")?,
-            eps,
-        })
+        Ok(LayerNorm { weight: vb.get(&[size], "weight")?, bias: vb.get(&[size], "bias")?, eps })
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let x = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
         let var = x.sqr()?.mean_keepdim(D::Minus1)?;
-        x.broadcast_div(&(var + self.eps)?.sqrt()?)?
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
+        x.broadcast_div(&(var + self.eps)?.sqrt()?)?.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
     }
 }
 
@@ -86,10 +80,7 @@ impl Module for Linear {
 fn linear(vb: &Vb, in_dim: usize, out_dim: usize) -> Result<Linear> {
     let weight = vb.get_dequantised((out_dim, in_dim), "weight")?;
     let bias = vb.get(&[out_dim], "bias")?;
-    Ok(Linear {
-        weight_t: weight.t()?.contiguous()?,
-        bias,
-    })
+    Ok(Linear { weight_t: weight.t()?.contiguous()?, bias })
 }
 
 struct Embeddings {
@@ -102,15 +93,9 @@ struct Embeddings {
 impl Embeddings {
     fn load(vb: &Vb, cfg: &Config) -> Result<Self> {
         let h = cfg.hidden_size;
-        let word = vb
-            .pp("word_embeddings")
-            .get_quant_rows((cfg.vocab_size, h), "weight")?;
-        let position = vb
-            .pp("position_embeddings")
-            .get(&[cfg.max_position_embeddings, h], "weight")?;
-        let token_type = vb
-            .pp("token_type_embeddings")
-            .get(&[cfg.type_vocab_size, h], "weight")?;
+        let word = vb.pp("word_embeddings").get_quant_rows((cfg.vocab_size, h), "weight")?;
+        let position = vb.pp("position_embeddings").get(&[cfg.max_position_embeddings, h], "weight")?;
+        let token_type = vb.pp("token_type_embeddings").get(&[cfg.type_vocab_size, h], "weight")?;
         Ok(Embeddings {
             word,
             position,
@@ -125,9 +110,7 @@ impl Embeddings {
         for &id in ids {
             let id = id as usize;
             if id >= self.word.rows() {
-                return Err(ModelError::Invalid(format!(
-                    "token id {id} is outside the vocabulary"
-                )));
+                return Err(ModelError::Invalid(format!("token id {id} is outside the vocabulary")));
             }
             self.word.push_row(id, &mut rows);
         }
@@ -161,20 +144,13 @@ impl SelfAttention {
     /// `(n, hidden)` → `(n, hidden)`: every token attends to every token.
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let n = x.dim(0)?;
-        let heads = |t: Tensor| {
-            t.reshape((n, self.num_heads, self.head_dim))?
-                .transpose(0, 1)?
-                .contiguous()
-        };
+        let heads = |t: Tensor| t.reshape((n, self.num_heads, self.head_dim))?.transpose(0, 1)?.contiguous();
         let q = heads(self.query.forward(x)?)?;
         let k = heads(self.key.forward(x)?)?;
         let v = heads(self.value.forward(x)?)?;
         let scores = (q.matmul(&k.t()?)? / (self.head_dim as f64).sqrt())?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        probs
-            .matmul(&v)?
-            .transpose(0, 1)?
-            .reshape((n, self.num_heads * self.head_dim))
+        probs.matmul(&v)?.transpose(0, 1)?.reshape((n, self.num_heads * self.head_dim))
     }
 }
 
@@ -205,9 +181,7 @@ impl Layer {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let a = self.attention_output.forward(&self.attention.forward(x)?)?;
         let x = self.attention_norm.forward(&(a + x)?)?;
-        let m = self
-            .output
-            .forward(&self.intermediate.forward(&x)?.gelu_erf()?)?;
+        let m = self.output.forward(&self.intermediate.forward(&x)?.gelu_erf()?)?;
         self.output_norm.forward(&(m + x)?)
     }
 }
@@ -223,9 +197,7 @@ pub struct MiniLm {
 impl MiniLm {
     /// From the two files' views: `emb` over `embeddings.*`, `enc` over `encoder.layer`.
     pub(crate) fn load(emb: &Vb, enc: &Vb, config: &Config) -> Result<Self> {
-        let layers = (0..config.num_hidden_layers)
-            .map(|i| Layer::load(&enc.pp(i), config))
-            .collect::<Result<_>>()?;
+        let layers = (0..config.num_hidden_layers).map(|i| Layer::load(&enc.pp(i), config)).collect::<Result<_>>()?;
         Ok(MiniLm {
             embeddings: Embeddings::load(emb, config)?,
             layers,

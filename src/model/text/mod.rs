@@ -52,15 +52,10 @@ fn read_config(path: &Path) -> Result<Config> {
             path: file.clone(),
             hint: "the text encoder's files ship in assets/minilm/".into(),
         },
-        _ => ModelError::BadWeights {
-            file: file.clone(),
-            reason: e.to_string(),
-        },
+        _ => ModelError::BadWeights { file: file.clone(), reason: e.to_string() },
     })?;
-    let config: Config = serde_json::from_str(&text).map_err(|e| ModelError::BadWeights {
-        file: file.clone(),
-        reason: format!("invalid config: {e}"),
-    })?;
+    let config: Config = serde_json::from_str(&text)
+        .map_err(|e| ModelError::BadWeights { file: file.clone(), reason: format!("invalid config: {e}") })?;
     let want = Config::minilm_l6();
     let mismatch = |what: &str, got: usize, expected: usize| ModelError::BadWeights {
         file: file.clone(),
@@ -72,23 +67,11 @@ fn read_config(path: &Path) -> Result<Config> {
     if config.max_tokens != MAX_TOKENS {
         return Err(mismatch("max_tokens", config.max_tokens, MAX_TOKENS));
     }
-    if config.num_attention_heads == 0
-        || !config
-            .hidden_size
-            .is_multiple_of(config.num_attention_heads)
-    {
-        return Err(mismatch(
-            "num_attention_heads",
-            config.num_attention_heads,
-            want.num_attention_heads,
-        ));
+    if config.num_attention_heads == 0 || !config.hidden_size.is_multiple_of(config.num_attention_heads) {
+        return Err(mismatch("num_attention_heads", config.num_attention_heads, want.num_attention_heads));
     }
     if config.max_position_embeddings < MAX_TOKENS {
-        return Err(mismatch(
-            "max_position_embeddings",
-            config.max_position_embeddings,
-            want.max_position_embeddings,
-        ));
+        return Err(mismatch("max_position_embeddings", config.max_position_embeddings, want.max_position_embeddings));
     }
     Ok(config)
 }
@@ -103,20 +86,12 @@ impl TextEncoder {
         if tokenizer.vocab_size() != config.vocab_size {
             return Err(ModelError::BadWeights {
                 file: vocab_path.display().to_string(),
-                reason: format!(
-                    "{} tokens, config.json says {}",
-                    tokenizer.vocab_size(),
-                    config.vocab_size
-                ),
+                reason: format!("{} tokens, config.json says {}", tokenizer.vocab_size(), config.vocab_size),
             });
         }
         let emb = Weights::load(&dir.join(EMBEDDINGS_FILE), device)?;
         let enc = Weights::load(&dir.join(ENCODER_FILE), device)?;
-        let model = MiniLm::load(
-            &emb.pp("embeddings"),
-            &enc.pp("encoder").pp("layer"),
-            &config,
-        )?;
+        let model = MiniLm::load(&emb.pp("embeddings"), &enc.pp("encoder").pp("layer"), &config)?;
         Ok(TextEncoder { tokenizer, model })
     }
 

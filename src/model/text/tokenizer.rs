@@ -90,20 +90,13 @@ fn push_stripped_lower(c: char, out: &mut String) {
     if (S_BASE..S_BASE + S_COUNT).contains(&cp) {
         // Hangul syllable: conjoining jamo L V (T), by the Unicode algorithm.
         let s = cp - S_BASE;
-        let jamo = [
-            L_BASE + s / N_COUNT,
-            V_BASE + (s % N_COUNT) / T_COUNT,
-            T_BASE + s % T_COUNT,
-        ];
+        let jamo = [L_BASE + s / N_COUNT, V_BASE + (s % N_COUNT) / T_COUNT, T_BASE + s % T_COUNT];
         let n = if s.is_multiple_of(T_COUNT) { 2 } else { 3 };
         out.extend(jamo[..n].iter().filter_map(|&j| char::from_u32(j)));
         return;
     }
     match STRIPPED.binary_search_by_key(&cp, |&(k, _)| k) {
-        Ok(i) => STRIPPED[i]
-            .1
-            .chars()
-            .for_each(|d| out.extend(d.to_lowercase())),
+        Ok(i) => STRIPPED[i].1.chars().for_each(|d| out.extend(d.to_lowercase())),
         Err(_) => out.extend(c.to_lowercase()),
     }
 }
@@ -158,15 +151,10 @@ impl Tokenizer {
                 path: path.display().to_string(),
                 hint: "the text encoder's vocabulary ships in assets/minilm/".into(),
             },
-            _ => ModelError::BadWeights {
-                file: path.display().to_string(),
-                reason: e.to_string(),
-            },
+            _ => ModelError::BadWeights { file: path.display().to_string(), reason: e.to_string() },
         })?;
-        Self::from_vocab(&text, max_tokens).map_err(|reason| ModelError::BadWeights {
-            file: path.display().to_string(),
-            reason,
-        })
+        Self::from_vocab(&text, max_tokens)
+            .map_err(|reason| ModelError::BadWeights { file: path.display().to_string(), reason })
     }
 
     /// From the text of a `vocab.txt`.
@@ -177,23 +165,12 @@ impl Tokenizer {
             let tok = tok.strip_suffix('\r').unwrap_or(tok);
             vocab.entry(tok.to_string()).or_insert(i as u32);
         }
-        let id = |t: &str| {
-            vocab
-                .get(t)
-                .copied()
-                .ok_or_else(|| format!("the vocabulary has no {t} token"))
-        };
+        let id = |t: &str| vocab.get(t).copied().ok_or_else(|| format!("the vocabulary has no {t} token"));
         let (unk, cls, sep) = (id("[UNK]")?, id("[CLS]")?, id("[SEP]")?);
         if max_tokens < 2 {
             return Err("max_tokens must leave room for [CLS] and [SEP]".into());
         }
-        Ok(Tokenizer {
-            vocab,
-            max_tokens,
-            unk,
-            cls,
-            sep,
-        })
+        Ok(Tokenizer { vocab, max_tokens, unk, cls, sep })
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -341,18 +318,11 @@ mod tests {
     #[test]
     fn hangul_decomposes_to_jamo() {
         // 한 = U+D55C -> U+1112 U+1161 U+11AB; 가 = U+AC00 -> U+1100 U+1161 (no final).
-        assert_eq!(
-            normalize("한가"),
-            "\u{1112}\u{1161}\u{11AB}\u{1100}\u{1161}"
-        );
+        assert_eq!(normalize("한가"), "\u{1112}\u{1161}\u{11AB}\u{1100}\u{1161}");
     }
 
     #[test]
     fn vocab_needs_special_tokens() {
-        assert!(
-            Tokenizer::from_vocab("[PAD]\n[UNK]\n[CLS]\n", 32)
-                .unwrap_err()
-                .contains("[SEP]")
-        );
+        assert!(Tokenizer::from_vocab("[PAD]\n[UNK]\n[CLS]\n", 32).unwrap_err().contains("[SEP]"));
     }
 }

@@ -42,11 +42,7 @@ impl QuantRows {
     /// Dequantised row `r`, appended to `out`.
     pub fn push_row(&self, r: usize, out: &mut Vec<f32>) {
         let s = self.scale[r];
-        out.extend(
-            self.q[r * self.cols..(r + 1) * self.cols]
-                .iter()
-                .map(|&q| f32::from(q) * s),
-        );
+        out.extend(self.q[r * self.cols..(r + 1) * self.cols].iter().map(|&q| f32::from(q) * s));
     }
 }
 
@@ -63,44 +59,28 @@ impl Weights {
         })?;
         let st = SafeTensors::deserialize(&bytes).map_err(|e| ModelError::BadWeights {
             file: file.clone(),
-            reason: format!(
-                "not a complete safetensors file ({e}); the file is truncated or corrupt"
-            ),
+            reason: format!("not a complete safetensors file ({e}); the file is truncated or corrupt"),
         })?;
         let tensors = st
             .iter()
             .map(|(name, view)| {
-                let raw = Raw {
-                    dtype: view.dtype(),
-                    shape: view.shape().to_vec(),
-                    data: view.data().to_vec(),
-                };
+                let raw = Raw { dtype: view.dtype(), shape: view.shape().to_vec(), data: view.data().to_vec() };
                 (name.to_string(), raw)
             })
             .collect();
-        Ok(Weights {
-            file,
-            tensors,
-            device: device.clone(),
-        })
+        Ok(Weights { file, tensors, device: device.clone() })
     }
 
     /// A view whose names start with `prefix.`.
     pub fn pp(&self, prefix: &str) -> Vb<'_> {
-        Vb {
-            weights: self,
-            prefix: prefix.to_string(),
-        }
+        Vb { weights: self, prefix: prefix.to_string() }
     }
 
     fn raw(&self, name: &str, shape: &[usize]) -> Result<&Raw> {
         let raw = self
             .tensors
             .get(name)
-            .ok_or_else(|| ModelError::MissingTensor {
-                file: self.file.clone(),
-                name: name.to_string(),
-            })?;
+            .ok_or_else(|| ModelError::MissingTensor { file: self.file.clone(), name: name.to_string() })?;
         if raw.shape != shape {
             return Err(ModelError::ShapeMismatch {
                 file: self.file.clone(),
@@ -138,11 +118,7 @@ impl Weights {
         if raw.dtype != Dtype::F32 {
             return Err(self.bad_dtype(name, raw.dtype, "F32"));
         }
-        Ok(raw
-            .data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect())
+        Ok(raw.data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
     }
 
     /// The int8 pair `name_q` / `name_scale` of a `[rows, cols]` matrix, still quantised.
@@ -166,10 +142,7 @@ pub(crate) struct Vb<'a> {
 
 impl Vb<'_> {
     pub fn pp(&self, name: impl std::fmt::Display) -> Self {
-        Vb {
-            weights: self.weights,
-            prefix: format!("{}.{name}", self.prefix),
-        }
+        Vb { weights: self.weights, prefix: format!("{}.{name}", self.prefix) }
     }
 
     fn path(&self, name: &str) -> String {
