@@ -5,6 +5,8 @@
 //! frames to the cache (their keys/values are computed once and shared by every later step), decode
 //! to pixels. Nothing here knows about threads, the UI or rendering.
 
+pub mod text;
+
 use candle_core::{DType, Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
