@@ -1,5 +1,5 @@
 //! The Rust text encoder against the Python references in `tests/fixtures/minilm/` (made by
-//! `tools/make_text_fixtures.py`): token ids equal to the Python tokenizer (itself checked equal to
+//! `training/make_text_fixtures.py`): token ids equal to the Python tokenizer (itself checked equal to
 //! BertTokenizerFast), outputs equal to `training/spool_tiny/text.py`'s int8-dequantised model within
 //! 1e-4 × RMS, and close to the original f32 all-MiniLM-L6-v2 (cosine per token). Plus clear errors
 //! for broken asset folders.

@@ -6,7 +6,7 @@
 //!    becomes a plain space;
 //! 2. put spaces around CJK ideographs so each is a word of its own;
 //! 3. strip accents: canonical decomposition (NFD), then drop the Mn marks (from generated tables,
-//!    see `tools/gen_unicode_tables.py`; Hangul syllables decompose to their jamo);
+//!    see `training/gen_unicode_tables.py`; Hangul syllables decompose to their jamo);
 //! 4. lowercase, character by character;
 //! 5. split on whitespace and on punctuation (ASCII punctuation and Unicode P*; each punctuation
 //!    character is a word of its own);

