@@ -3,4 +3,5 @@
 //! The crate is a library plus the `spool` binary (`main.rs`), so tests and benchmarks drive the same
 //! code the app runs. See `ARCHITECTURE.md` for the map of modules and the rules between them.
 
+pub mod export;
 pub mod model;
