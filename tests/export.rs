@@ -254,6 +254,7 @@ fn mp4_streams_probes_and_decodes_back() {
         profile == "High" || profile == "Main",
         "profile {profile} is neither High nor Main"
     );
+    assert_eq!(s["level"], 30, "128x128 at 16 fps fits level 3.0");
     assert_eq!(s["pix_fmt"], "yuv420p");
     assert_eq!(
         (s["width"].as_u64(), s["height"].as_u64()),

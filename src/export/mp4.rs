@@ -25,7 +25,7 @@ use image::RgbImage;
 use muxide::api::{Muxer, MuxerBuilder, VideoCodec};
 use openh264::OpenH264API;
 use openh264::encoder::{
-    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Profile,
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Level, Profile,
     QpRange, RateControlMode, UsageType, VuiConfig,
 };
 use openh264::formats::YUVSlices;
@@ -40,6 +40,38 @@ const MAX_SHORT_SIDE: u32 = 2160;
 pub(crate) fn quality_to_qp(quality: u8) -> u8 {
     let q = u32::from(quality.clamp(1, 100));
     (10 + ((100 - q) * 36 + 49) / 99) as u8
+}
+
+/// The lowest H.264 level whose frame size and macroblock rate fit, but at least 3.0, with that
+/// level's maximum bitrate. OpenH264 raises the level to fit the bitrate it is given and otherwise
+/// tags every stream 5.1, which some hardware decoders refuse for small clips.
+pub(crate) fn level_for(width: u32, height: u32, fps: f32) -> (Level, u32) {
+    let (wmb, hmb) = (width.div_ceil(16), height.div_ceil(16));
+    let frame_mbs = wmb * hmb;
+    let mb_rate = f64::from(frame_mbs) * f64::from(fps);
+    // (MaxFS, MaxMBPS, MaxBR in kbit/s, level) from H.264 Table A-1.
+    const TABLE: [(u32, f64, u32, Level); 8] = [
+        (1_620, 40_500.0, 10_000, Level::Level_3_0),
+        (3_600, 108_000.0, 14_000, Level::Level_3_1),
+        (5_120, 216_000.0, 20_000, Level::Level_3_2),
+        (8_192, 245_760.0, 20_000, Level::Level_4_0),
+        (8_704, 522_240.0, 50_000, Level::Level_4_2),
+        (22_080, 589_824.0, 135_000, Level::Level_5_0),
+        (36_864, 983_040.0, 240_000, Level::Level_5_1),
+        (36_864, 2_073_600.0, 240_000, Level::Level_5_2),
+    ];
+    for (max_fs, max_mbps, max_kbps, level) in TABLE {
+        // A side may not exceed sqrt(8 · MaxFS) macroblocks.
+        let max_side = f64::from(8 * max_fs).sqrt();
+        if frame_mbs <= max_fs
+            && mb_rate <= max_mbps
+            && f64::from(wmb) <= max_side
+            && f64::from(hmb) <= max_side
+        {
+            return (level, max_kbps * 1000);
+        }
+    }
+    (Level::Level_5_2, 240_000_000)
 }
 
 pub(crate) struct Mp4Sink {
@@ -74,14 +106,17 @@ impl Mp4Sink {
         }
         let fps = setup.options.fps;
         let qp = quality_to_qp(setup.options.quality.get());
+        let (level, max_bitrate) = level_for(w, h, fps);
         let config = EncoderConfig::new()
-            .usage_type(UsageType::CameraVideoNonRealTime)
+            .usage_type(UsageType::CameraVideoRealTime)
             .profile(Profile::High)
+            .level(level)
             .complexity(Complexity::High)
-            // Quality mode with the QP pinned: rate control cannot drift, and the bitrate target is
-            // only a ceiling far above what the pinned QP produces.
-            .rate_control_mode(RateControlMode::Quality)
-            .bitrate(BitRate::from_bps(200_000_000))
+            // The QP is pinned by `qp` below. Buffer-based rate control honours that range exactly like
+            // quality mode does (same bitstream) but, unlike it, does not print a warning to stderr
+            // for running with frame skipping off. RC "off" would ignore the range (always QP 26).
+            .rate_control_mode(RateControlMode::Bufferbased)
+            .bitrate(BitRate::from_bps(max_bitrate))
             .qp(QpRange::new(qp, qp))
             .skip_frames(false)
             .max_frame_rate(FrameRate::from_hz(fps))
@@ -435,6 +470,15 @@ mod tests {
         assert_eq!(quality_to_qp(100), 10);
         assert_eq!(quality_to_qp(80), 17);
         assert_eq!(quality_to_qp(1), 46);
+    }
+
+    #[test]
+    fn levels() {
+        assert!(matches!(level_for(128, 128, 16.0), (Level::Level_3_0, 10_000_000)));
+        assert!(matches!(level_for(832, 480, 16.0), (Level::Level_3_0, _)));
+        assert!(matches!(level_for(1664, 960, 16.0), (Level::Level_4_0, _)));
+        assert!(matches!(level_for(3328, 1920, 16.0), (Level::Level_5_1, _)));
+        assert!(matches!(level_for(1920, 1080, 60.0), (Level::Level_4_2, _)));
     }
 
     #[test]
