@@ -627,6 +627,20 @@ fn bad_input_fails_cleanly() {
         "left {:?}",
         dir_entries(dir.path())
     );
+    // Beyond H.264's 3840x2160 after scaling: refused at the first frame, before any resampling.
+    let big = ExportOptions {
+        scale: 4,
+        ..Default::default()
+    };
+    let mut ex = Exporter::new(dir.path().join("big.mp4"), big).unwrap();
+    let err = ex.push(RgbImage::new(1000, 600)).unwrap_err();
+    assert!(matches!(err, ExportError::TooLarge { .. }), "{err}");
+    drop(ex);
+    assert!(
+        dir_entries(dir.path()).is_empty(),
+        "left {:?}",
+        dir_entries(dir.path())
+    );
     // A destination folder that does not exist is reported before any frame is produced.
     let err = Exporter::new(dir.path().join("missing/x.mp4"), Default::default())
         .err()
@@ -709,4 +723,36 @@ fn full_disk_leaves_no_file() {
             dir_entries(&mnt)
         );
     }
+}
+
+#[test]
+fn read_only_destination_is_reported() {
+    if !is_root() {
+        eprintln!(
+            "SKIPPED read_only_destination_is_reported: mounting a read-only tmpfs needs root (CI runs as root)"
+        );
+        return;
+    }
+    // Root ignores permission bits, so only a read-only filesystem really refuses a write here.
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("ro");
+    fs::create_dir(&mnt).unwrap();
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=64k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "running as root but `mount -t tmpfs -o ro` failed"
+    );
+    let _mount = Mount(mnt.clone());
+    let err = Exporter::new(mnt.join("clip.mp4"), ExportOptions::default())
+        .err()
+        .unwrap();
+    assert!(matches!(err, ExportError::Unwritable { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("choose another destination"),
+        "{err}"
+    );
 }

@@ -12,7 +12,7 @@ use std::io::BufWriter;
 use gif::{AnyExtension, DisposalMethod, Encoder, EncodingError, Frame, Repeat};
 use image::RgbImage;
 
-use super::{ExportError, Sink, SinkSetup, io_error};
+use super::{ExportError, NewSink, Sink, SinkSetup, io_error};
 
 /// NeuQuant sampling factor for a quality: 100 → 1 (every pixel), 80 → 7, 1 → 30.
 pub(crate) fn quality_to_speed(quality: u8) -> i32 {
@@ -36,9 +36,7 @@ pub(crate) struct GifSink {
 }
 
 impl GifSink {
-    pub(super) fn create(
-        setup: &SinkSetup<'_>,
-    ) -> Result<(Box<dyn Sink>, (u32, u32)), ExportError> {
+    pub(super) fn create(setup: &SinkSetup<'_>) -> NewSink {
         let too_large = || ExportError::TooLarge {
             format: "GIF",
             width: setup.width,

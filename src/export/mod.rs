@@ -329,6 +329,10 @@ trait Sink {
     fn finish(self: Box<Self>) -> Result<u64, ExportError>;
 }
 
+/// A created sink and the frame size it writes (which may differ from the requested size, e.g. MP4
+/// pads odd sizes to even).
+type NewSink = Result<(Box<dyn Sink>, (u32, u32)), ExportError>;
+
 /// Everything a sink needs to know when it is created (at the first frame, once the size is known).
 struct SinkSetup<'a> {
     /// The final path, for messages: the user never sees the temporary name.
@@ -455,7 +459,9 @@ impl Staging {
         if self.is_dir && self.replace && fs::read_dir(dest).is_ok_and(|mut d| d.next().is_some()) {
             // rename(2) only replaces an empty folder: move the old frames aside first and delete them
             // once the new ones are in place, so a failure leaves either the old or the new export.
-            let aside = self.temp.with_extension("old");
+            let mut aside = self.temp.clone().into_os_string();
+            aside.push(".old");
+            let aside = PathBuf::from(aside);
             fs::rename(dest, &aside).map_err(|e| io_error(dest, e))?;
             if let Err(e) = fs::rename(&self.temp, dest) {
                 let _ = fs::rename(&aside, dest);
@@ -512,6 +518,16 @@ pub struct Exporter {
     frames: usize,
 }
 
+impl std::fmt::Debug for Exporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exporter")
+            .field("path", &self.staging.dest)
+            .field("format", &self.format)
+            .field("frames", &self.frames)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Exporter {
     /// Validates the options, checks the destination and creates the temporary output, so an
     /// unwritable folder or an existing file is reported before any frame is produced.
@@ -563,7 +579,6 @@ impl Exporter {
             }
             Some(_) => {}
             None => {
-                self.source_size = Some((w, h));
                 let (ow, oh) = (w * self.options.scale, h * self.options.scale);
                 let setup = SinkSetup {
                     path: &self.staging.dest,
@@ -577,8 +592,11 @@ impl Exporter {
                     ExportFormat::Gif => gif::GifSink::create(&setup)?,
                     ExportFormat::PngSequence => png::PngSink::create(&setup)?,
                 };
+                // Only now: if creating the sink failed, the next push tries again instead of
+                // finding a size but no sink.
                 self.sink = Some(sink);
                 self.output_size = size;
+                self.source_size = Some((w, h));
             }
         }
         let scaled;

@@ -25,12 +25,12 @@ use image::RgbImage;
 use muxide::api::{Muxer, MuxerBuilder, VideoCodec};
 use openh264::OpenH264API;
 use openh264::encoder::{
-    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Level, Profile,
-    QpRange, RateControlMode, UsageType, VuiConfig,
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Level,
+    Profile, QpRange, RateControlMode, UsageType, VuiConfig,
 };
 use openh264::formats::YUVSlices;
 
-use super::{ExportError, Sink, SinkSetup, io_error};
+use super::{ExportError, NewSink, Sink, SinkSetup, io_error};
 
 /// OpenH264's limit (level 5.2).
 const MAX_LONG_SIDE: u32 = 3840;
@@ -89,9 +89,7 @@ pub(crate) struct Mp4Sink {
 }
 
 impl Mp4Sink {
-    pub(super) fn create(
-        setup: &SinkSetup<'_>,
-    ) -> Result<(Box<dyn Sink>, (u32, u32)), ExportError> {
+    pub(super) fn create(setup: &SinkSetup<'_>) -> NewSink {
         let (w, h) = (
             setup.width + setup.width % 2,
             setup.height + setup.height % 2,
@@ -474,7 +472,10 @@ mod tests {
 
     #[test]
     fn levels() {
-        assert!(matches!(level_for(128, 128, 16.0), (Level::Level_3_0, 10_000_000)));
+        assert!(matches!(
+            level_for(128, 128, 16.0),
+            (Level::Level_3_0, 10_000_000)
+        ));
         assert!(matches!(level_for(832, 480, 16.0), (Level::Level_3_0, _)));
         assert!(matches!(level_for(1664, 960, 16.0), (Level::Level_4_0, _)));
         assert!(matches!(level_for(3328, 1920, 16.0), (Level::Level_5_1, _)));

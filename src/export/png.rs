@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{ImageEncoder, RgbImage};
 
-use super::{ExportError, Sink, SinkSetup, io_error};
+use super::{ExportError, NewSink, Sink, SinkSetup, io_error};
 
 pub(crate) struct PngSink {
     path: PathBuf,
@@ -24,9 +24,7 @@ pub(crate) struct PngSink {
 }
 
 impl PngSink {
-    pub(super) fn create(
-        setup: &SinkSetup<'_>,
-    ) -> Result<(Box<dyn Sink>, (u32, u32)), ExportError> {
+    pub(super) fn create(setup: &SinkSetup<'_>) -> NewSink {
         let mut text_chunks = text_chunk("Software", concat!("Spool ", env!("CARGO_PKG_VERSION")));
         for (key, value) in &setup.options.metadata {
             text_chunks.extend(text_chunk(key, value));
