@@ -16,6 +16,7 @@
 mod gif;
 mod mp4;
 mod png;
+mod scale;
 
 use std::fs::{self, File};
 use std::io;
@@ -603,13 +604,7 @@ impl Exporter {
         let image = if self.options.scale == 1 {
             &image
         } else {
-            let s = self.options.scale;
-            scaled = image::imageops::resize(
-                &image,
-                w * s,
-                h * s,
-                image::imageops::FilterType::Lanczos3,
-            );
+            scaled = scale::upscale(&image, self.options.scale);
             &scaled
         };
         let sink = self
