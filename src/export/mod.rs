@@ -323,8 +323,9 @@ impl ExportFrame for Frame {
     }
 }
 
-/// A format's encoder, fed frames already scaled to the output size.
-trait Sink {
+/// A format's encoder, fed frames already scaled to the output size. `Send` so an [`Exporter`]
+/// can be created on one thread and driven from a worker.
+trait Sink: Send {
     fn push(&mut self, image: &RgbImage, index: usize) -> Result<(), ExportError>;
     /// Completes and syncs the temporary output; returns the bytes written.
     fn finish(self: Box<Self>) -> Result<u64, ExportError>;
@@ -849,6 +850,12 @@ mod tests {
             .is_err()
         );
         assert!(Quality::new(0).is_err() && Quality::new(101).is_err() && Quality::new(1).is_ok());
+    }
+
+    #[test]
+    fn exporter_can_move_to_a_worker_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Exporter>();
     }
 
     #[test]

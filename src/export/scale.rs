@@ -4,7 +4,7 @@
 //! about 1.1 s per 832×480 frame at 4× on this machine, more than encoding the result. For an integer
 //! factor `s` the filter has only `s` distinct phases, so we precompute those weights once and run
 //! two separable passes over a padded buffer: ~10× faster with the same kernel. Edges repeat the
-//! border pixel, as a camera-style "clamp" does, so borders do not darken.
+//! border pixel, so the borders neither darken nor ring against black.
 
 use image::RgbImage;
 
