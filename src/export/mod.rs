@@ -18,6 +18,8 @@ mod mp4;
 mod png;
 mod scale;
 
+pub use png::frame_file_name;
+
 use std::fs::{self, File};
 use std::io;
 use std::ops::ControlFlow;
