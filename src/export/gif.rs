@@ -37,34 +37,19 @@ pub(crate) struct GifSink {
 
 impl GifSink {
     pub(super) fn create(setup: &SinkSetup<'_>) -> NewSink {
-        let too_large = || ExportError::TooLarge {
-            format: "GIF",
-            width: setup.width,
-            height: setup.height,
-            max: "65535x65535",
-        };
+        let too_large =
+            || ExportError::TooLarge { format: "GIF", width: setup.width, height: setup.height, max: "65535x65535" };
         let width = u16::try_from(setup.width).map_err(|_| too_large())?;
         let height = u16::try_from(setup.height).map_err(|_| too_large())?;
-        let file = OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(setup.temp)
-            .map_err(|e| io_error(setup.path, e))?;
+        let file =
+            OpenOptions::new().write(true).truncate(true).open(setup.temp).map_err(|e| io_error(setup.path, e))?;
         let fail = |e| gif_error(setup.path, e);
-        let mut encoder = Encoder::new(BufWriter::with_capacity(1 << 20, file), width, height, &[])
-            .map_err(fail)?;
+        let mut encoder = Encoder::new(BufWriter::with_capacity(1 << 20, file), width, height, &[]).map_err(fail)?;
         encoder.set_repeat(Repeat::Infinite).map_err(fail)?;
         if !setup.options.metadata.is_empty() {
-            let text: Vec<String> = setup
-                .options
-                .metadata
-                .iter()
-                .map(|(k, v)| format!("{k}: {v}"))
-                .collect();
+            let text: Vec<String> = setup.options.metadata.iter().map(|(k, v)| format!("{k}: {v}")).collect();
             let text = text.join("\n");
-            encoder
-                .write_raw_extension(AnyExtension(0xFE), &[text.as_bytes()])
-                .map_err(fail)?;
+            encoder.write_raw_extension(AnyExtension(0xFE), &[text.as_bytes()]).map_err(fail)?;
         }
         let sink = GifSink {
             path: setup.path.to_path_buf(),
@@ -91,22 +76,16 @@ impl Sink for GifSink {
         frame.delay = frame_delay(index, self.fps);
         // Every frame covers the whole canvas with no transparency, so nothing needs disposing.
         frame.dispose = DisposalMethod::Keep;
-        self.encoder
-            .write_frame(&frame)
-            .map_err(|e| gif_error(&self.path, e))
+        self.encoder.write_frame(&frame).map_err(|e| gif_error(&self.path, e))
     }
 
     fn finish(self: Box<Self>) -> Result<u64, ExportError> {
         let GifSink { path, encoder, .. } = *self;
         // `into_inner` writes the trailer.
         let writer = encoder.into_inner().map_err(|e| gif_error(&path, e))?;
-        let file = writer
-            .into_inner()
-            .map_err(|e| io_error(&path, e.into_error()))?;
+        let file = writer.into_inner().map_err(|e| io_error(&path, e.into_error()))?;
         file.sync_all().map_err(|e| io_error(&path, e))?;
-        file.metadata()
-            .map(|m| m.len())
-            .map_err(|e| io_error(&path, e))
+        file.metadata().map(|m| m.len()).map_err(|e| io_error(&path, e))
     }
 }
 

@@ -51,18 +51,12 @@ impl ExportFormat {
         if text.ends_with('/') || text.ends_with(std::path::MAIN_SEPARATOR) {
             return Ok(ExportFormat::PngSequence);
         }
-        match path
-            .extension()
-            .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        {
+        match path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()) {
             Some(ext) if ext == "mp4" => Ok(ExportFormat::Mp4),
             Some(ext) if ext == "gif" => Ok(ExportFormat::Gif),
             None => Ok(ExportFormat::PngSequence),
             Some(_) if path.is_dir() => Ok(ExportFormat::PngSequence),
-            Some(ext) => Err(ExportError::UnsupportedFormat {
-                path: path.to_path_buf(),
-                extension: ext,
-            }),
+            Some(ext) => Err(ExportError::UnsupportedFormat { path: path.to_path_buf(), extension: ext }),
         }
     }
 
@@ -91,9 +85,7 @@ impl Quality {
         if (1..=100).contains(&value) {
             Ok(Quality(value))
         } else {
-            Err(ExportError::InvalidOptions(format!(
-                "quality {value} is outside 1..=100"
-            )))
+            Err(ExportError::InvalidOptions(format!("quality {value} is outside 1..=100")))
         }
     }
 
@@ -127,13 +119,7 @@ pub struct ExportOptions {
 
 impl Default for ExportOptions {
     fn default() -> Self {
-        ExportOptions {
-            fps: 16.0,
-            scale: 1,
-            quality: Quality::DEFAULT,
-            metadata: Vec::new(),
-            force: false,
-        }
+        ExportOptions { fps: 16.0, scale: 1, quality: Quality::DEFAULT, metadata: Vec::new(), force: false }
     }
 }
 
@@ -141,21 +127,13 @@ impl ExportOptions {
     /// Checks the options before any file is touched.
     pub fn validate(&self) -> Result<(), ExportError> {
         if !(self.fps.is_finite() && self.fps > 0.0 && self.fps <= 240.0) {
-            return Err(ExportError::InvalidOptions(format!(
-                "frame rate {} fps is outside (0, 240]",
-                self.fps
-            )));
+            return Err(ExportError::InvalidOptions(format!("frame rate {} fps is outside (0, 240]", self.fps)));
         }
         if ![1, 2, 4].contains(&self.scale) {
-            return Err(ExportError::InvalidOptions(format!(
-                "scale {} is not 1, 2 or 4",
-                self.scale
-            )));
+            return Err(ExportError::InvalidOptions(format!("scale {} is not 1, 2 or 4", self.scale)));
         }
         if let Some((k, _)) = self.metadata.iter().find(|(k, _)| k.is_empty()) {
-            return Err(ExportError::InvalidOptions(format!(
-                "metadata key {k:?} is empty"
-            )));
+            return Err(ExportError::InvalidOptions(format!("metadata key {k:?} is empty")));
         }
         Ok(())
     }
@@ -172,9 +150,7 @@ pub struct Progress {
 impl Progress {
     /// Fraction done in `[0, 1]` when the total is known.
     pub fn fraction(&self) -> Option<f32> {
-        self.frames_total
-            .filter(|&t| t > 0)
-            .map(|t| (self.frames_done as f32 / t as f32).min(1.0))
+        self.frames_total.filter(|&t| t > 0).map(|t| (self.frames_done as f32 / t as f32).min(1.0))
     }
 }
 
@@ -238,13 +214,7 @@ pub enum ExportError {
     #[error(
         "frame {index} is {got_width}x{got_height} but the clip is {width}x{height}: all frames of an export must have one size"
     )]
-    FrameSizeMismatch {
-        index: usize,
-        width: u32,
-        height: u32,
-        got_width: u32,
-        got_height: u32,
-    },
+    FrameSizeMismatch { index: usize, width: u32, height: u32, got_width: u32, got_height: u32 },
     #[error("frame {index} is malformed: {reason}")]
     BadFrame { index: usize, reason: String },
     #[error("frame {index} could not be produced: {source}")]
@@ -254,12 +224,7 @@ pub enum ExportError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("{format} cannot hold {width}x{height} frames (at most {max}); lower the scale factor")]
-    TooLarge {
-        format: &'static str,
-        width: u32,
-        height: u32,
-        max: &'static str,
-    },
+    TooLarge { format: &'static str, width: u32, height: u32, max: &'static str },
     #[error("H.264 encoding failed at frame {index}: {reason}")]
     Encode { index: usize, reason: String },
     #[error("MP4 writing failed: {0}")]
@@ -272,22 +237,12 @@ pub enum ExportError {
 pub(crate) fn io_error(path: &Path, source: io::Error) -> ExportError {
     use io::ErrorKind as K;
     match source.kind() {
-        K::StorageFull | K::QuotaExceeded | K::FileTooLarge => ExportError::DiskFull {
-            path: path.into(),
-            source,
-        },
+        K::StorageFull | K::QuotaExceeded | K::FileTooLarge => ExportError::DiskFull { path: path.into(), source },
         K::PermissionDenied | K::ReadOnlyFilesystem => {
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-                .to_path_buf();
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
             ExportError::Unwritable { dir, source }
         }
-        _ => ExportError::Io {
-            path: path.into(),
-            source,
-        },
+        _ => ExportError::Io { path: path.into(), source },
     }
 }
 
@@ -314,8 +269,7 @@ impl ExportFrame for &Frame {
                 3 * n
             ));
         }
-        RgbImage::from_raw(self.width, self.height, self.to_rgb8())
-            .ok_or_else(|| "bad pixel buffer".to_string())
+        RgbImage::from_raw(self.width, self.height, self.to_rgb8()).ok_or_else(|| "bad pixel buffer".to_string())
     }
 }
 
@@ -369,10 +323,7 @@ impl Staging {
     fn new(dest: &Path, format: ExportFormat, force: bool) -> Result<Staging, ExportError> {
         let is_dir = format == ExportFormat::PngSequence;
         let name = dest.file_name().ok_or_else(|| {
-            ExportError::InvalidOptions(format!(
-                "{} does not name a file or folder to write",
-                dest.display()
-            ))
+            ExportError::InvalidOptions(format!("{} does not name a file or folder to write", dest.display()))
         })?;
         let parent = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -421,36 +372,16 @@ impl Staging {
         }
         // Hidden, unique, in the same folder (so the final rename stays on one filesystem and is
         // atomic), and recognisable as ours if a crash ever leaves one behind.
-        let unique = format!(
-            "{}-{}",
-            std::process::id(),
-            STAGING_COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let temp = parent.join(format!(
-            ".{}.spool-partial-{unique}",
-            name.to_string_lossy()
-        ));
-        let created = if is_dir {
-            fs::create_dir(&temp)
-        } else {
-            File::create_new(&temp).map(drop)
-        };
+        let unique = format!("{}-{}", std::process::id(), STAGING_COUNTER.fetch_add(1, Ordering::Relaxed));
+        let temp = parent.join(format!(".{}.spool-partial-{unique}", name.to_string_lossy()));
+        let created = if is_dir { fs::create_dir(&temp) } else { File::create_new(&temp).map(drop) };
         created.map_err(|e| match e.kind() {
-            io::ErrorKind::PermissionDenied
-            | io::ErrorKind::ReadOnlyFilesystem
-            | io::ErrorKind::NotFound => ExportError::Unwritable {
-                dir: parent.clone(),
-                source: e,
-            },
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::NotFound => {
+                ExportError::Unwritable { dir: parent.clone(), source: e }
+            }
             _ => io_error(dest, e),
         })?;
-        Ok(Staging {
-            dest: dest.to_path_buf(),
-            temp,
-            is_dir,
-            replace,
-            committed: false,
-        })
+        Ok(Staging { dest: dest.to_path_buf(), temp, is_dir, replace, committed: false })
     }
 
     /// Moves the complete temporary output onto the destination.
@@ -488,11 +419,7 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         if !self.committed {
-            let _ = if self.is_dir {
-                fs::remove_dir_all(&self.temp)
-            } else {
-                fs::remove_file(&self.temp)
-            };
+            let _ = if self.is_dir { fs::remove_dir_all(&self.temp) } else { fs::remove_file(&self.temp) };
         }
     }
 }
@@ -540,19 +467,23 @@ impl Exporter {
         options.validate()?;
         let format = ExportFormat::from_path(path)?;
         let staging = Staging::new(path, format, options.force)?;
-        Ok(Exporter {
-            format,
-            options,
-            sink: None,
-            staging,
-            source_size: None,
-            output_size: (0, 0),
-            frames: 0,
-        })
+        Ok(Exporter { format, options, sink: None, staging, source_size: None, output_size: (0, 0), frames: 0 })
     }
 
     pub fn format(&self) -> ExportFormat {
         self.format
+    }
+
+    /// Sets the playback rate, for callers that learn it after creating the exporter (the model's
+    /// rate is known once it has loaded). Only before the first frame.
+    pub fn set_fps(&mut self, fps: f32) -> Result<(), ExportError> {
+        if self.frames > 0 {
+            return Err(ExportError::InvalidOptions("the frame rate is fixed once frames are written".into()));
+        }
+        let options = ExportOptions { fps, ..self.options.clone() };
+        options.validate()?;
+        self.options = options;
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -567,9 +498,7 @@ impl Exporter {
     /// output).
     pub fn push(&mut self, frame: impl ExportFrame) -> Result<(), ExportError> {
         let index = self.frames;
-        let image = frame
-            .into_rgb_image()
-            .map_err(|reason| ExportError::BadFrame { index, reason })?;
+        let image = frame.into_rgb_image().map_err(|reason| ExportError::BadFrame { index, reason })?;
         let (w, h) = image.dimensions();
         match self.source_size {
             Some((sw, sh)) if (sw, sh) != (w, h) => {
@@ -610,10 +539,7 @@ impl Exporter {
             scaled = scale::upscale(&image, self.options.scale);
             &scaled
         };
-        let sink = self
-            .sink
-            .as_mut()
-            .expect("sink is created with the first frame");
+        let sink = self.sink.as_mut().expect("sink is created with the first frame");
         sink.push(image, index)?;
         self.frames += 1;
         Ok(())
@@ -659,30 +585,15 @@ where
         (lo, Some(hi)) if lo == hi => Some(lo),
         _ => None,
     };
-    let cancelled = |ex: &Exporter| ExportError::Cancelled {
-        path: ex.path().to_path_buf(),
-        frames: ex.frames_written(),
-    };
-    if progress(Progress {
-        frames_done: 0,
-        frames_total,
-    })
-    .is_break()
-    {
+    let cancelled =
+        |ex: &Exporter| ExportError::Cancelled { path: ex.path().to_path_buf(), frames: ex.frames_written() };
+    if progress(Progress { frames_done: 0, frames_total }).is_break() {
         return Err(cancelled(&exporter));
     }
     for (index, frame) in frames.enumerate() {
-        let frame = frame.map_err(|e| ExportError::Source {
-            index,
-            source: e.into(),
-        })?;
+        let frame = frame.map_err(|e| ExportError::Source { index, source: e.into() })?;
         exporter.push(frame)?;
-        if progress(Progress {
-            frames_done: index + 1,
-            frames_total,
-        })
-        .is_break()
-        {
+        if progress(Progress { frames_done: index + 1, frames_total }).is_break() {
             return Err(cancelled(&exporter));
         }
     }
@@ -693,11 +604,7 @@ where
 /// on the UI thread).
 pub fn cancel_flag(flag: &AtomicBool) -> impl FnMut(Progress) -> ControlFlow<()> + '_ {
     move |_| {
-        if flag.load(Ordering::Relaxed) {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
+        if flag.load(Ordering::Relaxed) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     }
 }
 
@@ -761,17 +668,10 @@ pub fn bench_export(dir: &Path) -> Result<Vec<BenchResult>, ExportError> {
     for (name, file, n, w, h) in cases {
         let frames: Vec<RgbImage> = (0..n).map(|i| synthetic_frame(w, h, i)).collect();
         let path = dir.join(file);
-        let options = ExportOptions {
-            force: true,
-            ..ExportOptions::default()
-        };
+        let options = ExportOptions { force: true, ..ExportOptions::default() };
         let start = Instant::now();
-        let summary = export(
-            frames.into_iter().map(Ok::<_, io::Error>),
-            &path,
-            &options,
-            |_| ControlFlow::Continue(()),
-        )?;
+        let summary =
+            export(frames.into_iter().map(Ok::<_, io::Error>), &path, &options, |_| ControlFlow::Continue(()))?;
         let elapsed = start.elapsed();
         let _ = fs::remove_file(&path);
         results.push(BenchResult {
@@ -793,30 +693,12 @@ mod tests {
 
     #[test]
     fn format_from_path() {
-        assert_eq!(
-            ExportFormat::from_path(Path::new("a/clip.mp4")).unwrap(),
-            ExportFormat::Mp4
-        );
-        assert_eq!(
-            ExportFormat::from_path(Path::new("clip.MP4")).unwrap(),
-            ExportFormat::Mp4
-        );
-        assert_eq!(
-            ExportFormat::from_path(Path::new("clip.gif")).unwrap(),
-            ExportFormat::Gif
-        );
-        assert_eq!(
-            ExportFormat::from_path(Path::new("frames/")).unwrap(),
-            ExportFormat::PngSequence
-        );
-        assert_eq!(
-            ExportFormat::from_path(Path::new("frames")).unwrap(),
-            ExportFormat::PngSequence
-        );
-        assert_eq!(
-            ExportFormat::from_path(Path::new("frames.v2/")).unwrap(),
-            ExportFormat::PngSequence
-        );
+        assert_eq!(ExportFormat::from_path(Path::new("a/clip.mp4")).unwrap(), ExportFormat::Mp4);
+        assert_eq!(ExportFormat::from_path(Path::new("clip.MP4")).unwrap(), ExportFormat::Mp4);
+        assert_eq!(ExportFormat::from_path(Path::new("clip.gif")).unwrap(), ExportFormat::Gif);
+        assert_eq!(ExportFormat::from_path(Path::new("frames/")).unwrap(), ExportFormat::PngSequence);
+        assert_eq!(ExportFormat::from_path(Path::new("frames")).unwrap(), ExportFormat::PngSequence);
+        assert_eq!(ExportFormat::from_path(Path::new("frames.v2/")).unwrap(), ExportFormat::PngSequence);
         assert!(matches!(
             ExportFormat::from_path(Path::new("clip.mov")),
             Err(ExportError::UnsupportedFormat { extension, .. }) if extension == "mov"
@@ -827,30 +709,9 @@ mod tests {
     fn options_are_validated() {
         let ok = ExportOptions::default();
         assert!(ok.validate().is_ok());
-        assert!(
-            ExportOptions {
-                scale: 3,
-                ..ok.clone()
-            }
-            .validate()
-            .is_err()
-        );
-        assert!(
-            ExportOptions {
-                fps: 0.0,
-                ..ok.clone()
-            }
-            .validate()
-            .is_err()
-        );
-        assert!(
-            ExportOptions {
-                fps: f32::NAN,
-                ..ok.clone()
-            }
-            .validate()
-            .is_err()
-        );
+        assert!(ExportOptions { scale: 3, ..ok.clone() }.validate().is_err());
+        assert!(ExportOptions { fps: 0.0, ..ok.clone() }.validate().is_err());
+        assert!(ExportOptions { fps: f32::NAN, ..ok.clone() }.validate().is_err());
         assert!(Quality::new(0).is_err() && Quality::new(101).is_err() && Quality::new(1).is_ok());
     }
 
@@ -870,10 +731,7 @@ mod tests {
     #[test]
     fn io_errors_are_classified() {
         let p = Path::new("/x/clip.mp4");
-        assert!(matches!(
-            io_error(p, io::Error::from_raw_os_error(28)),
-            ExportError::DiskFull { .. }
-        ));
+        assert!(matches!(io_error(p, io::Error::from_raw_os_error(28)), ExportError::DiskFull { .. }));
         assert!(matches!(
             io_error(p, io::Error::from(io::ErrorKind::PermissionDenied)),
             ExportError::Unwritable { .. }

@@ -25,8 +25,8 @@ use image::RgbImage;
 use muxide::api::{Muxer, MuxerBuilder, VideoCodec};
 use openh264::OpenH264API;
 use openh264::encoder::{
-    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Level,
-    Profile, QpRange, RateControlMode, UsageType, VuiConfig,
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Level, Profile, QpRange,
+    RateControlMode, UsageType, VuiConfig,
 };
 use openh264::formats::YUVSlices;
 
@@ -63,11 +63,7 @@ pub(crate) fn level_for(width: u32, height: u32, fps: f32) -> (Level, u32) {
     for (max_fs, max_mbps, max_kbps, level) in TABLE {
         // A side may not exceed sqrt(8 · MaxFS) macroblocks.
         let max_side = f64::from(8 * max_fs).sqrt();
-        if frame_mbs <= max_fs
-            && mb_rate <= max_mbps
-            && f64::from(wmb) <= max_side
-            && f64::from(hmb) <= max_side
-        {
+        if frame_mbs <= max_fs && mb_rate <= max_mbps && f64::from(wmb) <= max_side && f64::from(hmb) <= max_side {
             return (level, max_kbps * 1000);
         }
     }
@@ -90,17 +86,9 @@ pub(crate) struct Mp4Sink {
 
 impl Mp4Sink {
     pub(super) fn create(setup: &SinkSetup<'_>) -> NewSink {
-        let (w, h) = (
-            setup.width + setup.width % 2,
-            setup.height + setup.height % 2,
-        );
+        let (w, h) = (setup.width + setup.width % 2, setup.height + setup.height % 2);
         if w.max(h) > MAX_LONG_SIDE || w.min(h) > MAX_SHORT_SIDE {
-            return Err(ExportError::TooLarge {
-                format: "H.264",
-                width: w,
-                height: h,
-                max: "3840x2160",
-            });
+            return Err(ExportError::TooLarge { format: "H.264", width: w, height: h, max: "3840x2160" });
         }
         let fps = setup.options.fps;
         let qp = quality_to_qp(setup.options.quality.get());
@@ -118,31 +106,18 @@ impl Mp4Sink {
             .qp(QpRange::new(qp, qp))
             .skip_frames(false)
             .max_frame_rate(FrameRate::from_hz(fps))
-            .intra_frame_period(IntraFramePeriod::from_num_frames(
-                (fps * 2.0).round().max(1.0) as u32,
-            ))
+            .intra_frame_period(IntraFramePeriod::from_num_frames((fps * 2.0).round().max(1.0) as u32))
             .background_detection(false)
             .scene_change_detect(false)
             .vui(VuiConfig::bt709())
             // One thread: the export shares the CPU with generation, and single-slice encoding gains
             // nothing from OpenH264's threads.
             .num_threads(1);
-        let encoder =
-            Encoder::with_api_config(OpenH264API::from_source(), config).map_err(|e| {
-                ExportError::Encode {
-                    index: 0,
-                    reason: e.to_string(),
-                }
-            })?;
-        let file = OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(setup.temp)
-            .map_err(|e| io_error(setup.path, e))?;
-        let writer = MoovPatcher::new(
-            BufWriter::with_capacity(1 << 20, file),
-            build_udta(&setup.options.metadata),
-        );
+        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
+            .map_err(|e| ExportError::Encode { index: 0, reason: e.to_string() })?;
+        let file =
+            OpenOptions::new().write(true).truncate(true).open(setup.temp).map_err(|e| io_error(setup.path, e))?;
+        let writer = MoovPatcher::new(BufWriter::with_capacity(1 << 20, file), build_udta(&setup.options.metadata));
         let muxer = MuxerBuilder::new(writer)
             .video(VideoCodec::H264, w, h, f64::from(fps))
             .with_fast_start(true)
@@ -168,25 +143,13 @@ impl Sink for Mp4Sink {
         let (w, h) = (self.width, self.height);
         let (y, uv) = self.yuv.split_at_mut(w * h);
         let (u, v) = uv.split_at_mut(w * h / 4);
-        rgb_to_yuv420_bt709(
-            image.as_raw(),
-            image.width() as usize,
-            image.height() as usize,
-            w,
-            h,
-            y,
-            u,
-            v,
-        );
+        rgb_to_yuv420_bt709(image.as_raw(), image.width() as usize, image.height() as usize, w, h, y, u, v);
         let source = YUVSlices::new((&*y, &*u, &*v), (w, h), (w, w / 2, w / 2));
         let millis = (index as f64 * 1000.0 / self.fps).round() as u64;
         let encoded = self
             .encoder
             .encode_at(&source, openh264::Timestamp::from_millis(millis))
-            .map_err(|e| ExportError::Encode {
-                index,
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| ExportError::Encode { index, reason: e.to_string() })?;
         let frame_type = encoded.frame_type();
         self.bitstream.clear();
         encoded.write_vec(&mut self.bitstream);
@@ -199,33 +162,19 @@ impl Sink for Mp4Sink {
             });
         }
         let pts = index as f64 / self.fps;
-        self.muxer
-            .write_video(pts, &self.bitstream, frame_type == FrameType::IDR)
-            .map_err(|e| mux_error(&self.path, e))
+        self.muxer.write_video(pts, &self.bitstream, frame_type == FrameType::IDR).map_err(|e| mux_error(&self.path, e))
     }
 
     fn finish(self: Box<Self>) -> Result<u64, ExportError> {
-        let Mp4Sink {
-            path, mut muxer, ..
-        } = *self;
-        let stats = muxer
-            .finish_in_place_with_stats()
-            .map_err(|e| mux_error(&path, e))?;
+        let Mp4Sink { path, mut muxer, .. } = *self;
+        let stats = muxer.finish_in_place_with_stats().map_err(|e| mux_error(&path, e))?;
         let patcher = muxer.into_writer();
         if !patcher.patched() {
-            return Err(ExportError::Mux(
-                "the MP4 index was not found where expected; metadata not written".into(),
-            ));
+            return Err(ExportError::Mux("the MP4 index was not found where expected; metadata not written".into()));
         }
-        let file = patcher
-            .into_inner()
-            .into_inner()
-            .map_err(|e| io_error(&path, e.into_error()))?;
+        let file = patcher.into_inner().into_inner().map_err(|e| io_error(&path, e.into_error()))?;
         file.sync_all().map_err(|e| io_error(&path, e))?;
-        Ok(file
-            .metadata()
-            .map(|m| m.len())
-            .unwrap_or(stats.bytes_written))
+        Ok(file.metadata().map(|m| m.len()).unwrap_or(stats.bytes_written))
     }
 }
 
@@ -258,11 +207,7 @@ pub(crate) fn rgb_to_yuv420_bt709(
     const CS: f32 = 224.0 / 255.0;
     let px = |x: usize, y: usize| {
         let i = (y.min(src_h - 1) * src_w + x.min(src_w - 1)) * 3;
-        (
-            f32::from(rgb[i]),
-            f32::from(rgb[i + 1]),
-            f32::from(rgb[i + 2]),
-        )
+        (f32::from(rgb[i]), f32::from(rgb[i + 1]), f32::from(rgb[i + 2]))
     };
     for y in 0..dst_h {
         let row = &mut y_out[y * dst_w..(y + 1) * dst_w];
@@ -311,10 +256,7 @@ fn text_data(value: &str) -> Vec<u8> {
 /// (ffmpeg and exiftool show those under the key's own name).
 pub(crate) fn build_udta(metadata: &[(String, String)]) -> Vec<u8> {
     let mut ilst = Vec::new();
-    ilst.extend(mp4_box(
-        b"\xa9too",
-        &text_data(concat!("Spool ", env!("CARGO_PKG_VERSION"))),
-    ));
+    ilst.extend(mp4_box(b"\xa9too", &text_data(concat!("Spool ", env!("CARGO_PKG_VERSION")))));
     if let Some((_, title)) = metadata.iter().find(|(k, _)| k == "title") {
         ilst.extend(mp4_box(b"\xa9nam", &text_data(title)));
     }
@@ -358,13 +300,7 @@ pub(crate) struct MoovPatcher<W: Write> {
 
 impl<W: Write> MoovPatcher<W> {
     pub(crate) fn new(inner: W, udta: Vec<u8>) -> Self {
-        MoovPatcher {
-            inner,
-            udta,
-            pending: Vec::new(),
-            passthrough: false,
-            patched: false,
-        }
+        MoovPatcher { inner, udta, pending: Vec::new(), passthrough: false, patched: false }
     }
 
     pub(crate) fn patched(&self) -> bool {
@@ -394,8 +330,7 @@ impl<W: Write> MoovPatcher<W> {
                 let delta = self.udta.len() as u64;
                 shift_chunk_offsets(&mut boxed[8..], delta)?;
                 boxed.extend_from_slice(&self.udta);
-                let new_size =
-                    u32::try_from(boxed.len()).map_err(|_| io::Error::other("moov too large"))?;
+                let new_size = u32::try_from(boxed.len()).map_err(|_| io::Error::other("moov too large"))?;
                 boxed[0..4].copy_from_slice(&new_size.to_be_bytes());
                 self.patched = true;
             }
@@ -422,8 +357,7 @@ fn shift_chunk_offsets(mut buf: &mut [u8], delta: u64) -> io::Result<()> {
             b"stco" | b"co64" => {
                 let wide = &kind == b"co64";
                 let entry = if wide { 8 } else { 4 };
-                let count = u32::from_be_bytes(body.get(4..8).ok_or_else(bad)?.try_into().unwrap())
-                    as usize;
+                let count = u32::from_be_bytes(body.get(4..8).ok_or_else(bad)?.try_into().unwrap()) as usize;
                 let entries = body.get_mut(8..8 + count * entry).ok_or_else(bad)?;
                 for e in entries.chunks_exact_mut(entry) {
                     if wide {
@@ -431,8 +365,7 @@ fn shift_chunk_offsets(mut buf: &mut [u8], delta: u64) -> io::Result<()> {
                         e.copy_from_slice(&v.to_be_bytes());
                     } else {
                         let v = u64::from(u32::from_be_bytes(e.try_into().unwrap())) + delta;
-                        let v = u32::try_from(v)
-                            .map_err(|_| io::Error::other("MP4 larger than 4 GiB"))?;
+                        let v = u32::try_from(v).map_err(|_| io::Error::other("MP4 larger than 4 GiB"))?;
                         e.copy_from_slice(&v.to_be_bytes());
                     }
                 }
@@ -472,10 +405,7 @@ mod tests {
 
     #[test]
     fn levels() {
-        assert!(matches!(
-            level_for(128, 128, 16.0),
-            (Level::Level_3_0, 10_000_000)
-        ));
+        assert!(matches!(level_for(128, 128, 16.0), (Level::Level_3_0, 10_000_000)));
         assert!(matches!(level_for(832, 480, 16.0), (Level::Level_3_0, _)));
         assert!(matches!(level_for(1664, 960, 16.0), (Level::Level_4_0, _)));
         assert!(matches!(level_for(3328, 1920, 16.0), (Level::Level_5_1, _)));
@@ -506,13 +436,7 @@ mod tests {
     fn patcher_shifts_offsets_and_appends_udta() {
         // ftyp, moov{trak{mdia{minf{stbl{stco[1 entry]}}}}}, mdat.
         let stco = mp4_box(b"stco", &[0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 100]);
-        let moov = mp4_box(
-            b"moov",
-            &mp4_box(
-                b"trak",
-                &mp4_box(b"mdia", &mp4_box(b"minf", &mp4_box(b"stbl", &stco))),
-            ),
-        );
+        let moov = mp4_box(b"moov", &mp4_box(b"trak", &mp4_box(b"mdia", &mp4_box(b"minf", &mp4_box(b"stbl", &stco)))));
         let mut file = mp4_box(b"ftyp", b"isom");
         file.extend(&moov);
         file.extend(mp4_box(b"mdat", b"abcd"));

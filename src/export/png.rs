@@ -48,21 +48,9 @@ pub fn frame_file_name(index: usize) -> String {
 impl Sink for PngSink {
     fn push(&mut self, image: &RgbImage, index: usize) -> Result<(), ExportError> {
         self.encoded.clear();
-        PngEncoder::new_with_quality(
-            &mut self.encoded,
-            CompressionType::Fast,
-            FilterType::Adaptive,
-        )
-        .write_image(
-            image.as_raw(),
-            image.width(),
-            image.height(),
-            image::ExtendedColorType::Rgb8,
-        )
-        .map_err(|e| ExportError::Io {
-            path: self.path.clone(),
-            source: std::io::Error::other(e),
-        })?;
+        PngEncoder::new_with_quality(&mut self.encoded, CompressionType::Fast, FilterType::Adaptive)
+            .write_image(image.as_raw(), image.width(), image.height(), image::ExtendedColorType::Rgb8)
+            .map_err(|e| ExportError::Io { path: self.path.clone(), source: std::io::Error::other(e) })?;
         // Signature (8) + IHDR chunk (4 length + 4 type + 13 data + 4 CRC).
         const AFTER_IHDR: usize = 8 + 25;
         debug_assert_eq!(&self.encoded[12..16], b"IHDR");
@@ -142,11 +130,7 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
         }
     }
     !crc

@@ -133,24 +133,16 @@ mod tests {
     fn matches_image_lanczos3_inside() {
         // Same kernel as `image`'s Lanczos3: away from the borders (where edge handling differs)
         // the results agree to rounding.
-        let img = RgbImage::from_fn(40, 30, |x, y| {
-            image::Rgb([(x * 6) as u8, (y * 8) as u8, ((x * y) % 256) as u8])
-        });
+        let img = RgbImage::from_fn(40, 30, |x, y| image::Rgb([(x * 6) as u8, (y * 8) as u8, ((x * y) % 256) as u8]));
         for s in [2u32, 4] {
             let ours = upscale(&img, s);
-            let theirs = image::imageops::resize(
-                &img,
-                40 * s,
-                30 * s,
-                image::imageops::FilterType::Lanczos3,
-            );
+            let theirs = image::imageops::resize(&img, 40 * s, 30 * s, image::imageops::FilterType::Lanczos3);
             let margin = 4 * s;
             let mut worst = 0i32;
             for y in margin..30 * s - margin {
                 for x in margin..40 * s - margin {
                     for c in 0..3 {
-                        let d = i32::from(ours.get_pixel(x, y).0[c])
-                            - i32::from(theirs.get_pixel(x, y).0[c]);
+                        let d = i32::from(ours.get_pixel(x, y).0[c]) - i32::from(theirs.get_pixel(x, y).0[c]);
                         worst = worst.max(d.abs());
                     }
                 }
