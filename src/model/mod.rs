@@ -17,19 +17,10 @@ use rand_distr::{Distribution, StandardNormal};
 pub enum ModelError {
     #[error("weights file {path} is missing: {hint}")]
     MissingWeights { path: String, hint: String },
-    #[error(
-        "weights file {file} has no tensor `{name}`: the file does not belong to this model version"
-    )]
+    #[error("weights file {file} has no tensor `{name}`: the file does not belong to this model version")]
     MissingTensor { file: String, name: String },
-    #[error(
-        "tensor `{name}` in {file} has shape {got:?}, expected {expected:?}: the file does not match this model version"
-    )]
-    ShapeMismatch {
-        file: String,
-        name: String,
-        expected: Vec<usize>,
-        got: Vec<usize>,
-    },
+    #[error("tensor `{name}` in {file} has shape {got:?}, expected {expected:?}: the file does not match this model version")]
+    ShapeMismatch { file: String, name: String, expected: Vec<usize>, got: Vec<usize> },
     #[error("weights file {file} is unreadable: {reason}")]
     BadWeights { file: String, reason: String },
     #[error("{0}")]
@@ -76,9 +67,7 @@ impl Conditioning {
     pub fn blend(parts: &[(f32, &Conditioning)]) -> Result<Conditioning> {
         let total: f32 = parts.iter().map(|(w, _)| w.max(0.0)).sum();
         if parts.is_empty() || total <= 0.0 {
-            return Err(ModelError::Invalid(
-                "a prompt blend needs at least one positive weight".into(),
-            ));
+            return Err(ModelError::Invalid("a prompt blend needs at least one positive weight".into()));
         }
         if let [(_, only)] = parts {
             return Ok((*only).clone());
@@ -89,10 +78,7 @@ impl Conditioning {
             tokens.push(c.tokens.clone());
             bias.push((&c.bias + f64::from((w / total).ln()))?);
         }
-        Ok(Conditioning {
-            tokens: Tensor::cat(&tokens, 0)?,
-            bias: Tensor::cat(&bias, 0)?,
-        })
+        Ok(Conditioning { tokens: Tensor::cat(&tokens, 0)?, bias: Tensor::cat(&bias, 0)? })
     }
 }
 
@@ -137,11 +123,7 @@ impl Frame {
                 planar[c * n + i] = f32::from(px[c]) / 127.5 - 1.0;
             }
         }
-        Frame {
-            width,
-            height,
-            planar,
-        }
+        Frame { width, height, planar }
     }
 }
 
@@ -161,9 +143,7 @@ impl FrameNoise {
     /// Standard-normal f32 tensor of the given shape.
     pub fn normal(&mut self, shape: &[usize], device: &Device) -> Result<Tensor> {
         let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n)
-            .map(|_| StandardNormal.sample(&mut self.rng))
-            .collect();
+        let v: Vec<f32> = (0..n).map(|_| StandardNormal.sample(&mut self.rng)).collect();
         Ok(Tensor::from_vec(v, shape, device)?.to_dtype(DType::F32)?)
     }
 }
@@ -188,12 +168,7 @@ pub trait VideoModel: Send {
 
     /// Denoises the next `chunk_frames` frames from the cache in `steps` steps, conditioned on `cond`.
     /// Every step reads the same cache; the cache is not changed.
-    fn denoise(
-        &mut self,
-        cond: &Conditioning,
-        noise: &mut FrameNoise,
-        steps: u32,
-    ) -> Result<Vec<Latent>>;
+    fn denoise(&mut self, cond: &Conditioning, noise: &mut FrameNoise, steps: u32) -> Result<Vec<Latent>>;
 
     /// Appends finished frames to the cache, computing their keys/values once.
     fn commit(&mut self, frames: &[Latent], cond: &Conditioning) -> Result<()>;

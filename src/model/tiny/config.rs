@@ -153,7 +153,7 @@ impl Config {
                 "heads × head_dim must equal d_model",
             ),
             (
-                self.latent_hw % 2 == 0,
+                self.latent_hw.is_multiple_of(2),
                 "latent_hw must be even (2×2 pooling)",
             ),
             (
@@ -172,7 +172,10 @@ impl Config {
                 self.n_full >= 1 && self.window >= self.n_full,
                 "need 1 ≤ n_full ≤ window",
             ),
-            (self.time_embed_dim % 2 == 0, "time_embed_dim must be even"),
+            (
+                self.time_embed_dim.is_multiple_of(2),
+                "time_embed_dim must be even",
+            ),
             (
                 self.ae_enc_channels.len() == 5,
                 "ae_enc_channels needs 5 widths",
