@@ -5,13 +5,62 @@
 //! of the low-resolution input, so one 2×2 conv with `4·c_out` outputs over the input (padding 1)
 //! gives all phases, which are then interleaved. Same result, 16 multiply-adds per low-res pixel and
 //! channel pair instead of 36: the upsampling stages are most of the decoder's cost.
+//!
+//! Activations are channels-last `(H, W, C)` inside the autoencoder, so every conv is one im2col
+//! (contiguous copies of `C` values per tap) and one gemm, with bias and SiLU fused into the pass that
+//! follows; the weights are re-laid out as `(k·k·C_in, C_out)` matrices once, at load.
 
 use candle_core::Tensor;
 
 use super::config::Config;
-use super::layers::Conv;
+use super::kernels::{Act, act, bias_act, im2col, interleave_phases, shuffle_to_planar};
 use super::weights::Weights;
 use crate::model::Result;
+
+/// A conv with bias on channels-last tensors, as im2col + gemm.
+struct Conv {
+    /// `(k·k·c_in, c_out)`, row `(ky·k + kx)·c_in + c`.
+    w: Tensor,
+    b: Vec<f32>,
+    k: usize,
+    stride: usize,
+    pad: usize,
+}
+
+impl Conv {
+    #[allow(clippy::too_many_arguments)]
+    fn load(w: &Weights, prefix: &str, c_in: usize, c_out: usize, k: usize, stride: usize, pad: usize) -> Result<Conv> {
+        let weight = w.get(&format!("{prefix}.weight"), &[c_out, c_in, k, k])?;
+        let b = w.get(&format!("{prefix}.bias"), &[c_out])?.to_vec1::<f32>()?;
+        Conv::from_torch(&weight, b, stride, pad)
+    }
+
+    /// From a PyTorch-layout kernel `(c_out, c_in, k, k)`.
+    fn from_torch(weight: &Tensor, b: Vec<f32>, stride: usize, pad: usize) -> Result<Conv> {
+        let (c_out, c_in, k, _) = weight.dims4()?;
+        let w = weight.permute((2, 3, 1, 0))?.contiguous()?.reshape((k * k * c_in, c_out))?;
+        Ok(Conv { w, b, k, stride, pad })
+    }
+
+    /// `(H, W, C_in)` → `(Ho·Wo, C_out)` before the bias.
+    fn matmul(&self, x: &Tensor) -> Result<(Tensor, usize, usize)> {
+        let (h, w, c) = x.dims3()?;
+        let ho = (h + 2 * self.pad - self.k) / self.stride + 1;
+        let wo = (w + 2 * self.pad - self.k) / self.stride + 1;
+        let col = if self.k == 1 && self.stride == 1 && self.pad == 0 {
+            x.reshape((h * w, c))?
+        } else {
+            im2col(x, self.k, self.stride, self.pad)?
+        };
+        Ok((col.matmul(&self.w)?, ho, wo))
+    }
+
+    /// `act(conv(x) + b)`, channels-last.
+    fn forward(&self, x: &Tensor, a: Act) -> Result<Tensor> {
+        let (y, ho, wo) = self.matmul(x)?;
+        Ok(bias_act(&y, &self.b, a)?.reshape((ho, wo, self.b.len()))?)
+    }
+}
 
 /// `h + conv2(silu(conv1(silu(h))))`.
 struct Res {
@@ -28,70 +77,46 @@ impl Res {
     }
 
     fn forward(&self, h: &Tensor) -> Result<Tensor> {
-        let y = self.conv1.forward(&candle_nn::ops::silu(h)?)?;
-        let y = self.conv2.forward(&candle_nn::ops::silu(&y)?)?;
+        let y = self.conv1.forward(&act(h, Act::Silu)?, Act::Silu)?;
+        let y = self.conv2.forward(&y, Act::None)?;
         Ok((h + y)?)
     }
 }
 
-/// Nearest ×2 upsample followed by a 3×3 conv (padding 1), as one 2×2 conv over the input.
+/// Nearest ×2 upsample followed by a 3×3 conv (padding 1) and SiLU, as one 2×2 conv over the input.
 struct UpConv {
     phases: Conv,
-    c_out: usize,
+    bias: Vec<f32>,
 }
 
 impl UpConv {
     fn load(w: &Weights, prefix: &str, c_in: usize, c_out: usize) -> Result<UpConv> {
-        let conv = Conv::load(w, prefix, c_in, c_out, 3, 1, 1)?;
+        let k = w.get(&format!("{prefix}.weight"), &[c_out, c_in, 3, 3])?;
+        let bias = w.get(&format!("{prefix}.bias"), &[c_out])?.to_vec1::<f32>()?;
         // Along each axis, output phase 0 reads input rows (y−1, y) with taps (k0, k1+k2), phase 1
         // reads (y, y+1) with taps (k0+k1, k2). A 2×2 conv with padding 1 at output index o reads input
         // rows (o−1, o): phase 0 is its output row y, phase 1 its output row y+1.
-        let k = conv.weight();
-        let taps = |axis: usize, phase: usize| -> Result<Tensor> {
-            let t = |i: usize| k.narrow(axis, i, 1);
-            let (first, second) = if phase == 0 {
-                (t(0)?, (t(1)? + t(2)?)?)
-            } else {
-                ((t(0)? + t(1)?)?, t(2)?)
-            };
+        let fold = |t: &Tensor, axis: usize, phase: usize| -> Result<Tensor> {
+            let tap = |i: usize| t.narrow(axis, i, 1);
+            let (first, second) =
+                if phase == 0 { (tap(0)?, (tap(1)? + tap(2)?)?) } else { ((tap(0)? + tap(1)?)?, tap(2)?) };
             Ok(Tensor::cat(&[first, second], axis)?)
         };
         let mut kernels = Vec::with_capacity(4);
         for a in 0..2 {
             for b in 0..2 {
-                // Rows first (axis 2) gives (c_out, c_in, 2, 3); then columns (axis 3) of that.
-                let rows = taps(2, a)?;
-                let t = |i: usize| rows.narrow(3, i, 1);
-                let (first, second) = if b == 0 {
-                    (t(0)?, (t(1)? + t(2)?)?)
-                } else {
-                    ((t(0)? + t(1)?)?, t(2)?)
-                };
-                kernels.push(Tensor::cat(&[first, second], 3)?);
+                kernels.push(fold(&fold(&k, 2, a)?, 3, b)?);
             }
         }
-        let weight = Tensor::cat(&kernels, 0)?.contiguous()?;
-        let bias = conv.bias()?;
-        let bias = Tensor::cat(&[&bias, &bias, &bias, &bias], 0)?;
-        Ok(UpConv {
-            phases: Conv::from_parts(weight, bias, 1, 1)?,
-            c_out,
-        })
+        let phases = Conv::from_torch(&Tensor::cat(&kernels, 0)?, Vec::new(), 1, 1)?;
+        Ok(UpConv { phases, bias })
     }
 
+    /// `(h, w, c_in)` → `(2h, 2w, c_out)`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (_, _, h, w) = x.dims4()?;
-        let y = self.phases.forward(x)?; // (1, 4·c_out, h+1, w+1)
-        let phase = |a: usize, b: usize| -> Result<Tensor> {
-            Ok(y.narrow(1, (a * 2 + b) * self.c_out, self.c_out)?
-                .narrow(2, a, h)?
-                .narrow(3, b, w)?)
-        };
-        let row =
-            |a: usize| -> Result<Tensor> { Ok(Tensor::stack(&[phase(a, 0)?, phase(a, 1)?], 4)?) };
-        // (1, c, h, 2, w, 2) → (1, c, 2h, 2w): output (2y+a, 2x+b).
-        let out = Tensor::stack(&[row(0)?, row(1)?], 3)?;
-        Ok(out.reshape((1, self.c_out, 2 * h, 2 * w))?)
+        let (h, w, _) = x.dims3()?;
+        let (y, _, _) = self.phases.matmul(x)?; // ((h+1)(w+1), 4·c_out)
+        interleave_phases(&y, h, w, &self.bias, Act::Silu)
     }
 }
 
@@ -106,7 +131,6 @@ pub struct AutoEncoder {
     up: Vec<UpConv>,
     dec_out: Conv,
     latent_scale: f32,
-    channels: usize,
 }
 
 impl AutoEncoder {
@@ -117,9 +141,7 @@ impl AutoEncoder {
         let down = (0..4)
             .map(|i| Conv::load(w, &format!("enc.down.{i}"), e[i], e[i + 1], 4, 2, 1))
             .collect::<Result<_>>()?;
-        let up = (0..3)
-            .map(|i| UpConv::load(w, &format!("dec.up.{i}"), d[i], d[i + 1]))
-            .collect::<Result<_>>()?;
+        let up = (0..3).map(|i| UpConv::load(w, &format!("dec.up.{i}"), d[i], d[i + 1])).collect::<Result<_>>()?;
         Ok(AutoEncoder {
             enc_in: Conv::load(w, "enc.conv_in", 3, e[0], 3, 1, 1)?,
             down,
@@ -130,45 +152,30 @@ impl AutoEncoder {
             up,
             dec_out: Conv::load(w, "dec.conv_out", d[3], 12, 3, 1, 1)?,
             latent_scale: w.scalar("ae.latent_scale")?,
-            channels: lc,
         })
     }
 
     /// Pixels `(3, H, W)` in [-1, 1] → scaled latent `(C, H/16, W/16)`.
     pub fn encode(&self, x: &Tensor) -> Result<Tensor> {
-        let silu = candle_nn::ops::silu;
-        let mut h = silu(&self.enc_in.forward(&x.unsqueeze(0)?)?)?;
+        let mut h = self.enc_in.forward(&x.permute((1, 2, 0))?.contiguous()?, Act::Silu)?;
         for d in &self.down {
-            h = silu(&d.forward(&h)?)?;
+            h = d.forward(&h, Act::Silu)?;
         }
         let h = self.enc_res.forward(&h)?;
-        let z = self
-            .enc_out
-            .forward(&h)?
-            .affine(f64::from(self.latent_scale), 0.0)?;
-        Ok(z.squeeze(0)?)
+        let z = self.enc_out.forward(&h, Act::None)?; // (h, w, C)
+        Ok(z.permute((2, 0, 1))?.affine(f64::from(self.latent_scale), 0.0)?)
     }
 
     /// Scaled latent `(C, h, w)` → pixels `(3, 16h, 16w)`, clamped to [-1, 1].
     pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
-        let silu = candle_nn::ops::silu;
-        let z = (z.unsqueeze(0)? / f64::from(self.latent_scale))?;
-        let h = silu(&self.dec_in.forward(&z)?)?;
+        let z = (z.permute((1, 2, 0))? / f64::from(self.latent_scale))?.contiguous()?;
+        let h = self.dec_in.forward(&z, Act::Silu)?;
         let mut h = self.dec_res.forward(&h)?;
         for u in &self.up {
-            h = silu(&u.forward(&h)?)?;
+            h = u.forward(&h)?;
         }
-        let y = self.dec_out.forward(&h)?; // (1, 12, H/2, W/2)
-        let (_, _, hh, ww) = y.dims4()?;
-        // Pixel shuffle ×2: channel c·4 + i·2 + j → output channel c, row offset i, column offset j.
-        let y = y
-            .reshape((3, 2, 2, hh, ww))?
-            .permute((0, 3, 1, 4, 2))?
-            .reshape((3, 2 * hh, 2 * ww))?;
-        Ok(y.clamp(-1f32, 1f32)?)
-    }
-
-    pub fn latent_channels(&self) -> usize {
-        self.channels
+        let (hh, ww, _) = h.dims3()?;
+        let (y, _, _) = self.dec_out.matmul(&h)?; // (hh·ww, 12)
+        shuffle_to_planar(&y, hh, ww, &self.dec_out.b)
     }
 }

@@ -32,8 +32,8 @@ pub struct AppendPlan {
     write_at: usize,
     /// `(ring offset, pooled offset)`: the element leaving the ring, to pool before it is overwritten.
     demote: Option<(usize, usize)>,
-    /// `(heads, 1, L)` additive logit bias.
-    pub bias: Tensor,
+    /// `heads × L` additive logit bias.
+    pub bias: Vec<f32>,
 }
 
 pub struct EncoderCache {
@@ -139,7 +139,7 @@ impl EncoderCache {
             self.ring[r] = Some(s);
             self.ring_off(r)
         };
-        let bias = self.bias(s)?;
+        let bias = self.bias(s);
         Ok(AppendPlan {
             write_at,
             demote,
@@ -147,8 +147,8 @@ impl EncoderCache {
         })
     }
 
-    /// `(heads, 1, L)` bias for the queries of element `s`, from the current bookkeeping.
-    fn bias(&self, s: usize) -> Result<Tensor> {
+    /// `heads × L` bias for the queries of element `s`, from the current bookkeeping.
+    fn bias(&self, s: usize) -> Vec<f32> {
         // One value per slot for a unit slope: (distance term multiplier, extra, visible).
         let mut slots: Vec<(f32, f32, usize)> =
             Vec::with_capacity(self.n_sink + self.n_full + self.pooled.len());
@@ -191,11 +191,7 @@ impl EncoderCache {
                 v.extend(std::iter::repeat_n(b, n));
             }
         }
-        Ok(Tensor::from_vec(
-            v,
-            (self.heads, 1, self.len),
-            &self.device,
-        )?)
+        v
     }
 
     /// Writes block `block`'s k/v `(heads, tokens, head_dim)` for the planned element, pooling the

@@ -1,4 +1,4 @@
-//! The small building blocks spool-tiny is made of: linear, layer norm, conv, attention, MLP.
+//! The small building blocks of spool-tiny's transformer: linear, layer norm, attention, MLP.
 //!
 //! They are plain structs with a `forward`, built from [`Weights`] under the checkpoint's key names.
 //! Shapes here are unbatched: one frame's 64 tokens are a `(tokens, dim)` matrix, which is what the
@@ -6,6 +6,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
+use super::kernels::{Act, bias_act, softmax_bias};
 use super::weights::Weights;
 use crate::model::Result;
 
@@ -13,13 +14,13 @@ use crate::model::Result;
 /// row-major without a strided view.
 pub struct Linear {
     wt: Tensor,
-    b: Tensor,
+    b: Vec<f32>,
 }
 
 impl Linear {
     pub fn load(w: &Weights, prefix: &str, d_in: usize, d_out: usize) -> Result<Linear> {
         let weight = w.get(&format!("{prefix}.weight"), &[d_out, d_in])?;
-        let b = w.get(&format!("{prefix}.bias"), &[d_out])?;
+        let b = w.get(&format!("{prefix}.bias"), &[d_out])?.to_vec1::<f32>()?;
         Ok(Linear {
             wt: weight.t()?.contiguous()?,
             b,
@@ -29,17 +30,22 @@ impl Linear {
     /// Multiplies output columns `from..from+len` (weights and bias) by `s`: used to fold the
     /// `1/sqrt(head_dim)` attention scale into the query projection once, at load.
     pub fn scale_outputs(&mut self, from: usize, len: usize, s: f64) -> Result<()> {
-        let d_out = self.b.dim(0)?;
+        let d_out = self.b.len();
         let mut v = vec![1f32; d_out];
         v[from..from + len].iter_mut().for_each(|x| *x = s as f32);
-        let sv = Tensor::from_vec(v, d_out, self.b.device())?;
+        self.b.iter_mut().zip(&v).for_each(|(b, s)| *b *= s);
+        let sv = Tensor::from_vec(v, d_out, self.wt.device())?;
         self.wt = self.wt.broadcast_mul(&sv)?.contiguous()?;
-        self.b = self.b.mul(&sv)?;
         Ok(())
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.matmul(&self.wt)?.broadcast_add(&self.b)?)
+        self.forward_act(x, Act::None)
+    }
+
+    /// `act(x·Wᵀ + b)`, the bias and activation in one pass after the matmul.
+    pub fn forward_act(&self, x: &Tensor, act: Act) -> Result<Tensor> {
+        bias_act(&x.matmul(&self.wt)?, &self.b, act)
     }
 }
 
@@ -108,60 +114,6 @@ impl CustomOp1 for Norm {
     }
 }
 
-/// A 2-D convolution with bias, on `(1, c, h, w)` tensors.
-pub struct Conv {
-    w: Tensor,
-    b: Tensor,
-    stride: usize,
-    pad: usize,
-}
-
-impl Conv {
-    pub fn load(
-        w: &Weights,
-        prefix: &str,
-        c_in: usize,
-        c_out: usize,
-        k: usize,
-        stride: usize,
-        pad: usize,
-    ) -> Result<Conv> {
-        let weight = w.get(&format!("{prefix}.weight"), &[c_out, c_in, k, k])?;
-        let b = w
-            .get(&format!("{prefix}.bias"), &[c_out])?
-            .reshape((1, c_out, 1, 1))?;
-        Ok(Conv {
-            w: weight,
-            b,
-            stride,
-            pad,
-        })
-    }
-
-    pub fn from_parts(w: Tensor, b: Tensor, stride: usize, pad: usize) -> Result<Conv> {
-        let c_out = w.dim(0)?;
-        Ok(Conv {
-            w,
-            b: b.reshape((1, c_out, 1, 1))?,
-            stride,
-            pad,
-        })
-    }
-
-    pub fn weight(&self) -> &Tensor {
-        &self.w
-    }
-
-    pub fn bias(&self) -> Result<Tensor> {
-        Ok(self.b.flatten_all()?)
-    }
-
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.conv2d(&self.w, self.pad, self.stride, 1, 1)?
-            .broadcast_add(&self.b)?)
-    }
-}
-
 /// `fc2(gelu_tanh(fc1(x)))`.
 pub struct Mlp {
     fc1: Linear,
@@ -177,7 +129,7 @@ impl Mlp {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.fc2.forward(&self.fc1.forward(x)?.gelu()?)
+        self.fc2.forward(&self.fc1.forward_act(x, Act::Gelu)?)
     }
 }
 
@@ -196,14 +148,10 @@ pub fn merge_heads(x: &Tensor) -> Result<Tensor> {
 }
 
 /// Plain softmax attention for one frame: `q` `(H, n, dh)` (already scaled by `1/sqrt(dh)`),
-/// `k_t` `(H, dh, m)` or a transposed view of `(H, m, dh)`, `v` `(H, m, dh)`, optional additive
-/// logit bias broadcastable to `(H, n, m)`. Matmul-softmax beats candle's CPU flash attention ~3×
-/// at these sizes (DESIGN.md §7).
-pub fn attention(q: &Tensor, k_t: &Tensor, v: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    let mut s = q.matmul(k_t)?;
-    if let Some(b) = bias {
-        s = s.broadcast_add(b)?;
-    }
-    let p = candle_nn::ops::softmax_last_dim(&s)?;
+/// `k_t` `(H, dh, m)` or a transposed view of `(H, m, dh)`, `v` `(H, m, dh)`, and an additive logit
+/// bias of `H·m` or `m` values (or none). Matmul-softmax beats candle's CPU flash attention ~3× at
+/// these sizes (DESIGN.md §7).
+pub fn attention(q: &Tensor, k_t: &Tensor, v: &Tensor, bias: &[f32]) -> Result<Tensor> {
+    let p = softmax_bias(&q.matmul(k_t)?, bias)?;
     Ok(p.matmul(v)?)
 }

@@ -19,6 +19,7 @@
 pub mod ae;
 pub mod cache;
 pub mod config;
+pub mod kernels;
 mod layers;
 pub mod net;
 mod weights;

@@ -13,6 +13,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::cache::EncoderCache;
 use super::config::Config;
+use super::kernels::{Act, act};
 use super::layers::{Linear, Mlp, Norm, attention, merge_heads, split_heads};
 use super::weights::Weights;
 use crate::model::{Conditioning, ModelError, Result};
@@ -74,9 +75,9 @@ impl CrossAttn {
         Ok(TextKv { k_t, v })
     }
 
-    fn forward(&self, x: &Tensor, kv: &TextKv, bias: &Tensor, heads: usize) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, kv: &TextKv, bias: &[f32], heads: usize) -> Result<Tensor> {
         let q = split_heads(&self.q.forward(x)?, heads)?;
-        let o = attention(&q, &kv.k_t, &kv.v, Some(bias))?;
+        let o = attention(&q, &kv.k_t, &kv.v, bias)?;
         self.out.forward(&merge_heads(&o)?)
     }
 }
@@ -90,8 +91,8 @@ struct TextKv {
 pub struct CondState {
     /// `text_proj` output, `(n, d_model)`.
     pub ctx: Tensor,
-    /// `(1, 1, n)` additive logit bias.
-    bias: Tensor,
+    /// `n` additive logit biases.
+    bias: Vec<f32>,
     enc: Vec<TextKv>,
     dec: Vec<TextKv>,
 }
@@ -250,7 +251,7 @@ impl TinyNet {
             .collect::<Result<_>>()?;
         Ok(CondState {
             ctx,
-            bias: bias.reshape((1, 1, n))?,
+            bias: bias.to_vec1::<f32>()?,
             enc,
             dec,
         })
@@ -279,10 +280,9 @@ impl TinyNet {
     pub fn time_mod(&self, t: f32) -> Result<TimeMod> {
         let d = self.cfg.d_model;
         let eps = self.cfg.layernorm_eps;
-        let temb = self.t_fc2.forward(&candle_nn::ops::silu(
-            &self.t_fc1.forward(&self.timestep_embedding(t)?)?,
-        )?)?;
-        let st = candle_nn::ops::silu(&temb)?;
+        let hidden = self.t_fc1.forward_act(&self.timestep_embedding(t)?, Act::Silu)?;
+        let temb = self.t_fc2.forward(&hidden)?;
+        let st = act(&temb, Act::Silu)?;
         let gate = |v: &[f32]| Tensor::from_slice(v, d, &self.device);
         let norm = |shift: &[f32], scale: &[f32]| {
             Norm::new(scale.iter().map(|s| 1.0 + s).collect(), shift.to_vec(), eps)
@@ -329,7 +329,7 @@ impl TinyNet {
             let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
             cache.store(bi, &plan, &k, &v)?;
             let (kb, vb) = cache.kv(bi);
-            let o = attention(&q, &kb.t()?, vb, Some(&plan.bias))?;
+            let o = attention(&q, &kb.t()?, vb, &plan.bias)?;
             x = (x + blk.attn.out.forward(&merge_heads(&o)?)?)?;
             x = (&x
                 + blk
@@ -359,7 +359,7 @@ impl TinyNet {
         for ((blk, m), text) in self.dec_blocks.iter().zip(&tm.blocks).zip(&cond.dec) {
             let qkv = blk.attn.qkv(&m.norm1.forward(&x)?, heads)?;
             let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
-            let o = attention(&q, &k.t()?, &v, None)?;
+            let o = attention(&q, &k.t()?, &v, &[])?;
             x = (&x
                 + blk
                     .attn
