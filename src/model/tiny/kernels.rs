@@ -12,8 +12,10 @@ use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
 use crate::model::Result;
 
-/// `e^x` for f32 without branches, to ~2 ulp: `2^n · p(r)` with `r = x − n·ln 2` and a degree-6
+/// `e^x` for f32 without branches, to ~2 ulp: `2^n · p(r)` with `r = x − n·ln 2` and a degree-7
 /// polynomial for `e^r`. Inputs are clamped to (−87.3, 88), where the result stays a normal float.
+/// No float→int conversion (Rust's saturating `as` would stop the loops from vectorising): `2^n` is
+/// built from the bits of `n + 127 + 2²³`.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
@@ -21,14 +23,65 @@ pub fn exp(x: f32) -> f32 {
     const LN2_LO: f32 = 1.428_606_8e-6;
     // 1.5·2^23: adding and subtracting it rounds to the nearest integer in float arithmetic.
     const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.3, 88.0);
+    let x = x.max(-87.3).min(88.0);
     let n = (x * LOG2E + ROUND) - ROUND;
     let r = (x - n * LN2_HI) - n * LN2_LO;
     let p = 1.0
         + r * (1.0
-            + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r / 5040.0))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+            + r * (0.5
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r / 5040.0))))));
+    let scale = f32::from_bits((n + (127.0 + 8_388_608.0)).to_bits() << 23);
     p * scale
+}
+
+/// Runs `f` compiled for AVX2 when the CPU has it (the loops in `f` inline into this frame and get
+/// 8-wide vectors); the portable build only assumes SSE2.
+#[inline(always)]
+pub fn simd<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports the features `avx2` is compiled for.
+            return unsafe { avx2(f) };
+        }
+    }
+    f()
+}
+
+/// Sum with eight independent accumulators, so it vectorises (a single running sum is a serial
+/// dependency the compiler may not reorder).
+#[inline(always)]
+pub fn sum(xs: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = xs.chunks_exact(8);
+    let rest: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for i in 0..8 {
+            acc[i] += c[i];
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+#[inline(always)]
+fn max(xs: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let chunks = xs.chunks_exact(8);
+    let rest = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    for c in chunks {
+        for i in 0..8 {
+            acc[i] = acc[i].max(c[i]);
+        }
+    }
+    acc.iter().fold(rest, |a, &b| a.max(b))
 }
 
 #[inline(always)]
@@ -91,9 +144,24 @@ impl CustomOp1 for BiasAct<'_> {
         "spool-bias-act"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let src = contiguous(storage, layout)?;
         let mut dst = vec![0f32; src.len()];
+        if !self.bias.is_empty() && layout.dims().last() != Some(&self.bias.len()) {
+            candle_core::bail!("bias of {} for shape {:?}", self.bias.len(), layout.dims());
+        }
+        simd(|| self.run(src, &mut dst));
+        Ok((CpuStorage::F32(dst), layout.shape().clone()))
+    }
+}
+
+impl BiasAct<'_> {
+    #[inline(always)]
+    fn run(&self, src: &[f32], dst: &mut [f32]) {
         if self.bias.is_empty() {
             match self.act {
                 Act::None => dst.copy_from_slice(src),
@@ -102,18 +170,26 @@ impl CustomOp1 for BiasAct<'_> {
             }
         } else {
             let d = self.bias.len();
-            if layout.dims().last() != Some(&d) {
-                candle_core::bail!("bias of {d} for shape {:?}", layout.dims());
-            }
             for (o, s) in dst.chunks_exact_mut(d).zip(src.chunks_exact(d)) {
                 match self.act {
-                    Act::None => o.iter_mut().zip(s).zip(self.bias).for_each(|((o, x), b)| *o = x + b),
-                    Act::Silu => o.iter_mut().zip(s).zip(self.bias).for_each(|((o, x), b)| *o = silu(x + b)),
-                    Act::Gelu => o.iter_mut().zip(s).zip(self.bias).for_each(|((o, x), b)| *o = gelu(x + b)),
+                    Act::None => o
+                        .iter_mut()
+                        .zip(s)
+                        .zip(self.bias)
+                        .for_each(|((o, x), b)| *o = x + b),
+                    Act::Silu => o
+                        .iter_mut()
+                        .zip(s)
+                        .zip(self.bias)
+                        .for_each(|((o, x), b)| *o = silu(x + b)),
+                    Act::Gelu => o
+                        .iter_mut()
+                        .zip(s)
+                        .zip(self.bias)
+                        .for_each(|((o, x), b)| *o = gelu(x + b)),
                 }
             }
         }
-        Ok((CpuStorage::F32(dst), layout.shape().clone()))
     }
 }
 
@@ -132,7 +208,11 @@ impl CustomOp1 for SoftmaxBias<'_> {
         "spool-softmax-bias"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let src = contiguous(storage, layout)?;
         let dims = layout.dims();
         let (h, n, l) = match dims {
@@ -147,25 +227,22 @@ impl CustomOp1 for SoftmaxBias<'_> {
         };
         let zero = vec![0f32; l];
         let mut dst = vec![0f32; src.len()];
-        for (i, (o, s)) in dst.chunks_exact_mut(l).zip(src.chunks_exact(l)).enumerate() {
-            let b = match per_head {
-                None => &zero[..],
-                Some(false) => self.bias,
-                Some(true) => &self.bias[(i / n) * l..(i / n + 1) * l],
-            };
-            let mut max = f32::NEG_INFINITY;
-            for (o, (x, b)) in o.iter_mut().zip(s.iter().zip(b)) {
-                *o = x + b;
-                max = max.max(*o);
+        simd(|| {
+            for (i, (o, s)) in dst.chunks_exact_mut(l).zip(src.chunks_exact(l)).enumerate() {
+                let b = match per_head {
+                    None => &zero[..],
+                    Some(false) => self.bias,
+                    Some(true) => &self.bias[(i / n) * l..(i / n + 1) * l],
+                };
+                o.iter_mut()
+                    .zip(s.iter().zip(b))
+                    .for_each(|(o, (x, b))| *o = x + b);
+                let m = max(o);
+                o.iter_mut().for_each(|o| *o = exp(*o - m));
+                let inv = 1.0 / sum(o);
+                o.iter_mut().for_each(|o| *o *= inv);
             }
-            let mut sum = 0f32;
-            for o in o.iter_mut() {
-                *o = exp(*o - max);
-                sum += *o;
-            }
-            let inv = 1.0 / sum;
-            o.iter_mut().for_each(|o| *o *= inv);
-        }
+        });
         Ok((CpuStorage::F32(dst), layout.shape().clone()))
     }
 }
@@ -186,7 +263,11 @@ impl CustomOp1 for Im2Col {
         "spool-im2col"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let src = contiguous(storage, layout)?;
         let (h, w, c) = match layout.dims() {
             [h, w, c] => (*h, *w, *c),
@@ -211,7 +292,8 @@ impl CustomOp1 for Im2Col {
                             continue;
                         }
                         let o = (ky * k + kx) * c;
-                        out[o..o + c].copy_from_slice(&src[(iy * w + ix) * c..(iy * w + ix + 1) * c]);
+                        out[o..o + c]
+                            .copy_from_slice(&src[(iy * w + ix) * c..(iy * w + ix + 1) * c]);
                     }
                 }
             }
@@ -240,25 +322,34 @@ impl CustomOp1 for Phases<'_> {
         "spool-phases"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let src = contiguous(storage, layout)?;
         let (h, w, c) = (self.h, self.w, self.bias.len());
         if layout.dims() != [(h + 1) * (w + 1), 4 * c] {
             candle_core::bail!("phases: shape {:?} for {h}×{w}×{c}", layout.dims());
         }
         let mut dst = vec![0f32; 4 * h * w * c];
-        for y in 0..h {
-            for a in 0..2 {
-                for x in 0..w {
-                    for b in 0..2 {
-                        let from = ((y + a) * (w + 1) + x + b) * 4 * c + (2 * a + b) * c;
-                        let to = ((2 * y + a) * 2 * w + 2 * x + b) * c;
-                        let (o, s) = (&mut dst[to..to + c], &src[from..from + c]);
-                        o.iter_mut().zip(s).zip(self.bias).for_each(|((o, x), bb)| *o = self.act.apply(x + bb));
+        simd(|| {
+            for y in 0..h {
+                for a in 0..2 {
+                    for x in 0..w {
+                        for b in 0..2 {
+                            let from = ((y + a) * (w + 1) + x + b) * 4 * c + (2 * a + b) * c;
+                            let to = ((2 * y + a) * 2 * w + 2 * x + b) * c;
+                            let (o, s) = (&mut dst[to..to + c], &src[from..from + c]);
+                            o.iter_mut()
+                                .zip(s)
+                                .zip(self.bias)
+                                .for_each(|((o, x), bb)| *o = self.act.apply(x + bb));
+                        }
                     }
                 }
             }
-        }
+        });
         Ok((CpuStorage::F32(dst), Shape::from((2 * h, 2 * w, c))))
     }
 }
@@ -281,7 +372,11 @@ impl CustomOp1 for Shuffle<'_> {
         "spool-pixel-shuffle"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let src = contiguous(storage, layout)?;
         let (h, w) = (self.h, self.w);
         if layout.dims() != [h * w, 12] || self.bias.len() != 12 {
@@ -328,8 +423,14 @@ mod tests {
             let silu_ref = x / (1.0 + (-x).exp());
             let t = (0.797_884_6f32 * (x + 0.044_715 * x * x * x)).tanh();
             let gelu_ref = 0.5 * x * (1.0 + t);
-            assert!((silu(x) - silu_ref).abs() < 1e-6 * (1.0 + x.abs()), "silu({x})");
-            assert!((gelu(x) - gelu_ref).abs() < 1e-6 * (1.0 + x.abs()), "gelu({x})");
+            assert!(
+                (silu(x) - silu_ref).abs() < 1e-6 * (1.0 + x.abs()),
+                "silu({x})"
+            );
+            assert!(
+                (gelu(x) - gelu_ref).abs() < 1e-6 * (1.0 + x.abs()),
+                "gelu({x})"
+            );
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
-use super::kernels::{Act, bias_act, softmax_bias};
+use super::kernels::{Act, bias_act, simd, softmax_bias, sum};
 use super::weights::Weights;
 use crate::model::Result;
 
@@ -20,7 +20,9 @@ pub struct Linear {
 impl Linear {
     pub fn load(w: &Weights, prefix: &str, d_in: usize, d_out: usize) -> Result<Linear> {
         let weight = w.get(&format!("{prefix}.weight"), &[d_out, d_in])?;
-        let b = w.get(&format!("{prefix}.bias"), &[d_out])?.to_vec1::<f32>()?;
+        let b = w
+            .get(&format!("{prefix}.bias"), &[d_out])?
+            .to_vec1::<f32>()?;
         Ok(Linear {
             wt: weight.t()?.contiguous()?,
             b,
@@ -102,14 +104,27 @@ impl CustomOp1 for Norm {
             candle_core::bail!("layer norm over {d} channels got shape {:?}", layout.dims());
         }
         let mut dst = vec![0f32; src.len()];
-        for (s, o) in src.chunks_exact(d).zip(dst.chunks_exact_mut(d)) {
-            let mean = s.iter().sum::<f32>() / d as f32;
-            let var = s.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
-            let inv = 1.0 / (var + self.eps).sqrt();
-            for (((o, s), a), b) in o.iter_mut().zip(s).zip(&self.alpha).zip(&self.beta) {
-                *o = (s - mean) * inv * a + b;
+        simd(|| {
+            for (s, o) in src.chunks_exact(d).zip(dst.chunks_exact_mut(d)) {
+                let mean = sum(s) / d as f32;
+                // Centred values first (kept in the output row), then their mean square.
+                o.iter_mut().zip(s).for_each(|(o, x)| *o = x - mean);
+                let mut sq = [0f32; 8];
+                let chunks = o.chunks_exact(8);
+                let rest: f32 = chunks.remainder().iter().map(|v| v * v).sum();
+                for c in chunks {
+                    for i in 0..8 {
+                        sq[i] += c[i] * c[i];
+                    }
+                }
+                let var = (sq.iter().sum::<f32>() + rest) / d as f32;
+                let inv = 1.0 / (var + self.eps).sqrt();
+                o.iter_mut()
+                    .zip(&self.alpha)
+                    .zip(&self.beta)
+                    .for_each(|((o, a), b)| *o = *o * inv * a + b);
             }
-        }
+        });
         Ok((CpuStorage::F32(dst), layout.shape().clone()))
     }
 }

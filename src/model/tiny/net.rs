@@ -280,7 +280,9 @@ impl TinyNet {
     pub fn time_mod(&self, t: f32) -> Result<TimeMod> {
         let d = self.cfg.d_model;
         let eps = self.cfg.layernorm_eps;
-        let hidden = self.t_fc1.forward_act(&self.timestep_embedding(t)?, Act::Silu)?;
+        let hidden = self
+            .t_fc1
+            .forward_act(&self.timestep_embedding(t)?, Act::Silu)?;
         let temb = self.t_fc2.forward(&hidden)?;
         let st = act(&temb, Act::Silu)?;
         let gate = |v: &[f32]| Tensor::from_slice(v, d, &self.device);
