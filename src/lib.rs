@@ -3,4 +3,9 @@
 //! The crate is a library plus the `spool` binary (`main.rs`), so tests and benchmarks drive the same
 //! code the app runs. See `ARCHITECTURE.md` for the map of modules and the rules between them.
 
+pub mod cli;
+pub mod engine;
 pub mod model;
+pub mod project;
+pub mod store;
+pub mod timeline;

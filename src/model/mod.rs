@@ -5,6 +5,7 @@
 //! frames to the cache (their keys/values are computed once and shared by every later step), decode
 //! to pixels. Nothing here knows about threads, the UI or rendering.
 
+pub mod text;
 pub mod tiny;
 
 use candle_core::{DType, Device, Tensor};
@@ -19,7 +20,9 @@ pub enum ModelError {
     MissingWeights { path: String, hint: String },
     #[error("weights file {file} has no tensor `{name}`: the file does not belong to this model version")]
     MissingTensor { file: String, name: String },
-    #[error("tensor `{name}` in {file} has shape {got:?}, expected {expected:?}: the file does not match this model version")]
+    #[error(
+        "tensor `{name}` in {file} has shape {got:?}, expected {expected:?}: the file does not match this model version"
+    )]
     ShapeMismatch { file: String, name: String, expected: Vec<usize>, got: Vec<usize> },
     #[error("weights file {file} is unreadable: {reason}")]
     BadWeights { file: String, reason: String },
@@ -170,7 +173,8 @@ pub trait VideoModel: Send {
     /// Every step reads the same cache; the cache is not changed.
     fn denoise(&mut self, cond: &Conditioning, noise: &mut FrameNoise, steps: u32) -> Result<Vec<Latent>>;
 
-    /// Appends finished frames to the cache, computing their keys/values once.
+    /// Appends finished frames to the cache, computing their keys/values once. Latents may arrive on
+    /// the CPU (when a stored take is rebuilt); the model moves them to its device.
     fn commit(&mut self, frames: &[Latent], cond: &Conditioning) -> Result<()>;
 
     /// Re-encodes the cached window under a new prompt (LongLive re-cache) so a prompt switch is

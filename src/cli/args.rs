@@ -1,0 +1,156 @@
+//! Command-line arguments and the input rules they must pass before any compute starts.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::engine::{FrameCount, MAX_FRAMES};
+use crate::timeline::{MAX_PROMPT_BYTES, Segment, check_prompt};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "spool",
+    version,
+    about = "Real-time autoregressive text-to-video. With no subcommand, opens the app."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Generate a clip headlessly and write it to a folder of PNG frames.
+    Generate(GenerateArgs),
+    /// Run the fixed benchmark workload and print one JSON line per figure.
+    Bench(BenchArgs),
+}
+
+/// Model selection shared by the commands that load one.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Model: spool-tiny (default, runs on a CPU) or wan-causal.
+    #[arg(long, default_value = "spool-tiny", value_parser = parse_model)]
+    pub model: String,
+    /// Weights folder or file (default: the model's own location).
+    #[arg(long, value_name = "PATH", value_parser = parse_existing_path)]
+    pub weights: Option<PathBuf>,
+    /// Denoising steps per frame (default: the model's).
+    #[arg(long, value_parser = parse_steps)]
+    pub steps: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// What to generate, e.g. "a red circle moving left on a blue background".
+    #[arg(long, value_parser = parse_prompt, required_unless_present = "timeline")]
+    pub prompt: Option<String>,
+    /// Number of frames, 1 to 10,000,000.
+    #[arg(long, value_name = "N", value_parser = parse_frames, allow_hyphen_values = true, conflicts_with = "forever")]
+    pub frames: Option<FrameCount>,
+    /// Run until Ctrl+C; what was written is kept.
+    #[arg(long)]
+    pub forever: bool,
+    /// Random seed (same seed and settings give the same frames).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Start image for image-to-video (any size; it is resized and centre-cropped).
+    #[arg(long, value_name = "START.png", value_parser = parse_existing_path)]
+    pub image: Option<PathBuf>,
+    /// Change the prompt at a frame: FRAME:"prompt" (repeatable).
+    #[arg(long = "prompt-at", value_name = "FRAME:PROMPT", value_parser = parse_prompt_at)]
+    pub prompt_at: Vec<Segment>,
+    /// Prompt timeline as JSON (see the README for the format).
+    #[arg(long, value_name = "FILE", value_parser = parse_existing_path, conflicts_with = "prompt")]
+    pub timeline: Option<PathBuf>,
+    /// Output: a folder for PNG frames.
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    pub output: PathBuf,
+    /// Replace an existing output.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Frames per run (≥ 64 so steady fps is meaningful).
+    #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(u64).range(2..=100_000))]
+    pub frames: u64,
+    /// Repeated runs; figures are medians.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub runs: u32,
+    /// Append a row per figure to this markdown file (e.g. BENCHMARKS.md).
+    #[arg(long, value_name = "FILE")]
+    pub append: Option<PathBuf>,
+}
+
+pub const MODEL_NAMES: &[&str] = &["spool-tiny", "wan-causal"];
+
+fn parse_model(s: &str) -> Result<String, String> {
+    if MODEL_NAMES.contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("unknown model \"{s}\": choose one of {}", MODEL_NAMES.join(", ")))
+    }
+}
+
+fn parse_frames(s: &str) -> Result<FrameCount, String> {
+    let t = s.trim();
+    if t.starts_with('-') && t[1..].chars().all(|c| c.is_ascii_digit()) && t.len() > 1 {
+        return Err(format!("{t} is negative: give a frame count from 1 to {MAX_FRAMES}, or --forever"));
+    }
+    if t.is_empty() || !t.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!("\"{s}\" is not a whole number: give a frame count from 1 to {MAX_FRAMES}, or --forever"));
+    }
+    let n: u64 = t.parse().unwrap_or(u64::MAX);
+    if n == 0 {
+        return Err(format!("0 frames asked for: give a frame count from 1 to {MAX_FRAMES}"));
+    }
+    FrameCount::new(n).ok_or_else(|| format!("{t} is more than {MAX_FRAMES} frames: ask for fewer, or use --forever"))
+}
+
+fn parse_steps(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(0) => Err("0 denoising steps: use at least 1 (spool-tiny takes 1 to 8)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("\"{s}\" is not a whole number of steps: use e.g. --steps 4")),
+    }
+}
+
+fn parse_prompt(s: &str) -> Result<String, String> {
+    check_prompt(s).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
+}
+
+fn parse_prompt_at(s: &str) -> Result<Segment, String> {
+    let (frame, prompt) = s
+        .split_once(':')
+        .ok_or_else(|| format!("\"{}\" is not FRAME:PROMPT: write e.g. --prompt-at 48:\"a green star\"", short(s)))?;
+    let frame: u64 = frame
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{}\" does not start with a frame number: write e.g. 48:\"a green star\"", short(s)))?;
+    let prompt = prompt.trim().trim_matches('"');
+    if prompt.len() > MAX_PROMPT_BYTES {
+        return Err(format!("the prompt at frame {frame} is longer than 64 KiB: shorten it"));
+    }
+    check_prompt(prompt).map_err(|e| format!("at frame {frame}: {e}"))?;
+    Ok(Segment::new(frame, prompt))
+}
+
+fn parse_existing_path(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    if p.exists() { Ok(p) } else { Err(format!("{s} does not exist: check the path")) }
+}
+
+fn short(s: &str) -> String {
+    if s.len() > 40 {
+        format!("{}…", &s[..s.char_indices().nth(40).map_or(s.len(), |(i, _)| i)])
+    } else {
+        s.to_string()
+    }
+}

@@ -1,0 +1,154 @@
+//! `spool bench`: a fixed workload, one JSON line per figure (DESIGN.md §6), medians over runs.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use super::args::BenchArgs;
+use super::{Scratch, start_engine};
+use crate::engine::{Command, Event, FrameCount, GenSettings, ModelSpec, Stats};
+use crate::timeline::Timeline;
+
+/// The benchmark prompt: one object, one motion, one background, as in the model's training world.
+pub const BENCH_PROMPT: &str = "a red circle moving left on a blue background";
+
+/// One figure of the benchmark.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Figure {
+    pub figure: &'static str,
+    pub value: f64,
+    pub unit: &'static str,
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let scratch = Scratch::new()?;
+    let (engine, info) = start_engine(scratch.path(), &args.model)?;
+    let spec = ModelSpec { name: args.model.model.clone(), weights: args.model.weights.clone() };
+    let mut runs: Vec<(Stats, usize)> = Vec::new();
+    for run in 0..args.runs {
+        if run > 0 {
+            // A fresh model per run: the prompt is encoded again, so first-frame latency includes it.
+            engine.send(Command::LoadModel(spec.clone()))?;
+        }
+        engine.send(Command::Generate {
+            timeline: Timeline::single(BENCH_PROMPT),
+            frames: FrameCount::new(args.frames).expect("clap bounds --frames"),
+            settings: GenSettings { seed: u64::from(run), steps: args.model.steps },
+            start_image: None,
+        })?;
+        let mut last = Stats::default();
+        let mut max_cache = 0;
+        loop {
+            match engine.events().recv()? {
+                Event::Stats(s) => {
+                    max_cache = max_cache.max(s.cache_bytes);
+                    last = s;
+                }
+                Event::Error(e) => bail!("benchmark run {run} failed: {e}"),
+                Event::Finished { .. } => break,
+                _ => {}
+            }
+        }
+        eprintln!("run {}/{}: {}", run + 1, args.runs, super::summary(&last));
+        runs.push((last, max_cache));
+    }
+    let figures = figures(&runs, peak_rss_bytes());
+    let meta = serde_json::json!({
+        "model": info.id, "device": info.device, "frames": args.frames, "runs": args.runs,
+        "steps": args.model.steps.unwrap_or(info.default_steps),
+        "threads": rayon_threads(), "width": info.width, "height": info.height,
+    });
+    let mut out = std::io::stdout().lock();
+    for f in &figures {
+        let mut line = serde_json::to_value(f)?;
+        line.as_object_mut().expect("object").extend(meta.as_object().expect("object").clone());
+        writeln!(out, "{line}")?;
+    }
+    if let Some(path) = &args.append {
+        append_rows(path, &figures, &meta)?;
+    }
+    Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+}
+
+fn figures(runs: &[(Stats, usize)], rss: Option<u64>) -> Vec<Figure> {
+    let ms = |f: fn(&Stats) -> Option<Duration>| {
+        median(runs.iter().filter_map(|(s, _)| f(s)).map(|d| d.as_secs_f64() * 1e3).collect())
+    };
+    let mut out = Vec::new();
+    let mut push = |figure, value: Option<f64>, unit| {
+        if let Some(value) = value {
+            out.push(Figure { figure, value, unit });
+        }
+    };
+    push("first_frame_ms", ms(|s| s.first_frame), "ms");
+    push("first_frame_no_text_ms", ms(|s| s.first_frame_no_text), "ms");
+    push("frame_p50_ms", ms(|s| s.frame_p50), "ms");
+    push("frame_p95_ms", ms(|s| s.frame_p95), "ms");
+    push("steady_fps", median(runs.iter().filter_map(|(s, _)| s.steady_fps).collect()), "fps");
+    push("cache_bytes_final", median(runs.iter().map(|(s, _)| s.cache_bytes as f64).collect()), "bytes");
+    push("cache_bytes_max", median(runs.iter().map(|(_, m)| *m as f64).collect()), "bytes");
+    push("peak_rss_bytes", rss.map(|b| b as f64), "bytes");
+    out
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn rayon_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+fn append_rows(path: &std::path::Path, figures: &[Figure], meta: &serde_json::Value) -> Result<()> {
+    let date = std::process::Command::new("date").arg("-u").arg("+%Y-%m-%d").output()?;
+    let date = String::from_utf8_lossy(&date.stdout).trim().to_string();
+    let machine = machine_name();
+    let mut f = std::fs::OpenOptions::new().append(true).create(true).open(path)?;
+    for fig in figures {
+        writeln!(
+            f,
+            "| {date} | {machine} | `spool bench --model {} --frames {} --runs {}` (steps {}, {} threads) | {} | {:.1} {} |",
+            meta["model"].as_str().unwrap_or("?"),
+            meta["frames"],
+            meta["runs"],
+            meta["steps"],
+            meta["threads"],
+            fig.figure,
+            fig.value,
+            fig.unit
+        )?;
+    }
+    Ok(())
+}
+
+/// CPU model and core count, for the benchmark table.
+fn machine_name() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{cpu}, {cores} cores")
+}

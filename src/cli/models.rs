@@ -1,0 +1,42 @@
+//! Which models exist and where their weights are: the wiring between model names and the
+//! implementations in `model/`.
+
+use std::path::{Path, PathBuf};
+
+use crate::engine::{ModelFactory, ModelSpec};
+
+/// The folder holding the shipped weights: `$SPOOL_ASSETS`, else an `assets/` folder beside the
+/// executable or one of its parents (a checkout's `target/…/spool`), else the source tree's.
+pub fn assets_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SPOOL_ASSETS") {
+        return PathBuf::from(dir);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1) {
+            let candidate = dir.join("assets");
+            if candidate.join("spool-tiny").is_dir() {
+                return candidate;
+            }
+        }
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets")
+}
+
+/// Builds the factory the engine uses to load models by name.
+pub fn factory(assets: PathBuf) -> ModelFactory {
+    Box::new(move |spec: &ModelSpec| load(&assets, spec))
+}
+
+fn load(assets: &Path, spec: &ModelSpec) -> Result<Box<dyn crate::model::VideoModel>, String> {
+    match spec.name.as_str() {
+        "spool-tiny" => {
+            let dir = spec.weights.clone().unwrap_or_else(|| assets.join("spool-tiny"));
+            Err(format!(
+                "spool-tiny is not built into this version yet (weights folder {}): use a build that includes it",
+                dir.display()
+            ))
+        }
+        "wan-causal" => Err("wan-causal is not available in this build yet: use --model spool-tiny".to_string()),
+        other => Err(format!("unknown model \"{other}\": choose one of {}", super::args::MODEL_NAMES.join(", "))),
+    }
+}

@@ -1,0 +1,610 @@
+//! The engine thread: owns the model, the takes and the generation loop.
+//!
+//! The loop handles every pending command before each chunk, so pause and stop take effect within
+//! one generation step. Model failures (errors or panics) become [`Event::Error`]; the worker then
+//! forgets the cache position (it is rebuilt before the next chunk) and keeps serving commands.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+
+use super::protocol::*;
+use super::stats::RunStats;
+use super::{EngineConfig, ModelFactory, Waker};
+use crate::model::{Conditioning, EncodedPrompt, FrameNoise, Latent, ModelInfo, VideoModel};
+use crate::project::{Manifest, ModelRecord, ParentRecord, Project, Recovery, TakeRecord};
+use crate::store::{FrameId, FrameStore, LatentData};
+use crate::timeline::{Segment, Timeline};
+
+/// A take's frames and the latents of a chunk's frames that were made but not asked for yet.
+struct Take {
+    info: TakeInfo,
+    frames: Vec<FrameId>,
+}
+
+/// The running command.
+struct Run {
+    take: TakeId,
+    /// Length of the take at which the run ends; `None` runs until stopped.
+    target: Option<u64>,
+    command_at: Instant,
+    stats: RunStats,
+}
+
+/// What the model's cache holds: the first `committed` frames of `take`, of which those past the
+/// take's length are `surplus` (made as part of a chunk but not asked for).
+struct CachePos {
+    take: TakeId,
+    committed: u64,
+    surplus: Vec<Latent>,
+}
+
+struct Loaded {
+    model: Box<dyn VideoModel>,
+    info: ModelInfo,
+    prompts: HashMap<String, EncodedPrompt>,
+}
+
+/// How long a finished frame may wait before the manifest that lists it is written. Frames are on
+/// disk sooner (the store); this bounds what recovery has to reattach after a crash.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+
+pub(super) struct Worker {
+    factory: ModelFactory,
+    config: EngineConfig,
+    project: Project,
+    /// When the manifest was last written; `None` when it is up to date.
+    unsaved_since: Option<Instant>,
+    store: Arc<FrameStore>,
+    events: Sender<Event>,
+    waker: Option<Waker>,
+    loaded: Option<Loaded>,
+    takes: Vec<Take>,
+    current: Option<TakeId>,
+    cache: Option<CachePos>,
+    run: Option<Run>,
+    paused: bool,
+    /// False once the receiving side is gone: the worker then shuts down.
+    listener: bool,
+}
+
+/// Failure inside a step, carrying the frame it happened at.
+type StepResult<T> = Result<T, EngineError>;
+
+impl Worker {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        factory: ModelFactory,
+        config: EngineConfig,
+        project: Project,
+        manifest: Manifest,
+        recovery: Recovery,
+        store: Arc<FrameStore>,
+        events: Sender<Event>,
+        waker: Option<Waker>,
+    ) -> Self {
+        let takes = manifest.takes.iter().map(take_from_record).collect();
+        let mut w = Worker {
+            factory,
+            config,
+            project,
+            unsaved_since: None,
+            store,
+            events,
+            waker,
+            loaded: None,
+            takes,
+            current: manifest.current_take.map(TakeId),
+            cache: None,
+            run: None,
+            paused: false,
+            listener: true,
+        };
+        if !recovery.notes.is_empty() {
+            // Make the repair durable before anything else happens.
+            w.save();
+        }
+        let takes = w.takes.iter().map(|t| t.info.clone()).collect();
+        w.emit(Event::ProjectOpened { takes, current: w.current, recovered: recovery.notes });
+        w
+    }
+
+    pub(super) fn run_loop(mut self, commands: Receiver<Command>) {
+        self.emit(Event::State(EngineState::NoModel));
+        while self.listener {
+            let busy = self.run.is_some() && !self.paused;
+            let cmd = if busy {
+                match commands.try_recv() {
+                    Ok(c) => Some(c),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match commands.recv() {
+                    Ok(c) => Some(c),
+                    Err(_) => break,
+                }
+            };
+            match cmd {
+                Some(Command::Shutdown) => break,
+                Some(c) => self.handle(c),
+                None => self.step_guarded(),
+            }
+            if self.unsaved_since.is_some_and(|t| t.elapsed() >= SAVE_EVERY) {
+                self.save();
+            }
+        }
+        if let Err(e) = self.store.flush() {
+            tracing::error!("frame store flush at shutdown failed: {e}");
+        }
+        self.save();
+        tracing::debug!("engine thread exits");
+    }
+
+    fn emit(&mut self, e: Event) {
+        if self.events.send(e).is_err() {
+            self.listener = false;
+        }
+        if let Some(w) = &self.waker {
+            w();
+        }
+    }
+
+    fn fail(&mut self, e: EngineError) {
+        tracing::warn!("engine error: {e}");
+        self.emit(Event::Error(e));
+    }
+
+    fn state(&self) -> EngineState {
+        match (&self.loaded, &self.run) {
+            (None, _) => EngineState::NoModel,
+            (Some(_), None) => EngineState::Idle,
+            (Some(_), Some(_)) if self.paused => EngineState::Paused,
+            (Some(_), Some(_)) => EngineState::Generating,
+        }
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        if let Err(e) = self.try_handle(cmd) {
+            self.fail(e);
+        }
+        // Structure changed (takes, timelines, current take): write it now.
+        self.save();
+    }
+
+    /// Writes the manifest (the takes tree, timelines, settings and frame lists).
+    fn save(&mut self) {
+        let manifest = Manifest {
+            model: self.loaded.as_ref().map(|l| ModelRecord { id: l.info.id.clone(), weights: None }),
+            current_take: self.current.map(|t| t.0),
+            takes: self.takes.iter().map(take_record).collect(),
+            ..Manifest::default()
+        };
+        self.unsaved_since = None;
+        if let Err(e) = self.project.write_manifest(&manifest) {
+            self.fail(EngineError::Store(format!("saving the project: {e}")));
+        }
+    }
+
+    fn try_handle(&mut self, cmd: Command) -> StepResult<()> {
+        match cmd {
+            Command::LoadModel(spec) => self.load(spec),
+            Command::Generate { timeline, frames, settings, start_image } => {
+                self.generate(timeline, frames, settings, start_image)
+            }
+            Command::Extend { frames } => self.extend(frames),
+            Command::SetTimeline(t) => {
+                t.validate().map_err(|e| EngineError::InvalidCommand(e.to_string()))?;
+                let take = self.current_take_mut()?;
+                take.info.timeline = t;
+                self.timeline_changed()
+            }
+            Command::ChangePrompt(seg) => self.change_prompt(seg),
+            Command::Pause => {
+                if self.run.is_some() && !self.paused {
+                    self.paused = true;
+                    self.emit(Event::State(EngineState::Paused));
+                }
+                Ok(())
+            }
+            Command::Resume => {
+                if self.run.is_some() && self.paused {
+                    self.paused = false;
+                    self.emit(Event::State(EngineState::Generating));
+                }
+                Ok(())
+            }
+            Command::Stop => {
+                self.finish(Finish::Stopped);
+                Ok(())
+            }
+            Command::Branch { take, keep } => self.branch(take, keep),
+            Command::SwitchTake(id) => {
+                self.take(id)?;
+                self.finish(Finish::Stopped);
+                self.current = Some(id);
+                self.emit(Event::CurrentTake(id));
+                Ok(())
+            }
+            Command::Shutdown => unreachable!("handled by the loop"),
+        }
+    }
+
+    fn load(&mut self, spec: ModelSpec) -> StepResult<()> {
+        self.finish(Finish::Stopped);
+        self.emit(Event::State(EngineState::Loading));
+        let made = catch_unwind(AssertUnwindSafe(|| (self.factory)(&spec)))
+            .unwrap_or_else(|p| Err(format!("the model panicked while loading: {}", panic_text(&p))));
+        match made {
+            Ok(model) => {
+                let info = model.info().clone();
+                self.loaded = Some(Loaded { model, info: info.clone(), prompts: HashMap::new() });
+                self.cache = None;
+                self.emit(Event::ModelLoaded(info));
+                self.emit(Event::State(EngineState::Idle));
+                Ok(())
+            }
+            Err(reason) => {
+                let state = self.state();
+                self.emit(Event::State(state));
+                Err(EngineError::Load { name: spec.name, reason })
+            }
+        }
+    }
+
+    fn generate(
+        &mut self,
+        timeline: Timeline,
+        frames: FrameCount,
+        settings: GenSettings,
+        start_image: Option<Arc<crate::model::Frame>>,
+    ) -> StepResult<()> {
+        let command_at = Instant::now();
+        timeline.validate().map_err(|e| EngineError::InvalidCommand(e.to_string()))?;
+        let info = &self.loaded.as_ref().ok_or(EngineError::NoModel)?.info;
+        check_steps(settings.steps, info)?;
+        if let Some(img) = &start_image
+            && (img.width, img.height) != (info.width, info.height)
+        {
+            return Err(EngineError::InvalidCommand(format!(
+                "the start image is {}×{}; the model needs {}×{} (resize it first)",
+                img.width, img.height, info.width, info.height
+            )));
+        }
+        self.finish(Finish::Stopped);
+        let id = TakeId(self.takes.len() as u32);
+        let info = TakeInfo { id, parent: None, len: 0, timeline, settings };
+        self.takes.push(Take { info: info.clone(), frames: Vec::new() });
+        self.current = Some(id);
+        self.emit(Event::TakeCreated(info));
+        self.emit(Event::CurrentTake(id));
+        self.start_run(id, frames, command_at);
+        self.cache = None;
+        if let Some(img) = start_image {
+            self.start_from_image(id, &img)?;
+        }
+        Ok(())
+    }
+
+    /// Encodes the start image as frame 0, commits it and emits it.
+    fn start_from_image(&mut self, take: TakeId, img: &crate::model::Frame) -> StepResult<()> {
+        let (cond, text_ready) = self.conditioning(take, 0)?;
+        let gen_err = |e: crate::model::ModelError| EngineError::Generation { frame: 0, reason: e.to_string() };
+        let loaded = self.loaded.as_mut().expect("checked by generate");
+        let t0 = Instant::now();
+        loaded.model.reset().map_err(gen_err)?;
+        let latent = loaded.model.encode_image(img).map_err(gen_err)?;
+        loaded.model.commit(std::slice::from_ref(&latent), &cond).map_err(gen_err)?;
+        let t1 = Instant::now();
+        self.cache = Some(CachePos { take, committed: 1, surplus: Vec::new() });
+        self.emit_frame(take, latent, text_ready, t0, t1)
+    }
+
+    fn extend(&mut self, frames: FrameCount) -> StepResult<()> {
+        let command_at = Instant::now();
+        if self.loaded.is_none() {
+            return Err(EngineError::NoModel);
+        }
+        let id = self.current.ok_or(EngineError::NoTake)?;
+        if let Some(run) = &mut self.run {
+            // Extending a running take lengthens the run.
+            run.target = match (run.target, frames) {
+                (Some(t), FrameCount::Count(n)) => Some(t + n.get()),
+                _ => None,
+            };
+            return Ok(());
+        }
+        self.start_run(id, frames, command_at);
+        Ok(())
+    }
+
+    fn start_run(&mut self, take: TakeId, frames: FrameCount, command_at: Instant) {
+        let len = self.takes[take.0 as usize].frames.len() as u64;
+        let target = match frames {
+            FrameCount::Count(n) => Some(len + n.get()),
+            FrameCount::Forever => None,
+        };
+        let chunk = self.loaded.as_ref().map_or(1, |l| l.info.chunk_frames);
+        self.run = Some(Run { take, target, command_at, stats: RunStats::new(chunk) });
+        self.paused = false;
+        self.emit(Event::State(EngineState::Generating));
+    }
+
+    fn change_prompt(&mut self, mut seg: Segment) -> StepResult<()> {
+        crate::timeline::Timeline { segments: vec![Segment { start: 0, ..seg.clone() }] }
+            .validate()
+            .map_err(|e| EngineError::InvalidCommand(e.to_string()))?;
+        let take = self.current_take_mut()?;
+        let next = take.frames.len() as u64;
+        let clamped = seg.start < next;
+        if clamped {
+            seg.start = next;
+        }
+        take.info.timeline.change_from(seg);
+        if clamped {
+            let msg = format!("frames before {next} are already made: the new prompt applies from frame {next}");
+            self.emit(Event::Warning(msg));
+        }
+        self.timeline_changed()
+    }
+
+    fn branch(&mut self, from: TakeId, keep: u64) -> StepResult<()> {
+        let parent = self.take(from)?;
+        let len = parent.frames.len() as u64;
+        if keep > len {
+            return Err(EngineError::BadBranch { take: from, keep, len });
+        }
+        let frames = parent.frames[..keep as usize].to_vec();
+        let mut info = parent.info.clone();
+        self.finish(Finish::Stopped);
+        let id = TakeId(self.takes.len() as u32);
+        info.id = id;
+        info.parent = Some((from, keep));
+        info.len = keep;
+        self.takes.push(Take { info: info.clone(), frames });
+        self.current = Some(id);
+        self.emit(Event::TakeCreated(info));
+        self.emit(Event::CurrentTake(id));
+        Ok(())
+    }
+
+    fn take(&self, id: TakeId) -> StepResult<&Take> {
+        self.takes.get(id.0 as usize).ok_or(EngineError::UnknownTake(id))
+    }
+
+    fn current_take_mut(&mut self) -> StepResult<&mut Take> {
+        let id = self.current.ok_or(EngineError::NoTake)?;
+        Ok(&mut self.takes[id.0 as usize])
+    }
+
+    fn timeline_changed(&mut self) -> StepResult<()> {
+        let take = self.current_take_mut()?;
+        let e = Event::TimelineChanged { take: take.info.id, timeline: take.info.timeline.clone() };
+        self.emit(e);
+        Ok(())
+    }
+
+    /// Ends the running command, if any.
+    fn finish(&mut self, how: Finish) {
+        if let Some(run) = self.run.take() {
+            self.paused = false;
+            let len = self.takes[run.take.0 as usize].frames.len() as u64;
+            self.emit(Event::Finished { take: run.take, len, how });
+            let state = self.state();
+            self.emit(Event::State(state));
+        }
+    }
+
+    /// One generation step, with model panics turned into errors.
+    fn step_guarded(&mut self) {
+        let result = catch_unwind(AssertUnwindSafe(|| self.step()));
+        let err = match result {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e,
+            Err(p) => {
+                let frame = self.run.as_ref().map_or(0, |r| self.takes[r.take.0 as usize].frames.len() as u64);
+                EngineError::Generation { frame, reason: format!("the model panicked: {}", panic_text(&p)) }
+            }
+        };
+        // The model's cache may be half-updated: rebuild it before the next chunk.
+        self.cache = None;
+        self.fail(err);
+        self.finish(Finish::Failed);
+    }
+
+    /// Makes and emits the next chunk of the running take.
+    fn step(&mut self) -> StepResult<()> {
+        let run = self.run.as_ref().expect("step runs only with a run");
+        let take = run.take;
+        let len = self.takes[take.0 as usize].frames.len() as u64;
+        if run.target.is_some_and(|t| len >= t) {
+            self.finish(Finish::Completed);
+            return Ok(());
+        }
+        self.position_cache(take, len)?;
+        let (cond, text_ready) = self.conditioning(take, len)?;
+        // Frames left over from the last chunk come first.
+        let pos = self.cache.as_mut().expect("positioned above");
+        if !pos.surplus.is_empty() {
+            let latent = pos.surplus.remove(0);
+            let now = Instant::now();
+            return self.emit_frame(take, latent, text_ready, now, now);
+        }
+        let steps = self.takes[take.0 as usize].info.settings.steps;
+        let seed = self.takes[take.0 as usize].info.settings.seed;
+        let switch = self.config.recache_on_switch && self.takes[take.0 as usize].info.timeline.is_hard_switch(len);
+        let gen_err = |e: crate::model::ModelError| EngineError::Generation { frame: len, reason: e.to_string() };
+        let loaded = self.loaded.as_mut().ok_or(EngineError::NoModel)?;
+        let steps = steps.unwrap_or(loaded.info.default_steps);
+        if switch && len > 0 {
+            loaded.model.recache(&cond).map_err(gen_err)?;
+        }
+        let t0 = Instant::now();
+        let latents = loaded.model.denoise(&cond, &mut FrameNoise::new(seed, len), steps).map_err(gen_err)?;
+        loaded.model.commit(&latents, &cond).map_err(gen_err)?;
+        let t1 = Instant::now();
+        let pos = self.cache.as_mut().expect("positioned above");
+        pos.committed += latents.len() as u64;
+        let mut latents = latents.into_iter();
+        let first = latents
+            .next()
+            .ok_or_else(|| gen_err(crate::model::ModelError::Invalid("the model made no frames".into())))?;
+        pos.surplus.extend(latents);
+        self.emit_frame(take, first, text_ready, t0, t1)
+    }
+
+    /// Decodes, stores and emits the next frame of `take`.
+    fn emit_frame(
+        &mut self,
+        take: TakeId,
+        latent: Latent,
+        text_ready: Instant,
+        denoise_start: Instant,
+        denoise_end: Instant,
+    ) -> StepResult<()> {
+        let index = self.takes[take.0 as usize].frames.len() as u64;
+        let gen_err = |e: String| EngineError::Generation { frame: index, reason: e };
+        let loaded = self.loaded.as_mut().ok_or(EngineError::NoModel)?;
+        let frame = Arc::new(loaded.model.decode(&latent).map_err(|e| gen_err(e.to_string()))?);
+        let decoded = Instant::now();
+        let cache_bytes = loaded.model.cache_bytes();
+        let data = LatentData::from_latent(&latent).map_err(|e| gen_err(e.to_string()))?;
+        let tag = crate::store::Tag { take: take.0, index };
+        let id = self.store.put(frame.clone(), data, tag).map_err(|e| EngineError::Store(e.to_string()))?;
+        let t = &mut self.takes[take.0 as usize];
+        t.frames.push(id);
+        t.info.len = t.frames.len() as u64;
+        self.unsaved_since.get_or_insert_with(Instant::now);
+        let run = self.run.as_mut().expect("frames are made only in a run");
+        let timing = FrameTiming { command: run.command_at, text_ready, denoise_start, denoise_end, decoded };
+        run.stats.record(&timing);
+        let stats = run.stats.snapshot(cache_bytes);
+        let target = run.target;
+        self.emit(Event::Frame(FrameEvent { take, index, id, frame, timing }));
+        self.emit(Event::Progress { take, done: index + 1, target });
+        self.emit(Event::Stats(stats));
+        if target.is_some_and(|t| index + 1 >= t) {
+            self.finish(Finish::Completed);
+        }
+        Ok(())
+    }
+
+    /// Makes the model's cache hold exactly the first `len` frames of `take` (plus surplus).
+    fn position_cache(&mut self, take: TakeId, len: u64) -> StepResult<()> {
+        if let Some(pos) = &self.cache
+            && pos.take == take
+            && pos.committed == len + pos.surplus.len() as u64
+        {
+            return Ok(());
+        }
+        let rebuilding = len > 0;
+        if rebuilding {
+            self.emit(Event::State(EngineState::Rebuilding));
+        }
+        let frames = self.takes[take.0 as usize].frames[..len as usize].to_vec();
+        let chunk = self.loaded.as_ref().ok_or(EngineError::NoModel)?.info.chunk_frames.max(1);
+        let rebuild_err =
+            |reason: String| EngineError::Generation { frame: len, reason: format!("rebuilding the cache: {reason}") };
+        self.loaded.as_mut().expect("checked").model.reset().map_err(|e| rebuild_err(e.to_string()))?;
+        for (c, ids) in frames.chunks(chunk).enumerate() {
+            let (cond, _) = self.conditioning(take, (c * chunk) as u64)?;
+            let loaded = self.loaded.as_mut().expect("checked");
+            // Stored latents come back on the CPU; models move them to their own device.
+            let device = candle_core::Device::Cpu;
+            let mut latents = Vec::with_capacity(ids.len());
+            for id in ids {
+                let data = self.store.latent(*id).map_err(|e| EngineError::Store(e.to_string()))?;
+                latents.push(data.to_latent(&device).map_err(|e| rebuild_err(e.to_string()))?);
+            }
+            loaded.model.commit(&latents, &cond).map_err(|e| rebuild_err(e.to_string()))?;
+        }
+        self.cache = Some(CachePos { take, committed: len, surplus: Vec::new() });
+        if rebuilding {
+            self.emit(Event::State(EngineState::Generating));
+        }
+        Ok(())
+    }
+
+    /// The conditioning of frame `frame` of `take`, encoding prompts not seen before.
+    fn conditioning(&mut self, take: TakeId, frame: u64) -> StepResult<(Conditioning, Instant)> {
+        let mix = self.takes[take.0 as usize].info.timeline.mix_at(frame);
+        let loaded = self.loaded.as_mut().ok_or(EngineError::NoModel)?;
+        let mut warnings = Vec::new();
+        for (_, text) in &mix {
+            if !loaded.prompts.contains_key(text) {
+                let enc = loaded
+                    .model
+                    .encode_prompt(text)
+                    .map_err(|e| EngineError::Generation { frame, reason: format!("encoding the prompt: {e}") })?;
+                if enc.truncated {
+                    warnings.push(format!(
+                        "the prompt \"{}\" is longer than the text encoder's {} tokens: the rest is ignored",
+                        ellipsize(text, 60),
+                        loaded.info.max_prompt_tokens
+                    ));
+                }
+                if loaded.prompts.len() >= 256 {
+                    loaded.prompts.clear();
+                }
+                loaded.prompts.insert(text.clone(), enc);
+            }
+        }
+        let parts: Vec<(f32, &Conditioning)> = mix.iter().map(|(w, t)| (*w, &loaded.prompts[t].cond)).collect();
+        let cond = Conditioning::blend(&parts).map_err(|e| EngineError::Generation { frame, reason: e.to_string() })?;
+        let ready = Instant::now();
+        for w in warnings {
+            self.emit(Event::Warning(w));
+        }
+        Ok((cond, ready))
+    }
+}
+
+fn take_from_record(r: &TakeRecord) -> Take {
+    let frames: Vec<FrameId> = r.frame_ids().collect();
+    let info = TakeInfo {
+        id: TakeId(r.id),
+        parent: r.parent.map(|p| (TakeId(p.take), p.keep)),
+        len: frames.len() as u64,
+        timeline: r.timeline.clone(),
+        settings: GenSettings { seed: r.seed, steps: r.steps },
+    };
+    Take { info, frames }
+}
+
+fn take_record(t: &Take) -> TakeRecord {
+    TakeRecord {
+        id: t.info.id.0,
+        parent: t.info.parent.map(|(take, keep)| ParentRecord { take: take.0, keep }),
+        seed: t.info.settings.seed,
+        steps: t.info.settings.steps,
+        timeline: t.info.timeline.clone(),
+        frames: TakeRecord::runs(&t.frames),
+    }
+}
+
+fn check_steps(steps: Option<u32>, info: &ModelInfo) -> StepResult<()> {
+    match steps {
+        Some(s) if s == 0 || s > info.max_steps => Err(EngineError::InvalidCommand(format!(
+            "{} denoising steps asked for; {} takes 1 to {}",
+            s, info.id, info.max_steps
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn ellipsize(s: &str, n: usize) -> String {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}

@@ -1,0 +1,89 @@
+//! The CLI's input rules: each broken rule is a one-line error naming the problem and the fix,
+//! a non-zero exit code, found before any compute, and nothing written.
+
+use std::path::Path;
+use std::process::Command;
+
+fn spool(args: &[&str], cwd: &Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_spool"))
+        .args(args)
+        .current_dir(cwd)
+        .env("SPOOL_ASSETS", cwd.join("no-assets"))
+        .output()
+        .expect("spool runs");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Runs with `args` (an output `out` is appended unless given) and checks the error.
+fn rejects(args: &[&str], expect: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all: Vec<&str> = args.to_vec();
+    if !args.contains(&"-o") {
+        all.extend(["-o", "out"]);
+    }
+    let (code, err) = spool(&all, dir.path());
+    assert_ne!(code, 0, "{args:?} should fail");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line for {args:?}, got:\n{err}");
+    for word in expect {
+        assert!(err.contains(word), "{args:?}: expected {word:?} in {err:?}");
+    }
+    assert!(!dir.path().join("out").exists(), "{args:?} wrote its output");
+}
+
+#[test]
+fn frame_counts_out_of_range_are_refused() {
+    rejects(&["generate", "--prompt", "a red circle", "--frames", "0"], &["0 frames", "1 to 10000000"]);
+    rejects(&["generate", "--prompt", "a red circle", "--frames", "-3"], &["negative"]);
+    rejects(&["generate", "--prompt", "a red circle", "--frames=-3"], &["negative"]);
+    rejects(&["generate", "--prompt", "a red circle", "--frames", "ten"], &["not a whole number"]);
+    rejects(&["generate", "--prompt", "a red circle", "--frames", "10000001"], &["more than 10000000", "--forever"]);
+    rejects(&["generate", "--prompt", "a red circle", "--frames", "99999999999999999999999"], &["more than"]);
+    rejects(&["generate", "--prompt", "a red circle"], &["--frames N", "--forever"]);
+    rejects(&["generate", "--prompt", "a red circle", "--frames", "3", "--forever"], &["--forever"]);
+}
+
+#[test]
+fn bad_prompts_steps_and_models_are_refused() {
+    rejects(&["generate", "--prompt", "", "--frames", "3"], &["prompt is empty"]);
+    rejects(&["generate", "--prompt", "   ", "--frames", "3"], &["prompt is empty"]);
+    let long = "x".repeat(64 * 1024 + 1);
+    rejects(&["generate", "--prompt", &long, "--frames", "3"], &["64 KiB"]);
+    rejects(&["generate", "--prompt", "a", "--frames", "3", "--steps", "0"], &["0 denoising steps"]);
+    rejects(&["generate", "--prompt", "a", "--frames", "3", "--model", "nope"], &["unknown model", "spool-tiny"]);
+    rejects(&["generate", "--prompt", "a", "--frames", "3", "--prompt-at", "five:b"], &["frame number"]);
+    rejects(&["generate", "--prompt", "a", "--frames", "3", "--prompt-at", "4:"], &["prompt is empty"]);
+}
+
+#[test]
+fn missing_or_bad_files_are_refused() {
+    rejects(&["generate", "--prompt", "a", "--frames", "3", "--weights", "/no/such/weights"], &["does not exist"]);
+    rejects(&["generate", "--prompt", "a", "--frames", "3", "--image", "/no/such.png"], &["does not exist"]);
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.png");
+    std::fs::write(&bad, b"not an image").unwrap();
+    rejects(
+        &["generate", "--prompt", "a", "--frames", "3", "--image", bad.to_str().unwrap()],
+        &["cannot decode", "bad.png"],
+    );
+    let tl = dir.path().join("t.json");
+    std::fs::write(&tl, r#"{"segments":[{"start":3,"prompt":"x"}]}"#).unwrap();
+    rejects(&["generate", "--timeline", tl.to_str().unwrap(), "--frames", "3"], &["frame 0"]);
+    std::fs::write(&tl, "{").unwrap();
+    rejects(&["generate", "--timeline", tl.to_str().unwrap(), "--frames", "3"], &["not valid JSON"]);
+}
+
+#[test]
+fn outputs_that_exist_or_cannot_be_written_are_refused() {
+    rejects(&["generate", "--prompt", "a", "--frames", "3", "-o", "/proc/spool-out"], &["cannot write"]);
+    rejects(&["generate", "--prompt", "a", "--frames", "3", "-o", "no/such/dir/out"], &["does not exist"]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("out")).unwrap();
+    std::fs::write(dir.path().join("out/keep.txt"), b"mine").unwrap();
+    let (code, err) = spool(&["generate", "--prompt", "a", "--frames", "3", "-o", "out"], dir.path());
+    assert_ne!(code, 0);
+    assert!(err.contains("already exists") && err.contains("--force"), "{err}");
+    let (code, err) = spool(&["generate", "--prompt", "a", "--frames", "3", "-o", "out", "--force"], dir.path());
+    assert_ne!(code, 0);
+    assert!(err.contains("refusing to replace"), "{err}");
+    assert_eq!(std::fs::read(dir.path().join("out/keep.txt")).unwrap(), b"mine", "the user's file is untouched");
+}

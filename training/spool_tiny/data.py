@@ -1,0 +1,602 @@
+"""Procedural video world for spool-tiny, rendered on the GPU in torch (data version `procedural-v1`).
+
+    world = World(device="cuda")
+    batch = world.sample(B=64, T=24, split="train", seed=123)
+    batch.video        [B, T, 3, 128, 128] float in [-1, 1]
+    batch.captions     list of B lists of 1 or 2 strings (caption 0, and caption 1 after a prompt switch)
+    batch.caption_idx  [B, T] long: which caption is active at each frame
+    batch.labels       dict of tensors (see `Batch`)
+
+Scene: a background + 1-3 objects. Object classes: the atlas (`atlas_v1.npz`, made by make_atlas.py):
+16 SDF shapes, 26 letters, 10 digits (all tinted with a named colour), and ~70 emoji (their own colours).
+12 named colours; 9 background kinds; 16 object motions + 2 camera pans. 16 fps, 24-frame clips by default.
+
+Prompt switches: with probability `p_switch` a clip changes caption at frame c (background, object colour,
+object motion, or a whole new scene); the picture crossfades over the next 4 frames (weights 0.2..0.8).
+
+Held-out split (fixed; `split="eval"` draws only from it, `split="train"` never does):
+  * (class, colour) pairs with (class_index * 7 + colour_index * 3) % 11 == 0 (tinted classes);
+  * (class, motion) pairs of emoji with (class_index * 5 + motion_index) % 11 == 0;
+  * eval-only wordings: the colour synonyms "scarlet", "azure", "emerald"; class synonyms "disc", "hoop",
+    "rhombus"; motion phrases in EVAL_ONLY_PHRASES; and caption template 5 ("{bg} with {objects}").
+  An eval clip has a held-out combination for object 0 (p=0.5) or is worded with eval-only wordings.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DATA_VERSION = "procedural-v1"
+H = W = 128
+
+COLOURS = [  # name, rgb, synonyms (first = canonical)
+    ("red", (220, 40, 40), ["red", "crimson", "scarlet"]),
+    ("orange", (245, 140, 20), ["orange", "tangerine"]),
+    ("yellow", (245, 220, 40), ["yellow", "golden"]),
+    ("green", (40, 170, 60), ["green", "emerald"]),
+    ("blue", (40, 80, 220), ["blue", "cobalt", "azure"]),
+    ("purple", (130, 50, 180), ["purple", "violet"]),
+    ("pink", (245, 120, 180), ["pink", "rose"]),
+    ("white", (240, 240, 240), ["white", "ivory"]),
+    ("black", (20, 20, 20), ["black", "jet black"]),
+    ("gray", (128, 128, 128), ["gray", "grey", "silver"]),
+    ("brown", (130, 80, 40), ["brown", "chocolate"]),
+    ("cyan", (40, 210, 220), ["cyan", "turquoise", "aqua"]),
+]
+EVAL_ONLY_WORDS = {"scarlet", "azure", "emerald", "disc", "hoop", "rhombus"}
+
+# motion id -> (participle phrases, present phrases)
+MOTIONS = [
+    ("still", ["standing still", "resting", "sitting still", "not moving"],
+     ["stays still", "rests", "sits still", "does not move"]),
+    ("left", ["moving left", "drifting to the left", "sliding left", "heading left", "moving to the left"],
+     ["moves left", "drifts to the left", "slides left", "heads left"]),
+    ("right", ["moving right", "drifting to the right", "sliding right", "heading right", "moving to the right"],
+     ["moves right", "drifts to the right", "slides right", "heads right"]),
+    ("up", ["moving up", "rising", "floating upward", "going up"], ["moves up", "rises", "floats upward", "goes up"]),
+    ("down", ["moving down", "falling", "sinking", "going down"], ["moves down", "falls", "sinks", "goes down"]),
+    ("up-left", ["moving up and to the left", "drifting diagonally up and left"],
+     ["moves up and to the left", "drifts diagonally up and left"]),
+    ("up-right", ["moving up and to the right", "drifting diagonally up and right"],
+     ["moves up and to the right", "drifts diagonally up and right"]),
+    ("down-left", ["moving down and to the left", "drifting diagonally down and left"],
+     ["moves down and to the left", "drifts diagonally down and left"]),
+    ("down-right", ["moving down and to the right", "drifting diagonally down and right"],
+     ["moves down and to the right", "drifts diagonally down and right"]),
+    ("bounce", ["bouncing", "hopping up and down", "bouncing up and down"], ["bounces", "hops up and down"]),
+    ("orbit", ["orbiting", "circling", "moving in a circle", "going round in circles"],
+     ["orbits", "circles", "moves in a circle"]),
+    ("zoom-in", ["growing", "getting bigger", "zooming in", "expanding"], ["grows", "gets bigger", "expands"]),
+    ("zoom-out", ["shrinking", "getting smaller", "zooming out"], ["shrinks", "gets smaller"]),
+    ("spin", ["spinning", "rotating", "twirling", "turning around"], ["spins", "rotates", "twirls"]),
+    ("fade-in", ["fading in", "slowly appearing", "materializing"], ["fades in", "slowly appears"]),
+    ("fade-out", ["fading out", "disappearing", "vanishing", "fading away"], ["fades out", "disappears", "vanishes"]),
+]
+PAN_LEFT, PAN_RIGHT = 16, 17
+PAN_PHRASES = {PAN_LEFT: ["the camera pans left", "the camera panning to the left", "panning left"],
+               PAN_RIGHT: ["the camera pans right", "the camera panning to the right", "panning right"]}
+MOTION_NAMES = [m[0] for m in MOTIONS] + ["pan-left", "pan-right"]
+EVAL_ONLY_PHRASES = {"heading left", "heads left", "heading right", "heads right", "going up", "goes up",
+                     "going down", "goes down", "twirling", "twirls", "vanishing", "vanishes",
+                     "going round in circles", "materializing", "panning left"}
+
+BG_KINDS = ["solid", "gradient", "stripes", "checkers", "starfield", "clouds", "day", "night", "sunset"]
+TEMPLATES_TRAIN = [0, 1, 2, 3, 4]
+TEMPLATE_EVAL = 5
+
+
+def _article(word):
+    return "an" if word[0] in "aeiou" else "a"
+
+
+@dataclass
+class Batch:
+    video: torch.Tensor  # [B,T,3,H,W] in [-1,1]
+    captions: list  # B lists of 1-2 strings
+    caption_idx: torch.Tensor  # [B,T]
+    labels: dict  # obj_class/obj_colour/obj_motion [B,T,3] (-1 none; colour -1 for emoji), obj_visible,
+                  # obj_x/obj_y [B,T,3] (normalized -1..1), bg_kind/bg_c1/bg_c2 [B,T], switch_frame [B]
+
+
+class World:
+    def __init__(self, device="cpu", atlas_path=None, use_sprites=True):
+        self.device = torch.device(device)
+        atlas_path = atlas_path or os.path.join(os.path.dirname(__file__), "atlas_v1.npz")
+        z = np.load(atlas_path)
+        self.classes = json.loads(str(z["classes"]))
+        rgba = torch.from_numpy(z["rgba"]).float() / 255.0
+        if not use_sprites:
+            keep = [i for i, c in enumerate(self.classes) if c["kind"] == "shape"]
+            rgba = rgba[keep]
+            self.classes = [self.classes[i] for i in keep]
+        # premultiply rgb by alpha for clean bilinear sampling
+        rgba[:, :3] *= rgba[:, 3:4]
+        self.atlas = rgba.to(self.device)
+        self.tint = [c["tint"] for c in self.classes]
+        self.palette = torch.tensor([c[1] for c in COLOURS], dtype=torch.float32, device=self.device) / 127.5 - 1
+        self.n_classes = len(self.classes)
+
+    # ------------------------------------------------------------------------------------------------------
+    # scene sampling (python, per clip)
+    # ------------------------------------------------------------------------------------------------------
+    def _held_pair(self, cls, col, mot):
+        if self.tint[cls]:
+            return (cls * 7 + col * 3) % 11 == 0
+        return (cls * 5 + mot) % 11 == 0
+
+    def _sample_object(self, rng, split, bg_cols, force_held=False, force_motion=None):
+        for _ in range(200):
+            u = rng.random()
+            kinds = [i for i, c in enumerate(self.classes)]
+            if u < 0.45:  # shapes are the core of the world
+                pool = [i for i in kinds if self.classes[i]["kind"] == "shape"] or kinds
+            elif u < 0.7:
+                pool = [i for i in kinds if self.classes[i]["kind"] in ("letter", "digit")] or kinds
+            else:
+                pool = [i for i in kinds if self.classes[i]["kind"] == "emoji"] or kinds
+            cls = rng.choice(pool)
+            col = rng.randrange(len(COLOURS)) if self.tint[cls] else -1
+            if col in bg_cols:
+                continue
+            mot = force_motion if force_motion is not None else rng.randrange(len(MOTIONS))
+            held = self._held_pair(cls, col, mot)
+            if split == "train" and held:
+                continue
+            if force_held and not held:
+                continue
+            return dict(cls=cls, col=col, mot=mot)
+        return dict(cls=0, col=0 if 0 not in bg_cols else 1, mot=force_motion or 0)
+
+    def _sample_bg(self, rng, obj_cols=()):
+        kind = rng.choices(range(len(BG_KINDS)), weights=[4, 2, 1.5, 1.5, 1, 1, 1, 1, 1])[0]
+        cols = [c for c in range(len(COLOURS)) if c not in obj_cols]
+        c1 = rng.choice(cols)
+        c2 = rng.choice([c for c in range(len(COLOURS)) if c != c1])
+        return dict(kind=kind, c1=c1, c2=c2, angle=rng.choice([0, 90, 45, 135]), k=rng.randint(2, 5),
+                    seed=rng.random() * 100.0, pan=0)
+
+    def _sample_scene(self, rng, split, force_held=False):
+        n_obj = rng.choices([1, 2, 3], weights=[0.5, 0.35, 0.15])[0]
+        bg = self._sample_bg(rng)
+        bg_cols = {bg["c1"]} if BG_KINDS[bg["kind"]] in ("solid", "clouds") else set()
+        if BG_KINDS[bg["kind"]] in ("stripes", "checkers", "gradient"):
+            bg_cols = {bg["c1"], bg["c2"]}
+        pan = 0
+        if rng.random() < 0.08 and BG_KINDS[bg["kind"]] != "solid":
+            pan = rng.choice([PAN_LEFT, PAN_RIGHT])
+        bg["pan"] = pan
+        objs = []
+        for i in range(n_obj):
+            o = self._sample_object(rng, split, bg_cols, force_held=(force_held and i == 0),
+                                    force_motion=0 if pan else None)
+            objs.append(o)
+        self._place(rng, objs)
+        return dict(bg=bg, objs=objs)
+
+    def _place(self, rng, objs):
+        n = len(objs)
+        for i, o in enumerate(objs):
+            o["s"] = rng.uniform(0.16, 0.3) if n > 1 else rng.uniform(0.2, 0.36)
+            # spread objects horizontally when several
+            if n == 1:
+                o["x"], o["y"] = rng.uniform(-0.4, 0.4), rng.uniform(-0.4, 0.4)
+            else:
+                lo = -0.65 + 1.3 * i / n
+                o["x"] = rng.uniform(lo, lo + 1.3 / n)
+                o["y"] = rng.uniform(-0.5, 0.5)
+            o["speed"] = rng.uniform(0.03, 0.06)
+            o["omega"] = rng.choice([-1, 1]) * rng.uniform(0.15, 0.3)
+            o["spin"] = rng.choice([-1, 1]) * rng.uniform(0.12, 0.3)
+            o["r"] = rng.uniform(0.2, 0.4)
+            o["amp"] = rng.uniform(0.3, 0.6)
+            o["period"] = rng.uniform(9, 16)
+            o["grow"] = rng.uniform(1.03, 1.06)
+            o["fade"] = rng.uniform(8, 14)
+            o["theta"] = 0.0 if rng.random() < 0.7 else rng.uniform(-0.4, 0.4)
+        # start positions that keep linear motions mostly in view during a clip
+        for o in objs:
+            m = MOTIONS[o["mot"]][0]
+            if m in ("left", "up-left", "down-left"):
+                o["x"] = abs(o["x"]) * 0.6 + 0.3
+            if m in ("right", "up-right", "down-right"):
+                o["x"] = -abs(o["x"]) * 0.6 - 0.3
+            if m in ("up", "up-left", "up-right"):
+                o["y"] = abs(o["y"]) * 0.6 + 0.3
+            if m in ("down", "down-left", "down-right"):
+                o["y"] = -abs(o["y"]) * 0.6 - 0.3
+            if m == "bounce":
+                o["y"] = rng.uniform(0.25, 0.55)
+            if m == "zoom-in":
+                o["s"] = min(o["s"], 0.2)
+
+    # ------------------------------------------------------------------------------------------------------
+    # captions
+    # ------------------------------------------------------------------------------------------------------
+    def _words(self, rng, options, eval_words):
+        """pick a wording; train never uses eval-only wordings; eval_words=True prefers them."""
+        tr = [w for w in options if w not in EVAL_ONLY_WORDS and w not in EVAL_ONLY_PHRASES]
+        ev = [w for w in options if w in EVAL_ONLY_WORDS or w in EVAL_ONLY_PHRASES]
+        if eval_words and ev:
+            return rng.choice(ev)
+        return rng.choice(tr or options)
+
+    def _obj_phrase(self, rng, o, ev):
+        c = self.classes[o["cls"]]
+        name = self._words(rng, c["names"], ev)
+        if o["col"] >= 0:
+            colw = self._words(rng, COLOURS[o["col"]][2], ev)
+            core = f"{colw} {name}"
+        else:
+            core = name
+        return f"{_article(core)} {core}" if rng.random() < 0.85 else f"the {core}"
+
+    def _bg_phrase(self, rng, bg, ev):
+        k = BG_KINDS[bg["kind"]]
+        c1 = self._words(rng, COLOURS[bg["c1"]][2], ev)
+        c2 = self._words(rng, COLOURS[bg["c2"]][2], ev)
+        if k == "solid":
+            full = [f"a {c1} background", f"a plain {c1} background", f"a solid {c1} backdrop"]
+            short = [f"{c1} background", f"{c1} backdrop"]
+        elif k == "gradient":
+            full = [f"a {c1} to {c2} gradient", f"a gradient from {c1} to {c2}"]
+            short = [f"{c1} to {c2} gradient"]
+        elif k == "stripes":
+            full = [f"{c1} and {c2} stripes", f"a {c1} and {c2} striped background"]
+            short = [f"{c1} and {c2} stripes"]
+        elif k == "checkers":
+            full = [f"a {c1} and {c2} checkerboard", f"a {c1} and {c2} checkered background"]
+            short = [f"checkered {c1} and {c2} backdrop", f"{c1} and {c2} checkerboard"]
+        elif k == "starfield":
+            full = ["a starfield", "outer space", "a field of stars"]
+            short = ["starfield", "deep space"]
+        elif k == "clouds":
+            full = [f"a cloudy {c1} sky", f"{c1} clouds"]
+            short = [f"cloudy {c1} sky"]
+        elif k == "day":
+            full = ["a clear daytime sky", "a bright blue sky"]
+            short = ["daytime sky", "clear sky"]
+        elif k == "night":
+            full = ["a night sky", "a starry night sky"]
+            short = ["night sky"]
+        else:
+            full = ["a sunset sky", "an orange sunset"]
+            short = ["sunset sky", "sunset"]
+        return rng.choice(full), rng.choice(short)
+
+    def caption(self, rng, scene, ev=False):
+        bg, objs = scene["bg"], scene["objs"]
+        bfull, bshort = self._bg_phrase(rng, bg, ev)
+        tmpl = TEMPLATE_EVAL if (ev and rng.random() < 0.5) else rng.choice(TEMPLATES_TRAIN)
+        pan = bg["pan"]
+        parts, pres = [], []
+        for o in objs:
+            op = self._obj_phrase(rng, o, ev)
+            if pan:
+                parts.append(op); pres.append(op)
+            else:
+                parts.append(f"{op} {self._words(rng, MOTIONS[o['mot']][1], ev)}")
+                pres.append(f"{op} {self._words(rng, MOTIONS[o['mot']][2], ev)}")
+        join = lambda xs: xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + " and " + xs[-1]
+        if tmpl == 0:
+            cap = f"{join(parts)} on {bfull}"
+        elif tmpl == 1:
+            cap = f"{bshort}, {join(pres)}"
+        elif tmpl == 2:
+            cap = f"{join(pres)} across {bfull}" if not pan else f"{join(parts)} in front of {bfull}"
+        elif tmpl == 3:
+            if len(objs) == 1 and not pan:
+                o = objs[0]
+                cap = f"{self._obj_phrase(rng, o, ev)} on {bfull}, {self._words(rng, MOTIONS[o['mot']][1], ev)}"
+            else:
+                cap = f"{join(parts)} on {bfull}"
+        elif tmpl == 4:
+            cap = f"{join(parts)} against {bfull}"
+        else:
+            cap = f"{bfull} with {join(parts)}"
+        if pan:
+            cap = f"{cap}, {self._words(rng, PAN_PHRASES[pan], ev)}"
+        return cap
+
+    # ------------------------------------------------------------------------------------------------------
+    # trajectories (numpy per object)
+    # ------------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _traj(o, mot, tau, st):
+        """state arrays over tau (frames since motion start) from start state st=(x,y,s,theta,alpha)."""
+        x0, y0, s0, th0, a0 = st
+        n = len(tau)
+        x, y, s, th, a = (np.full(n, x0), np.full(n, y0), np.full(n, s0), np.full(n, th0), np.full(n, a0))
+        m = MOTIONS[mot][0] if mot < len(MOTIONS) else "still"
+        v = o["speed"]
+        dirs = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1), "up-left": (-0.7071, -0.7071),
+                "up-right": (0.7071, -0.7071), "down-left": (-0.7071, 0.7071), "down-right": (0.7071, 0.7071)}
+        if m in dirs:
+            dx, dy = dirs[m]
+            per = 2 + 2 * s0 + 0.1
+            x = (x0 + dx * v * tau + 1 + s0 + 0.05) % per - 1 - s0 - 0.05
+            y = (y0 + dy * v * tau + 1 + s0 + 0.05) % per - 1 - s0 - 0.05
+        elif m == "bounce":
+            y = y0 - o["amp"] * np.abs(np.sin(np.pi * tau / o["period"]))
+        elif m == "orbit":
+            r = o["r"]
+            cx, cy = x0 - r, y0
+            x = cx + r * np.cos(o["omega"] * tau)
+            y = cy + r * np.sin(o["omega"] * tau)
+        elif m == "zoom-in":
+            s = np.minimum(s0 * o["grow"] ** tau, 0.8)
+        elif m == "zoom-out":
+            s = np.maximum(s0 * o["grow"] ** (-tau), 0.05)
+        elif m == "spin":
+            th = th0 + o["spin"] * tau
+        elif m == "fade-in":
+            a = np.minimum(1.0, tau / o["fade"])
+        elif m == "fade-out":
+            a = np.maximum(0.0, 1.0 - tau / o["fade"])
+        return x, y, s, th, a
+
+    def _obj_states(self, o, T, mot_a, mot_b=None, c=None):
+        tau = np.arange(T, dtype=np.float64)
+        st = (o["x"], o["y"], o["s"], o["theta"], 1.0)
+        x, y, s, th, a = self._traj(o, mot_a, tau, st)
+        if mot_b is not None and c is not None:
+            st2 = (x[c], y[c], s[c], th[c], a[c])
+            if MOTIONS[mot_b][0] == "fade-in":
+                st2 = (x[c], y[c], s[c], th[c], 0.0)
+            if MOTIONS[mot_a][0] == "fade-out" and MOTIONS[mot_b][0] != "fade-in":
+                st2 = (x[c], y[c], s[c], th[c], 1.0)
+            xb, yb, sb, thb, ab = self._traj(o, mot_b, tau[c:] - c, st2)
+            x, y, s, th, a = [np.concatenate([p[:c], q]) for p, q in zip((x, y, s, th, a), (xb, yb, sb, thb, ab))]
+        return x, y, s, th, a
+
+    # ------------------------------------------------------------------------------------------------------
+    # batch sampling + GPU rendering
+    # ------------------------------------------------------------------------------------------------------
+    def sample(self, B, T=24, split="train", seed=None, p_switch=0.35, scenes=None):
+        rng = random.Random(seed)
+        O = 6  # object slots: 0-2 scene A, 3-5 scene B (whole-scene switch)
+        ox = np.zeros((B, T, O)); oy = np.zeros((B, T, O)); os_ = np.full((B, T, O), 0.2)
+        oth = np.zeros((B, T, O)); oa = np.zeros((B, T, O)); ocls = np.zeros((B, O), np.int64)
+        otint = np.zeros((B, T, O, 3))
+        bgA = []; bgB = []; wB = np.zeros((B, T)); pan = np.zeros((B, T, 2))
+        lab = {k: np.full((B, T, 3), -1, np.int64) for k in ("obj_class", "obj_colour", "obj_motion")}
+        lab_x = np.zeros((B, T, 3)); lab_y = np.zeros((B, T, 3)); lab_vis = np.zeros((B, T, 3), bool)
+        bg_kind = np.zeros((B, T), np.int64); bg_c1 = np.zeros((B, T), np.int64); bg_c2 = np.zeros((B, T), np.int64)
+        caps, cap_idx, switch_frame = [], np.zeros((B, T), np.int64), np.full(B, -1)
+        pal = self.palette.cpu().numpy()
+        for b in range(B):
+            ev = split == "eval"
+            force_held = ev and rng.random() < 0.5
+            ev_words = ev and not force_held
+            scene = scenes[b] if scenes is not None else self._sample_scene(rng, split, force_held)
+            capA = self.caption(rng, scene, ev_words)
+            c = None
+            stype = None
+            sceneB = None
+            if scenes is None and T >= 12 and rng.random() < p_switch:
+                c = rng.randint(3, T - 5)
+                stype = rng.choices(["bg", "colour", "motion", "scene"], weights=[1, 1, 1, 1])[0]
+                if stype == "colour" and scene["objs"][0]["col"] < 0:
+                    stype = "bg"
+                if stype == "motion" and scene["bg"]["pan"]:
+                    stype = "scene"
+                sceneB = {"bg": dict(scene["bg"]), "objs": [dict(o) for o in scene["objs"]]}
+                if stype == "bg":
+                    nb = self._sample_bg(rng, {o["col"] for o in scene["objs"]})
+                    nb["pan"] = scene["bg"]["pan"]
+                    if nb["pan"] and BG_KINDS[nb["kind"]] == "solid":
+                        nb["kind"] = 1
+                    sceneB["bg"] = nb
+                elif stype == "colour":
+                    o = sceneB["objs"][0]
+                    bad = {scene["bg"]["c1"], o["col"]}
+                    for _ in range(50):
+                        nc = rng.randrange(len(COLOURS))
+                        if nc not in bad and not (split == "train" and self._held_pair(o["cls"], nc, o["mot"])):
+                            break
+                    o["col"] = nc
+                elif stype == "motion":
+                    o = sceneB["objs"][0]
+                    for _ in range(50):
+                        nm = rng.randrange(len(MOTIONS))
+                        if nm != o["mot"] and not (split == "train" and self._held_pair(o["cls"], o["col"], nm)):
+                            break
+                    o["mot"] = nm
+                else:
+                    sceneB = self._sample_scene(rng, split)
+                capB = self.caption(rng, sceneB, ev_words)
+                caps.append([capA, capB])
+                cap_idx[b, c:] = 1
+                switch_frame[b] = c
+            else:
+                caps.append([capA])
+            # background params per clip
+            bgA.append(scene["bg"])
+            bgB.append(sceneB["bg"] if sceneB is not None else scene["bg"])
+            if c is not None and stype in ("bg", "scene"):
+                wB[b] = np.clip((np.arange(T) - c + 1) / 5.0, 0, 1)
+            # camera pan (content offset per frame)
+            tau = np.arange(T)
+            for sc, rows in ((scene, slice(0, T)),):
+                pass
+            pspeed = 0.04
+            pan_a = scene["bg"]["pan"]
+            pan_b = sceneB["bg"]["pan"] if sceneB is not None else pan_a
+            pv = np.array([{0: 0.0, PAN_LEFT: 1.0, PAN_RIGHT: -1.0}[pan_a if (c is None or t < c) else pan_b]
+                           for t in range(T)]) * pspeed
+            pan[b, :, 0] = np.cumsum(np.concatenate([[0.0], pv[:-1]]))
+            # objects
+            def fill(slot, o, mot_a, mot_b=None, cc=None, alpha_w=None, col_b=None):
+                x, y, s, th, a = self._obj_states(o, T, mot_a, mot_b, cc)
+                if alpha_w is not None:
+                    a = a * alpha_w
+                ox[b, :, slot] = x + pan[b, :, 0]
+                oy[b, :, slot] = y
+                os_[b, :, slot] = s; oth[b, :, slot] = th; oa[b, :, slot] = a
+                ocls[b, slot] = o["cls"]
+                if o["col"] >= 0:
+                    ca = pal[o["col"]]
+                    if col_b is not None:
+                        cb = pal[col_b]
+                        w = np.clip((np.arange(T) - cc + 1) / 5.0, 0, 1)[:, None]
+                        otint[b, :, slot] = ca * (1 - w) + cb * w
+                    else:
+                        otint[b, :, slot] = ca
+                else:
+                    otint[b, :, slot] = 1.0
+                return x + pan[b, :, 0], y, a
+            for i, o in enumerate(scene["objs"]):
+                if stype == "scene":
+                    xa, ya, aa = fill(i, o, o["mot"], alpha_w=1 - wB[b])
+                elif stype == "motion" and i == 0:
+                    xa, ya, aa = fill(i, o, o["mot"], sceneB["objs"][0]["mot"], c)
+                elif stype == "colour" and i == 0:
+                    xa, ya, aa = fill(i, o, o["mot"], cc=c, col_b=sceneB["objs"][0]["col"])
+                else:
+                    xa, ya, aa = fill(i, o, o["mot"])
+                tA = slice(0, c if stype == "scene" else T)
+                lab["obj_class"][b, tA, i] = o["cls"]; lab["obj_colour"][b, tA, i] = o["col"]
+                lab["obj_motion"][b, tA, i] = o["mot"] if not scene["bg"]["pan"] else scene["bg"]["pan"]
+                lab_x[b, tA, i] = xa[tA]; lab_y[b, tA, i] = ya[tA]
+                lab_vis[b, tA, i] = (aa[tA] > 0.5) & (np.abs(xa[tA]) < 1) & (np.abs(ya[tA]) < 1)
+                if stype in ("motion", "colour") and i == 0:
+                    lab["obj_motion"][b, c:, 0] = sceneB["objs"][0]["mot"]
+                    lab["obj_colour"][b, c:, 0] = sceneB["objs"][0]["col"]
+            if stype == "scene":
+                for i, o in enumerate(sceneB["objs"]):
+                    # scene B objects live from the switch on (their motion clock starts at c)
+                    x, y, s, th, a = self._obj_states(o, T - c, o["mot"])
+                    pad = lambda v, fillv: np.concatenate([np.full(c, fillv), v])
+                    pb = pan[b, :, 0] - pan[b, c, 0]
+                    ox[b, :, 3 + i] = pad(x, x[0]) + pb; oy[b, :, 3 + i] = pad(y, y[0])
+                    os_[b, :, 3 + i] = pad(s, s[0]); oth[b, :, 3 + i] = pad(th, th[0])
+                    oa[b, :, 3 + i] = pad(a, 0.0) * wB[b]
+                    ocls[b, 3 + i] = o["cls"]
+                    otint[b, :, 3 + i] = pal[o["col"]] if o["col"] >= 0 else 1.0
+                    lab["obj_class"][b, c:, i] = o["cls"]; lab["obj_colour"][b, c:, i] = o["col"]
+                    lab["obj_motion"][b, c:, i] = o["mot"] if not sceneB["bg"]["pan"] else sceneB["bg"]["pan"]
+                    lab_x[b, c:, i] = ox[b, c:, 3 + i]; lab_y[b, c:, i] = y
+                    lab_vis[b, c:, i] = (a > 0.5) & (np.abs(ox[b, c:, 3 + i]) < 1) & (np.abs(y) < 1)
+            for t in range(T):
+                bgs = bgB[-1] if (c is not None and t >= c) else bgA[-1]
+                bg_kind[b, t] = bgs["kind"]; bg_c1[b, t] = bgs["c1"]; bg_c2[b, t] = bgs["c2"]
+        dev = self.device
+        tt = lambda a, dt=torch.float32: torch.as_tensor(a, dtype=dt, device=dev)
+        video = self.render(bgA, bgB, tt(wB), tt(pan), tt(ox), tt(oy), tt(os_), tt(oth), tt(oa),
+                            tt(ocls, torch.long), tt(otint), T)
+        labels = {k: tt(v, torch.long) for k, v in lab.items()}
+        labels.update(obj_x=tt(lab_x), obj_y=tt(lab_y), obj_visible=tt(lab_vis, torch.bool),
+                      bg_kind=tt(bg_kind, torch.long), bg_c1=tt(bg_c1, torch.long), bg_c2=tt(bg_c2, torch.long),
+                      switch_frame=tt(switch_frame, torch.long))
+        return Batch(video=video, captions=caps, caption_idx=tt(cap_idx, torch.long), labels=labels)
+
+    # ------------------------------------------------------------------------------------------------------
+    def _render_bg(self, bgs, pan, T):
+        """bgs: list of B dicts; pan [B,T,2] content offsets -> [B,T,3,H,W]"""
+        dev = self.device
+        B = len(bgs)
+        lin = (torch.arange(W, device=dev, dtype=torch.float32) + 0.5) / W * 2 - 1
+        Y, X = torch.meshgrid(lin, lin, indexing="ij")
+        Xs = X[None, None] - pan[:, :, 0, None, None]  # [B,T,H,W] content moves with +pan
+        Ys = Y[None, None].expand(B, T, H, W)
+        kind = torch.tensor([g["kind"] for g in bgs], device=dev)
+        c1 = self.palette[torch.tensor([g["c1"] for g in bgs], device=dev)][:, None, :, None, None]
+        c2 = self.palette[torch.tensor([g["c2"] for g in bgs], device=dev)][:, None, :, None, None]
+        ang = torch.tensor([g["angle"] for g in bgs], device=dev, dtype=torch.float32)[:, None, None, None] * math.pi / 180
+        kk = torch.tensor([g["k"] for g in bgs], device=dev, dtype=torch.float32)[:, None, None, None]
+        seed = torch.tensor([g["seed"] for g in bgs], device=dev, dtype=torch.float32)[:, None, None, None]
+        out = torch.empty(B, T, 3, H, W, device=dev)
+        K = lambda name: (kind == BG_KINDS.index(name))[:, None, None, None, None]
+
+        def hash2(ix, iy, sd):
+            return torch.frac(torch.sin(ix * 12.9898 + iy * 78.233 + sd * 37.719) * 43758.5453)
+
+        def stars(density, sd):
+            ix = torch.floor((Xs + 1) * 32); iy = torch.floor((Ys + 1) * 32)
+            h = hash2(ix, iy, sd)
+            br = hash2(ix + 7.0, iy + 3.0, sd)
+            return ((h > 1 - density).float() * (0.5 + 0.5 * br))[:, :, None]
+
+        u = ((Ys + 1) / 2)[:, :, None]  # 0 top .. 1 bottom
+        solid = c1.expand(B, T, 3, H, W)
+        grad = c1 * (1 - u) + c2 * u
+        proj = Xs * torch.cos(ang) + Ys * torch.sin(ang)
+        sv = torch.clamp(torch.sin(math.pi * kk * proj) * 6, -1, 1)[:, :, None] * 0.5 + 0.5
+        stripes = c1 * sv + c2 * (1 - sv)
+        par = (torch.floor((Xs + 1) * kk / 2) + torch.floor((Ys + 1) * kk / 2)) % 2
+        checkers = c1 * par[:, :, None] + c2 * (1 - par[:, :, None])
+        black = torch.tensor([-0.94, -0.94, -0.9], device=dev)[None, None, :, None, None]
+        st = stars(0.03, seed)
+        starfield = black + st * 1.9
+        # clouds: value noise, two octaves, sampled with the pan offset
+        g = torch.Generator(device="cpu").manual_seed(int(seed.sum().item() * 1000) % (2 ** 31))
+        n1 = torch.rand(B, 1, 6, 12, generator=g).to(dev)
+        n2 = torch.rand(B, 1, 12, 24, generator=g).to(dev)
+        grid = torch.stack([Xs / 2.2, Ys / 1.1 * 0.5], dim=-1).reshape(B, T * H, W, 2)
+        cl = (0.65 * F.grid_sample(n1, grid, mode="bicubic", padding_mode="reflection", align_corners=False)
+              + 0.35 * F.grid_sample(n2, grid, mode="bicubic", padding_mode="reflection", align_corners=False))
+        cl = cl.reshape(B, 1, T, H, W).permute(0, 2, 1, 3, 4).clamp(0, 1)
+        cl = torch.clamp((cl - 0.45) * 3, 0, 1)
+        whiteish = torch.tensor([0.9, 0.9, 0.92], device=dev)[None, None, :, None, None]
+        clouds = c1 * (1 - cl) + whiteish * cl
+        sky_top = torch.tensor([80, 150, 240], device=dev, dtype=torch.float32)[None, None, :, None, None] / 127.5 - 1
+        sky_bot = torch.tensor([195, 225, 250], device=dev, dtype=torch.float32)[None, None, :, None, None] / 127.5 - 1
+        day = sky_top * (1 - u) + sky_bot * u
+        n_top = torch.tensor([5, 8, 30], device=dev, dtype=torch.float32)[None, None, :, None, None] / 127.5 - 1
+        n_bot = torch.tensor([40, 30, 90], device=dev, dtype=torch.float32)[None, None, :, None, None] / 127.5 - 1
+        night = n_top * (1 - u) + n_bot * u + stars(0.012, seed + 1.0) * 1.6
+        s_top = torch.tensor([90, 40, 120], device=dev, dtype=torch.float32)[None, None, :, None, None] / 127.5 - 1
+        s_bot = torch.tensor([250, 150, 60], device=dev, dtype=torch.float32)[None, None, :, None, None] / 127.5 - 1
+        sunset = s_top * (1 - u) + s_bot * u
+        out = (K("solid") * solid + K("gradient") * grad + K("stripes") * stripes + K("checkers") * checkers
+               + K("starfield") * starfield + K("clouds") * clouds + K("day") * day + K("night") * night
+               + K("sunset") * sunset)
+        return out.clamp(-1, 1)
+
+    def render(self, bgA, bgB, wB, pan, ox, oy, os_, oth, oa, ocls, otint, T):
+        B = len(bgA)
+        frame = self._render_bg(bgA, pan, T)
+        if (wB > 0).any():
+            frameB = self._render_bg(bgB, pan, T)
+            w = wB[:, :, None, None, None]
+            frame = frame * (1 - w) + frameB * w
+        frame = frame.reshape(B * T, 3, H, W)
+        for slot in range(ocls.shape[1]):
+            a_s = oa[:, :, slot].reshape(-1)
+            if not (a_s > 0).any():
+                continue
+            cls = ocls[:, slot][:, None].expand(B, T).reshape(-1)
+            s = os_[:, :, slot].reshape(-1).clamp(min=1e-3)
+            th = oth[:, :, slot].reshape(-1)
+            cx = ox[:, :, slot].reshape(-1); cy = oy[:, :, slot].reshape(-1)
+            cos, sin = torch.cos(th), torch.sin(th)
+            # input = R(-th) (p - c) / s
+            A = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2) / s[:, None, None]
+            bvec = -(A @ torch.stack([cx, cy], -1)[:, :, None])[:, :, 0]
+            theta = torch.cat([A, bvec[:, :, None]], dim=2)
+            grid = F.affine_grid(theta, (B * T, 4, H, W), align_corners=False)
+            spr = F.grid_sample(self.atlas[cls], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            alpha = spr[:, 3:4] * a_s[:, None, None, None]
+            tint = otint[:, :, slot].reshape(-1, 3)
+            tint01 = (tint + 1) / 2
+            rgb01 = spr[:, :3] * tint01[:, :, None, None]  # premultiplied by sprite alpha
+            rgb = rgb01 * 2 - spr[:, 3:4]  # premultiplied [-1,1] colour
+            frame = frame * (1 - alpha) + rgb * a_s[:, None, None, None]
+        return frame.reshape(B, T, 3, H, W).clamp(-1, 1)
+
+
+def save_strip(video, path, max_cols=12, captions=None):
+    """video [R, T, 3, H, W] in [-1,1] -> PNG grid (rows = clips, columns = frames, every k-th)."""
+    from PIL import Image
+    R, T = video.shape[:2]
+    step = max(1, math.ceil(T / max_cols))
+    v = video[:, ::step].float().clamp(-1, 1).add(1).mul(127.5).round().byte().cpu()
+    R, C = v.shape[:2]
+    grid = v.permute(0, 3, 1, 4, 2).reshape(R * H, C * W, 3).numpy()
+    Image.fromarray(grid).save(path)

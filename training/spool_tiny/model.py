@@ -1,0 +1,609 @@
+"""spool-tiny v1 in PyTorch, following training/SPEC.md exactly.
+
+Parameter names of `SpoolTiny` and `AutoEncoder` are the safetensors keys of the SPEC.
+
+Two implementations of the causal encoder's attention are provided:
+  * `CausalEncoder.forward`        -- parallel, training-time: every element of a clip at once, with an
+                                      additive mask over full-resolution and 2x2-pooled keys that encodes the
+                                      MSC + sink + window + temporal-bias rules;
+  * `IncrementalEncoder`           -- step-by-step, inference-time: per-block cache of full and pooled k/v for
+                                      each element still needed, eviction, exactly as the app runs it.
+tests/test_model.py checks that the two agree.
+
+Conditioning convention (a clarification written into SPEC.md): encoder element s and the decoder steps of
+latent frame s use the same conditioning -- the one active for frame s. Element 0 (BOS) uses frame 0's.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, asdict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# ----------------------------------------------------------------------------------------------------------
+# constants of the contract
+# ----------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Config:
+    name: str = "spool-tiny"
+    version: int = 1
+    image_size: int = 128
+    fps: int = 16
+    latent_channels: int = 16
+    latent_hw: int = 8
+    tokens_per_frame: int = 64
+    pooled_tokens_per_frame: int = 16
+    d_model: int = 192
+    heads: int = 4
+    head_dim: int = 48
+    mlp_ratio: int = 4
+    encoder_blocks: int = 6
+    decoder_blocks: int = 3
+    text_dim: int = 384
+    text_max_tokens: int = 32
+    n_full: int = 2
+    n_sink: int = 2
+    window: int = 12
+    temporal_bias_max_distance: int = 16
+    alibi_slopes: tuple = (0.5, 0.25, 0.125, 0.0625)
+    pooled_logit_bias: float = math.log(4.0)
+    layernorm_eps: float = 1e-6
+    time_embed_dim: int = 256
+    time_scale: float = 1000.0
+    sampler_shift: float = 3.0
+    default_steps: int = 4
+    data_version: str = "procedural-v1"
+
+
+CFG = Config()
+NEG = -1e4  # value used for "-inf" in ctx_bias (SPEC)
+MASK_NEG = -1e9  # value used for disallowed keys in the parallel encoder mask
+
+
+def layer_norm(dim: int, affine: bool = True) -> nn.LayerNorm:
+    return nn.LayerNorm(dim, eps=CFG.layernorm_eps, elementwise_affine=affine)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# autoencoder
+# ----------------------------------------------------------------------------------------------------------
+
+class ResBlock(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1)
+
+    def forward(self, h):
+        return h + self.conv2(F.silu(self.conv1(F.silu(h))))
+
+
+class Encoder2d(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv_in = nn.Conv2d(3, 32, 3, padding=1)
+        chans = [32, 48, 64, 96, 128]
+        self.down = nn.ModuleList(
+            [nn.Conv2d(chans[i], chans[i + 1], 4, stride=2, padding=1) for i in range(4)])
+        self.res = ResBlock(128)
+        self.conv_out = nn.Conv2d(128, CFG.latent_channels, 1)
+
+    def forward(self, x):
+        h = F.silu(self.conv_in(x))
+        for d in self.down:
+            h = F.silu(d(h))
+        h = self.res(h)
+        return self.conv_out(h)
+
+
+class Decoder2d(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv_in = nn.Conv2d(CFG.latent_channels, 128, 3, padding=1)
+        self.res = ResBlock(128)
+        chans = [128, 96, 64, 32]
+        self.up = nn.ModuleList([nn.Conv2d(chans[i], chans[i + 1], 3, padding=1) for i in range(3)])
+        self.conv_out = nn.Conv2d(32, 12, 3, padding=1)
+
+    def forward(self, z, clamp: bool = True):
+        h = F.silu(self.conv_in(z))
+        h = self.res(h)
+        for u in self.up:
+            h = F.silu(u(F.interpolate(h, scale_factor=2, mode="nearest")))
+        x = F.pixel_shuffle(self.conv_out(h), 2)
+        return x.clamp(-1, 1) if clamp else x
+
+
+class AutoEncoder(nn.Module):
+    """Keys: enc.*, dec.*, plus `ae.latent_scale` (a buffer here, written by save_safetensors)."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = Encoder2d()
+        self.dec = Decoder2d()
+        self.register_buffer("latent_scale", torch.ones(()))
+
+    def encode(self, x):
+        """x [N,3,128,128] in [-1,1] -> scaled latent [N,16,8,8]."""
+        return self.enc(x) * self.latent_scale
+
+    def decode(self, z, clamp: bool = True):
+        """scaled latent [N,16,8,8] -> [N,3,128,128]."""
+        return self.dec(z / self.latent_scale, clamp=clamp)
+
+
+def latent_to_tokens(z):
+    """[..., 16, 8, 8] -> [..., 64, 16] (token r*8+c holds the 16 channels at row r, column c)."""
+    return z.flatten(-2).transpose(-1, -2)
+
+
+def tokens_to_latent(tok):
+    """[..., 64, 16] -> [..., 16, 8, 8]."""
+    return tok.transpose(-1, -2).unflatten(-1, (CFG.latent_hw, CFG.latent_hw))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# transformer pieces
+# ----------------------------------------------------------------------------------------------------------
+
+class TextProj(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.norm = layer_norm(CFG.text_dim)
+        self.linear = nn.Linear(CFG.text_dim, CFG.d_model)
+
+    def forward(self, tokens):
+        return self.linear(self.norm(tokens))
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(CFG.d_model, CFG.mlp_ratio * CFG.d_model)
+        self.fc2 = nn.Linear(CFG.mlp_ratio * CFG.d_model, CFG.d_model)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
+def split_heads(x):
+    """[B, L, D] -> [B, H, L, hd]"""
+    B, L, _ = x.shape
+    return x.view(B, L, CFG.heads, CFG.head_dim).transpose(1, 2)
+
+
+def merge_heads(x):
+    B, H, L, hd = x.shape
+    return x.transpose(1, 2).reshape(B, L, H * hd)
+
+
+def attend(q, k, v, bias=None):
+    """softmax(q k^T / sqrt(hd) + bias) v, scores and softmax in f32 when inputs are f32.
+    q [B,H,Lq,hd], k/v [B,H,Lk,hd], bias broadcastable to [B,H,Lq,Lk]."""
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+
+
+def pool_tokens(t):
+    """2x2 average pool of the 8x8 token grid. t [..., 64, hd] -> [..., 16, hd] (row-major over 4x4)."""
+    shp = t.shape[:-2]
+    hd = t.shape[-1]
+    g = t.reshape(*shp, 4, 2, 4, 2, hd)
+    return g.mean(dim=(-4, -2)).reshape(*shp, 16, hd)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(CFG.d_model, 3 * CFG.d_model)
+        self.out = nn.Linear(CFG.d_model, CFG.d_model)
+
+    def qkv_heads(self, x):
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return split_heads(q), split_heads(k), split_heads(v)
+
+    def forward(self, x, bias=None):
+        q, k, v = self.qkv_heads(x)
+        return self.out(merge_heads(attend(q, k, v, bias)))
+
+
+class CrossAttention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.q = nn.Linear(CFG.d_model, CFG.d_model)
+        self.kv = nn.Linear(CFG.d_model, 2 * CFG.d_model)
+        self.out = nn.Linear(CFG.d_model, CFG.d_model)
+
+    def forward(self, x, ctx, ctx_bias):
+        """x [B, L, D]; ctx [B, n, D] (already text_proj'ed); ctx_bias [B, n]."""
+        q = split_heads(self.q(x))
+        k, v = self.kv(ctx).chunk(2, dim=-1)
+        k, v = split_heads(k), split_heads(v)
+        bias = ctx_bias[:, None, None, :].to(q.dtype)
+        return self.out(merge_heads(attend(q, k, v, bias)))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# causal encoder
+# ----------------------------------------------------------------------------------------------------------
+
+def element_rules(s: int, sp: int):
+    """Which kinds of keys of element sp the queries of element s see: returns (full: bool, pooled: bool)."""
+    if sp > s:
+        return False, False
+    full = (s - CFG.n_full < sp) or (sp < CFG.n_sink)
+    pooled = (not full) and (s - CFG.window < sp <= s - CFG.n_full) and (sp >= CFG.n_sink)
+    return full, pooled
+
+
+def temporal_bias(dist):
+    """-slope_h * min(dist, 16) for each head: returns [H] (dist a python int) ."""
+    d = min(dist, CFG.temporal_bias_max_distance)
+    return torch.tensor([-sl * d for sl in CFG.alibi_slopes], dtype=torch.float32)
+
+
+def encoder_attention_mask(S: int, device=None, dtype=torch.float32):
+    """Parallel mask for S elements: [H, S*64, S*64 + S*16] additive bias.
+    Key layout: all full-resolution tokens (element-major), then all pooled tokens (element-major)."""
+    s = torch.arange(S)
+    dist = (s[:, None] - s[None, :])  # [S, S] query s, key s'
+    causal = dist >= 0
+    full = causal & ((dist < CFG.n_full) | (s[None, :] < CFG.n_sink))
+    pooled = causal & ~full & (dist < CFG.window) & (dist >= CFG.n_full) & (s[None, :] >= CFG.n_sink)
+    slopes = torch.tensor(CFG.alibi_slopes, dtype=torch.float64)
+    tb = -slopes[:, None, None] * dist.clamp(0, CFG.temporal_bias_max_distance)[None].double()  # [H,S,S]
+    fb = torch.where(full[None], tb, torch.full_like(tb, MASK_NEG))
+    pb = torch.where(pooled[None], tb + CFG.pooled_logit_bias, torch.full_like(tb, MASK_NEG))
+    T, P = CFG.tokens_per_frame, CFG.pooled_tokens_per_frame
+    fb = fb.repeat_interleave(T, 1).repeat_interleave(T, 2)
+    pb = pb.repeat_interleave(T, 1).repeat_interleave(P, 2)
+    return torch.cat([fb, pb], dim=2).to(device=device, dtype=dtype)
+
+
+class EncoderBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.norm1 = layer_norm(CFG.d_model)
+        self.attn = SelfAttention()
+        self.norm2 = layer_norm(CFG.d_model)
+        self.xattn = CrossAttention()
+        self.norm3 = layer_norm(CFG.d_model)
+        self.mlp = MLP()
+
+    def self_attn_parallel(self, x, S, mask):
+        """x [B, S*64, D]"""
+        B = x.shape[0]
+        q, k, v = self.attn.qkv_heads(self.norm1(x))  # [B,H,S*64,hd]
+        kp = pool_tokens(k.unflatten(2, (S, CFG.tokens_per_frame))).flatten(2, 3)
+        vp = pool_tokens(v.unflatten(2, (S, CFG.tokens_per_frame))).flatten(2, 3)
+        kk = torch.cat([k, kp], dim=2)
+        vv = torch.cat([v, vp], dim=2)
+        o = attend(q, kk, vv, mask[None].to(q.dtype))
+        return self.attn.out(merge_heads(o))
+
+    def rest(self, x, ctx, ctx_bias):
+        """cross-attention + MLP for x [N, 64, D] with ctx [N, n, D]"""
+        x = x + self.xattn(self.norm2(x), ctx, ctx_bias)
+        x = x + self.mlp(self.norm3(x))
+        return x
+
+
+class CausalEncoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        D = CFG.d_model
+        self.in_proj = nn.Linear(CFG.latent_channels, D)
+        self.pos = nn.Parameter(torch.randn(CFG.tokens_per_frame, D) * 0.02)
+        self.bos = nn.Parameter(torch.randn(CFG.tokens_per_frame, D) * 0.02)
+        self.blocks = nn.ModuleList([EncoderBlock() for _ in range(CFG.encoder_blocks)])
+        self.norm_out = layer_norm(D)
+        self._mask_cache = {}
+
+    def embed(self, lat_tokens):
+        """lat_tokens [B, 64, 16] or None for BOS -> [B, 64, D]"""
+        return self.in_proj(lat_tokens) + self.pos
+
+    def mask(self, S, device, dtype):
+        key = (S, str(device), dtype)
+        if key not in self._mask_cache:
+            self._mask_cache[key] = encoder_attention_mask(S, device, dtype)
+        return self._mask_cache[key]
+
+    def forward(self, lat_tokens, ctx, ctx_bias):
+        """Parallel (training) forward.
+        lat_tokens [B, S-1, 64, 16]: clean latent frames 0..S-2 (elements 1..S-1); element 0 is BOS.
+        ctx [B, S, n, D] / ctx_bias [B, S, n]: conditioning of each element (= of the frame it conditions);
+            or ctx [B, n, D] / ctx_bias [B, n] shared by all elements.
+        Returns h [B, S, 64, D]: h[:, s] conditions latent frame s."""
+        B, Sm1 = lat_tokens.shape[:2]
+        S = Sm1 + 1
+        D, T = CFG.d_model, CFG.tokens_per_frame
+        e = self.embed(lat_tokens)
+        bos = (self.bos + self.pos).to(e.dtype).expand(B, 1, T, D)
+        x = torch.cat([bos, e], dim=1)  # [B,S,64,D]
+        if ctx.dim() == 3:
+            ctx = ctx[:, None].expand(B, S, *ctx.shape[1:])
+            ctx_bias = ctx_bias[:, None].expand(B, S, ctx_bias.shape[-1])
+        ctx = ctx.reshape(B * S, *ctx.shape[2:])
+        ctx_bias = ctx_bias.reshape(B * S, -1)
+        mask = self.mask(S, x.device, torch.float32)
+        x = x.reshape(B, S * T, D)
+        for blk in self.blocks:
+            x = x + blk.self_attn_parallel(x, S, mask)
+            x = blk.rest(x.reshape(B * S, T, D), ctx, ctx_bias).reshape(B, S * T, D)
+        return self.norm_out(x).reshape(B, S, T, D)
+
+
+class IncrementalEncoder:
+    """Inference-time causal encoder: one element at a time, with a bounded per-block cache.
+
+    cache[block][s'] = dict(kf, vf, kp, vp) for each element s' still needed:
+      kf/vf [B,H,64,hd] full resolution, kp/vp [B,H,16,hd] 2x2-pooled.
+    After appending element s, elements that no later query can see are evicted:
+      full-res of non-sink s' <= s+1-N_FULL are dropped (their pooled copies stay),
+      non-sink s' <= s+1-WINDOW are dropped entirely.
+    """
+
+    def __init__(self, enc: CausalEncoder):
+        self.enc = enc
+        self.cache = [dict() for _ in enc.blocks]
+        self.s = 0  # index of the next element
+
+    @torch.no_grad()
+    def append(self, lat_tokens, ctx, ctx_bias):
+        """lat_tokens [B, 64, 16] (None for element 0 = BOS); ctx [B, n, D] projected; -> h [B, 64, D]."""
+        enc, s = self.enc, self.s
+        if s == 0:
+            assert lat_tokens is None
+            B = ctx.shape[0]
+            x = (enc.bos + enc.pos)[None].expand(B, -1, -1)
+        else:
+            x = enc.embed(lat_tokens)
+        for bi, blk in enumerate(enc.blocks):
+            c = self.cache[bi]
+            q, k, v = blk.attn.qkv_heads(blk.norm1(x))
+            c[s] = dict(kf=k, vf=v, kp=pool_tokens(k), vp=pool_tokens(v))
+            ks, vs, bs = [], [], []
+            for sp in sorted(c.keys()):
+                full, pooled = element_rules(s, sp)
+                tb = temporal_bias(s - sp).to(q.dtype).to(q.device)  # [H]
+                if full:
+                    ks.append(c[sp]["kf"]); vs.append(c[sp]["vf"])
+                    bs.append(tb[:, None].expand(-1, CFG.tokens_per_frame))
+                elif pooled:
+                    ks.append(c[sp]["kp"]); vs.append(c[sp]["vp"])
+                    bs.append((tb + CFG.pooled_logit_bias)[:, None].expand(-1, CFG.pooled_tokens_per_frame))
+            kk, vv = torch.cat(ks, 2), torch.cat(vs, 2)
+            bias = torch.cat(bs, 1)[None, :, None, :]  # [1,H,1,Lk]
+            x = x + blk.attn.out(merge_heads(attend(q, kk, vv, bias)))
+            x = blk.rest(x, ctx, ctx_bias)
+            # eviction (for the next query s+1)
+            for sp in list(c.keys()):
+                if sp < CFG.n_sink:
+                    continue
+                if sp <= s + 1 - CFG.window:
+                    del c[sp]
+                elif sp <= s + 1 - CFG.n_full and "kf" in c[sp]:
+                    del c[sp]["kf"], c[sp]["vf"]
+        self.s += 1
+        return enc.norm_out(x)
+
+    def cache_elements(self):
+        return sorted(self.cache[0].keys())
+
+
+# ----------------------------------------------------------------------------------------------------------
+# diffusion decoder
+# ----------------------------------------------------------------------------------------------------------
+
+def timestep_embedding(t):
+    """t [N] in [0,1] -> [N, 256]: cat(cos(1000 t f), sin(1000 t f)), f_i = exp(-ln(10000) i / 128)."""
+    half = CFG.time_embed_dim // 2
+    f = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    a = (t.float() * CFG.time_scale)[:, None] * f[None]
+    return torch.cat([torch.cos(a), torch.sin(a)], dim=-1)
+
+
+class TimeEmbed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(CFG.time_embed_dim, CFG.d_model)
+        self.fc2 = nn.Linear(CFG.d_model, CFG.d_model)
+
+    def forward(self, t):
+        return self.fc2(F.silu(self.fc1(timestep_embedding(t).to(self.fc1.weight.dtype))))
+
+
+class DecoderBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        D = CFG.d_model
+        self.ada = nn.Linear(D, 6 * D)
+        self.norm1 = layer_norm(D, affine=False)
+        self.attn = SelfAttention()
+        self.norm2 = layer_norm(D)
+        self.xattn = CrossAttention()
+        self.norm3 = layer_norm(D, affine=False)
+        self.mlp = MLP()
+
+    def forward(self, x, temb, ctx, ctx_bias):
+        sh1, sc1, g1, sh2, sc2, g2 = self.ada(F.silu(temb))[:, None].chunk(6, dim=-1)
+        x = x + g1 * self.attn(self.norm1(x) * (1 + sc1) + sh1)
+        x = x + self.xattn(self.norm2(x), ctx, ctx_bias)
+        x = x + g2 * self.mlp(self.norm3(x) * (1 + sc2) + sh2)
+        return x
+
+
+class DiffusionDecoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        D = CFG.d_model
+        self.in_proj = nn.Linear(CFG.latent_channels, D)
+        self.cond_proj = nn.Linear(D, D)
+        self.pos = nn.Parameter(torch.randn(CFG.tokens_per_frame, D) * 0.02)
+        self.t_embed = TimeEmbed()
+        self.blocks = nn.ModuleList([DecoderBlock() for _ in range(CFG.decoder_blocks)])
+        self.norm_out = layer_norm(D, affine=False)
+        self.ada_out = nn.Linear(D, 2 * D)
+        self.out_proj = nn.Linear(D, CFG.latent_channels)
+
+    def forward(self, x_t, h, t, ctx, ctx_bias):
+        """x_t [N,64,16] noisy latent tokens, h [N,64,D] encoder output, t [N], ctx [N,n,D], ctx_bias [N,n]
+        -> v [N,64,16]"""
+        temb = self.t_embed(t)
+        x = self.in_proj(x_t) + self.cond_proj(h) + self.pos
+        for blk in self.blocks:
+            x = blk(x, temb, ctx, ctx_bias)
+        sh, sc = self.ada_out(F.silu(temb))[:, None].chunk(2, dim=-1)
+        return self.out_proj(self.norm_out(x) * (1 + sc) + sh)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# whole generator
+# ----------------------------------------------------------------------------------------------------------
+
+class SpoolTiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.text_proj = TextProj()
+        self.encoder = CausalEncoder()
+        self.decoder = DiffusionDecoder()
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+        for blk in self.decoder.blocks:  # adaLN-zero
+            nn.init.zeros_(blk.ada.weight); nn.init.zeros_(blk.ada.bias)
+        nn.init.zeros_(self.decoder.ada_out.weight); nn.init.zeros_(self.decoder.ada_out.bias)
+        nn.init.zeros_(self.decoder.out_proj.weight); nn.init.zeros_(self.decoder.out_proj.bias)
+
+    def forward_train(self, x_t, t, lat_ctx_in, ctx, ctx_bias):
+        """Teacher-forced parallel forward over a clip.
+        x_t [B,T,64,16] noisy latents of frames 0..T-1, t [B,T] their noise levels,
+        lat_ctx_in [B,T-1,64,16] (clean, possibly noise-augmented) latents of frames 0..T-2 for the encoder,
+        ctx [B,T,n,D] projected text per frame (or [B,n,D]), ctx_bias likewise -> v [B,T,64,16]."""
+        B, T = x_t.shape[:2]
+        h = self.encoder(lat_ctx_in, ctx, ctx_bias)  # [B,T,64,D]
+        if ctx.dim() == 3:
+            ctx = ctx[:, None].expand(B, T, *ctx.shape[1:])
+            ctx_bias = ctx_bias[:, None].expand(B, T, ctx_bias.shape[-1])
+        v = self.decoder(x_t.reshape(B * T, 64, -1), h.reshape(B * T, 64, -1), t.reshape(B * T),
+                         ctx.reshape(B * T, *ctx.shape[2:]), ctx_bias.reshape(B * T, -1))
+        return v.reshape(B, T, 64, -1)
+
+
+def sampling_times(K: int, shift: float = CFG.sampler_shift):
+    u = [1.0 - k / K for k in range(K)]
+    return [shift * x / (1.0 + (shift - 1.0) * x) for x in u]
+
+
+@torch.no_grad()
+def sample_frame(model: SpoolTiny, h, ctx, ctx_bias, K: int, gen: torch.Generator | None = None,
+                 noise=None):
+    """Denoise one latent frame given encoder output h [B,64,D]. noise: optional list of K tensors [B,64,16]."""
+    B = h.shape[0]
+    ts = sampling_times(K)
+    def eps(k):
+        if noise is not None:
+            return noise[k]
+        return torch.randn(B, 64, CFG.latent_channels, generator=gen, device=h.device, dtype=h.dtype)
+    x = eps(0)
+    x0 = None
+    for k, t in enumerate(ts):
+        tt = torch.full((B,), t, device=h.device, dtype=h.dtype)
+        v = model.decoder(x, h, tt, ctx, ctx_bias)
+        x0 = x - t * v
+        if k + 1 < K:
+            x = (1 - ts[k + 1]) * x0 + ts[k + 1] * eps(k + 1)
+    return x0
+
+
+@torch.no_grad()
+def rollout(model: SpoolTiny, ctx_per_frame, bias_per_frame, T: int, K: int = 4, seed: int = 0,
+            first_latents=None):
+    """Autoregressive generation of T latent frames with the incremental (cached) encoder.
+    ctx_per_frame: callable f -> (ctx [B,n,D] projected, bias [B,n]) or a fixed tuple used for every frame.
+    first_latents: optional [B,F,64,16] ground-truth prefix frames (teacher prefix).
+    Returns latent tokens [B,T,64,16]."""
+    dev = next(model.parameters()).device
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    inc = IncrementalEncoder(model.encoder)
+    out = []
+    prev = None
+    for f in range(T):
+        ctx, bias = ctx_per_frame(f) if callable(ctx_per_frame) else (ctx_per_frame, bias_per_frame)
+        h = inc.append(prev, ctx, bias)
+        if first_latents is not None and f < first_latents.shape[1]:
+            x0 = first_latents[:, f]
+        else:
+            x0 = sample_frame(model, h, ctx, bias, K, gen)
+        out.append(x0)
+        prev = x0
+    return torch.stack(out, 1)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# export
+# ----------------------------------------------------------------------------------------------------------
+
+def model_state_for_export(model: SpoolTiny):
+    return {k: v for k, v in model.state_dict().items()}
+
+
+def ae_state_for_export(ae: AutoEncoder):
+    sd = {}
+    for k, v in ae.state_dict().items():
+        if k == "latent_scale":
+            sd["ae.latent_scale"] = v.reshape(1)
+        else:
+            sd[k] = v
+    return sd
+
+
+def config_dict(extra: dict | None = None):
+    d = asdict(CFG)
+    d["alibi_slopes"] = list(CFG.alibi_slopes)
+    d["files"] = {"model": "model.safetensors", "ae": "ae.safetensors"}
+    if extra:
+        d.update(extra)
+    return d
+
+
+def save_safetensors(model: SpoolTiny, path_model: str, path_ae: str, ae: AutoEncoder | None = None,
+                     config_path: str | None = None, extra_config: dict | None = None,
+                     dtype=torch.float16):
+    """Write f16 safetensors with the SPEC key names (and config.json next to path_model unless given)."""
+    import os
+    from safetensors.torch import save_file
+    sd = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model_state_for_export(model).items()}
+    save_file(sd, path_model, metadata={"format": "pt", "spool": "spool-tiny-v1"})
+    if ae is not None:
+        sda = {k: v.detach().to("cpu", dtype).contiguous() for k, v in ae_state_for_export(ae).items()}
+        save_file(sda, path_ae, metadata={"format": "pt", "spool": "spool-tiny-ae-v1"})
+    if config_path is None:
+        config_path = os.path.join(os.path.dirname(os.path.abspath(path_model)), "config.json")
+    with open(config_path, "w") as f:
+        json.dump(config_dict(extra_config), f, indent=1)
+
+
+def load_safetensors(path_model: str | None = None, path_ae: str | None = None, device="cpu"):
+    from safetensors.torch import load_file
+    model = ae = None
+    if path_model:
+        model = SpoolTiny()
+        sd = {k: v.float() for k, v in load_file(path_model).items()}
+        model.load_state_dict(sd)
+        model.to(device)
+    if path_ae:
+        ae = AutoEncoder()
+        sd = {k: v.float() for k, v in load_file(path_ae).items()}
+        sd["latent_scale"] = sd.pop("ae.latent_scale").reshape(())
+        ae.load_state_dict(sd)
+        ae.to(device)
+    return model, ae

@@ -1,0 +1,127 @@
+"""CPU tests: parallel masked encoder == incremental cached encoder; shapes; export key names.
+
+Run:  cd training && python3 -m pytest -q tests   (or python3 tests/test_model.py)
+"""
+import os
+import sys
+import tempfile
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from spool_tiny.model import (CFG, AutoEncoder, IncrementalEncoder, SpoolTiny, element_rules,  # noqa: E402
+                              encoder_attention_mask, load_safetensors, rollout, sample_frame,
+                              save_safetensors)
+
+
+def _randomize(model, scale=0.05, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * scale)
+
+
+def test_rules_window():
+    # element 20 sees: sinks 0,1 full; 19, 20 full; 9..18 pooled; nothing else
+    s = 20
+    full = [sp for sp in range(s + 1) if element_rules(s, sp)[0]]
+    pooled = [sp for sp in range(s + 1) if element_rules(s, sp)[1]]
+    assert full == [0, 1, 19, 20], full
+    assert pooled == list(range(9, 19)), pooled
+    # element 2: 0,1,2 full (1 is both previous and sink), nothing pooled
+    assert [sp for sp in range(3) if element_rules(2, sp)[0]] == [0, 1, 2]
+    assert not any(element_rules(2, sp)[1] for sp in range(3))
+    m = encoder_attention_mask(4)
+    assert m.shape == (4, 4 * 64, 4 * 80)
+
+
+def test_parallel_equals_incremental():
+    torch.manual_seed(0)
+    model = SpoolTiny().eval()
+    _randomize(model, 0.08)
+    B, S, n = 2, 22, 7  # S elements > WINDOW + N_SINK so eviction is exercised
+    lat = torch.randn(B, S - 1, 64, 16)
+    txt = torch.randn(B, S, n, 384)
+    bias = torch.zeros(B, S, n)
+    bias[:, :, -2:] = -1e4  # padding
+    bias[1, 10:, 0] = -0.7  # a weighted token, changing mid-clip
+    with torch.no_grad():
+        ctx = model.text_proj(txt)
+        h_par = model.encoder(lat, ctx, bias)
+        inc = IncrementalEncoder(model.encoder)
+        hs = []
+        for s in range(S):
+            hs.append(inc.append(None if s == 0 else lat[:, s - 1], ctx[:, s], bias[:, s]))
+            # bounded cache: sinks + at most WINDOW-N_SINK... elements
+            assert len(inc.cache_elements()) <= CFG.n_sink + CFG.window - 1
+        h_inc = torch.stack(hs, 1)
+    err = (h_par - h_inc).abs().max().item()
+    print("max abs err parallel vs incremental:", err, "scale", h_par.abs().max().item())
+    assert err < 1e-4, err
+    # the cache holds exactly what the rules need for the next element
+    assert inc.cache_elements() == [0, 1] + list(range(S - CFG.window + 1, S))
+
+
+def test_decoder_and_train_forward():
+    torch.manual_seed(1)
+    model = SpoolTiny()
+    _randomize(model, 0.05, seed=3)
+    B, T = 2, 5
+    x_t = torch.randn(B, T, 64, 16)
+    t = torch.rand(B, T)
+    lat = torch.randn(B, T - 1, 64, 16)
+    ctx = model.text_proj(torch.randn(B, T, 6, 384))
+    bias = torch.zeros(B, T, 6)
+    v = model.forward_train(x_t, t, lat, ctx, bias)
+    assert v.shape == (B, T, 64, 16)
+    # frame-by-frame decoder equals batched
+    with torch.no_grad():
+        h = model.encoder(lat, ctx, bias)
+        v2 = model.decoder(x_t[:, 3], h[:, 3], t[:, 3], ctx[:, 3], bias[:, 3])
+    assert (v2 - v[:, 3]).abs().max() < 1e-5
+    # rollout runs
+    with torch.no_grad():
+        out = rollout(model, lambda f: (ctx[:, min(f, T - 1)], bias[:, min(f, T - 1)]), None, T=4, K=2)
+    assert out.shape == (B, 4, 64, 16)
+
+
+def test_autoencoder_shapes_and_export():
+    ae = AutoEncoder()
+    x = torch.rand(2, 3, 128, 128) * 2 - 1
+    z = ae.encode(x)
+    assert z.shape == (2, 16, 8, 8)
+    assert ae.decode(z).shape == (2, 3, 128, 128)
+    model = SpoolTiny()
+    with tempfile.TemporaryDirectory() as d:
+        ae.latent_scale.fill_(0.5)
+        save_safetensors(model, os.path.join(d, "model.safetensors"), os.path.join(d, "ae.safetensors"), ae=ae)
+        from safetensors.torch import load_file
+        sd = load_file(os.path.join(d, "model.safetensors"))
+        sa = load_file(os.path.join(d, "ae.safetensors"))
+        for k in ["text_proj.norm.weight", "text_proj.linear.weight", "encoder.in_proj.weight", "encoder.pos",
+                  "encoder.bos", "encoder.blocks.5.attn.qkv.weight", "encoder.blocks.0.xattn.kv.bias",
+                  "encoder.blocks.0.norm3.bias", "encoder.norm_out.weight", "decoder.cond_proj.weight",
+                  "decoder.t_embed.fc2.weight", "decoder.blocks.2.ada.weight", "decoder.blocks.0.norm2.weight",
+                  "decoder.ada_out.weight", "decoder.out_proj.weight", "decoder.pos"]:
+            assert k in sd, k
+        assert "decoder.blocks.0.norm1.weight" not in sd and "decoder.norm_out.weight" not in sd
+        assert all(v.dtype == torch.float16 for v in sd.values())
+        for k in ["enc.conv_in.weight", "enc.down.3.weight", "enc.res.conv2.bias", "enc.conv_out.weight",
+                  "dec.conv_in.weight", "dec.up.2.weight", "dec.conv_out.weight", "ae.latent_scale"]:
+            assert k in sa, k
+        assert sa["ae.latent_scale"].shape == (1,)
+        assert os.path.exists(os.path.join(d, "config.json"))
+        m2, a2 = load_safetensors(os.path.join(d, "model.safetensors"), os.path.join(d, "ae.safetensors"))
+        assert abs(a2.latent_scale.item() - 0.5) < 1e-6
+        n = sum(p.numel() for p in model.parameters())
+        na = sum(p.numel() for p in ae.parameters())
+        print(f"generator params {n/1e6:.2f}M ({os.path.getsize(os.path.join(d, 'model.safetensors'))/2**20:.1f} MiB f16), "
+              f"ae params {na/1e6:.2f}M")
+
+
+if __name__ == "__main__":
+    test_rules_window()
+    test_parallel_equals_incremental()
+    test_decoder_and_train_forward()
+    test_autoencoder_shapes_and_export()
+    print("ok")

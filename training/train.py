@@ -1,0 +1,332 @@
+"""Train spool-tiny: phase 1 the autoencoder, phase 2 the generator (AE frozen). Resumable, time-budgeted.
+
+    python3 training/train.py --out RUN_DIR --ae-minutes 4.5 --gen-minutes 18 [--batch 64 --T 24]
+
+Writes into RUN_DIR:
+  ckpt.pt                       full f32 state (AE, generator, EMA, optimizer, phase, step, elapsed) -- resumable
+  export/model.safetensors      f16 EMA generator, SPEC key names
+  export/ae.safetensors         f16 autoencoder + ae.latent_scale
+  export/config.json
+  export/ema_f32_0/1.safetensors, export/ae_f32.safetensors   f32 weights (sharded < 16 MiB)
+  samples/*.png                 rollouts (rows: prompts, columns: every 2nd frame), recon strips
+  log.txt
+See training/README.md for the exact runs.
+"""
+import argparse
+import math
+import os
+import random
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from spool_tiny.data import DATA_VERSION, World, save_strip  # noqa: E402
+from spool_tiny.model import (AutoEncoder, SpoolTiny, latent_to_tokens, rollout, save_safetensors,  # noqa: E402
+                              tokens_to_latent)
+
+SAMPLE_PROMPTS = [
+    "a red circle moving left on a blue background",
+    "blue backdrop, a yellow star spins",
+    "a green triangle bouncing on a starry night sky",
+    "a white letter A moving right on a black background",
+    "a cat moving up against a clear daytime sky",
+    "a purple heart growing on a yellow and white checkered background",
+]
+SWITCH_PROMPTS = ("a white square moving right on a black background",
+                  "a white square moving right on a red background")
+
+
+def log(msg, f=None):
+    line = time.strftime("%H:%M:%S ") + msg
+    print(line, flush=True)
+    if f is not None:
+        f.write(line + "\n"); f.flush()
+
+
+def lr_at(frac, step, base, warmup):
+    w = min(1.0, (step + 1) / warmup)
+    return base * w * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+
+
+def get_text_encoder(minilm_dir, device):
+    try:
+        from spool_tiny.text import TextEncoder
+        return TextEncoder(minilm_dir, device)
+    except Exception as e:  # fallback documented in README
+        print("TextEncoder from spool_tiny.text failed:", repr(e), "-- using transformers BertModel", flush=True)
+        raise
+
+
+class Trainer:
+    def __init__(self, args):
+        self.a = args
+        self.dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        torch.manual_seed(args.seed)
+        random.seed(args.seed)
+        self.world = World(self.dev, use_sprites=not args.no_sprites)
+        self.ae = AutoEncoder().to(self.dev)
+        self.model = SpoolTiny().to(self.dev)
+        self.ema = SpoolTiny().to(self.dev)
+        self.ema.load_state_dict(self.model.state_dict())
+        self.ema.requires_grad_(False)
+        self.opt_ae = torch.optim.AdamW(self.ae.parameters(), lr=args.ae_lr, betas=(0.9, 0.99), weight_decay=0.0)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+        self.state = dict(phase="ae", ae_step=0, ae_elapsed=0.0, gen_step=0, gen_elapsed=0.0, ae_loss=None,
+                          gen_loss=None)
+        os.makedirs(os.path.join(args.out, "export"), exist_ok=True)
+        os.makedirs(os.path.join(args.out, "samples"), exist_ok=True)
+        self.logf = open(os.path.join(args.out, "log.txt"), "a")
+        self.ckpt_path = os.path.join(args.out, "ckpt.pt")
+        if os.path.exists(self.ckpt_path):
+            ck = torch.load(self.ckpt_path, map_location=self.dev)
+            self.ae.load_state_dict(ck["ae"]); self.model.load_state_dict(ck["model"])
+            self.ema.load_state_dict(ck["ema"]); self.opt_ae.load_state_dict(ck["opt_ae"])
+            self.opt.load_state_dict(ck["opt"]); self.state.update(ck["state"])
+            log(f"resumed {self.state}", self.logf)
+        self.text = get_text_encoder(args.minilm, self.dev)
+        self.rng = random.Random(args.seed * 1000 + self.state["ae_step"] + self.state["gen_step"])
+        self.train_fn = self.model.forward_train
+        if args.compile and self.dev.type == "cuda":
+            self.train_fn = torch.compile(self.model.forward_train)
+        self.last_export = time.time()
+
+    # ------------------------------------------------------------------------------------------------------
+    def save_ckpt(self):
+        tmp = self.ckpt_path + ".tmp"
+        torch.save(dict(ae=self.ae.state_dict(), model=self.model.state_dict(), ema=self.ema.state_dict(),
+                        opt_ae=self.opt_ae.state_dict(), opt=self.opt.state_dict(), state=self.state), tmp)
+        os.replace(tmp, self.ckpt_path)
+
+    def export(self, tag):
+        from safetensors.torch import save_file
+        ex = os.path.join(self.a.out, "export")
+        extra = dict(data_version=DATA_VERSION, ae_steps=self.state["ae_step"], gen_steps=self.state["gen_step"],
+                     ae_loss=self.state["ae_loss"], gen_loss=self.state["gen_loss"], seed=self.a.seed,
+                     n_classes=self.world.n_classes, trained_with="training/train.py")
+        save_safetensors(self.ema, os.path.join(ex, "model.safetensors"), os.path.join(ex, "ae.safetensors"),
+                         ae=self.ae, extra_config=extra)
+        sd = {k: v.detach().float().cpu().contiguous() for k, v in self.ema.state_dict().items()}
+        keys = sorted(sd)
+        half = len(keys) // 2
+        save_file({k: sd[k] for k in keys[:half]}, os.path.join(ex, "ema_f32_0.safetensors"))
+        save_file({k: sd[k] for k in keys[half:]}, os.path.join(ex, "ema_f32_1.safetensors"))
+        sa = {k: v.detach().float().cpu().contiguous() for k, v in self.ae.state_dict().items()}
+        sa["latent_scale"] = sa["latent_scale"].reshape(1)
+        save_file(sa, os.path.join(ex, "ae_f32.safetensors"))
+        self.save_ckpt()
+        log(f"exported ({tag}) {self.state}", self.logf)
+
+    # ------------------------------------------------------------------------------------------------------
+    def encode_text(self, captions_flat):
+        with torch.no_grad():
+            tok, mask = self.text.encode(captions_flat)
+        bias = torch.where(mask, 0.0, -1e4).float()
+        return tok.float(), bias
+
+    # ------------------------------------------------------------------------------------------------------
+    def ae_phase(self):
+        a = self.a
+        budget = a.ae_minutes * 60
+        t_last = time.time()
+        n0 = self.state["ae_step"]
+        while self.state["ae_elapsed"] < budget:
+            t0 = time.time()
+            b = self.world.sample(a.ae_batch // 2, T=2, split="train", seed=self.rng.getrandbits(31), p_switch=0.0)
+            x = b.video.flatten(0, 1)
+            lr = lr_at(self.state["ae_elapsed"] / budget, self.state["ae_step"], a.ae_lr, 100)
+            for g in self.opt_ae.param_groups:
+                g["lr"] = lr
+            with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
+                z = self.ae.enc(x)
+                zn = z + a.ae_latent_noise * z.detach().float().std() * torch.randn_like(z)
+                xr = self.ae.dec(zn, clamp=False)
+            xr = xr.float()
+            loss = F.l1_loss(xr, x) + F.mse_loss(xr, x) + 1e-4 * z.float().pow(2).mean()
+            self.opt_ae.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.ae.parameters(), 1.0)
+            self.opt_ae.step()
+            self.state["ae_step"] += 1
+            self.state["ae_elapsed"] += time.time() - t0
+            if self.state["ae_step"] % 50 == 0:
+                l = loss.item()
+                self.state["ae_loss"] = l
+                dt = time.time() - t_last
+                log(f"ae step {self.state['ae_step']} loss {l:.4f} lr {lr:.2e} "
+                    f"{(self.state['ae_step'] - n0) / max(dt, 1e-9):.2f} steps/s "
+                    f"elapsed {self.state['ae_elapsed']:.0f}s", self.logf)
+                t_last = time.time(); n0 = self.state["ae_step"]
+            if time.time() - self.last_export > a.export_every:
+                self.save_ckpt(); self.last_export = time.time()
+        # latent scale: std of raw latents over fresh data
+        with torch.no_grad(), torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
+            zs = []
+            for i in range(8):
+                b = self.world.sample(64, T=4, split="train", seed=10_000 + i, p_switch=0.3)
+                zs.append(self.ae.enc(b.video.flatten(0, 1)).float())
+            z = torch.cat(zs)
+            std = z.std().item()
+            self.ae.latent_scale.fill_(1.0 / std)
+            b = self.world.sample(8, T=8, split="eval", seed=777)
+            xr = self.ae.decode(self.ae.encode(b.video.flatten(0, 1))).float()
+            rec = F.mse_loss(xr, b.video.flatten(0, 1)).item()
+            save_strip(torch.cat([b.video[:4], xr.view_as(b.video)[:4]], 0),
+                       os.path.join(self.a.out, "samples", "ae_recon.png"))
+        log(f"AE done: raw latent std {std:.4f} mean {z.mean().item():.4f} -> latent_scale {1 / std:.4f}; "
+            f"eval recon mse {rec:.5f}", self.logf)
+        self.state["ae_eval_mse"] = rec
+        self.state["phase"] = "gen"
+        self.export("ae-done")
+
+    # ------------------------------------------------------------------------------------------------------
+    def sample_t(self, B, T):
+        u = torch.rand(B, T, device=self.dev)
+        s = self.a.t_shift
+        t = s * u / (1 + (s - 1) * u)
+        near1 = torch.rand(B, T, device=self.dev) < self.a.p_full_noise
+        t = torch.where(near1, 1.0 - 0.02 * torch.rand(B, T, device=self.dev), t)
+        return t
+
+    def gen_step(self, train=True):
+        a = self.a
+        B, T = a.batch, a.T
+        b = self.world.sample(B, T=T, split="train", seed=self.rng.getrandbits(31), p_switch=a.p_switch)
+        with torch.no_grad(), torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
+            z = self.ae.encode(b.video.flatten(0, 1)).float()
+        x0 = latent_to_tokens(z).reshape(B, T, 64, 16)
+        flat, offs = [], []
+        for caps in b.captions:
+            offs.append(len(flat)); flat.extend(caps)
+        tok, bias = self.encode_text(flat)
+        idx = torch.tensor(offs, device=self.dev)[:, None] + b.caption_idx  # [B,T]
+        t = self.sample_t(B, T)
+        eps = torch.randn_like(x0)
+        xt = (1 - t[..., None, None]) * x0 + t[..., None, None] * eps
+        target = eps - x0
+        sig = torch.rand(B, 1, 1, 1, device=self.dev) * a.ctx_noise
+        sig = sig * (torch.rand(B, 1, 1, 1, device=self.dev) < a.p_ctx_noise)
+        lat_in = x0[:, :T - 1] + sig * torch.randn_like(x0[:, :T - 1])
+        with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
+            ctx_all = self.model.text_proj(tok)  # [U,32,D]
+            ctx = ctx_all[idx]
+            cb = bias[idx]
+            v = self.train_fn(xt, t, lat_in, ctx, cb)
+        err = (v.float() - target).pow(2).mean(dim=(2, 3))  # [B,T]
+        loss = err.mean()
+        return loss, err
+
+    def gen_phase(self):
+        a = self.a
+        budget = a.gen_minutes * 60
+        t_last = time.time()
+        n0 = self.state["gen_step"]
+        acc, acc0, accn = 0.0, 0.0, 0
+        while self.state["gen_elapsed"] < budget:
+            t0 = time.time()
+            lr = lr_at(self.state["gen_elapsed"] / budget, self.state["gen_step"], a.lr, a.warmup)
+            for g in self.opt.param_groups:
+                g["lr"] = lr
+            loss, err = self.gen_step()
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            self.opt.step()
+            step = self.state["gen_step"] = self.state["gen_step"] + 1
+            d = min(a.ema, (1 + step) / (10 + step))
+            with torch.no_grad():
+                for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
+                    pe.lerp_(pm, 1 - d)
+            self.state["gen_elapsed"] += time.time() - t0
+            acc += loss.item() if step % 10 == 0 else 0.0
+            if step % 10 == 0:
+                acc0 += err[:, 0].mean().item(); accn += 1
+            if step % 100 == 0:
+                dt = time.time() - t_last
+                self.state["gen_loss"] = acc / max(accn, 1)
+                log(f"gen step {step} loss {acc / max(accn, 1):.4f} (frame0 {acc0 / max(accn, 1):.4f}) "
+                    f"gn {gn.item():.3f} lr {lr:.2e} {(step - n0) / max(dt, 1e-9):.2f} steps/s "
+                    f"elapsed {self.state['gen_elapsed']:.0f}s mem {torch.cuda.max_memory_allocated() / 2**30 if self.dev.type == 'cuda' else 0:.1f}GiB",
+                    self.logf)
+                t_last = time.time(); n0 = step; acc = acc0 = 0.0; accn = 0
+            if time.time() - self.last_export > a.export_every:
+                self.export(f"gen step {step}")
+                self.samples(f"step{step:06d}")
+                self.last_export = time.time()
+        self.state["phase"] = "done"
+        self.export("final")
+        self.samples("final")
+
+    # ------------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def samples(self, tag, T=24, K=4):
+        m = self.ema.eval()
+        prompts = SAMPLE_PROMPTS + list(SWITCH_PROMPTS)
+        tok, bias = self.encode_text(prompts)
+        ctx = m.text_proj(tok)
+        n = len(SAMPLE_PROMPTS)
+
+        def cond(f):
+            c = ctx[:n + 1].clone(); bb = bias[:n + 1].clone()
+            if f >= 12:
+                c[n] = ctx[n + 1]; bb[n] = bias[n + 1]
+            return c, bb
+        lat = rollout(m, cond, None, T=T, K=K, seed=0)  # [n+1, T, 64, 16]
+        vid = self.ae.decode(tokens_to_latent(lat.flatten(0, 1))).view(n + 1, T, 3, 128, 128)
+        path = os.path.join(self.a.out, "samples", f"rollout_{tag}.png")
+        save_strip(vid, path, max_cols=12)
+        save_strip(vid, os.path.join(self.a.out, "samples", "rollout_latest.png"), max_cols=12)
+        log(f"samples -> {path}", self.logf)
+
+    def preflight(self):
+        """one generator forward/backward, one rollout and one export, before spending time on the AE."""
+        loss, _ = self.gen_step()
+        loss.backward()
+        self.opt.zero_grad(set_to_none=True)
+        self.samples("preflight", T=14, K=2)
+        log(f"preflight ok: gen loss {loss.item():.4f}", self.logf)
+
+    def run(self):
+        log(f"args {vars(self.a)} device {self.dev} "
+            f"{torch.cuda.get_device_name() if self.dev.type == 'cuda' else ''}", self.logf)
+        if self.state["phase"] == "ae" and self.state["ae_step"] == 0 and not self.a.no_preflight:
+            self.preflight()
+        if self.state["phase"] == "ae":
+            self.ae_phase()
+        if self.state["phase"] == "gen":
+            self.gen_phase()
+        log("done", self.logf)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", default=".dev/run")
+    p.add_argument("--minilm", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "assets", "minilm"))
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--ae-minutes", type=float, default=4.5)
+    p.add_argument("--gen-minutes", type=float, default=18.0)
+    p.add_argument("--ae-batch", type=int, default=256)
+    p.add_argument("--ae-lr", type=float, default=1e-3)
+    p.add_argument("--ae-latent-noise", type=float, default=0.1)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--T", type=int, default=24)
+    p.add_argument("--lr", type=float, default=6e-4)
+    p.add_argument("--warmup", type=int, default=300)
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--t-shift", type=float, default=3.0)
+    p.add_argument("--p-full-noise", type=float, default=0.2)
+    p.add_argument("--ctx-noise", type=float, default=0.25)
+    p.add_argument("--p-ctx-noise", type=float, default=0.6)
+    p.add_argument("--p-switch", type=float, default=0.3)
+    p.add_argument("--export-every", type=float, default=120)
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--no-sprites", action="store_true")
+    p.add_argument("--no-preflight", action="store_true")
+    args = p.parse_args()
+    Trainer(args).run()
+
+
+if __name__ == "__main__":
+    main()
