@@ -21,20 +21,13 @@ struct Fixtures(HashMap<String, Tensor>);
 
 impl Fixtures {
     fn load() -> Fixtures {
-        let map = candle_core::safetensors::load(
-            fixture_dir().join("fixtures.safetensors"),
-            &Device::Cpu,
-        )
-        .expect("fixtures.safetensors");
+        let map = candle_core::safetensors::load(fixture_dir().join("fixtures.safetensors"), &Device::Cpu)
+            .expect("fixtures.safetensors");
         Fixtures(map)
     }
 
     fn get(&self, name: &str) -> Tensor {
-        self.0
-            .get(name)
-            .unwrap_or_else(|| panic!("fixture `{name}` missing"))
-            .to_dtype(DType::F32)
-            .unwrap()
+        self.0.get(name).unwrap_or_else(|| panic!("fixture `{name}` missing")).to_dtype(DType::F32).unwrap()
     }
 
     fn has(&self, name: &str) -> bool {
@@ -55,18 +48,11 @@ fn assert_close(name: &str, got: &Tensor, want: &Tensor) -> f32 {
     let g = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let w = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let rms = (w.iter().map(|x| x * x).sum::<f32>() / w.len() as f32).sqrt();
-    let max = g
-        .iter()
-        .zip(&w)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let max = g.iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     let ratio = max / rms;
     println!("{name:<28} max abs err {max:.3e}  rms {rms:.3e}  ratio {ratio:.2e}");
     assert!(g.iter().all(|x| x.is_finite()), "{name}: non-finite output");
-    assert!(
-        ratio <= TOLERANCE,
-        "{name}: max abs err {max:e} > {TOLERANCE:e} × rms {rms:e}"
-    );
+    assert!(ratio <= TOLERANCE, "{name}: max abs err {max:e} > {TOLERANCE:e} × rms {rms:e}");
     ratio
 }
 
@@ -98,33 +84,19 @@ fn encoder_steps_and_cache_match_reference() {
     let m = model();
     let net = m.net();
     let cfg = m.config().clone();
-    let (a, b) = (
-        net.prepare_cond(&fx.cond("a")).unwrap(),
-        net.prepare_cond(&fx.cond("b")).unwrap(),
-    );
+    let (a, b) = (net.prepare_cond(&fx.cond("a")).unwrap(), net.prepare_cond(&fx.cond("b")).unwrap());
     let lat = fx.get("enc.latents");
     let hs = fx.get("enc.h");
     let n = hs.dim(0).unwrap();
-    assert!(
-        n > cfg.n_sink + cfg.window,
-        "the fixture must make the window evict"
-    );
+    assert!(n > cfg.n_sink + cfg.window, "the fixture must make the window evict");
     let mut cache = EncoderCache::new(&cfg, &Device::Cpu);
     for s in 0..n {
         let cond = if s < 10 { &a } else { &b };
         let input = (s > 0).then(|| lat.i(s - 1).unwrap());
-        let h = net
-            .encode_element(&mut cache, s, input.as_ref(), cond)
-            .unwrap();
+        let h = net.encode_element(&mut cache, s, input.as_ref(), cond).unwrap();
         assert_close(&format!("encoder h[{s}]"), &h, &hs.i(s).unwrap());
     }
-    let held: Vec<usize> = fx
-        .get("enc.cache_elements")
-        .to_vec1::<f32>()
-        .unwrap()
-        .iter()
-        .map(|&e| e as usize)
-        .collect();
+    let held: Vec<usize> = fx.get("enc.cache_elements").to_vec1::<f32>().unwrap().iter().map(|&e| e as usize).collect();
     let mut compared = 0;
     for block in 0..cfg.encoder_blocks {
         for &e in &held {
@@ -150,10 +122,7 @@ fn encoder_steps_and_cache_match_reference() {
             }
         }
     }
-    assert!(
-        compared >= 2 * cfg.encoder_blocks * (cfg.window - 1),
-        "compared only {compared} cached tensors"
-    );
+    assert!(compared >= 2 * cfg.encoder_blocks * (cfg.window - 1), "compared only {compared} cached tensors");
 }
 
 #[test]
@@ -166,14 +135,8 @@ fn decoder_step_matches_reference() {
     for i in 0..2 {
         let t = fx.get(&format!("dec.t{i}")).to_vec1::<f32>().unwrap()[0];
         let tm = net.time_mod(t).unwrap();
-        let v = net
-            .decoder_step(&fx.get("dec.x_t"), &base, &tm, &cond)
-            .unwrap();
-        assert_close(
-            &format!("decoder v (t = {t})"),
-            &v,
-            &fx.get(&format!("dec.v{i}")),
-        );
+        let v = net.decoder_step(&fx.get("dec.x_t"), &base, &tm, &cond).unwrap();
+        assert_close(&format!("decoder v (t = {t})"), &v, &fx.get(&format!("dec.v{i}")));
     }
 }
 
@@ -213,22 +176,13 @@ fn recache_matches_reference() {
     m.reset();
     for e in 1..hs.dim(0).unwrap() {
         // Element e is committed under the conditioning the reference used for it.
-        m.commit_tokens(&lat.i(e - 1).unwrap(), if e < 10 { &a } else { &b })
-            .unwrap();
+        m.commit_tokens(&lat.i(e - 1).unwrap(), if e < 10 { &a } else { &b }).unwrap();
     }
     let newest = hs.dim(0).unwrap() - 1;
-    assert_close(
-        "h before re-cache",
-        m.newest_h().unwrap(),
-        &hs.i(newest).unwrap(),
-    );
+    assert_close("h before re-cache", m.newest_h().unwrap(), &hs.i(newest).unwrap());
     let before = m.cache_bytes();
     m.recache(&b).unwrap();
-    assert_close(
-        "h after re-cache",
-        m.newest_h().unwrap(),
-        &fx.get("recache.h"),
-    );
+    assert_close("h after re-cache", m.newest_h().unwrap(), &fx.get("recache.h"));
     assert_eq!(m.cache_bytes(), before, "re-cache keeps the cache size");
 }
 
@@ -241,15 +195,11 @@ fn cache_memory_is_flat_once_the_window_is_full() {
     let window = m.config().window;
     let mut sizes = Vec::new();
     for e in 0..window + 8 {
-        m.commit_tokens(&lat.i(e % lat.dim(0).unwrap()).unwrap(), &a)
-            .unwrap();
+        m.commit_tokens(&lat.i(e % lat.dim(0).unwrap()).unwrap(), &a).unwrap();
         sizes.push(m.cache_bytes());
     }
     let full = &sizes[window..];
-    assert!(
-        full.iter().all(|&s| s == full[0]),
-        "cache bytes keep growing: {sizes:?}"
-    );
+    assert!(full.iter().all(|&s| s == full[0]), "cache bytes keep growing: {sizes:?}");
 }
 
 fn copy_fixture_model(dir: &Path) {
@@ -274,11 +224,7 @@ fn load_errors_name_the_file_and_tensor() {
 
     copy_fixture_model(dir.path());
     let bytes = std::fs::read(dir.path().join("model.safetensors")).unwrap();
-    std::fs::write(
-        dir.path().join("model.safetensors"),
-        &bytes[..bytes.len() / 2],
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
     match load() {
         Err(ModelError::BadWeights { file, .. }) => {
             assert!(file.ends_with("model.safetensors"), "{file}")
@@ -295,16 +241,8 @@ fn load_errors_name_the_file_and_tensor() {
     };
     edit_config("\"mlp_ratio\": 4", "\"mlp_ratio\": 2");
     match load() {
-        Err(ModelError::ShapeMismatch {
-            file,
-            name,
-            expected,
-            got,
-        }) => {
-            assert!(
-                file.ends_with("model.safetensors") && name.contains("mlp.fc1"),
-                "{file} {name}"
-            );
+        Err(ModelError::ShapeMismatch { file, name, expected, got }) => {
+            assert!(file.ends_with("model.safetensors") && name.contains("mlp.fc1"), "{file} {name}");
             assert_ne!(expected, got);
         }
         other => panic!("mismatched shapes: {other:?}"),
@@ -312,20 +250,14 @@ fn load_errors_name_the_file_and_tensor() {
     edit_config("\"encoder_blocks\": 2", "\"encoder_blocks\": 3");
     match load() {
         Err(ModelError::MissingTensor { file, name }) => {
-            assert!(
-                file.ends_with("model.safetensors") && name.starts_with("encoder.blocks.2."),
-                "{file} {name}"
-            )
+            assert!(file.ends_with("model.safetensors") && name.starts_with("encoder.blocks.2."), "{file} {name}")
         }
         other => panic!("missing tensor: {other:?}"),
     }
     edit_config("\"version\": 1", "\"version\": 2");
     match load() {
         Err(ModelError::BadWeights { file, reason }) => {
-            assert!(
-                file.ends_with("config.json") && reason.contains("v2"),
-                "{file}: {reason}"
-            )
+            assert!(file.ends_with("config.json") && reason.contains("v2"), "{file}: {reason}")
         }
         other => panic!("wrong version: {other:?}"),
     }

@@ -29,36 +29,17 @@ struct Conv {
 
 impl Conv {
     #[allow(clippy::too_many_arguments)]
-    fn load(
-        w: &Weights,
-        prefix: &str,
-        c_in: usize,
-        c_out: usize,
-        k: usize,
-        stride: usize,
-        pad: usize,
-    ) -> Result<Conv> {
+    fn load(w: &Weights, prefix: &str, c_in: usize, c_out: usize, k: usize, stride: usize, pad: usize) -> Result<Conv> {
         let weight = w.get(&format!("{prefix}.weight"), &[c_out, c_in, k, k])?;
-        let b = w
-            .get(&format!("{prefix}.bias"), &[c_out])?
-            .to_vec1::<f32>()?;
+        let b = w.get(&format!("{prefix}.bias"), &[c_out])?.to_vec1::<f32>()?;
         Conv::from_torch(&weight, b, stride, pad)
     }
 
     /// From a PyTorch-layout kernel `(c_out, c_in, k, k)`.
     fn from_torch(weight: &Tensor, b: Vec<f32>, stride: usize, pad: usize) -> Result<Conv> {
         let (c_out, c_in, k, _) = weight.dims4()?;
-        let w = weight
-            .permute((2, 3, 1, 0))?
-            .contiguous()?
-            .reshape((k * k * c_in, c_out))?;
-        Ok(Conv {
-            w,
-            b,
-            k,
-            stride,
-            pad,
-        })
+        let w = weight.permute((2, 3, 1, 0))?.contiguous()?.reshape((k * k * c_in, c_out))?;
+        Ok(Conv { w, b, k, stride, pad })
     }
 
     /// `(H, W, C_in)` → `(Ho·Wo, C_out)` before the bias.
@@ -111,19 +92,14 @@ struct UpConv {
 impl UpConv {
     fn load(w: &Weights, prefix: &str, c_in: usize, c_out: usize) -> Result<UpConv> {
         let k = w.get(&format!("{prefix}.weight"), &[c_out, c_in, 3, 3])?;
-        let bias = w
-            .get(&format!("{prefix}.bias"), &[c_out])?
-            .to_vec1::<f32>()?;
+        let bias = w.get(&format!("{prefix}.bias"), &[c_out])?.to_vec1::<f32>()?;
         // Along each axis, output phase 0 reads input rows (y−1, y) with taps (k0, k1+k2), phase 1
         // reads (y, y+1) with taps (k0+k1, k2). A 2×2 conv with padding 1 at output index o reads input
         // rows (o−1, o): phase 0 is its output row y, phase 1 its output row y+1.
         let fold = |t: &Tensor, axis: usize, phase: usize| -> Result<Tensor> {
             let tap = |i: usize| t.narrow(axis, i, 1);
-            let (first, second) = if phase == 0 {
-                (tap(0)?, (tap(1)? + tap(2)?)?)
-            } else {
-                ((tap(0)? + tap(1)?)?, tap(2)?)
-            };
+            let (first, second) =
+                if phase == 0 { (tap(0)?, (tap(1)? + tap(2)?)?) } else { ((tap(0)? + tap(1)?)?, tap(2)?) };
             Ok(Tensor::cat(&[first, second], axis)?)
         };
         let mut kernels = Vec::with_capacity(4);
@@ -162,12 +138,9 @@ impl AutoEncoder {
         let e = &cfg.ae_enc_channels;
         let d = &cfg.ae_dec_channels;
         let lc = cfg.latent_channels;
-        let down = (0..4)
-            .map(|i| Conv::load(w, &format!("enc.down.{i}"), e[i], e[i + 1], 4, 2, 1))
-            .collect::<Result<_>>()?;
-        let up = (0..3)
-            .map(|i| UpConv::load(w, &format!("dec.up.{i}"), d[i], d[i + 1]))
-            .collect::<Result<_>>()?;
+        let down =
+            (0..4).map(|i| Conv::load(w, &format!("enc.down.{i}"), e[i], e[i + 1], 4, 2, 1)).collect::<Result<_>>()?;
+        let up = (0..3).map(|i| UpConv::load(w, &format!("dec.up.{i}"), d[i], d[i + 1])).collect::<Result<_>>()?;
         Ok(AutoEncoder {
             enc_in: Conv::load(w, "enc.conv_in", 3, e[0], 3, 1, 1)?,
             down,
@@ -183,16 +156,13 @@ impl AutoEncoder {
 
     /// Pixels `(3, H, W)` in [-1, 1] → scaled latent `(C, H/16, W/16)`.
     pub fn encode(&self, x: &Tensor) -> Result<Tensor> {
-        let mut h = self
-            .enc_in
-            .forward(&x.permute((1, 2, 0))?.contiguous()?, Act::Silu)?;
+        let mut h = self.enc_in.forward(&x.permute((1, 2, 0))?.contiguous()?, Act::Silu)?;
         for d in &self.down {
             h = d.forward(&h, Act::Silu)?;
         }
         let h = self.enc_res.forward(&h)?;
         let z = self.enc_out.forward(&h, Act::None)?; // (h, w, C)
-        Ok(z.permute((2, 0, 1))?
-            .affine(f64::from(self.latent_scale), 0.0)?)
+        Ok(z.permute((2, 0, 1))?.affine(f64::from(self.latent_scale), 0.0)?)
     }
 
     /// Scaled latent `(C, h, w)` → pixels `(3, 16h, 16w)`, clamped to [-1, 1].

@@ -96,10 +96,7 @@ impl EncoderCache {
 
     /// Bytes held by the k/v buffers.
     pub fn bytes(&self) -> usize {
-        self.kv
-            .iter()
-            .map(|(k, v)| (k.elem_count() + v.elem_count()) * 4)
-            .sum()
+        self.kv.iter().map(|(k, v)| (k.elem_count() + v.elem_count()) * 4).sum()
     }
 
     fn ring_off(&self, r: usize) -> usize {
@@ -140,18 +137,13 @@ impl EncoderCache {
             self.ring_off(r)
         };
         let bias = self.bias(s);
-        Ok(AppendPlan {
-            write_at,
-            demote,
-            bias,
-        })
+        Ok(AppendPlan { write_at, demote, bias })
     }
 
     /// `heads × L` bias for the queries of element `s`, from the current bookkeeping.
     fn bias(&self, s: usize) -> Vec<f32> {
         // One value per slot for a unit slope: (distance term multiplier, extra, visible).
-        let mut slots: Vec<(f32, f32, usize)> =
-            Vec::with_capacity(self.n_sink + self.n_full + self.pooled.len());
+        let mut slots: Vec<(f32, f32, usize)> = Vec::with_capacity(self.n_sink + self.n_full + self.pooled.len());
         let dist = |e: usize| (s - e).min(self.max_dist) as f32;
         for e in &self.sink {
             slots.push(match e {
@@ -167,12 +159,7 @@ impl EncoderCache {
         }
         for e in &self.pooled {
             slots.push(match e {
-                Some(e)
-                    if *e <= s
-                        && s - e >= self.n_full
-                        && s - e < self.window
-                        && *e >= self.n_sink =>
-                {
+                Some(e) if *e <= s && s - e >= self.n_full && s - e < self.window && *e >= self.n_sink => {
                     (dist(*e), self.pooled_bias, self.pooled_tokens)
                 }
                 _ => (0.0, MASKED, self.pooled_tokens),
@@ -183,11 +170,7 @@ impl EncoderCache {
             for &(d, extra, n) in &slots {
                 // The temporal term is rounded to f32 before the pooled offset is added, as the
                 // reference computes it.
-                let b = if extra == MASKED {
-                    MASKED
-                } else {
-                    -(*slope * d) + extra
-                };
+                let b = if extra == MASKED { MASKED } else { -(*slope * d) + extra };
                 v.extend(std::iter::repeat_n(b, n));
             }
         }
@@ -219,12 +202,9 @@ impl EncoderCache {
     /// pooled token `r*4 + c` is the mean of tokens `(2r+i)*8 + 2c+j`.
     fn pool(&self, x: &Tensor) -> Result<Tensor> {
         let g = self.hw / 2;
-        let x = x
-            .contiguous()?
-            .reshape((self.heads, g, 2, g, 2, self.head_dim))?;
+        let x = x.contiguous()?.reshape((self.heads, g, 2, g, 2, self.head_dim))?;
         let x = x.sum_keepdim(4)?.sum_keepdim(2)?.affine(0.25, 0.0)?;
-        Ok(x.reshape((self.heads, self.pooled_tokens, self.head_dim))?
-            .contiguous()?)
+        Ok(x.reshape((self.heads, self.pooled_tokens, self.head_dim))?.contiguous()?)
     }
 
     /// Element `e`'s full-resolution `(k, v)` if the cache holds them (tests compare these).

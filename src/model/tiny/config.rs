@@ -20,10 +20,7 @@ pub struct Files {
 
 impl Default for Files {
     fn default() -> Self {
-        Files {
-            model: "model.safetensors".into(),
-            ae: "ae.safetensors".into(),
-        }
+        Files { model: "model.safetensors".into(), ae: "ae.safetensors".into() }
     }
 }
 
@@ -123,18 +120,14 @@ impl Config {
                 });
             }
             Err(e) => {
-                return Err(ModelError::BadWeights {
-                    file,
-                    reason: e.to_string(),
-                });
+                return Err(ModelError::BadWeights { file, reason: e.to_string() });
             }
         };
         let cfg: Config = serde_json::from_str(&text).map_err(|e| ModelError::BadWeights {
             file: file.clone(),
             reason: format!("not a spool-tiny config: {e}"),
         })?;
-        cfg.validate()
-            .map_err(|reason| ModelError::BadWeights { file, reason })?;
+        cfg.validate().map_err(|reason| ModelError::BadWeights { file, reason })?;
         Ok(cfg)
     }
 
@@ -142,60 +135,21 @@ impl Config {
     /// the relations between sizes that the code relies on.
     pub fn validate(&self) -> std::result::Result<(), String> {
         if self.name != "spool-tiny" || self.version != 1 {
-            return Err(format!(
-                "it describes {} v{}; this build runs spool-tiny v1",
-                self.name, self.version
-            ));
+            return Err(format!("it describes {} v{}; this build runs spool-tiny v1", self.name, self.version));
         }
         let checks: [(bool, &str); 12] = [
-            (
-                self.heads * self.head_dim == self.d_model,
-                "heads × head_dim must equal d_model",
-            ),
-            (
-                self.latent_hw.is_multiple_of(2),
-                "latent_hw must be even (2×2 pooling)",
-            ),
-            (
-                self.tokens_per_frame == self.latent_hw * self.latent_hw,
-                "tokens_per_frame must be latent_hw²",
-            ),
-            (
-                self.pooled_tokens_per_frame * 4 == self.tokens_per_frame,
-                "pooled_tokens_per_frame must be a quarter",
-            ),
-            (
-                self.alibi_slopes.len() == self.heads,
-                "alibi_slopes needs one slope per head",
-            ),
-            (
-                self.n_full >= 1 && self.window >= self.n_full,
-                "need 1 ≤ n_full ≤ window",
-            ),
-            (
-                self.time_embed_dim.is_multiple_of(2),
-                "time_embed_dim must be even",
-            ),
-            (
-                self.ae_enc_channels.len() == 5,
-                "ae_enc_channels needs 5 widths",
-            ),
-            (
-                self.ae_dec_channels.len() == 4,
-                "ae_dec_channels needs 4 widths",
-            ),
-            (
-                self.image_size == self.latent_hw * 16,
-                "image_size must be 16 × latent_hw",
-            ),
-            (
-                self.max_steps >= 1 && self.default_steps >= 1,
-                "steps must be at least 1",
-            ),
-            (
-                self.encoder_blocks >= 1 && self.decoder_blocks >= 1,
-                "needs at least one block each",
-            ),
+            (self.heads * self.head_dim == self.d_model, "heads × head_dim must equal d_model"),
+            (self.latent_hw.is_multiple_of(2), "latent_hw must be even (2×2 pooling)"),
+            (self.tokens_per_frame == self.latent_hw * self.latent_hw, "tokens_per_frame must be latent_hw²"),
+            (self.pooled_tokens_per_frame * 4 == self.tokens_per_frame, "pooled_tokens_per_frame must be a quarter"),
+            (self.alibi_slopes.len() == self.heads, "alibi_slopes needs one slope per head"),
+            (self.n_full >= 1 && self.window >= self.n_full, "need 1 ≤ n_full ≤ window"),
+            (self.time_embed_dim.is_multiple_of(2), "time_embed_dim must be even"),
+            (self.ae_enc_channels.len() == 5, "ae_enc_channels needs 5 widths"),
+            (self.ae_dec_channels.len() == 4, "ae_dec_channels needs 4 widths"),
+            (self.image_size == self.latent_hw * 16, "image_size must be 16 × latent_hw"),
+            (self.max_steps >= 1 && self.default_steps >= 1, "steps must be at least 1"),
+            (self.encoder_blocks >= 1 && self.decoder_blocks >= 1, "needs at least one block each"),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, msg)) => Err((*msg).to_string()),
@@ -206,8 +160,7 @@ impl Config {
     /// Tokens attended by one query in the encoder: the full-resolution elements (sinks and the
     /// recent ones) and the pooled ring.
     pub fn encoder_keys(&self) -> usize {
-        (self.n_sink + self.n_full) * self.tokens_per_frame
-            + self.pooled_slots() * self.pooled_tokens_per_frame
+        (self.n_sink + self.n_full) * self.tokens_per_frame + self.pooled_slots() * self.pooled_tokens_per_frame
     }
 
     /// Elements seen pooled at once: the window minus those seen at full resolution.

@@ -28,9 +28,7 @@ pub fn exp(x: f32) -> f32 {
     let r = (x - n * LN2_HI) - n * LN2_LO;
     let p = 1.0
         + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0
-                    + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r / 5040.0))))));
+            + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r / 5040.0))))));
     let scale = f32::from_bits((n + (127.0 + 8_388_608.0)).to_bits() << 23);
     p * scale
 }
@@ -72,10 +70,7 @@ pub fn sum(xs: &[f32]) -> f32 {
 fn max(xs: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; 8];
     let chunks = xs.chunks_exact(8);
-    let rest = chunks
-        .remainder()
-        .iter()
-        .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let rest = chunks.remainder().iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
     for c in chunks {
         for i in 0..8 {
             acc[i] = acc[i].max(c[i]);
@@ -144,11 +139,7 @@ impl CustomOp1 for BiasAct<'_> {
         "spool-bias-act"
     }
 
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let src = contiguous(storage, layout)?;
         let mut dst = vec![0f32; src.len()];
         if !self.bias.is_empty() && layout.dims().last() != Some(&self.bias.len()) {
@@ -172,21 +163,9 @@ impl BiasAct<'_> {
             let d = self.bias.len();
             for (o, s) in dst.chunks_exact_mut(d).zip(src.chunks_exact(d)) {
                 match self.act {
-                    Act::None => o
-                        .iter_mut()
-                        .zip(s)
-                        .zip(self.bias)
-                        .for_each(|((o, x), b)| *o = x + b),
-                    Act::Silu => o
-                        .iter_mut()
-                        .zip(s)
-                        .zip(self.bias)
-                        .for_each(|((o, x), b)| *o = silu(x + b)),
-                    Act::Gelu => o
-                        .iter_mut()
-                        .zip(s)
-                        .zip(self.bias)
-                        .for_each(|((o, x), b)| *o = gelu(x + b)),
+                    Act::None => o.iter_mut().zip(s).zip(self.bias).for_each(|((o, x), b)| *o = x + b),
+                    Act::Silu => o.iter_mut().zip(s).zip(self.bias).for_each(|((o, x), b)| *o = silu(x + b)),
+                    Act::Gelu => o.iter_mut().zip(s).zip(self.bias).for_each(|((o, x), b)| *o = gelu(x + b)),
                 }
             }
         }
@@ -208,11 +187,7 @@ impl CustomOp1 for SoftmaxBias<'_> {
         "spool-softmax-bias"
     }
 
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let src = contiguous(storage, layout)?;
         let dims = layout.dims();
         let (h, n, l) = match dims {
@@ -234,9 +209,7 @@ impl CustomOp1 for SoftmaxBias<'_> {
                     Some(false) => self.bias,
                     Some(true) => &self.bias[(i / n) * l..(i / n + 1) * l],
                 };
-                o.iter_mut()
-                    .zip(s.iter().zip(b))
-                    .for_each(|(o, (x, b))| *o = x + b);
+                o.iter_mut().zip(s.iter().zip(b)).for_each(|(o, (x, b))| *o = x + b);
                 let m = max(o);
                 o.iter_mut().for_each(|o| *o = exp(*o - m));
                 let inv = 1.0 / sum(o);
@@ -263,11 +236,7 @@ impl CustomOp1 for Im2Col {
         "spool-im2col"
     }
 
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let src = contiguous(storage, layout)?;
         let (h, w, c) = match layout.dims() {
             [h, w, c] => (*h, *w, *c),
@@ -292,8 +261,7 @@ impl CustomOp1 for Im2Col {
                             continue;
                         }
                         let o = (ky * k + kx) * c;
-                        out[o..o + c]
-                            .copy_from_slice(&src[(iy * w + ix) * c..(iy * w + ix + 1) * c]);
+                        out[o..o + c].copy_from_slice(&src[(iy * w + ix) * c..(iy * w + ix + 1) * c]);
                     }
                 }
             }
@@ -322,11 +290,7 @@ impl CustomOp1 for Phases<'_> {
         "spool-phases"
     }
 
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let src = contiguous(storage, layout)?;
         let (h, w, c) = (self.h, self.w, self.bias.len());
         if layout.dims() != [(h + 1) * (w + 1), 4 * c] {
@@ -341,10 +305,7 @@ impl CustomOp1 for Phases<'_> {
                             let from = ((y + a) * (w + 1) + x + b) * 4 * c + (2 * a + b) * c;
                             let to = ((2 * y + a) * 2 * w + 2 * x + b) * c;
                             let (o, s) = (&mut dst[to..to + c], &src[from..from + c]);
-                            o.iter_mut()
-                                .zip(s)
-                                .zip(self.bias)
-                                .for_each(|((o, x), bb)| *o = self.act.apply(x + bb));
+                            o.iter_mut().zip(s).zip(self.bias).for_each(|((o, x), bb)| *o = self.act.apply(x + bb));
                         }
                     }
                 }
@@ -372,11 +333,7 @@ impl CustomOp1 for Shuffle<'_> {
         "spool-pixel-shuffle"
     }
 
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let src = contiguous(storage, layout)?;
         let (h, w) = (self.h, self.w);
         if layout.dims() != [h * w, 12] || self.bias.len() != 12 {
@@ -423,14 +380,8 @@ mod tests {
             let silu_ref = x / (1.0 + (-x).exp());
             let t = (0.797_884_6f32 * (x + 0.044_715 * x * x * x)).tanh();
             let gelu_ref = 0.5 * x * (1.0 + t);
-            assert!(
-                (silu(x) - silu_ref).abs() < 1e-6 * (1.0 + x.abs()),
-                "silu({x})"
-            );
-            assert!(
-                (gelu(x) - gelu_ref).abs() < 1e-6 * (1.0 + x.abs()),
-                "gelu({x})"
-            );
+            assert!((silu(x) - silu_ref).abs() < 1e-6 * (1.0 + x.abs()), "silu({x})");
+            assert!((gelu(x) - gelu_ref).abs() < 1e-6 * (1.0 + x.abs()), "gelu({x})");
         }
     }
 }

@@ -20,13 +20,8 @@ pub struct Linear {
 impl Linear {
     pub fn load(w: &Weights, prefix: &str, d_in: usize, d_out: usize) -> Result<Linear> {
         let weight = w.get(&format!("{prefix}.weight"), &[d_out, d_in])?;
-        let b = w
-            .get(&format!("{prefix}.bias"), &[d_out])?
-            .to_vec1::<f32>()?;
-        Ok(Linear {
-            wt: weight.t()?.contiguous()?,
-            b,
-        })
+        let b = w.get(&format!("{prefix}.bias"), &[d_out])?.to_vec1::<f32>()?;
+        Ok(Linear { wt: weight.t()?.contiguous()?, b })
     }
 
     /// Multiplies output columns `from..from+len` (weights and bias) by `s`: used to fold the
@@ -67,9 +62,7 @@ pub struct Norm {
 impl Norm {
     /// A LayerNorm with weights (`prefix.weight`, `prefix.bias`).
     pub fn load(w: &Weights, prefix: &str, dim: usize, eps: f32) -> Result<Norm> {
-        let alpha = w
-            .get(&format!("{prefix}.weight"), &[dim])?
-            .to_vec1::<f32>()?;
+        let alpha = w.get(&format!("{prefix}.weight"), &[dim])?.to_vec1::<f32>()?;
         let beta = w.get(&format!("{prefix}.bias"), &[dim])?.to_vec1::<f32>()?;
         Ok(Norm { alpha, beta, eps })
     }
@@ -89,11 +82,7 @@ impl CustomOp1 for Norm {
         "spool-layer-norm"
     }
 
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let src = storage.as_slice::<f32>()?;
         let src = match layout.contiguous_offsets() {
             Some((a, b)) => &src[a..b],
@@ -119,10 +108,7 @@ impl CustomOp1 for Norm {
                 }
                 let var = (sq.iter().sum::<f32>() + rest) / d as f32;
                 let inv = 1.0 / (var + self.eps).sqrt();
-                o.iter_mut()
-                    .zip(&self.alpha)
-                    .zip(&self.beta)
-                    .for_each(|((o, a), b)| *o = *o * inv * a + b);
+                o.iter_mut().zip(&self.alpha).zip(&self.beta).for_each(|((o, a), b)| *o = *o * inv * a + b);
             }
         });
         Ok((CpuStorage::F32(dst), layout.shape().clone()))
@@ -151,9 +137,7 @@ impl Mlp {
 /// Splits `(tokens, heads·head_dim)` into `(heads, tokens, head_dim)`, contiguous.
 pub fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
     let (n, d) = x.dims2()?;
-    Ok(x.reshape((n, heads, d / heads))?
-        .transpose(0, 1)?
-        .contiguous()?)
+    Ok(x.reshape((n, heads, d / heads))?.transpose(0, 1)?.contiguous()?)
 }
 
 /// Inverse of [`split_heads`].

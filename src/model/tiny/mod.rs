@@ -67,20 +67,9 @@ impl CondCache {
         let pos = match self.entries.iter().position(|e| e.tensor_ids == ids) {
             Some(p) => Some(p),
             None => {
-                let tokens = cond
-                    .tokens
-                    .flatten_all()?
-                    .to_dtype(DType::F32)?
-                    .to_vec1::<f32>()?;
-                let bias = cond
-                    .bias
-                    .flatten_all()?
-                    .to_dtype(DType::F32)?
-                    .to_vec1::<f32>()?;
-                let found = self
-                    .entries
-                    .iter()
-                    .position(|e| e.tokens == tokens && e.bias == bias);
+                let tokens = cond.tokens.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+                let bias = cond.bias.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+                let found = self.entries.iter().position(|e| e.tokens == tokens && e.bias == bias);
                 match found {
                     Some(p) => {
                         self.entries[p].tensor_ids = ids;
@@ -92,13 +81,7 @@ impl CondCache {
                         if self.entries.len() == COND_SLOTS {
                             self.entries.remove(0);
                         }
-                        self.entries.push(CondEntry {
-                            id: self.next_id,
-                            tensor_ids: ids,
-                            tokens,
-                            bias,
-                            state,
-                        });
+                        self.entries.push(CondEntry { id: self.next_id, tensor_ids: ids, tokens, bias, state });
                         None
                     }
                 }
@@ -155,14 +138,8 @@ impl TinyModel {
         TinyModel::from_weights(cfg, &model, &ae, device)
     }
 
-    pub fn from_weights(
-        cfg: &Config,
-        model: &Weights,
-        ae: &Weights,
-        device: &Device,
-    ) -> Result<TinyModel> {
-        cfg.validate()
-            .map_err(|e| ModelError::Invalid(format!("spool-tiny config: {e}")))?;
+    pub fn from_weights(cfg: &Config, model: &Weights, ae: &Weights, device: &Device) -> Result<TinyModel> {
+        cfg.validate().map_err(|e| ModelError::Invalid(format!("spool-tiny config: {e}")))?;
         Ok(TinyModel {
             cfg: cfg.clone(),
             device: device.clone(),
@@ -257,14 +234,8 @@ impl TinyModel {
     /// Encodes element `self.next` and makes it the newest.
     fn append(&mut self, tokens: Option<Tensor>, cond: (u64, &CondState)) -> Result<()> {
         let s = self.next;
-        let h = self
-            .net
-            .encode_element(&mut self.cache, s, tokens.as_ref(), cond.1)?;
-        self.newest = Some(Newest {
-            base: self.net.decoder_base(&h)?,
-            h,
-            cond: cond.0,
-        });
+        let h = self.net.encode_element(&mut self.cache, s, tokens.as_ref(), cond.1)?;
+        self.newest = Some(Newest { base: self.net.decoder_base(&h)?, h, cond: cond.0 });
         if s < self.cfg.n_sink {
             self.sink_inputs[s] = tokens.clone();
         }
@@ -288,9 +259,7 @@ impl TinyModel {
         }
         match self.recent_inputs.iter().find(|(i, _)| *i == e) {
             Some((_, t)) => Ok(Some(t.clone())),
-            None => Err(ModelError::Invalid(format!(
-                "element {e} is no longer held for re-encoding"
-            ))),
+            None => Err(ModelError::Invalid(format!("element {e} is no longer held for re-encoding"))),
         }
     }
 
@@ -303,14 +272,8 @@ impl TinyModel {
             Some(n) if n.cond != id => {
                 let e = self.next - 1;
                 let input = self.input(e)?;
-                let h = self
-                    .net
-                    .encode_element(&mut self.cache, e, input.as_ref(), &cs)?;
-                self.newest = Some(Newest {
-                    base: self.net.decoder_base(&h)?,
-                    h,
-                    cond: id,
-                });
+                let h = self.net.encode_element(&mut self.cache, e, input.as_ref(), &cs)?;
+                self.newest = Some(Newest { base: self.net.decoder_base(&h)?, h, cond: id });
             }
             Some(_) => {}
         }
@@ -378,30 +341,16 @@ impl TinyModel {
         }
         let (id, cs) = self.conds.get(&self.net, cond)?;
         let newest = self.next - 1;
-        let first_recent = (newest + 1)
-            .saturating_sub(self.cfg.window)
-            .max(self.cfg.n_sink);
-        let elements: Vec<usize> = (0..self.cfg.n_sink.min(self.next))
-            .chain(first_recent..=newest)
-            .collect();
-        let inputs = elements
-            .iter()
-            .map(|&e| self.input(e))
-            .collect::<Result<Vec<_>>>()?;
+        let first_recent = (newest + 1).saturating_sub(self.cfg.window).max(self.cfg.n_sink);
+        let elements: Vec<usize> = (0..self.cfg.n_sink.min(self.next)).chain(first_recent..=newest).collect();
+        let inputs = elements.iter().map(|&e| self.input(e)).collect::<Result<Vec<_>>>()?;
         self.cache.clear();
         let mut h = None;
         for (&e, input) in elements.iter().zip(&inputs) {
-            h = Some(
-                self.net
-                    .encode_element(&mut self.cache, e, input.as_ref(), &cs)?,
-            );
+            h = Some(self.net.encode_element(&mut self.cache, e, input.as_ref(), &cs)?);
         }
         let h = h.expect("at least BOS");
-        self.newest = Some(Newest {
-            base: self.net.decoder_base(&h)?,
-            h,
-            cond: id,
-        });
+        self.newest = Some(Newest { base: self.net.decoder_base(&h)?, h, cond: id });
         Ok(())
     }
 
@@ -433,11 +382,7 @@ impl TinyModel {
         let x = self.decode_pixels(latent)?;
         let (_, h, w) = x.dims3()?;
         let planar = x.flatten_all()?.to_device(&Device::Cpu)?.to_vec1::<f32>()?;
-        Ok(Frame {
-            width: w as u32,
-            height: h as u32,
-            planar,
-        })
+        Ok(Frame { width: w as u32, height: h as u32, planar })
     }
 
     /// Bytes held for generation state: the encoder cache, stored inputs, the newest output.
@@ -474,19 +419,11 @@ impl StageTimes {
 
 /// Times the generation loop with random weights of the config's shapes on `device`: `frames` frames
 /// (the first `window + 2` warm the cache up and are not counted) at `steps` steps.
-pub fn bench_random(
-    cfg: &Config,
-    steps: u32,
-    frames: usize,
-    device: &Device,
-) -> Result<StageTimes> {
+pub fn bench_random(cfg: &Config, steps: u32, frames: usize, device: &Device) -> Result<StageTimes> {
     let mut m = TinyModel::random(cfg, 7, device)?;
     let n = 12;
     let tokens = Tensor::randn(0f32, 1.0, (n, cfg.text_dim), device)?;
-    let cond = Conditioning {
-        tokens,
-        bias: Tensor::zeros(n, DType::F32, device)?,
-    };
+    let cond = Conditioning { tokens, bias: Tensor::zeros(n, DType::F32, device)? };
     let mut noise = crate::model::FrameNoise::new(1, 0);
     let dev = device.clone();
     let mut draw = move |shape: &[usize]| noise.normal(shape, &dev);
@@ -512,11 +449,7 @@ pub fn bench_random(
     }
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
-        if v.is_empty() {
-            f64::NAN
-        } else {
-            v[v.len() / 2]
-        }
+        if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
     };
     Ok(StageTimes {
         steps,

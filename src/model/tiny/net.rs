@@ -29,10 +29,7 @@ impl SelfAttn {
         let d = cfg.d_model;
         let mut qkv = Linear::load(w, &format!("{prefix}.qkv"), d, 3 * d)?;
         qkv.scale_outputs(0, d, 1.0 / (cfg.head_dim as f64).sqrt())?;
-        Ok(SelfAttn {
-            qkv,
-            out: Linear::load(w, &format!("{prefix}.out"), d, d)?,
-        })
+        Ok(SelfAttn { qkv, out: Linear::load(w, &format!("{prefix}.out"), d, d)? })
     }
 
     /// `(3, heads, tokens, head_dim)`, contiguous: q, k, v.
@@ -66,11 +63,7 @@ impl CrossAttn {
     fn context(&self, ctx: &Tensor, heads: usize) -> Result<TextKv> {
         let (n, d) = ctx.dims2()?;
         let kv = self.kv.forward(ctx)?;
-        let k_t = kv
-            .narrow(1, 0, d)?
-            .reshape((n, heads, d / heads))?
-            .permute((1, 2, 0))?
-            .contiguous()?;
+        let k_t = kv.narrow(1, 0, d)?.reshape((n, heads, d / heads))?.permute((1, 2, 0))?.contiguous()?;
         let v = split_heads(&kv.narrow(1, d, d)?.contiguous()?, heads)?;
         Ok(TextKv { k_t, v })
     }
@@ -187,9 +180,7 @@ impl TinyNet {
         let enc_bos = (w.get("encoder.bos", &[t, d])? + &enc_pos)?;
         let half = cfg.time_embed_dim / 2;
         let c = -(10000f64.ln() as f32);
-        let freqs = (0..half)
-            .map(|i| ((c * i as f32) / half as f32).exp())
-            .collect();
+        let freqs = (0..half).map(|i| ((c * i as f32) / half as f32).exp()).collect();
         Ok(TinyNet {
             cfg: cfg.clone(),
             device: device.clone(),
@@ -230,65 +221,32 @@ impl TinyNet {
             }
         };
         if bias.dims() != [n] {
-            return Err(ModelError::Invalid(format!(
-                "conditioning bias is {:?}, expected [{n}]",
-                bias.dims()
-            )));
+            return Err(ModelError::Invalid(format!("conditioning bias is {:?}, expected [{n}]", bias.dims())));
         }
-        let ctx = self
-            .text_linear
-            .forward(&self.text_norm.forward(&tokens.contiguous()?)?)?;
+        let ctx = self.text_linear.forward(&self.text_norm.forward(&tokens.contiguous()?)?)?;
         let h = self.cfg.heads;
-        let enc = self
-            .enc_blocks
-            .iter()
-            .map(|b| b.xattn.context(&ctx, h))
-            .collect::<Result<_>>()?;
-        let dec = self
-            .dec_blocks
-            .iter()
-            .map(|b| b.xattn.context(&ctx, h))
-            .collect::<Result<_>>()?;
-        Ok(CondState {
-            ctx,
-            bias: bias.to_vec1::<f32>()?,
-            enc,
-            dec,
-        })
+        let enc = self.enc_blocks.iter().map(|b| b.xattn.context(&ctx, h)).collect::<Result<_>>()?;
+        let dec = self.dec_blocks.iter().map(|b| b.xattn.context(&ctx, h)).collect::<Result<_>>()?;
+        Ok(CondState { ctx, bias: bias.to_vec1::<f32>()?, enc, dec })
     }
 
     /// Sinusoidal embedding of `t ∈ [0, 1]` (`cat(cos, sin)` of `t·1000·f_i`), in f32 like the reference.
     pub fn timestep_embedding(&self, t: f32) -> Result<Tensor> {
-        let a: Vec<f32> = self
-            .freqs
-            .iter()
-            .map(|f| (t * self.cfg.time_scale) * f)
-            .collect();
-        let v: Vec<f32> = a
-            .iter()
-            .map(|x| x.cos())
-            .chain(a.iter().map(|x| x.sin()))
-            .collect();
-        Ok(Tensor::from_vec(
-            v,
-            (1, self.cfg.time_embed_dim),
-            &self.device,
-        )?)
+        let a: Vec<f32> = self.freqs.iter().map(|f| (t * self.cfg.time_scale) * f).collect();
+        let v: Vec<f32> = a.iter().map(|x| x.cos()).chain(a.iter().map(|x| x.sin())).collect();
+        Ok(Tensor::from_vec(v, (1, self.cfg.time_embed_dim), &self.device)?)
     }
 
     /// The adaLN modulations of every decoder block and of the output norm at time `t`.
     pub fn time_mod(&self, t: f32) -> Result<TimeMod> {
         let d = self.cfg.d_model;
         let eps = self.cfg.layernorm_eps;
-        let hidden = self
-            .t_fc1
-            .forward_act(&self.timestep_embedding(t)?, Act::Silu)?;
+        let hidden = self.t_fc1.forward_act(&self.timestep_embedding(t)?, Act::Silu)?;
         let temb = self.t_fc2.forward(&hidden)?;
         let st = act(&temb, Act::Silu)?;
         let gate = |v: &[f32]| Tensor::from_slice(v, d, &self.device);
-        let norm = |shift: &[f32], scale: &[f32]| {
-            Norm::new(scale.iter().map(|s| 1.0 + s).collect(), shift.to_vec(), eps)
-        };
+        let norm =
+            |shift: &[f32], scale: &[f32]| Norm::new(scale.iter().map(|s| 1.0 + s).collect(), shift.to_vec(), eps);
         let blocks = self
             .dec_blocks
             .iter()
@@ -304,10 +262,7 @@ impl TinyNet {
             })
             .collect::<Result<_>>()?;
         let m = self.ada_out.forward(&st)?.flatten_all()?.to_vec1::<f32>()?;
-        Ok(TimeMod {
-            blocks,
-            out: norm(&m[..d], &m[d..]),
-        })
+        Ok(TimeMod { blocks, out: norm(&m[..d], &m[d..]) })
     }
 
     /// Runs element `s` through the encoder, appending its keys/values to `cache`, and returns its
@@ -333,10 +288,7 @@ impl TinyNet {
             let (kb, vb) = cache.kv(bi);
             let o = attention(&q, &kb.t()?, vb, &plan.bias)?;
             x = (x + blk.attn.out.forward(&merge_heads(&o)?)?)?;
-            x = (&x
-                + blk
-                    .xattn
-                    .forward(&blk.norm2.forward(&x)?, text, &cond.bias, heads)?)?;
+            x = (&x + blk.xattn.forward(&blk.norm2.forward(&x)?, text, &cond.bias, heads)?)?;
             x = (&x + blk.mlp.forward(&blk.norm3.forward(&x)?)?)?;
         }
         self.enc_norm_out.forward(&x)
@@ -349,34 +301,16 @@ impl TinyNet {
     }
 
     /// One denoising step: velocity `v` `(tokens, latent_channels)` for noisy latent tokens `x_t`.
-    pub fn decoder_step(
-        &self,
-        x_t: &Tensor,
-        base: &Tensor,
-        tm: &TimeMod,
-        cond: &CondState,
-    ) -> Result<Tensor> {
+    pub fn decoder_step(&self, x_t: &Tensor, base: &Tensor, tm: &TimeMod, cond: &CondState) -> Result<Tensor> {
         let heads = self.cfg.heads;
         let mut x = self.dec_in.forward(x_t)?.add(base)?;
         for ((blk, m), text) in self.dec_blocks.iter().zip(&tm.blocks).zip(&cond.dec) {
             let qkv = blk.attn.qkv(&m.norm1.forward(&x)?, heads)?;
             let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
             let o = attention(&q, &k.t()?, &v, &[])?;
-            x = (&x
-                + blk
-                    .attn
-                    .out
-                    .forward(&merge_heads(&o)?)?
-                    .broadcast_mul(&m.gate1)?)?;
-            x = (&x
-                + blk
-                    .xattn
-                    .forward(&blk.norm2.forward(&x)?, text, &cond.bias, heads)?)?;
-            x = (&x
-                + blk
-                    .mlp
-                    .forward(&m.norm3.forward(&x)?)?
-                    .broadcast_mul(&m.gate2)?)?;
+            x = (&x + blk.attn.out.forward(&merge_heads(&o)?)?.broadcast_mul(&m.gate1)?)?;
+            x = (&x + blk.xattn.forward(&blk.norm2.forward(&x)?, text, &cond.bias, heads)?)?;
+            x = (&x + blk.mlp.forward(&m.norm3.forward(&x)?)?.broadcast_mul(&m.gate2)?)?;
         }
         self.out_proj.forward(&tm.out.forward(&x)?)
     }

@@ -46,17 +46,11 @@ impl Weights {
                 });
             }
             Err(e) => {
-                return Err(ModelError::BadWeights {
-                    file,
-                    reason: e.to_string(),
-                });
+                return Err(ModelError::BadWeights { file, reason: e.to_string() });
             }
         };
-        let st =
-            safetensors::SafeTensors::deserialize(&bytes).map_err(|e| ModelError::BadWeights {
-                file: file.clone(),
-                reason: e.to_string(),
-            })?;
+        let st = safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| ModelError::BadWeights { file: file.clone(), reason: e.to_string() })?;
         let mut tensors = HashMap::new();
         for (name, view) in st.tensors() {
             let dtype = match view.dtype() {
@@ -67,47 +61,32 @@ impl Weights {
                 other => {
                     return Err(ModelError::BadWeights {
                         file,
-                        reason: format!(
-                            "tensor `{name}` has dtype {other:?}; expected f16, bf16 or f32"
-                        ),
+                        reason: format!("tensor `{name}` has dtype {other:?}; expected f16, bf16 or f32"),
                     });
                 }
             };
             let t = Tensor::from_raw_buffer(view.data(), dtype, view.shape(), device)
                 .and_then(|t| t.to_dtype(DType::F32))
-                .map_err(|e| ModelError::BadWeights {
-                    file: file.clone(),
-                    reason: format!("tensor `{name}`: {e}"),
-                })?;
+                .map_err(|e| ModelError::BadWeights { file: file.clone(), reason: format!("tensor `{name}`: {e}") })?;
             tensors.insert(name, t);
         }
-        Ok(Weights {
-            file,
-            source: Source::File(tensors),
-            device: device.clone(),
-        })
+        Ok(Weights { file, source: Source::File(tensors), device: device.clone() })
     }
 
     /// Random weights of whatever shapes are asked for (benchmarks, tests).
     pub fn random(label: &str, seed: u64, device: &Device) -> Weights {
-        Weights {
-            file: label.to_string(),
-            source: Source::Random { seed },
-            device: device.clone(),
-        }
+        Weights { file: label.to_string(), source: Source::Random { seed }, device: device.clone() }
     }
 
     /// The tensor `name`, checked to have `shape`.
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
         match &self.source {
             Source::File(map) => {
-                let t = map.get(name).ok_or_else(|| ModelError::MissingTensor {
-                    file: self.file.clone(),
-                    name: name.into(),
-                })?;
+                let t = map
+                    .get(name)
+                    .ok_or_else(|| ModelError::MissingTensor { file: self.file.clone(), name: name.into() })?;
                 // A scalar may be stored as shape [] or [1]; both mean the same thing.
-                let same = t.dims() == shape
-                    || (t.elem_count() == 1 && shape.iter().product::<usize>() == 1);
+                let same = t.dims() == shape || (t.elem_count() == 1 && shape.iter().product::<usize>() == 1);
                 if !same {
                     return Err(ModelError::ShapeMismatch {
                         file: self.file.clone(),
