@@ -37,7 +37,8 @@ pub use config::Config;
 pub use net::{CondState, TimeMod, TinyNet, sampling_times};
 pub use weights::Weights;
 
-use crate::model::{Conditioning, Frame, Latent, ModelError, Result};
+use crate::model::text::{self, TextEncoder};
+use crate::model::{Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, ModelError, ModelInfo, Result, VideoModel};
 
 /// Conditionings kept prepared at once: the current prompt, the previous one (a switch back is
 /// common), blends in between.
@@ -392,6 +393,106 @@ impl TinyModel {
             + self.sink_inputs.iter().flatten().map(t).sum::<usize>()
             + self.recent_inputs.iter().map(|(_, x)| t(x)).sum::<usize>()
             + self.newest.as_ref().map_or(0, |n| t(&n.h) + t(&n.base))
+    }
+}
+
+/// spool-tiny as the engine drives it: [`TinyModel`] plus the MiniLM text encoder.
+pub struct SpoolTiny {
+    core: TinyModel,
+    text: TextEncoder,
+    info: ModelInfo,
+}
+
+impl SpoolTiny {
+    /// Loads the model from `model_dir` (`config.json`, `model.safetensors`, `ae.safetensors`) and
+    /// the text encoder from `text_dir` (`assets/minilm/`). spool-tiny runs on the CPU.
+    pub fn load(model_dir: &Path, text_dir: &Path, device: &Device) -> Result<SpoolTiny> {
+        if !device.is_cpu() {
+            return Err(ModelError::Invalid(
+                "spool-tiny runs on the CPU (its kernels are CPU-only); pick the cpu device".into(),
+            ));
+        }
+        let core = TinyModel::load(model_dir, device)?;
+        let cfg = core.config();
+        if cfg.text_dim != text::DIM || cfg.text_max_tokens != text::MAX_TOKENS {
+            return Err(ModelError::Invalid(format!(
+                "spool-tiny expects {}×{} text tokens, the text encoder gives {}×{}",
+                cfg.text_max_tokens,
+                cfg.text_dim,
+                text::MAX_TOKENS,
+                text::DIM
+            )));
+        }
+        let text = TextEncoder::load(text_dir, device)?;
+        let info = ModelInfo {
+            id: "spool-tiny".into(),
+            width: cfg.image_size as u32,
+            height: cfg.image_size as u32,
+            fps: cfg.fps,
+            chunk_frames: 1,
+            default_steps: cfg.default_steps,
+            max_steps: cfg.max_steps,
+            max_prompt_tokens: cfg.text_max_tokens,
+            device: "cpu".into(),
+        };
+        Ok(SpoolTiny { core, text, info })
+    }
+
+    pub fn core(&self) -> &TinyModel {
+        &self.core
+    }
+
+    pub fn core_mut(&mut self) -> &mut TinyModel {
+        &mut self.core
+    }
+}
+
+impl VideoModel for SpoolTiny {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn encode_prompt(&mut self, text: &str) -> Result<EncodedPrompt> {
+        let (tokens, truncated) = self.text.encode(text)?;
+        let bias = Tensor::zeros(tokens.dim(0)?, DType::F32, tokens.device())?;
+        Ok(EncodedPrompt { cond: Conditioning { tokens, bias }, truncated })
+    }
+
+    fn reset(&mut self) -> Result<()> {
+        self.core.reset();
+        Ok(())
+    }
+
+    fn encode_image(&mut self, frame: &Frame) -> Result<Latent> {
+        self.core.encode_frame(frame)
+    }
+
+    /// The SPEC sampler for one frame. The newest element is (re-)encoded under `cond` first if
+    /// needed (BOS after a reset, or a prompt that changed since the last commit); otherwise the
+    /// cache is only read.
+    fn denoise(&mut self, cond: &Conditioning, noise: &mut FrameNoise, steps: u32) -> Result<Vec<Latent>> {
+        let device = self.core.device().clone();
+        let x0 = self.core.denoise_with(cond, steps, &mut |shape| noise.normal(shape, &device))?;
+        Ok(vec![self.core.to_latent(&x0)?])
+    }
+
+    /// Appends each frame as an encoder element under `cond`, which should be the conditioning of
+    /// the frame that follows (the SPEC's convention; `denoise` re-encodes the newest element if the
+    /// next frame's conditioning turns out different).
+    fn commit(&mut self, frames: &[Latent], cond: &Conditioning) -> Result<()> {
+        frames.iter().try_for_each(|f| self.core.commit(f, cond))
+    }
+
+    fn recache(&mut self, cond: &Conditioning) -> Result<()> {
+        self.core.recache(cond)
+    }
+
+    fn decode(&mut self, latent: &Latent) -> Result<Frame> {
+        self.core.decode_frame(latent)
+    }
+
+    fn cache_bytes(&self) -> usize {
+        self.core.cache_bytes()
     }
 }
 
