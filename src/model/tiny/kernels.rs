@@ -23,7 +23,7 @@ pub fn exp(x: f32) -> f32 {
     const LN2_LO: f32 = 1.428_606_8e-6;
     // 1.5·2^23: adding and subtracting it rounds to the nearest integer in float arithmetic.
     const ROUND: f32 = 12_582_912.0;
-    let x = x.max(-87.3).min(88.0);
+    let x = x.clamp(-87.3, 88.0);
     let n = (x * LOG2E + ROUND) - ROUND;
     let r = (x - n * LN2_HI) - n * LN2_LO;
     let p = 1.0
@@ -33,8 +33,9 @@ pub fn exp(x: f32) -> f32 {
     p * scale
 }
 
-/// Runs `f` compiled for AVX2 when the CPU has it (the loops in `f` inline into this frame and get
-/// 8-wide vectors); the portable build only assumes SSE2.
+/// Runs `f` compiled for AVX2 when the CPU has it, so its loops get 8-wide vectors; the portable
+/// build only assumes SSE2. Callers pass `#[inline(always)]` closures: a closure that is not inlined
+/// into the AVX2 frame is compiled without the feature.
 #[inline(always)]
 pub fn simd<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
@@ -145,7 +146,10 @@ impl CustomOp1 for BiasAct<'_> {
         if !self.bias.is_empty() && layout.dims().last() != Some(&self.bias.len()) {
             candle_core::bail!("bias of {} for shape {:?}", self.bias.len(), layout.dims());
         }
-        simd(|| self.run(src, &mut dst));
+        simd(
+            #[inline(always)]
+            || self.run(src, &mut dst),
+        );
         Ok((CpuStorage::F32(dst), layout.shape().clone()))
     }
 }
@@ -202,20 +206,23 @@ impl CustomOp1 for SoftmaxBias<'_> {
         };
         let zero = vec![0f32; l];
         let mut dst = vec![0f32; src.len()];
-        simd(|| {
-            for (i, (o, s)) in dst.chunks_exact_mut(l).zip(src.chunks_exact(l)).enumerate() {
-                let b = match per_head {
-                    None => &zero[..],
-                    Some(false) => self.bias,
-                    Some(true) => &self.bias[(i / n) * l..(i / n + 1) * l],
-                };
-                o.iter_mut().zip(s.iter().zip(b)).for_each(|(o, (x, b))| *o = x + b);
-                let m = max(o);
-                o.iter_mut().for_each(|o| *o = exp(*o - m));
-                let inv = 1.0 / sum(o);
-                o.iter_mut().for_each(|o| *o *= inv);
-            }
-        });
+        simd(
+            #[inline(always)]
+            || {
+                for (i, (o, s)) in dst.chunks_exact_mut(l).zip(src.chunks_exact(l)).enumerate() {
+                    let b = match per_head {
+                        None => &zero[..],
+                        Some(false) => self.bias,
+                        Some(true) => &self.bias[(i / n) * l..(i / n + 1) * l],
+                    };
+                    o.iter_mut().zip(s.iter().zip(b)).for_each(|(o, (x, b))| *o = x + b);
+                    let m = max(o);
+                    o.iter_mut().for_each(|o| *o = exp(*o - m));
+                    let inv = 1.0 / sum(o);
+                    o.iter_mut().for_each(|o| *o *= inv);
+                }
+            },
+        );
         Ok((CpuStorage::F32(dst), layout.shape().clone()))
     }
 }
@@ -297,20 +304,23 @@ impl CustomOp1 for Phases<'_> {
             candle_core::bail!("phases: shape {:?} for {h}×{w}×{c}", layout.dims());
         }
         let mut dst = vec![0f32; 4 * h * w * c];
-        simd(|| {
-            for y in 0..h {
-                for a in 0..2 {
-                    for x in 0..w {
-                        for b in 0..2 {
-                            let from = ((y + a) * (w + 1) + x + b) * 4 * c + (2 * a + b) * c;
-                            let to = ((2 * y + a) * 2 * w + 2 * x + b) * c;
-                            let (o, s) = (&mut dst[to..to + c], &src[from..from + c]);
-                            o.iter_mut().zip(s).zip(self.bias).for_each(|((o, x), bb)| *o = self.act.apply(x + bb));
+        simd(
+            #[inline(always)]
+            || {
+                for y in 0..h {
+                    for a in 0..2 {
+                        for x in 0..w {
+                            for b in 0..2 {
+                                let from = ((y + a) * (w + 1) + x + b) * 4 * c + (2 * a + b) * c;
+                                let to = ((2 * y + a) * 2 * w + 2 * x + b) * c;
+                                let (o, s) = (&mut dst[to..to + c], &src[from..from + c]);
+                                o.iter_mut().zip(s).zip(self.bias).for_each(|((o, x), bb)| *o = self.act.apply(x + bb));
+                            }
                         }
                     }
                 }
-            }
-        });
+            },
+        );
         Ok((CpuStorage::F32(dst), Shape::from((2 * h, 2 * w, c))))
     }
 }

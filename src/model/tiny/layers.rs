@@ -93,24 +93,27 @@ impl CustomOp1 for Norm {
             candle_core::bail!("layer norm over {d} channels got shape {:?}", layout.dims());
         }
         let mut dst = vec![0f32; src.len()];
-        simd(|| {
-            for (s, o) in src.chunks_exact(d).zip(dst.chunks_exact_mut(d)) {
-                let mean = sum(s) / d as f32;
-                // Centred values first (kept in the output row), then their mean square.
-                o.iter_mut().zip(s).for_each(|(o, x)| *o = x - mean);
-                let mut sq = [0f32; 8];
-                let chunks = o.chunks_exact(8);
-                let rest: f32 = chunks.remainder().iter().map(|v| v * v).sum();
-                for c in chunks {
-                    for i in 0..8 {
-                        sq[i] += c[i] * c[i];
+        simd(
+            #[inline(always)]
+            || {
+                for (s, o) in src.chunks_exact(d).zip(dst.chunks_exact_mut(d)) {
+                    let mean = sum(s) / d as f32;
+                    // Centred values first (kept in the output row), then their mean square.
+                    o.iter_mut().zip(s).for_each(|(o, x)| *o = x - mean);
+                    let mut sq = [0f32; 8];
+                    let chunks = o.chunks_exact(8);
+                    let rest: f32 = chunks.remainder().iter().map(|v| v * v).sum();
+                    for c in chunks {
+                        for i in 0..8 {
+                            sq[i] += c[i] * c[i];
+                        }
                     }
+                    let var = (sq.iter().sum::<f32>() + rest) / d as f32;
+                    let inv = 1.0 / (var + self.eps).sqrt();
+                    o.iter_mut().zip(&self.alpha).zip(&self.beta).for_each(|((o, a), b)| *o = *o * inv * a + b);
                 }
-                let var = (sq.iter().sum::<f32>() + rest) / d as f32;
-                let inv = 1.0 / (var + self.eps).sqrt();
-                o.iter_mut().zip(&self.alpha).zip(&self.beta).for_each(|((o, a), b)| *o = *o * inv * a + b);
-            }
-        });
+            },
+        );
         Ok((CpuStorage::F32(dst), layout.shape().clone()))
     }
 }
