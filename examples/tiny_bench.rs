@@ -12,7 +12,7 @@ fn main() -> anyhow::Result<()> {
     let t = bench_random(&Config::default(), steps, frames, &Device::Cpu)?;
     println!(
         "spool-tiny random weights, {} steps, {} frames (median): encoder {:.2} ms, decoder step {:.2} ms, \
-         AE decode {:.2} ms, frame {:.2} ms = {:.1} fps; cache {:.2} MiB",
+         AE decode {:.2} ms, frame {:.2} ms = {:.1} fps (fastest frame {:.2} ms); cache {:.2} MiB",
         t.steps,
         t.frames,
         t.encoder_ms,
@@ -20,6 +20,7 @@ fn main() -> anyhow::Result<()> {
         t.ae_decode_ms,
         t.frame_ms,
         t.fps(),
+        t.frame_ms_min,
         t.cache_bytes as f64 / (1 << 20) as f64
     );
     Ok(())
