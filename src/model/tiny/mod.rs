@@ -4,6 +4,8 @@
 //! - [`net`]: `text_proj`, the causal encoder (one pass per frame, MSC cache) and the adaLN diffusion
 //!   decoder (one pass per denoising step).
 //! - [`cache`]: the encoder's bounded cache: sinks, a full-resolution ring, a 2×2-pooled ring, ALiBi.
+//! - [`kernels`]: fused CPU kernels around the matmuls (bias + activation, softmax with logit bias,
+//!   channels-last im2col), vectorised, with AVX2 picked at run time.
 //! - [`TinyModel`]: all of it driven as the generation loop needs (DESIGN.md §2), independent of any
 //!   text encoder; [`SpoolTiny`] adds the text encoder and implements [`VideoModel`].
 //!
@@ -14,7 +16,13 @@
 //! conditioning of frame `s` (SPEC clarification): [`TinyModel::denoise_with`] re-encodes only the
 //! newest element if it was committed under another conditioning.
 //!
-//! Computation is f32 on the CPU; tensors on disk may be f16.
+//! Per-conditioning work (text projection, every cross-attention's keys/values) is done once per
+//! conditioning and kept for the last few; per-timestep work (time embedding, adaLN modulations)
+//! once per distinct `t`. A LongLive re-cache ([`TinyModel::recache`]) re-encodes the sinks and the
+//! window from the latents kept for that purpose.
+//!
+//! Computation is f32 on the CPU; tensors on disk may be f16. [`bench_random`] times the stages with
+//! random weights of the contract's shapes (`examples/tiny_bench.rs`).
 
 pub mod ae;
 pub mod cache;
@@ -141,6 +149,11 @@ impl TinyModel {
 
     pub fn from_weights(cfg: &Config, model: &Weights, ae: &Weights, device: &Device) -> Result<TinyModel> {
         cfg.validate().map_err(|e| ModelError::Invalid(format!("spool-tiny config: {e}")))?;
+        if !device.is_cpu() {
+            return Err(ModelError::Invalid(
+                "spool-tiny runs on the CPU (its fused kernels are CPU code): use the cpu device".into(),
+            ));
+        }
         Ok(TinyModel {
             cfg: cfg.clone(),
             device: device.clone(),
@@ -407,11 +420,6 @@ impl SpoolTiny {
     /// Loads the model from `model_dir` (`config.json`, `model.safetensors`, `ae.safetensors`) and
     /// the text encoder from `text_dir` (`assets/minilm/`). spool-tiny runs on the CPU.
     pub fn load(model_dir: &Path, text_dir: &Path, device: &Device) -> Result<SpoolTiny> {
-        if !device.is_cpu() {
-            return Err(ModelError::Invalid(
-                "spool-tiny runs on the CPU (its kernels are CPU-only); pick the cpu device".into(),
-            ));
-        }
         let core = TinyModel::load(model_dir, device)?;
         let cfg = core.config();
         if cfg.text_dim != text::DIM || cfg.text_max_tokens != text::MAX_TOKENS {
