@@ -176,14 +176,17 @@ impl BiasAct<'_> {
     }
 }
 
-/// Softmax over the last dimension of `(heads, n, keys)` logits after adding `bias`, which is either
-/// `heads·keys` values (one row per head) or `keys` values (the same for every head).
-pub fn softmax_bias(scores: &Tensor, bias: &[f32]) -> Result<Tensor> {
-    Ok(scores.apply_op1_no_bwd(&SoftmaxBias { bias })?)
+/// Softmax over the last dimension of a `(…, keys)` tensor after adding a logit bias: `bias` holds
+/// `P` rows of `keys` values (or is empty), and row `r` of the input uses bias row `(r / div) % P`.
+/// Attention logits `(heads, n, keys)` with one bias row per head use `div = n`; the folded
+/// cross-attention's `(tokens, heads, n)` uses `div = 1`.
+pub fn softmax_bias(scores: &Tensor, bias: &[f32], div: usize) -> Result<Tensor> {
+    Ok(scores.apply_op1_no_bwd(&SoftmaxBias { bias, div })?)
 }
 
 struct SoftmaxBias<'a> {
     bias: &'a [f32],
+    div: usize,
 }
 
 impl CustomOp1 for SoftmaxBias<'_> {
@@ -193,27 +196,23 @@ impl CustomOp1 for SoftmaxBias<'_> {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let src = contiguous(storage, layout)?;
-        let dims = layout.dims();
-        let (h, n, l) = match dims {
-            [h, n, l] => (*h, *n, *l),
-            _ => candle_core::bail!("softmax-bias wants (heads, n, keys), got {dims:?}"),
-        };
-        let per_head = match self.bias.len() {
-            0 => None,
-            x if x == l => Some(false),
-            x if x == h * l => Some(true),
-            x => candle_core::bail!("softmax-bias: {x} bias values for {dims:?}"),
-        };
+        let l = *layout.dims().last().unwrap_or(&0);
+        if l == 0 || !self.bias.len().is_multiple_of(l) || self.div == 0 {
+            candle_core::bail!("softmax-bias: {} bias values for shape {:?}", self.bias.len(), layout.dims());
+        }
+        let rows = self.bias.len() / l;
         let zero = vec![0f32; l];
         let mut dst = vec![0f32; src.len()];
         simd(
             #[inline(always)]
             || {
                 for (i, (o, s)) in dst.chunks_exact_mut(l).zip(src.chunks_exact(l)).enumerate() {
-                    let b = match per_head {
-                        None => &zero[..],
-                        Some(false) => self.bias,
-                        Some(true) => &self.bias[(i / n) * l..(i / n + 1) * l],
+                    let b = match rows {
+                        0 => &zero[..],
+                        _ => {
+                            let r = (i / self.div) % rows;
+                            &self.bias[r * l..(r + 1) * l]
+                        }
                     };
                     o.iter_mut().zip(s.iter().zip(b)).for_each(|(o, (x, b))| *o = x + b);
                     let m = max(o);

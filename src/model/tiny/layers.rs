@@ -40,6 +40,15 @@ impl Linear {
         self.forward_act(x, Act::None)
     }
 
+    /// `Wᵀ`, `(in, out)`.
+    pub fn weight_t(&self) -> &Tensor {
+        &self.wt
+    }
+
+    pub fn bias(&self) -> &[f32] {
+        &self.b
+    }
+
     /// `act(x·Wᵀ + b)`, the bias and activation in one pass after the matmul.
     pub fn forward_act(&self, x: &Tensor, act: Act) -> Result<Tensor> {
         bias_act(&x.matmul(&self.wt)?, &self.b, act)
@@ -151,9 +160,9 @@ pub fn merge_heads(x: &Tensor) -> Result<Tensor> {
 
 /// Plain softmax attention for one frame: `q` `(H, n, dh)` (already scaled by `1/sqrt(dh)`),
 /// `k_t` `(H, dh, m)` or a transposed view of `(H, m, dh)`, `v` `(H, m, dh)`, and an additive logit
-/// bias of `H·m` or `m` values (or none). Matmul-softmax beats candle's CPU flash attention ~3× at
+/// bias of `H·m` values (one row per head) or none. Matmul-softmax beats candle's CPU flash attention ~3× at
 /// these sizes (DESIGN.md §7).
 pub fn attention(q: &Tensor, k_t: &Tensor, v: &Tensor, bias: &[f32]) -> Result<Tensor> {
-    let p = softmax_bias(&q.matmul(k_t)?, bias)?;
+    let p = softmax_bias(&q.matmul(k_t)?, bias, q.dim(1)?)?;
     Ok(p.matmul(v)?)
 }
