@@ -126,3 +126,21 @@ fn bad_arguments_are_errors() {
     let missing = SpoolTiny::load(Path::new("/nonexistent/spool-tiny"), &root().join("assets/minilm"), &Device::Cpu);
     assert!(matches!(missing, Err(ModelError::MissingWeights { .. })));
 }
+
+#[test]
+fn stage_benchmark_runs() {
+    let cfg = spool::model::tiny::Config {
+        d_model: 64,
+        head_dim: 16,
+        encoder_blocks: 1,
+        decoder_blocks: 1,
+        ..Default::default()
+    };
+    let t = spool::model::tiny::bench_random(&cfg, 2, 3, &Device::Cpu).unwrap();
+    assert_eq!((t.steps, t.frames), (2, 3));
+    for s in [t.median, t.fastest] {
+        assert!(s.encoder_ms > 0.0 && s.decoder_step_ms > 0.0 && s.ae_decode_ms > 0.0);
+        assert!(s.frame_ms >= s.encoder_ms + s.ae_decode_ms);
+    }
+    assert!(t.fastest.frame_ms <= t.median.frame_ms);
+}

@@ -504,28 +504,34 @@ impl VideoModel for SpoolTiny {
     }
 }
 
-/// Median per-stage times of spool-tiny on this machine, from [`bench_random`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct StageTimes {
-    pub steps: u32,
-    pub frames: usize,
-    /// One encoder pass (commit of a frame, cache full).
+/// Times of one frame's stages, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stages {
+    /// One encoder pass (the commit of a frame, cache full).
     pub encoder_ms: f64,
     /// One decoder step (denoise time / steps).
     pub decoder_step_ms: f64,
     /// One autoencoder decode to 128×128 pixels.
     pub ae_decode_ms: f64,
-    /// Denoise + commit + decode of one frame.
+    /// Denoise + decode + commit of one frame.
     pub frame_ms: f64,
-    /// The fastest frame: on a shared machine, closer to what the model costs alone.
-    pub frame_ms_min: f64,
-    pub cache_bytes: usize,
 }
 
-impl StageTimes {
+impl Stages {
     pub fn fps(&self) -> f64 {
         1000.0 / self.frame_ms
     }
+}
+
+/// Per-stage times of spool-tiny on this machine, from [`bench_random`]: medians, and the fastest
+/// of each stage (on a shared machine, closer to what the model costs alone).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageTimes {
+    pub steps: u32,
+    pub frames: usize,
+    pub median: Stages,
+    pub fastest: Stages,
+    pub cache_bytes: usize,
 }
 
 /// Times the generation loop with random weights of the config's shapes on `device`: `frames` frames
@@ -539,7 +545,7 @@ pub fn bench_random(cfg: &Config, steps: u32, frames: usize, device: &Device) ->
     let dev = device.clone();
     let mut draw = move |shape: &[usize]| noise.normal(shape, &dev);
     let warm = cfg.window + 2;
-    let (mut enc, mut dec, mut ae, mut frame) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut runs: [Vec<f64>; 4] = Default::default();
     m.reset();
     for i in 0..frames + warm {
         let t0 = Instant::now();
@@ -552,24 +558,20 @@ pub fn bench_random(cfg: &Config, steps: u32, frames: usize, device: &Device) ->
         let t3 = Instant::now();
         if i >= warm {
             let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1000.0;
-            dec.push(ms(t0, t1) / f64::from(steps));
-            ae.push(ms(t1, t2));
-            enc.push(ms(t2, t3));
-            frame.push(ms(t0, t3));
+            for (v, x) in runs.iter_mut().zip([ms(t2, t3), ms(t0, t1) / f64::from(steps), ms(t1, t2), ms(t0, t3)]) {
+                v.push(x);
+            }
         }
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+    let pick = |f: &dyn Fn(&mut Vec<f64>) -> f64| {
+        let mut r = runs.clone();
+        let [a, b, c, d] = &mut r;
+        Stages { encoder_ms: f(a), decoder_step_ms: f(b), ae_decode_ms: f(c), frame_ms: f(d) }
     };
-    Ok(StageTimes {
-        steps,
-        frames,
-        encoder_ms: median(enc),
-        decoder_step_ms: median(dec),
-        ae_decode_ms: median(ae),
-        frame_ms_min: frame.iter().copied().fold(f64::INFINITY, f64::min),
-        frame_ms: median(frame),
-        cache_bytes: m.cache_bytes(),
-    })
+    let median = pick(&|v| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    });
+    let fastest = pick(&|v| v.iter().copied().fold(f64::INFINITY, f64::min));
+    Ok(StageTimes { steps, frames, median, fastest, cache_bytes: m.cache_bytes() })
 }
