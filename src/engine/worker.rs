@@ -291,13 +291,14 @@ impl Worker {
 
     /// Encodes the start image as frame 0, commits it and emits it.
     fn start_from_image(&mut self, take: TakeId, img: &crate::model::Frame) -> StepResult<()> {
-        let (cond, text_ready) = self.conditioning(take, 0)?;
+        let (_, text_ready) = self.conditioning(take, 0)?;
+        let (next, _) = self.conditioning(take, 1)?;
         let gen_err = |e: crate::model::ModelError| EngineError::Generation { frame: 0, reason: e.to_string() };
         let loaded = self.loaded.as_mut().expect("checked by generate");
         let t0 = Instant::now();
         loaded.model.reset().map_err(gen_err)?;
         let latent = loaded.model.encode_image(img).map_err(gen_err)?;
-        loaded.model.commit(std::slice::from_ref(&latent), &cond).map_err(gen_err)?;
+        loaded.model.commit(std::slice::from_ref(&latent), &next).map_err(gen_err)?;
         let t1 = Instant::now();
         self.cache = Some(CachePos { take, committed: 1, surplus: Vec::new() });
         self.emit_frame(take, latent, text_ready, t0, t1)
@@ -444,7 +445,11 @@ impl Worker {
         }
         let t0 = Instant::now();
         let latents = loaded.model.denoise(&cond, &mut FrameNoise::new(seed, len), steps).map_err(gen_err)?;
-        loaded.model.commit(&latents, &cond).map_err(gen_err)?;
+        // Finished frames are committed under the conditioning of the frame that follows them,
+        // which is what their cache entries condition.
+        let (next, _) = self.conditioning(take, len + latents.len() as u64)?;
+        let loaded = self.loaded.as_mut().ok_or(EngineError::NoModel)?;
+        loaded.model.commit(&latents, &next).map_err(gen_err)?;
         let t1 = Instant::now();
         let pos = self.cache.as_mut().expect("positioned above");
         pos.committed += latents.len() as u64;
@@ -510,7 +515,20 @@ impl Worker {
             |reason: String| EngineError::Generation { frame: len, reason: format!("rebuilding the cache: {reason}") };
         self.loaded.as_mut().expect("checked").model.reset().map_err(|e| rebuild_err(e.to_string()))?;
         for (c, ids) in frames.chunks(chunk).enumerate() {
-            let (cond, _) = self.conditioning(take, (c * chunk) as u64)?;
+            // Replay what generation did: a re-cache at each hard switch, then the chunk committed
+            // under the conditioning of the frame after it. The result equals the cache the take
+            // had when it was made, so a resumed take continues exactly as it would have.
+            let start = (c * chunk) as u64;
+            let end = start + ids.len() as u64;
+            if start > 0
+                && self.config.recache_on_switch
+                && self.takes[take.0 as usize].info.timeline.is_hard_switch(start)
+            {
+                let (cond, _) = self.conditioning(take, start)?;
+                let loaded = self.loaded.as_mut().expect("checked");
+                loaded.model.recache(&cond).map_err(|e| rebuild_err(e.to_string()))?;
+            }
+            let (cond, _) = self.conditioning(take, end)?;
             let loaded = self.loaded.as_mut().expect("checked");
             // Stored latents come back on the CPU; models move them to their own device.
             let device = candle_core::Device::Cpu;

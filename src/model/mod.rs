@@ -170,12 +170,16 @@ pub trait VideoModel: Send {
     fn encode_image(&mut self, frame: &Frame) -> Result<Latent>;
 
     /// Denoises the next `chunk_frames` frames from the cache in `steps` steps, conditioned on `cond`.
-    /// Every step reads the same cache; the cache is not changed.
+    /// Every step reads the same cache. The cache is not extended; a model whose newest cache
+    /// entry depends on the upcoming prompt may refresh that one entry when `cond` differs from
+    /// the conditioning it was committed under (a prompt change that arrived after the commit).
     fn denoise(&mut self, cond: &Conditioning, noise: &mut FrameNoise, steps: u32) -> Result<Vec<Latent>>;
 
-    /// Appends finished frames to the cache, computing their keys/values once. Latents may arrive on
-    /// the CPU (when a stored take is rebuilt); the model moves them to its device.
-    fn commit(&mut self, frames: &[Latent], cond: &Conditioning) -> Result<()>;
+    /// Appends finished frames to the cache, computing their keys/values once. `next` is the
+    /// conditioning of the frame that follows them (what their cache entries will condition).
+    /// Latents may arrive on the CPU (when a stored take is rebuilt); the model moves them to its
+    /// device.
+    fn commit(&mut self, frames: &[Latent], next: &Conditioning) -> Result<()>;
 
     /// Re-encodes the cached window under a new prompt (LongLive re-cache) so a prompt switch is
     /// clean. Models whose cache does not depend on the prompt keep the default.
