@@ -8,3 +8,7 @@ pub mod engine;
 pub mod store;
 pub mod timeline;
 pub mod cli;
+#[cfg(feature = "gui")]
+pub mod render;
+#[cfg(feature = "gui")]
+pub mod ui;
