@@ -119,6 +119,8 @@ pub struct App {
     pub(crate) ctx: egui::Context,
     pub(crate) generate_on_start: bool,
     pub(crate) hud_rect: egui::Rect,
+    /// The visible rects of the two side panels' scroll areas (their content is clipped to them).
+    scroll_viewports: [egui::Rect; 2],
     /// CPU time of recent UI frames (layout and event handling), for the benchmark.
     ui_times: VecDeque<Duration>,
 }
@@ -181,6 +183,7 @@ impl App {
             ctx: ctx.clone(),
             generate_on_start: options.generate_on_start,
             hud_rect: egui::Rect::NOTHING,
+            scroll_viewports: [egui::Rect::NOTHING; 2],
             ui_times: VecDeque::new(),
         }
     }
@@ -229,6 +232,11 @@ impl App {
     /// Where the latency readout was drawn last frame (tests mask it: its numbers are timings).
     pub fn hud_rect(&self) -> egui::Rect {
         self.hud_rect
+    }
+
+    /// The visible rects of the side panels' scroll areas, for layout checks.
+    pub fn scroll_viewports(&self) -> &[egui::Rect] {
+        &self.scroll_viewports
     }
 
     /// Frames the next Generate asks for (`None`: until stopped).
@@ -782,30 +790,33 @@ impl App {
         });
         egui::Panel::left("controls")
             .frame(theme::panel_frame())
-            .default_size(330.0)
-            .size_range(290.0..=480.0)
+            .default_size(300.0)
+            .size_range(280.0..=480.0)
             .show(ui, |ui| {
-                egui::ScrollArea::vertical().id_salt("controls-scroll").show(ui, |ui| {
+                let out = egui::ScrollArea::vertical().id_salt("controls-scroll").show(ui, |ui| {
                     self.prompt_panel(ui);
                     self.segment_editor(ui);
                 });
+                self.scroll_viewports[0] = out.inner_rect;
             });
         egui::Panel::right("side")
             .frame(theme::panel_frame())
-            .default_size(270.0)
-            .size_range(240.0..=420.0)
+            .default_size(280.0)
+            .size_range(260.0..=440.0)
             .show(ui, |ui| {
-                egui::ScrollArea::vertical().id_salt("side-scroll").show(ui, |ui| {
+                // The readout stays in view; takes and settings scroll beneath it.
+                self.hud(ui);
+                ui.add_space(8.0);
+                let out = egui::ScrollArea::vertical().id_salt("side-scroll").show(ui, |ui| {
                     self.takes_panel(ui);
                     ui.add_space(8.0);
                     self.settings_panel(ui);
                 });
+                self.scroll_viewports[1] = out.inner_rect;
             });
         egui::CentralPanel::default()
             .frame(egui::Frame::new().fill(theme::BG).inner_margin(egui::Margin::same(10)))
             .show(ui, |ui| {
-                self.hud(ui);
-                ui.add_space(6.0);
                 self.frame_area(ui);
             });
     }
@@ -834,7 +845,9 @@ impl App {
             );
         } else {
             let msg = match self.session.state {
-                EngineState::NoModel | EngineState::Loading => "Loading the model…",
+                EngineState::Loading => "Loading the model…",
+                EngineState::NoModel if self.notices.has_errors() => "No model is loaded: see the message above",
+                EngineState::NoModel => "Loading the model…",
                 _ => "Type a prompt and press Generate (Ctrl+Enter)",
             };
             ui.painter().text(rect.center(), egui::Align2::CENTER_CENTER, msg, egui::FontId::proportional(15.0), theme::TEXT_DIM);
@@ -848,7 +861,7 @@ impl App {
 
     fn top_bar(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
-            ui.label(egui::RichText::new("◉ Spool").size(17.0).strong().color(theme::ACCENT));
+            ui.label(egui::RichText::new("◎ Spool").size(17.0).strong().color(theme::ACCENT));
             ui.add_space(6.0);
             let model = match &self.session.model {
                 Some(m) => format!("{} · {} · {}×{}", m.id, m.device, m.width, m.height),
@@ -902,7 +915,7 @@ impl App {
             });
             ui.label(small(&take));
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                ui.label(small("Ctrl+Enter generate · Ctrl+E extend · Esc stop · Space play · ←/→ step · Ctrl+Z undo"));
+                ui.label(small("Ctrl+Enter generate · Ctrl+E extend · Esc stop · Space play · Left/Right step · Ctrl+Z undo"));
             });
         });
     }

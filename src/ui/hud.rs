@@ -35,40 +35,47 @@ impl App {
         let model = self.session.model.as_ref().map_or("no model".to_string(), |m| format!("{} · {}", m.id, m.device));
         let play_fps = self.settings.playback_fps;
         let realtime = gen_fps.map(|g| g >= f64::from(play_fps));
-        let items: Vec<(&str, String, Option<egui::Color32>)> = vec![
-            ("First frame", ms(s.first_frame), None),
-            ("Frame p50", ms(s.frame_p50), None),
-            ("p95", ms(s.frame_p95), None),
+        let gen_color = realtime.map_or(theme::TEXT, |r| if r { theme::OK } else { theme::WARN });
+        let rows: Vec<(&str, String, egui::Color32, &str)> = vec![
+            ("First frame", ms(s.first_frame), theme::TEXT, "Command to first frame decoded, text encoding included"),
             (
-                "Gen",
-                gen_fps.map_or("–".to_string(), |f| format!("{f:.1} fps")),
-                realtime.map(|r| if r { theme::OK } else { theme::WARN }),
+                "Per frame",
+                format!("{} · {}", ms(s.frame_p50), ms(s.frame_p95)),
+                theme::TEXT,
+                "Generation time per frame, rolling median and 95th percentile",
             ),
-            ("Play", format!("{play_fps:.0} fps"), None),
-            ("Ahead", format!("{ahead} f"), None),
-            ("Cache", bytes(s.cache_bytes), None),
-            ("To screen", ms(lag), None),
-            ("", model, None),
+            (
+                "Gen / play",
+                format!("{} / {play_fps:.0} fps", gen_fps.map_or("–".to_string(), |f| format!("{f:.1}"))),
+                gen_color,
+                "Frames generated per second against the playback rate: green keeps up in real time",
+            ),
+            ("Ahead", format!("{ahead} frames"), theme::TEXT, "Frames made but not yet played"),
+            ("Cache", bytes(s.cache_bytes), theme::TEXT, "Memory held by the model's cache"),
+            ("To screen", ms(lag), theme::TEXT, "Frame decoded to first drawn, median"),
         ];
-        let spark_w = 132.0;
         let card = theme::card().show(ui, |ui| {
             ui.set_width(ui.available_width());
             ui.horizontal(|ui| {
-                let text_w = (ui.available_width() - spark_w - 12.0).max(120.0);
-                ui.allocate_ui_with_layout(egui::vec2(text_w, 0.0), egui::Layout::left_to_right(egui::Align::Center).with_main_wrap(true), |ui| {
-                    ui.spacing_mut().item_spacing = egui::vec2(14.0, 2.0);
-                    for (name, value, color) in items {
-                        let mut job = egui::text::LayoutJob::default();
-                        if !name.is_empty() {
-                            job.append(name, 0.0, egui::TextFormat::simple(egui::FontId::proportional(11.0), theme::TEXT_DIM));
-                            job.append(" ", 0.0, egui::TextFormat::simple(egui::FontId::proportional(11.0), theme::TEXT_DIM));
-                        }
-                        job.append(&value, 0.0, egui::TextFormat::simple(egui::FontId::monospace(12.0), color.unwrap_or(theme::TEXT)));
-                        ui.label(job);
-                    }
+                ui.label(egui::RichText::new("LIVE READOUT").size(11.0).color(theme::TEXT_DIM).strong());
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    ui.add(egui::Label::new(egui::RichText::new(model).size(11.0).color(theme::TEXT_DIM)).truncate());
                 });
-                self.sparkline(ui, egui::vec2(spark_w, 30.0));
             });
+            egui::Grid::new("hud-grid").num_columns(2).spacing(egui::vec2(10.0, 2.0)).show(ui, |ui| {
+                for (name, value, color, help) in rows {
+                    ui.label(egui::RichText::new(name).size(12.0).color(theme::TEXT_DIM)).on_hover_text(help);
+                    // One label per figure that also carries its name, so screen readers (and tests)
+                    // read "First frame 142 ms", not a bare number.
+                    let r = ui.label(egui::RichText::new(&value).monospace().color(color));
+                    let full = format!("{name} {value}");
+                    r.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Label, true, &full));
+                    ui.end_row();
+                }
+            });
+            ui.add_space(4.0);
+            let w = ui.available_width();
+            self.sparkline(ui, egui::vec2(w, 30.0));
         });
         self.hud_rect = card.response.rect;
     }

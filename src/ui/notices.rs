@@ -93,6 +93,9 @@ impl Notices {
     pub fn items(&self) -> &[Notice] {
         &self.items
     }
+    pub fn has_errors(&self) -> bool {
+        self.items.iter().any(|n| n.level == Level::Error)
+    }
     pub fn clear_errors(&mut self) {
         self.items.retain(|n| n.level != Level::Error);
     }
@@ -149,7 +152,7 @@ impl App {
                     });
                     ui.add(egui::Label::new(egui::RichText::new(capitalise(&n.text)).color(theme::TEXT)).wrap());
                     if let Some(fix) = &n.fix {
-                        ui.add(egui::Label::new(egui::RichText::new(format!("→ {}", capitalise(fix))).color(color)).wrap());
+                        ui.add(egui::Label::new(egui::RichText::new(format!("Fix: {}", capitalise(fix))).color(color)).wrap());
                     }
                 });
             ui.add_space(4.0);

@@ -83,7 +83,7 @@ impl App {
                 self.seek(u64::MAX);
             }
             let live = ui
-                .add(egui::Button::selectable(self.play.live, "● Live"))
+                .add(egui::Button::selectable(self.play.live, "⏺ Live"))
                 .on_hover_text("Follow the newest frame as it is made");
             if live.clicked() {
                 if self.play.live {
@@ -238,8 +238,11 @@ impl App {
         for k in 0..cells {
             let f = (k * len / cells) as usize;
             let Some(&fid) = frames.get(f) else { continue };
-            let x = made.left() + k as f32 * (made.width() / cells as f32);
-            let rect = egui::Rect::from_min_size(egui::pos2(x + 1.0, axis.rect.top() + 3.0), egui::vec2(thumb_w, thumb_h));
+            // Each thumbnail sits centred in its share of the made frames.
+            let cell_w = made.width() / cells as f32;
+            let cx = made.left() + (k as f32 + 0.5) * cell_w;
+            let w = thumb_w.min(cell_w - 2.0).max(4.0);
+            let rect = egui::Rect::from_center_size(egui::pos2(cx, axis.rect.center().y), egui::vec2(w, thumb_h));
             let tex = self.thumbs.get(&ctx, fid, THUMB_BUDGET, || match &newest {
                 Some(n) if n.id == fid => Some(n.frame.clone()),
                 _ => store.frame(fid).ok(),

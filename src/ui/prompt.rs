@@ -49,7 +49,7 @@ impl App {
 
         if !suggestions.is_empty() {
             ui.horizontal_wrapped(|ui| {
-                ui.label(egui::RichText::new("Tab ↹").size(11.0).color(theme::TEXT_DIM));
+                ui.label(egui::RichText::new("Tab").size(11.0).color(theme::TEXT_DIM));
                 for s in &suggestions {
                     let b = ui.add(egui::Button::new(egui::RichText::new(*s).size(12.0)).small().corner_radius(10));
                     if b.on_hover_text(format!("Complete “{word}” to “{s}”")).clicked() {

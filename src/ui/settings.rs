@@ -17,8 +17,8 @@ impl App {
 
     fn settings_body(&mut self, ui: &mut egui::Ui) {
         egui::Grid::new("settings-grid").num_columns(2).spacing(egui::vec2(10.0, 8.0)).show(ui, |ui| {
-            ui.label("Model");
-            egui::ComboBox::from_id_salt("model-combo")
+            let model_label = ui.label("Model");
+            let combo = egui::ComboBox::from_id_salt("model-combo")
                 .selected_text(self.settings.model.clone())
                 .width(130.0)
                 .show_ui(ui, |ui| {
@@ -26,6 +26,7 @@ impl App {
                         ui.selectable_value(&mut self.settings.model, m.to_string(), *m);
                     }
                 });
+            let _ = combo.response.labelled_by(model_label.id);
             ui.end_row();
 
             ui.label("Weights");
@@ -48,7 +49,7 @@ impl App {
                     self.load_model();
                 }
                 if differs && loaded.is_some() {
-                    ui.label(egui::RichText::new("not loaded yet").size(11.0).color(theme::WARN));
+                    ui.label(egui::RichText::new("not loaded").size(11.0).color(theme::WARN));
                 }
                 if self.settings.weights.is_some() && ui.small_button("Built-in").on_hover_text("Use the default weights").clicked() {
                     self.settings.weights = None;
@@ -73,7 +74,9 @@ impl App {
                     self.settings.steps = if auto { None } else { Some(default) };
                 }
                 let mut steps = self.settings.steps.unwrap_or(default);
-                let r = ui.add_enabled(!auto, egui::Slider::new(&mut steps, 1..=max).text("denoise"));
+                ui.spacing_mut().slider_width = 70.0;
+                let r = ui.add_enabled(!auto, egui::Slider::new(&mut steps, 1..=max))
+                    .on_hover_text("Denoising steps per frame: more is slower and usually cleaner");
                 if r.changed() {
                     self.settings.steps = Some(steps);
                 }
@@ -81,7 +84,7 @@ impl App {
             ui.end_row();
 
             ui.label("Resolution");
-            let res = self.session.model.as_ref().map_or("–".to_string(), |m| format!("{}×{} (fixed by the model)", m.width, m.height));
+            let res = self.session.model.as_ref().map_or("–".to_string(), |m| format!("{}×{} (the model's)", m.width, m.height));
             ui.label(egui::RichText::new(res).color(theme::TEXT_DIM));
             ui.end_row();
 

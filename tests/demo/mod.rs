@@ -73,7 +73,9 @@ impl VideoModel for Demo {
     fn encode_image(&mut self, frame: &Frame) -> Result<Latent> {
         let n = (frame.width * frame.height) as usize;
         let mean = |c: usize| frame.planar[c * n..(c + 1) * n].iter().sum::<f32>() / n as f32 * 0.5 + 0.5;
-        let mut v = vec![self.cache.len() as f32, mean(0), mean(1), mean(2), 0.94, 0.94, 0.94, 0.0, 0.0, 0.0];
+        // A flat picture of the image's mean colour: the object takes the background's colour.
+        let (r, g, b) = (mean(0), mean(1), mean(2));
+        let mut v = vec![self.cache.len() as f32, r, g, b, r, g, b, 0.0, 0.0, 0.0];
         v.truncate(DIM + 2);
         Ok(Latent(Tensor::new(v.as_slice(), &Device::Cpu)?))
     }
