@@ -14,9 +14,8 @@ use std::sync::atomic::AtomicU64;
 
 fn main() -> anyhow::Result<()> {
     let delay: u64 = std::env::var("DEMO_DELAY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
-    let options = spool::ui::AppOptions {
-        generate_on_start: std::env::var_os("DEMO_AUTOSTART").is_some(),
-        ..Default::default()
-    };
-    spool::ui::run_with(demo::factory(128, Arc::new(AtomicU64::new(delay))), options)
+    let options =
+        spool::ui::AppOptions { generate_on_start: std::env::var_os("DEMO_AUTOSTART").is_some(), ..Default::default() };
+    let delay = Arc::new(AtomicU64::new(delay));
+    spool::ui::run_with(move || demo::factory(128, delay.clone()), options)
 }

@@ -3,12 +3,13 @@
 //! The crate is a library plus the `spool` binary (`main.rs`), so tests and benchmarks drive the same
 //! code the app runs. See `ARCHITECTURE.md` for the map of modules and the rules between them.
 
-pub mod model;
-pub mod engine;
-pub mod store;
-pub mod timeline;
 pub mod cli;
+pub mod engine;
+pub mod model;
+pub mod project;
 #[cfg(feature = "gui")]
 pub mod render;
+pub mod store;
+pub mod timeline;
 #[cfg(feature = "gui")]
 pub mod ui;

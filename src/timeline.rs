@@ -89,12 +89,9 @@ impl From<SegmentFile> for Segment {
 impl From<Segment> for SegmentFile {
     fn from(s: Segment) -> Self {
         match s.prompts.as_slice() {
-            [only] if only.weight == 1.0 => SegmentFile {
-                start: s.start,
-                prompt: Some(only.text.clone()),
-                prompts: Vec::new(),
-                blend: s.blend,
-            },
+            [only] if only.weight == 1.0 => {
+                SegmentFile { start: s.start, prompt: Some(only.text.clone()), prompts: Vec::new(), blend: s.blend }
+            }
             _ => SegmentFile { start: s.start, prompt: None, prompts: s.prompts, blend: s.blend },
         }
     }
@@ -214,7 +211,9 @@ impl Timeline {
 
     /// The first frame of the segment in force at `frame`, for detecting switches.
     pub fn is_hard_switch(&self, frame: u64) -> bool {
-        frame > 0 && self.segments.iter().any(|s| s.start == frame && s.blend == 0) && self.mix_at(frame) != self.mix_at(frame - 1)
+        frame > 0
+            && self.segments.iter().any(|s| s.start == frame && s.blend == 0)
+            && self.mix_at(frame) != self.mix_at(frame - 1)
     }
 }
 

@@ -61,7 +61,10 @@ fn missing_or_bad_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.png");
     std::fs::write(&bad, b"not an image").unwrap();
-    rejects(&["generate", "--prompt", "a", "--frames", "3", "--image", bad.to_str().unwrap()], &["cannot decode", "bad.png"]);
+    rejects(
+        &["generate", "--prompt", "a", "--frames", "3", "--image", bad.to_str().unwrap()],
+        &["cannot decode", "bad.png"],
+    );
     let tl = dir.path().join("t.json");
     std::fs::write(&tl, r#"{"segments":[{"start":3,"prompt":"x"}]}"#).unwrap();
     rejects(&["generate", "--timeline", tl.to_str().unwrap(), "--frames", "3"], &["frame 0"]);

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use common::{Harness, frames, prompt_value};
 use spool::engine::{Command, EngineError, EngineState, Event, Finish, FrameCount, GenSettings, TakeId};
-use spool::store::FrameStore;
+use spool::project::Project;
 use spool::timeline::{Segment, Timeline};
 
-fn gen(prompt: &str, n: u64) -> Command {
+fn generate(prompt: &str, n: u64) -> Command {
     Command::Generate {
         timeline: Timeline::single(prompt),
         frames: FrameCount::new(n).unwrap(),
@@ -37,7 +37,7 @@ fn finish_of(events: &[Event]) -> (TakeId, u64, Finish) {
 fn frames_arrive_in_order_with_numbers_timings_and_stats() {
     let h = Harness::new(1);
     let start = Instant::now();
-    h.engine.send(gen("a red circle", 10)).unwrap();
+    h.engine.send(generate("a red circle", 10)).unwrap();
     let ev = h.until(finished);
     let f = frames(&ev);
     assert_eq!(f.len(), 10);
@@ -46,10 +46,8 @@ fn frames_arrive_in_order_with_numbers_timings_and_stats() {
         assert_eq!(*value, prompt_value("a red circle"));
     }
     assert_eq!(finish_of(&ev), (TakeId(0), 10, Finish::Completed));
-    let timings: Vec<_> = ev
-        .iter()
-        .filter_map(|e| if let Event::Frame(f) = e { Some(f.timing) } else { None })
-        .collect();
+    let timings: Vec<_> =
+        ev.iter().filter_map(|e| if let Event::Frame(f) = e { Some(f.timing) } else { None }).collect();
     for t in &timings {
         assert!(t.command >= start && t.text_ready >= t.command);
         assert!(t.denoise_start >= t.text_ready && t.denoise_end >= t.denoise_start && t.decoded >= t.denoise_end);
@@ -65,7 +63,7 @@ fn frames_arrive_in_order_with_numbers_timings_and_stats() {
 #[test]
 fn chunked_models_emit_exactly_the_frames_asked_for() {
     let h = Harness::new(3);
-    h.engine.send(gen("p", 5)).unwrap();
+    h.engine.send(generate("p", 5)).unwrap();
     let ev = h.until(finished);
     assert_eq!(frames(&ev).iter().map(|f| f.1).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
     assert_eq!(h.log.lock().unwrap().denoise_calls, 2);
@@ -112,7 +110,7 @@ fn pause_resume_and_stop_take_effect_within_one_step() {
 #[test]
 fn branching_keeps_the_old_take_and_regenerates_deterministically() {
     let h = Harness::new(1);
-    h.engine.send(gen("p", 8)).unwrap();
+    h.engine.send(generate("p", 8)).unwrap();
     let take0 = frames(&h.until(finished));
     h.engine.send(Command::Branch { take: TakeId(0), keep: 4 }).unwrap();
     let ev = h.until(|e| matches!(e, Event::CurrentTake(_)));
@@ -121,8 +119,10 @@ fn branching_keeps_the_old_take_and_regenerates_deterministically() {
     h.engine.send(Command::Extend { frames: FrameCount::new(4).unwrap() }).unwrap();
     let take1 = frames(&h.until(finished));
     // Same seed, same prompt: the branch remakes frames 4..8 exactly (noise is per frame index).
-    assert_eq!(take1.iter().map(|f| (f.1, f.2, f.3, f.4)).collect::<Vec<_>>(),
-        take0[4..].iter().map(|f| (f.1, f.2, f.3, f.4)).collect::<Vec<_>>());
+    assert_eq!(
+        take1.iter().map(|f| (f.1, f.2, f.3, f.4)).collect::<Vec<_>>(),
+        take0[4..].iter().map(|f| (f.1, f.2, f.3, f.4)).collect::<Vec<_>>()
+    );
     assert!(take1.iter().all(|f| f.0 == 1));
     // The old take is intact and can be continued: its cache is rebuilt from the stored latents.
     h.engine.send(Command::SwitchTake(TakeId(0))).unwrap();
@@ -140,11 +140,13 @@ fn branching_keeps_the_old_take_and_regenerates_deterministically() {
 fn prompt_change_applies_at_the_requested_frame() {
     let h = Harness::new(1);
     h.control.delay_ms.store(15, Ordering::SeqCst);
-    h.engine.send(gen("first", 16)).unwrap();
+    h.engine.send(generate("first", 16)).unwrap();
     h.until(|e| matches!(e, Event::Frame(f) if f.index == 1));
     h.engine.send(Command::ChangePrompt(Segment::new(8, "second"))).unwrap();
     let ev = h.until(finished);
-    let changed = ev.iter().find_map(|e| if let Event::TimelineChanged { timeline, .. } = e { Some(timeline.clone()) } else { None });
+    let changed = ev
+        .iter()
+        .find_map(|e| if let Event::TimelineChanged { timeline, .. } = e { Some(timeline.clone()) } else { None });
     assert_eq!(changed.unwrap().segments.iter().map(|s| s.start).collect::<Vec<_>>(), vec![0, 8]);
     let all: Vec<_> = frames(&ev);
     for (_, index, _, value, _) in &all {
@@ -161,7 +163,12 @@ fn a_blended_change_crossfades_the_conditioning() {
     let mut t = Timeline::single("a");
     t.set_segment(Segment { blend: 3, ..Segment::new(4, "b") });
     h.engine
-        .send(Command::Generate { timeline: t, frames: FrameCount::new(9).unwrap(), settings: GenSettings { seed: 0, steps: None }, start_image: None })
+        .send(Command::Generate {
+            timeline: t,
+            frames: FrameCount::new(9).unwrap(),
+            settings: GenSettings { seed: 0, steps: None },
+            start_image: None,
+        })
         .unwrap();
     let values: Vec<f32> = frames(&h.until(finished)).iter().map(|f| f.3).collect();
     let (a, b) = (prompt_value("a"), prompt_value("b"));
@@ -175,7 +182,7 @@ fn a_blended_change_crossfades_the_conditioning() {
 #[test]
 fn a_stored_take_resumes_on_a_fresh_model_by_rebuilding_the_cache() {
     let h = Harness::new(1);
-    h.engine.send(gen("p", 6)).unwrap();
+    h.engine.send(generate("p", 6)).unwrap();
     let before = frames(&h.until(finished));
     // A new model instance starts with an empty cache.
     h.load("double");
@@ -193,16 +200,23 @@ fn shutdown_with_frames_in_flight_is_clean_and_keeps_the_frames() {
     let h = Harness::new(1);
     h.control.delay_ms.store(30, Ordering::SeqCst);
     h.engine
-        .send(Command::Generate { timeline: Timeline::single("p"), frames: FrameCount::Forever, settings: GenSettings { seed: 0, steps: None }, start_image: None })
+        .send(Command::Generate {
+            timeline: Timeline::single("p"),
+            frames: FrameCount::Forever,
+            settings: GenSettings { seed: 0, steps: None },
+            start_image: None,
+        })
         .unwrap();
     h.until(|e| matches!(e, Event::Frame(f) if f.index == 3));
-    let store_dir = h.dir.path().join("store");
+    let project = h.dir.path().join("project");
     let Harness { engine, dir, .. } = h;
     let t = Instant::now();
     drop(engine);
     assert!(t.elapsed() < Duration::from_secs(2), "shutdown took {:?}", t.elapsed());
-    let store = FrameStore::open(&store_dir, 4).unwrap();
+    let (_p, manifest, store, recovery) = Project::open(&project, 4).unwrap();
     assert!(store.stored_frames() >= 4, "frames made before shutdown are on disk");
+    assert_eq!(manifest.takes[0].len(), store.stored_frames() as u64, "the manifest lists every stored frame");
+    assert!(recovery.notes.is_empty(), "a clean shutdown leaves nothing to recover: {:?}", recovery.notes);
     drop(dir);
 }
 
@@ -210,7 +224,7 @@ fn shutdown_with_frames_in_flight_is_clean_and_keeps_the_frames() {
 fn errors_surface_as_events_and_the_next_command_works() {
     let h = Harness::new(1);
     h.control.fail_at.store(3, Ordering::SeqCst);
-    h.engine.send(gen("p", 6)).unwrap();
+    h.engine.send(generate("p", 6)).unwrap();
     let ev = h.until(finished);
     assert_eq!(frames(&ev).len(), 3);
     assert!(ev.iter().any(|e| matches!(e, Event::Error(EngineError::Generation { frame: 3, .. }))));
@@ -219,7 +233,10 @@ fn errors_surface_as_events_and_the_next_command_works() {
     h.control.panic.store(true, Ordering::SeqCst);
     h.engine.send(Command::Extend { frames: FrameCount::new(2).unwrap() }).unwrap();
     let ev = h.until(finished);
-    assert!(ev.iter().any(|e| matches!(e, Event::Error(EngineError::Generation { reason, .. }) if reason.contains("panicked"))));
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Error(EngineError::Generation { reason, .. }) if reason.contains("panicked")))
+    );
     // Cleared: the take continues where it stopped.
     h.control.fail_at.store(u64::MAX, Ordering::SeqCst);
     h.engine.send(Command::Extend { frames: FrameCount::new(2).unwrap() }).unwrap();
@@ -237,9 +254,17 @@ fn commands_without_a_model_or_take_are_clear_errors() {
     h.engine.send(Command::Extend { frames: FrameCount::new(1).unwrap() }).unwrap();
     assert!(matches!(h.until(|e| matches!(e, Event::Error(_))).last(), Some(Event::Error(EngineError::NoTake))));
     h.engine
-        .send(Command::Generate { timeline: Timeline::single("p"), frames: FrameCount::new(1).unwrap(), settings: GenSettings { seed: 0, steps: Some(9) }, start_image: None })
+        .send(Command::Generate {
+            timeline: Timeline::single("p"),
+            frames: FrameCount::new(1).unwrap(),
+            settings: GenSettings { seed: 0, steps: Some(9) },
+            start_image: None,
+        })
         .unwrap();
-    assert!(matches!(h.until(|e| matches!(e, Event::Error(_))).last(), Some(Event::Error(EngineError::InvalidCommand(_)))));
-    h.engine.send(gen("p", 1)).unwrap();
+    assert!(matches!(
+        h.until(|e| matches!(e, Event::Error(_))).last(),
+        Some(Event::Error(EngineError::InvalidCommand(_)))
+    ));
+    h.engine.send(generate("p", 1)).unwrap();
     assert_eq!(frames(&h.until(finished)).len(), 1);
 }

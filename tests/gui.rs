@@ -29,7 +29,7 @@ fn options(model: &str) -> AppOptions {
 
 fn gui_with(factory: ModelFactory, opts: AppOptions, size: egui::Vec2, ppp: f32) -> Gui {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
+    let store = dir.path().join("project");
     let h = Harness::builder().with_size(size).with_pixels_per_point(ppp).wgpu().build_eframe(move |cc| {
         let engine = Engine::spawn(EngineConfig::new(store), factory, Some(spool::ui::waker(&cc.egui_ctx))).unwrap();
         App::new(cc, engine, opts)
@@ -210,7 +210,9 @@ fn pause_resume_stop_extend_branch_and_switch_through_the_ui() {
 
     // Continue the branch, then switch back to the first take.
     g.click("Extend");
-    g.until("the branch grows", |a| a.session().current_len() == head + 1 + 5 && a.session().state == EngineState::Idle);
+    g.until("the branch grows", |a| {
+        a.session().current_len() == head + 1 + 5 && a.session().state == EngineState::Idle
+    });
     g.h.get_by_label_contains("Take 1 · ").click();
     g.until("take 1 is current", |a| a.session().current == Some(TakeId(0)));
     assert_eq!(g.app().session().current_len(), stopped_at + 5);
@@ -428,7 +430,9 @@ fn assert_clean_layout(g: &Gui, size: egui::Vec2) {
     let viewports = g.app().scroll_viewports();
     let viewport_of = |pane| {
         viewports.iter().copied().find(|v| {
-            widgets.iter().any(|(_, r, p): &(String, egui::Rect, _)| *p == pane && pane.is_some() && v.contains(r.center()))
+            widgets
+                .iter()
+                .any(|(_, r, p): &(String, egui::Rect, _)| *p == pane && pane.is_some() && v.contains(r.center()))
         })
     };
     let mut rects: Vec<(String, egui::Rect)> = Vec::new();
@@ -485,4 +489,3 @@ fn layout_4k_at_2x() {
     assert_eq!((img.width(), img.height()), (3840, 2160), "3840×2160 pixels at 2×");
     g.snapshot("generated_3840x2160_2x");
 }
-

@@ -8,7 +8,11 @@ use crate::engine::{FrameCount, MAX_FRAMES};
 use crate::timeline::{MAX_PROMPT_BYTES, Segment, check_prompt};
 
 #[derive(Debug, Parser)]
-#[command(name = "spool", version, about = "Real-time autoregressive text-to-video. With no subcommand, opens the app.")]
+#[command(
+    name = "spool",
+    version,
+    about = "Real-time autoregressive text-to-video. With no subcommand, opens the app."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Cmd>,
@@ -140,13 +144,13 @@ fn parse_prompt_at(s: &str) -> Result<Segment, String> {
 
 fn parse_existing_path(s: &str) -> Result<PathBuf, String> {
     let p = PathBuf::from(s);
-    if p.exists() {
-        Ok(p)
-    } else {
-        Err(format!("{s} does not exist: check the path"))
-    }
+    if p.exists() { Ok(p) } else { Err(format!("{s} does not exist: check the path")) }
 }
 
 fn short(s: &str) -> String {
-    if s.len() > 40 { format!("{}…", &s[..s.char_indices().nth(40).map_or(s.len(), |(i, _)| i)]) } else { s.to_string() }
+    if s.len() > 40 {
+        format!("{}…", &s[..s.char_indices().nth(40).map_or(s.len(), |(i, _)| i)])
+    } else {
+        s.to_string()
+    }
 }

@@ -14,9 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::engine::{
-    Command, Engine, EngineConfig, Event, Finish, FrameCount, GenSettings, ModelSpec, Stats,
-};
+use crate::engine::{Command, Engine, EngineConfig, Event, Finish, FrameCount, GenSettings, ModelSpec, Stats};
 use crate::model::{Frame, ModelInfo};
 use crate::timeline::Timeline;
 use args::{GenerateArgs, ModelArgs};
@@ -95,7 +93,8 @@ fn holds_only_frames(dir: &Path) -> bool {
 
 /// Decodes a start image before any compute, so a bad file is an input error.
 fn decode_image(path: &Path) -> Result<image::DynamicImage> {
-    image::open(path).map_err(|e| input(format!("cannot decode the start image {}: {e}; use a PNG or JPEG", path.display())))
+    image::open(path)
+        .map_err(|e| input(format!("cannot decode the start image {}: {e}; use a PNG or JPEG", path.display())))
 }
 
 /// Resizes and centre-crops an image to the model's frame size.
@@ -138,7 +137,10 @@ pub fn start_engine(store: &Path, model: &ModelArgs) -> Result<(Engine, ModelInf
                 if let Some(s) = model.steps
                     && s > info.max_steps
                 {
-                    return Err(input(format!("{s} denoising steps asked for; {} takes 1 to {}", info.id, info.max_steps)));
+                    return Err(input(format!(
+                        "{s} denoising steps asked for; {} takes 1 to {}",
+                        info.id, info.max_steps
+                    )));
                 }
                 return Ok((engine, info));
             }
@@ -180,7 +182,7 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
 
     // Everything checked: write.
     output.create()?;
-    let stop = engine_stopper(&engine)?;
+    engine_stopper(&engine)?;
     engine.send(Command::Generate {
         timeline,
         frames,
@@ -213,7 +215,6 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
             _ => {}
         }
     }
-    drop(stop);
     println!("wrote {written} frames ({}×{}, {} fps) to {}", info.width, info.height, info.fps, output.dir.display());
     println!("{}", summary(&stats));
     Ok(())

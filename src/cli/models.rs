@@ -36,9 +36,7 @@ fn load(assets: &Path, spec: &ModelSpec) -> Result<Box<dyn crate::model::VideoMo
                 dir.display()
             ))
         }
-        "wan-causal" => Err(
-            "wan-causal is not available in this build yet: use --model spool-tiny".to_string(),
-        ),
+        "wan-causal" => Err("wan-causal is not available in this build yet: use --model spool-tiny".to_string()),
         other => Err(format!("unknown model \"{other}\": choose one of {}", super::args::MODEL_NAMES.join(", "))),
     }
 }

@@ -16,10 +16,10 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender};
 
 pub use protocol::*;
-pub use stats::RunStats;
 
 use crate::model::VideoModel;
-use crate::store::{FrameStore, StoreError};
+use crate::project::{Project, ProjectError};
+use crate::store::FrameStore;
 
 /// Builds a model from a spec; the error is a one-line reason shown to the user.
 pub type ModelFactory = Box<dyn Fn(&ModelSpec) -> Result<Box<dyn VideoModel>, String> + Send>;
@@ -29,8 +29,8 @@ pub type Waker = Box<dyn Fn() + Send>;
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// The frame store's folder (the session's working folder).
-    pub store_dir: PathBuf,
+    /// The project folder the engine works in (created if missing); see `project`.
+    pub project: PathBuf,
     /// Decoded frames kept in memory; older ones are read back from disk.
     pub memory_frames: usize,
     /// Re-encode the cached window under the new prompt at a hard prompt switch (LongLive).
@@ -38,8 +38,8 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    pub fn new(store_dir: PathBuf) -> Self {
-        EngineConfig { store_dir, memory_frames: 256, recache_on_switch: true }
+    pub fn new(project: PathBuf) -> Self {
+        EngineConfig { project, memory_frames: 256, recache_on_switch: true }
     }
 }
 
@@ -52,17 +52,19 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens the frame store and starts the engine thread. No model is loaded until
+    /// Opens the project (taking its lock, recovering frames made after its last save) and starts
+    /// the engine thread. The first event is [`Event::ProjectOpened`]. No model is loaded until
     /// [`Command::LoadModel`].
-    pub fn spawn(config: EngineConfig, factory: ModelFactory, waker: Option<Waker>) -> Result<Engine, StoreError> {
-        let store = Arc::new(FrameStore::open(&config.store_dir, config.memory_frames)?);
+    pub fn spawn(config: EngineConfig, factory: ModelFactory, waker: Option<Waker>) -> Result<Engine, ProjectError> {
+        let (project, manifest, store, recovery) = Project::open(&config.project, config.memory_frames)?;
+        let store = Arc::new(store);
         let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
         let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
-        let worker = worker::Worker::new(factory, config, store.clone(), ev_tx, waker);
+        let worker = worker::Worker::new(factory, config, project, manifest, recovery, store.clone(), ev_tx, waker);
         let thread = std::thread::Builder::new()
             .name("spool-engine".into())
             .spawn(move || worker.run_loop(cmd_rx))
-            .map_err(|source| StoreError::Io { path: "engine thread".into(), source })?;
+            .map_err(|source| ProjectError::Io { path: "engine thread".into(), source })?;
         Ok(Engine { commands: cmd_tx, events: ev_rx, store, thread: Some(thread) })
     }
 

@@ -53,9 +53,16 @@ pub enum Command {
     /// Loads (or replaces) the model. Generation commands before a model is loaded are errors.
     LoadModel(ModelSpec),
     /// Starts a new take from frame 0 (or from a start image, which becomes frame 0).
-    Generate { timeline: Timeline, frames: FrameCount, settings: GenSettings, start_image: Option<Arc<Frame>> },
+    Generate {
+        timeline: Timeline,
+        frames: FrameCount,
+        settings: GenSettings,
+        start_image: Option<Arc<Frame>>,
+    },
     /// Continues the current take by more frames, from the cache (rebuilt first if needed).
-    Extend { frames: FrameCount },
+    Extend {
+        frames: FrameCount,
+    },
     /// Replaces the current take's prompt timeline; frames already made are kept as they are.
     SetTimeline(Timeline),
     /// Changes the prompt from frame `segment.start` on (later segments are dropped).
@@ -66,7 +73,10 @@ pub enum Command {
     Stop,
     /// Makes a new take holding the first `keep` frames of `take`; it becomes the current take and
     /// the old take is kept. Generation continues from there with `Extend`.
-    Branch { take: TakeId, keep: u64 },
+    Branch {
+        take: TakeId,
+        keep: u64,
+    },
     /// Makes `take` current (its cache is rebuilt on the next `Extend`).
     SwitchTake(TakeId),
     Shutdown,
@@ -173,6 +183,13 @@ pub enum EngineError {
 /// Events out of the engine.
 #[derive(Debug, Clone)]
 pub enum Event {
+    /// The project is open: its takes (empty for a new project), the current take, and one line
+    /// per repair made while opening it (e.g. frames recovered after a crash).
+    ProjectOpened {
+        takes: Vec<TakeInfo>,
+        current: Option<TakeId>,
+        recovered: Vec<String>,
+    },
     State(EngineState),
     ModelLoaded(ModelInfo),
     /// A new take exists (generate or branch).
@@ -180,13 +197,24 @@ pub enum Event {
     /// The current take changed (switch, branch, generate).
     CurrentTake(TakeId),
     /// A take's timeline changed.
-    TimelineChanged { take: TakeId, timeline: Timeline },
+    TimelineChanged {
+        take: TakeId,
+        timeline: Timeline,
+    },
     Frame(FrameEvent),
     /// Progress of the running command: frames done and target (None when running forever).
-    Progress { take: TakeId, done: u64, target: Option<u64> },
+    Progress {
+        take: TakeId,
+        done: u64,
+        target: Option<u64>,
+    },
     Stats(Stats),
     /// A run of frames ended.
-    Finished { take: TakeId, len: u64, how: Finish },
+    Finished {
+        take: TakeId,
+        len: u64,
+        how: Finish,
+    },
     /// Something worth telling that did not stop anything (e.g. a prompt was truncated).
     Warning(String),
     Error(EngineError),

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
@@ -15,6 +15,7 @@ use super::protocol::*;
 use super::stats::RunStats;
 use super::{EngineConfig, ModelFactory, Waker};
 use crate::model::{Conditioning, EncodedPrompt, FrameNoise, Latent, ModelInfo, VideoModel};
+use crate::project::{Manifest, ModelRecord, ParentRecord, Project, Recovery, TakeRecord};
 use crate::store::{FrameId, FrameStore, LatentData};
 use crate::timeline::{Segment, Timeline};
 
@@ -47,9 +48,16 @@ struct Loaded {
     prompts: HashMap<String, EncodedPrompt>,
 }
 
+/// How long a finished frame may wait before the manifest that lists it is written. Frames are on
+/// disk sooner (the store); this bounds what recovery has to reattach after a crash.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+
 pub(super) struct Worker {
     factory: ModelFactory,
     config: EngineConfig,
+    project: Project,
+    /// When the manifest was last written; `None` when it is up to date.
+    unsaved_since: Option<Instant>,
     store: Arc<FrameStore>,
     events: Sender<Event>,
     waker: Option<Waker>,
@@ -67,27 +75,41 @@ pub(super) struct Worker {
 type StepResult<T> = Result<T, EngineError>;
 
 impl Worker {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         factory: ModelFactory,
         config: EngineConfig,
+        project: Project,
+        manifest: Manifest,
+        recovery: Recovery,
         store: Arc<FrameStore>,
         events: Sender<Event>,
         waker: Option<Waker>,
     ) -> Self {
-        Worker {
+        let takes = manifest.takes.iter().map(take_from_record).collect();
+        let mut w = Worker {
             factory,
             config,
+            project,
+            unsaved_since: None,
             store,
             events,
             waker,
             loaded: None,
-            takes: Vec::new(),
-            current: None,
+            takes,
+            current: manifest.current_take.map(TakeId),
             cache: None,
             run: None,
             paused: false,
             listener: true,
+        };
+        if !recovery.notes.is_empty() {
+            // Make the repair durable before anything else happens.
+            w.save();
         }
+        let takes = w.takes.iter().map(|t| t.info.clone()).collect();
+        w.emit(Event::ProjectOpened { takes, current: w.current, recovered: recovery.notes });
+        w
     }
 
     pub(super) fn run_loop(mut self, commands: Receiver<Command>) {
@@ -111,10 +133,14 @@ impl Worker {
                 Some(c) => self.handle(c),
                 None => self.step_guarded(),
             }
+            if self.unsaved_since.is_some_and(|t| t.elapsed() >= SAVE_EVERY) {
+                self.save();
+            }
         }
         if let Err(e) = self.store.flush() {
             tracing::error!("frame store flush at shutdown failed: {e}");
         }
+        self.save();
         tracing::debug!("engine thread exits");
     }
 
@@ -144,6 +170,22 @@ impl Worker {
     fn handle(&mut self, cmd: Command) {
         if let Err(e) = self.try_handle(cmd) {
             self.fail(e);
+        }
+        // Structure changed (takes, timelines, current take): write it now.
+        self.save();
+    }
+
+    /// Writes the manifest (the takes tree, timelines, settings and frame lists).
+    fn save(&mut self) {
+        let manifest = Manifest {
+            model: self.loaded.as_ref().map(|l| ModelRecord { id: l.info.id.clone(), weights: None }),
+            current_take: self.current.map(|t| t.0),
+            takes: self.takes.iter().map(take_record).collect(),
+            ..Manifest::default()
+        };
+        self.unsaved_since = None;
+        if let Err(e) = self.project.write_manifest(&manifest) {
+            self.fail(EngineError::Store(format!("saving the project: {e}")));
         }
     }
 
@@ -407,7 +449,9 @@ impl Worker {
         let pos = self.cache.as_mut().expect("positioned above");
         pos.committed += latents.len() as u64;
         let mut latents = latents.into_iter();
-        let first = latents.next().ok_or_else(|| gen_err(crate::model::ModelError::Invalid("the model made no frames".into())))?;
+        let first = latents
+            .next()
+            .ok_or_else(|| gen_err(crate::model::ModelError::Invalid("the model made no frames".into())))?;
         pos.surplus.extend(latents);
         self.emit_frame(take, first, text_ready, t0, t1)
     }
@@ -428,10 +472,12 @@ impl Worker {
         let decoded = Instant::now();
         let cache_bytes = loaded.model.cache_bytes();
         let data = LatentData::from_latent(&latent).map_err(|e| gen_err(e.to_string()))?;
-        let id = self.store.put(frame.clone(), data).map_err(|e| EngineError::Store(e.to_string()))?;
+        let tag = crate::store::Tag { take: take.0, index };
+        let id = self.store.put(frame.clone(), data, tag).map_err(|e| EngineError::Store(e.to_string()))?;
         let t = &mut self.takes[take.0 as usize];
         t.frames.push(id);
         t.info.len = t.frames.len() as u64;
+        self.unsaved_since.get_or_insert_with(Instant::now);
         let run = self.run.as_mut().expect("frames are made only in a run");
         let timing = FrameTiming { command: run.command_at, text_ready, denoise_start, denoise_end, decoded };
         run.stats.record(&timing);
@@ -460,7 +506,8 @@ impl Worker {
         }
         let frames = self.takes[take.0 as usize].frames[..len as usize].to_vec();
         let chunk = self.loaded.as_ref().ok_or(EngineError::NoModel)?.info.chunk_frames.max(1);
-        let rebuild_err = |reason: String| EngineError::Generation { frame: len, reason: format!("rebuilding the cache: {reason}") };
+        let rebuild_err =
+            |reason: String| EngineError::Generation { frame: len, reason: format!("rebuilding the cache: {reason}") };
         self.loaded.as_mut().expect("checked").model.reset().map_err(|e| rebuild_err(e.to_string()))?;
         for (c, ids) in frames.chunks(chunk).enumerate() {
             let (cond, _) = self.conditioning(take, (c * chunk) as u64)?;
@@ -488,10 +535,10 @@ impl Worker {
         let mut warnings = Vec::new();
         for (_, text) in &mix {
             if !loaded.prompts.contains_key(text) {
-                let enc = loaded.model.encode_prompt(text).map_err(|e| EngineError::Generation {
-                    frame,
-                    reason: format!("encoding the prompt: {e}"),
-                })?;
+                let enc = loaded
+                    .model
+                    .encode_prompt(text)
+                    .map_err(|e| EngineError::Generation { frame, reason: format!("encoding the prompt: {e}") })?;
                 if enc.truncated {
                     warnings.push(format!(
                         "the prompt \"{}\" is longer than the text encoder's {} tokens: the rest is ignored",
@@ -506,13 +553,35 @@ impl Worker {
             }
         }
         let parts: Vec<(f32, &Conditioning)> = mix.iter().map(|(w, t)| (*w, &loaded.prompts[t].cond)).collect();
-        let cond = Conditioning::blend(&parts)
-            .map_err(|e| EngineError::Generation { frame, reason: e.to_string() })?;
+        let cond = Conditioning::blend(&parts).map_err(|e| EngineError::Generation { frame, reason: e.to_string() })?;
         let ready = Instant::now();
         for w in warnings {
             self.emit(Event::Warning(w));
         }
         Ok((cond, ready))
+    }
+}
+
+fn take_from_record(r: &TakeRecord) -> Take {
+    let frames: Vec<FrameId> = r.frame_ids().collect();
+    let info = TakeInfo {
+        id: TakeId(r.id),
+        parent: r.parent.map(|p| (TakeId(p.take), p.keep)),
+        len: frames.len() as u64,
+        timeline: r.timeline.clone(),
+        settings: GenSettings { seed: r.seed, steps: r.steps },
+    };
+    Take { info, frames }
+}
+
+fn take_record(t: &Take) -> TakeRecord {
+    TakeRecord {
+        id: t.info.id.0,
+        parent: t.info.parent.map(|(take, keep)| ParentRecord { take: take.0, keep }),
+        seed: t.info.settings.seed,
+        steps: t.info.settings.steps,
+        timeline: t.info.timeline.clone(),
+        frames: TakeRecord::runs(&t.frames),
     }
 }
 

@@ -5,6 +5,8 @@
 //! frames to the cache (their keys/values are computed once and shared by every later step), decode
 //! to pixels. Nothing here knows about threads, the UI or rendering.
 
+pub mod text;
+
 use candle_core::{DType, Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -17,7 +19,9 @@ pub enum ModelError {
     MissingWeights { path: String, hint: String },
     #[error("weights file {file} has no tensor `{name}`: the file does not belong to this model version")]
     MissingTensor { file: String, name: String },
-    #[error("tensor `{name}` in {file} has shape {got:?}, expected {expected:?}: the file does not match this model version")]
+    #[error(
+        "tensor `{name}` in {file} has shape {got:?}, expected {expected:?}: the file does not match this model version"
+    )]
     ShapeMismatch { file: String, name: String, expected: Vec<usize>, got: Vec<usize> },
     #[error("weights file {file} is unreadable: {reason}")]
     BadWeights { file: String, reason: String },

@@ -123,10 +123,7 @@ impl FrameView {
         }
         ui.painter().rect_filled(rect, 0.0, options.background);
         let Some(f) = frame else { return };
-        let image = egui::ColorImage::from_rgb(
-            [f.frame.width as usize, f.frame.height as usize],
-            &f.frame.to_rgb8(),
-        );
+        let image = egui::ColorImage::from_rgb([f.frame.width as usize, f.frame.height as usize], &f.frame.to_rgb8());
         let filter = if options.smooth { egui::TextureOptions::LINEAR } else { egui::TextureOptions::NEAREST };
         match &mut self.fallback {
             Some((key, tex)) if *key == f.key => {
@@ -419,7 +416,13 @@ impl GpuResources {
     }
 
     /// One upload of a new frame, then (GPU path) one compute dispatch into the texture.
-    fn upload(&mut self, device: &wgpu::Device, queue: &wgpu::Queue, encoder: &mut wgpu::CommandEncoder, f: &ShownFrame) {
+    fn upload(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        f: &ShownFrame,
+    ) {
         let (w, h) = (f.frame.width, f.frame.height);
         if w == 0 || h == 0 || f.frame.planar.len() != (w * h * 3) as usize {
             return;

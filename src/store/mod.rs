@@ -2,8 +2,10 @@
 //! bounded in-memory cache so memory stays flat however long the take.
 //!
 //! Layout: two append-only logs in the store folder, `pixels.log` (PNG-compressed RGB) and
-//! `latents.log` (f32 tensors). Each record is `magic, frame id, payload length, crc32, payload`, so
-//! a log cut short by a crash is read up to its last whole record and the torn tail is dropped.
+//! `latents.log` (f32 tensors). Each record is `magic, frame id, take, index in take, payload
+//! length, crc32, payload`, so a log cut short by a crash is read up to its last whole record (the
+//! torn tail is dropped), and frames made after the project manifest was last written can be given
+//! back to their takes.
 //! Appends happen on a writer thread so neither the engine nor the UI waits on the disk; reads come
 //! from the cache, or from disk once the writer has the frame there.
 
@@ -22,7 +24,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::model::{Frame, Latent};
 
 const MAGIC: u32 = 0x5350_4652; // "SPFR"
-const HEADER: usize = 4 + 8 + 4 + 4;
+const HEADER: usize = 4 + 8 + 4 + 8 + 4 + 4;
 /// How long an appended record may sit in the OS cache before it is fsynced.
 const SYNC_EVERY: Duration = Duration::from_millis(500);
 
@@ -44,6 +46,13 @@ pub enum StoreError {
 
 type Result<T> = std::result::Result<T, StoreError>;
 
+/// Which take a frame was made for, and its position there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tag {
+    pub take: u32,
+    pub index: u64,
+}
+
 #[derive(Clone, Copy)]
 struct Loc {
     offset: u64,
@@ -54,6 +63,8 @@ struct Loc {
 struct Index {
     pixels: HashMap<FrameId, Loc>,
     latents: HashMap<FrameId, Loc>,
+    /// Tags of the frames whose latents are on disk.
+    tags: HashMap<FrameId, Tag>,
     /// Last write error, reported on the next call.
     error: Option<String>,
 }
@@ -85,7 +96,7 @@ impl<T: Clone> Recent<T> {
 }
 
 enum Job {
-    Put { id: FrameId, frame: Arc<Frame>, latent: LatentData },
+    Put { id: FrameId, tag: Tag, frame: Arc<Frame>, latent: LatentData },
     Flush(Sender<()>),
 }
 
@@ -148,8 +159,8 @@ impl FrameStore {
         let io = |source| StoreError::Io { path: dir.display().to_string(), source };
         std::fs::create_dir_all(dir).map_err(io)?;
         let mut index = Index::default();
-        let (pixels, pix_max) = open_log(&dir.join("pixels.log"), &mut index.pixels)?;
-        let (latents, lat_max) = open_log(&dir.join("latents.log"), &mut index.latents)?;
+        let (pixels, pix_max) = open_log(&dir.join("pixels.log"), &mut index.pixels, &mut HashMap::new())?;
+        let (latents, lat_max) = open_log(&dir.join("latents.log"), &mut index.latents, &mut index.tags)?;
         let next = pix_max.max(lat_max).map_or(0, |m| m + 1);
         let pixels_read = pixels.try_clone().map_err(io)?;
         let latents_read = latents.try_clone().map_err(io)?;
@@ -180,7 +191,7 @@ impl FrameStore {
     }
 
     /// Stores a finished frame and returns its id; the disk write happens on the writer thread.
-    pub fn put(&self, frame: Arc<Frame>, latent: LatentData) -> Result<FrameId> {
+    pub fn put(&self, frame: Arc<Frame>, latent: LatentData, tag: Tag) -> Result<FrameId> {
         self.check_writer()?;
         let id = {
             let mut next = self.next_id.lock().unwrap();
@@ -189,7 +200,7 @@ impl FrameStore {
         };
         self.frames.lock().unwrap().put(id, frame.clone());
         self.latents.lock().unwrap().put(id, latent.clone());
-        self.send(Job::Put { id, frame, latent })?;
+        self.send(Job::Put { id, tag, frame, latent })?;
         Ok(id)
     }
 
@@ -219,7 +230,8 @@ impl FrameStore {
             return Ok(l);
         }
         let bytes = self.read(id, &self.latents_read, |i| &i.latents, "latents.log")?;
-        let l = LatentData::decode(&bytes).ok_or_else(|| self.corrupt(id, "latents.log", "bad latent record".into()))?;
+        let l =
+            LatentData::decode(&bytes).ok_or_else(|| self.corrupt(id, "latents.log", "bad latent record".into()))?;
         self.latents.lock().unwrap().put(id, l.clone());
         Ok(l)
     }
@@ -227,6 +239,15 @@ impl FrameStore {
     /// Number of frames whose pixels are on disk.
     pub fn stored_frames(&self) -> usize {
         self.index.lock().unwrap().pixels.len()
+    }
+
+    /// Every frame with both pixels and latent on disk, with its tag, in id order.
+    pub fn tags(&self) -> Vec<(FrameId, Tag)> {
+        let idx = self.index.lock().unwrap();
+        let mut v: Vec<(FrameId, Tag)> =
+            idx.tags.iter().filter(|(id, _)| idx.pixels.contains_key(id)).map(|(id, t)| (*id, *t)).collect();
+        v.sort_by_key(|(id, _)| *id);
+        v
     }
 
     fn read(
@@ -280,7 +301,11 @@ impl Drop for FrameStore {
 }
 
 /// Opens a log for appending and indexes its whole records, cutting a torn tail.
-fn open_log(path: &Path, map: &mut HashMap<FrameId, Loc>) -> Result<(File, Option<u64>)> {
+fn open_log(
+    path: &Path,
+    map: &mut HashMap<FrameId, Loc>,
+    tags: &mut HashMap<FrameId, Tag>,
+) -> Result<(File, Option<u64>)> {
     let io = |source| StoreError::Io { path: path.display().to_string(), source };
     let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io)?;
     let mut bytes = Vec::new();
@@ -288,13 +313,14 @@ fn open_log(path: &Path, map: &mut HashMap<FrameId, Loc>) -> Result<(File, Optio
     file.read_to_end(&mut bytes).map_err(io)?;
     let mut pos = 0usize;
     let mut max = None;
-    while let Some((id, len, crc)) = parse_header(&bytes[pos..]) {
+    while let Some((id, tag, len, crc)) = parse_header(&bytes[pos..]) {
         let start = pos + HEADER;
         let Some(payload) = bytes.get(start..start + len as usize) else { break };
         if crc32fast::hash(payload) != crc {
             break;
         }
         map.insert(id, Loc { offset: start as u64, len });
+        tags.insert(id, tag);
         max = max.max(Some(id.0));
         pos = start + len as usize;
     }
@@ -305,22 +331,24 @@ fn open_log(path: &Path, map: &mut HashMap<FrameId, Loc>) -> Result<(File, Optio
     Ok((file, max))
 }
 
-fn parse_header(b: &[u8]) -> Option<(FrameId, u32, u32)> {
+fn parse_header(b: &[u8]) -> Option<(FrameId, Tag, u32, u32)> {
     let h = b.get(..HEADER)?;
-    if u32::from_le_bytes(h[0..4].try_into().ok()?) != MAGIC {
+    let u32_at = |i: usize| h[i..i + 4].try_into().ok().map(u32::from_le_bytes);
+    let u64_at = |i: usize| h[i..i + 8].try_into().ok().map(u64::from_le_bytes);
+    if u32_at(0)? != MAGIC {
         return None;
     }
-    let id = u64::from_le_bytes(h[4..12].try_into().ok()?);
-    let len = u32::from_le_bytes(h[12..16].try_into().ok()?);
-    let crc = u32::from_le_bytes(h[16..20].try_into().ok()?);
-    Some((FrameId(id), len, crc))
+    let tag = Tag { take: u32_at(12)?, index: u64_at(16)? };
+    Some((FrameId(u64_at(4)?), tag, u32_at(24)?, u32_at(28)?))
 }
 
-fn append(file: &mut File, id: FrameId, payload: &[u8]) -> io::Result<Loc> {
+fn append(file: &mut File, id: FrameId, tag: Tag, payload: &[u8]) -> io::Result<Loc> {
     let offset = file.seek(SeekFrom::End(0))?;
     let mut rec = Vec::with_capacity(HEADER + payload.len());
     rec.extend_from_slice(&MAGIC.to_le_bytes());
     rec.extend_from_slice(&id.0.to_le_bytes());
+    rec.extend_from_slice(&tag.take.to_le_bytes());
+    rec.extend_from_slice(&tag.index.to_le_bytes());
     rec.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     rec.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     rec.extend_from_slice(payload);
@@ -350,13 +378,14 @@ fn write_loop(jobs: Receiver<Job>, mut pixels: File, mut latents: File, index: A
             jobs.recv().map_err(|_| crossbeam_channel::RecvTimeoutError::Disconnected)
         };
         let result = match job {
-            Ok(Job::Put { id, frame, latent }) => {
-                let written = append(&mut pixels, id, &encode_png(&frame))
-                    .and_then(|p| append(&mut latents, id, &latent.encode()).map(|l| (p, l)));
+            Ok(Job::Put { id, tag, frame, latent }) => {
+                let written = append(&mut pixels, id, tag, &encode_png(&frame))
+                    .and_then(|p| append(&mut latents, id, tag, &latent.encode()).map(|l| (p, l)));
                 written.map(|(p, l)| {
                     let mut idx = index.lock().unwrap();
                     idx.pixels.insert(id, p);
                     idx.latents.insert(id, l);
+                    idx.tags.insert(id, tag);
                     dirty = true;
                 })
             }
@@ -410,7 +439,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ids: Vec<FrameId> = {
             let store = FrameStore::open(dir.path(), 2).unwrap();
-            let ids: Vec<_> = (0..5).map(|i| store.put(frame(i * 10), lat(i as f32)).unwrap()).collect();
+            let ids: Vec<_> = (0..5)
+                .map(|i| store.put(frame(i * 10), lat(i as f32), Tag { take: 0, index: u64::from(i) }).unwrap())
+                .collect();
             // Evicted from memory, read back from disk.
             assert_eq!(store.frame(ids[0]).unwrap().to_rgb8(), vec![0u8; 24]);
             assert_eq!(store.latent(ids[1]).unwrap(), lat(1.0));
@@ -419,7 +450,8 @@ mod tests {
         let store = FrameStore::open(dir.path(), 2).unwrap();
         assert_eq!(store.stored_frames(), 5);
         assert_eq!(store.frame(ids[4]).unwrap().to_rgb8(), vec![40u8; 24]);
-        let next = store.put(frame(1), lat(9.0)).unwrap();
+        let next = store.put(frame(1), lat(9.0), Tag { take: 1, index: 0 }).unwrap();
+        assert_eq!(store.tags()[4], (FrameId(4), Tag { take: 0, index: 4 }));
         assert_eq!(next, FrameId(5), "ids are never reused after reopening");
     }
 
@@ -429,7 +461,7 @@ mod tests {
         {
             let store = FrameStore::open(dir.path(), 4).unwrap();
             for i in 0..3 {
-                store.put(frame(i), lat(0.5)).unwrap();
+                store.put(frame(i), lat(0.5), Tag { take: 0, index: u64::from(i) }).unwrap();
             }
         }
         let log = dir.path().join("pixels.log");

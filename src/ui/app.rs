@@ -40,7 +40,11 @@ pub struct AppOptions {
 
 impl Default for AppOptions {
     fn default() -> Self {
-        AppOptions { model: ModelSpec { name: MODELS[0].to_string(), weights: None }, first_run: true, generate_on_start: false }
+        AppOptions {
+            model: ModelSpec { name: MODELS[0].to_string(), weights: None },
+            first_run: true,
+            generate_on_start: false,
+        }
     }
 }
 
@@ -84,6 +88,7 @@ pub struct StartImage {
 pub(crate) enum IoDone {
     StartImage(Result<(String, Frame), String>),
     WeightsFolder(PathBuf),
+    OpenProject(PathBuf),
 }
 
 pub struct App {
@@ -121,6 +126,8 @@ pub struct App {
     pub(crate) hud_rect: egui::Rect,
     /// The visible rects of the two side panels' scroll areas (their content is clipped to them).
     scroll_viewports: [egui::Rect; 2],
+    /// Starts an engine in another project folder ("Open project…"); `None` in tests.
+    opener: Option<super::EngineOpener>,
     /// CPU time of recent UI frames (layout and event handling), for the benchmark.
     ui_times: VecDeque<Duration>,
 }
@@ -184,8 +191,15 @@ impl App {
             generate_on_start: options.generate_on_start,
             hud_rect: egui::Rect::NOTHING,
             scroll_viewports: [egui::Rect::NOTHING; 2],
+            opener: None,
             ui_times: VecDeque::new(),
         }
+    }
+
+    /// Lets "Open project…" switch project folders by starting a new engine there.
+    pub fn with_opener(mut self, opener: super::EngineOpener) -> Self {
+        self.opener = Some(opener);
+        self
     }
 
     // ---- read access for tests and benchmarks -------------------------------------------------
@@ -255,7 +269,8 @@ impl App {
 
     pub(crate) fn send(&mut self, cmd: Command) {
         if self.engine.send(cmd).is_err() {
-            self.notices.push(Notice::error("the engine thread has stopped", "restart Spool; frames made so far are on disk"));
+            self.notices
+                .push(Notice::error("the engine thread has stopped", "restart Spool; frames made so far are on disk"));
         }
     }
 
@@ -301,7 +316,10 @@ impl App {
         timeline.segments[0].prompts[0].text = self.prompt.trim().to_string();
         timeline.segments[0].start = 0;
         if let Err(e) = timeline.validate() {
-            self.notices.push(Notice::error(&format!("the prompt timeline is not valid: {e}"), "fix the segment in the timeline"));
+            self.notices.push(Notice::error(
+                &format!("the prompt timeline is not valid: {e}"),
+                "fix the segment in the timeline",
+            ));
             return;
         }
         let seed = if self.settings.random_seed { rand::random::<u32>() as u64 } else { self.settings.seed };
@@ -488,6 +506,57 @@ impl App {
         });
     }
 
+    pub(crate) fn pick_project(&mut self) {
+        let tx = self.io_tx.clone();
+        let ctx = self.ctx.clone();
+        std::thread::spawn(move || {
+            if let Some(path) = rfd::FileDialog::new()
+                .set_title("Open a project folder (an empty folder starts a new project)")
+                .pick_folder()
+            {
+                let _ = tx.send(IoDone::OpenProject(path));
+                ctx.request_repaint();
+            }
+        });
+    }
+
+    /// Switches to another project folder: a new engine works there; the old one shuts down after
+    /// flushing its frames, so nothing is lost.
+    pub(crate) fn open_project(&mut self, dir: &std::path::Path) {
+        let Some(opener) = &self.opener else { return };
+        match opener(dir) {
+            Ok(engine) => {
+                self.engine = engine;
+                self.session = Session::default();
+                self.thumbs = Thumbs::default();
+                self.history = History::new(200);
+                self.shown_cache = None;
+                self.selected_segment = None;
+                self.pending_echoes = 0;
+                self.play.playhead = 0;
+                self.play.live = true;
+                self.notices = Notices::default();
+                self.load_model();
+            }
+            Err(e) => self.notices.push(Notice::error(
+                &format!("could not open project {}: {e}", dir.display()),
+                "pick another folder; the current project stays open",
+            )),
+        }
+    }
+
+    pub(crate) fn save_project(&mut self) {
+        match self.engine.store().flush() {
+            Ok(()) => self.notices.push(Notice::info(
+                &format!("project saved in {}", self.engine.store().dir().display()),
+                "Spool also saves every frame and edit as it goes",
+            )),
+            Err(e) => self
+                .notices
+                .push(Notice::error(&format!("saving failed: {e}"), "check the disk has room, then save again")),
+        }
+    }
+
     pub(crate) fn pick_weights_folder(&mut self) {
         let tx = self.io_tx.clone();
         let ctx = self.ctx.clone();
@@ -507,11 +576,22 @@ impl App {
             let timeline_echo = matches!(&event, crate::engine::Event::TimelineChanged { take, .. } if Some(*take) == self.session.current);
             let switched = matches!(&event, crate::engine::Event::CurrentTake(_));
             let loaded = matches!(&event, crate::engine::Event::ModelLoaded(_));
+            let opened = matches!(&event, crate::engine::Event::ProjectOpened { .. });
             if let Some(report) = self.session.apply(event) {
                 match report {
                     Report::Error(e) => self.notices.push(Notice::from_engine(&e)),
                     Report::Warning(w) => self.notices.push(Notice::warning_text(&w)),
                 }
+            }
+            if opened {
+                let tags = self.engine.store().tags();
+                self.session.rebuild_frames(&tags);
+                if let Some(t) = self.session.current_timeline() {
+                    self.draft = t.clone();
+                    self.first_run = false;
+                }
+                self.play.live = false;
+                self.play.playhead = self.session.current_len().saturating_sub(1);
             }
             if timeline_echo {
                 if self.pending_echoes > 0 {
@@ -528,7 +608,8 @@ impl App {
                 self.pending_echoes = 0;
                 self.clamp_selection();
                 let len = self.session.current_len();
-                self.play.playhead = if self.play.live { len.saturating_sub(1) } else { self.play.playhead.min(len.saturating_sub(1)) };
+                self.play.playhead =
+                    if self.play.live { len.saturating_sub(1) } else { self.play.playhead.min(len.saturating_sub(1)) };
             }
             if loaded {
                 self.notices.clear_errors();
@@ -554,6 +635,7 @@ impl App {
                     self.notices.push(Notice::error(&e, "use a PNG, JPEG, WebP, BMP or GIF image"));
                 }
                 IoDone::WeightsFolder(p) => self.settings.weights = Some(p),
+                IoDone::OpenProject(p) => self.open_project(&p),
             }
         }
         // Keep a start image at the model's size (the model may have changed since it was loaded).
@@ -594,7 +676,7 @@ impl App {
             self.undo();
         }
         if save {
-            self.notices.push(Notice::info("saving projects arrives with export", "frames are already kept on disk as they are made"));
+            self.save_project();
         }
         if stop {
             self.stop();
@@ -710,7 +792,10 @@ impl App {
             _ => match self.engine.store().frame(id) {
                 Ok(f) => f,
                 Err(e) => {
-                    self.notices.push(Notice::error(&format!("frame {} could not be read back: {e}", self.play.playhead), "the take's other frames are unaffected"));
+                    self.notices.push(Notice::error(
+                        &format!("frame {} could not be read back: {e}", self.play.playhead),
+                        "the take's other frames are unaffected",
+                    ));
                     return None;
                 }
             },
@@ -779,31 +864,31 @@ impl App {
             }
         }
 
-        egui::Panel::top("top-bar").frame(theme::panel_frame().inner_margin(egui::Margin::symmetric(12, 6))).show(ui, |ui| {
-            self.top_bar(ui);
-        });
+        egui::Panel::top("top-bar").frame(theme::panel_frame().inner_margin(egui::Margin::symmetric(12, 6))).show(
+            ui,
+            |ui| {
+                self.top_bar(ui);
+            },
+        );
         egui::Panel::bottom("status-bar")
             .frame(egui::Frame::new().fill(theme::BG).inner_margin(egui::Margin::symmetric(12, 3)))
             .show(ui, |ui| self.status_bar(ui));
         egui::Panel::bottom("timeline").frame(theme::panel_frame()).show(ui, |ui| {
             self.timeline_strip(ui);
         });
-        egui::Panel::left("controls")
-            .frame(theme::panel_frame())
-            .default_size(300.0)
-            .size_range(280.0..=480.0)
-            .show(ui, |ui| {
+        egui::Panel::left("controls").frame(theme::panel_frame()).default_size(300.0).size_range(280.0..=480.0).show(
+            ui,
+            |ui| {
                 let out = egui::ScrollArea::vertical().id_salt("controls-scroll").show(ui, |ui| {
                     self.prompt_panel(ui);
                     self.segment_editor(ui);
                 });
                 self.scroll_viewports[0] = out.inner_rect;
-            });
-        egui::Panel::right("side")
-            .frame(theme::panel_frame())
-            .default_size(280.0)
-            .size_range(260.0..=440.0)
-            .show(ui, |ui| {
+            },
+        );
+        egui::Panel::right("side").frame(theme::panel_frame()).default_size(280.0).size_range(260.0..=440.0).show(
+            ui,
+            |ui| {
                 // The readout stays in view; takes and settings scroll beneath it.
                 self.hud(ui);
                 ui.add_space(8.0);
@@ -813,7 +898,8 @@ impl App {
                     self.settings_panel(ui);
                 });
                 self.scroll_viewports[1] = out.inner_rect;
-            });
+            },
+        );
         egui::CentralPanel::default()
             .frame(egui::Frame::new().fill(theme::BG).inner_margin(egui::Margin::same(10)))
             .show(ui, |ui| {
@@ -850,12 +936,19 @@ impl App {
                 EngineState::NoModel => "Loading the model…",
                 _ => "Type a prompt and press Generate (Ctrl+Enter)",
             };
-            ui.painter().text(rect.center(), egui::Align2::CENTER_CENTER, msg, egui::FontId::proportional(15.0), theme::TEXT_DIM);
+            ui.painter().text(
+                rect.center(),
+                egui::Align2::CENTER_CENTER,
+                msg,
+                egui::FontId::proportional(15.0),
+                theme::TEXT_DIM,
+            );
         }
         response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "Frame view"));
         // Notices sit on the view's top edge, never covering the controls.
         let notice_rect = rect.shrink2(egui::vec2(12.0, 10.0));
-        let mut child = ui.new_child(egui::UiBuilder::new().max_rect(notice_rect).layout(egui::Layout::top_down(egui::Align::Min)));
+        let mut child =
+            ui.new_child(egui::UiBuilder::new().max_rect(notice_rect).layout(egui::Layout::top_down(egui::Align::Min)));
         self.notices_ui(&mut child);
     }
 
@@ -870,16 +963,31 @@ impl App {
             };
             ui.label(egui::RichText::new(model).color(theme::TEXT_DIM));
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                for (label, what) in [("Export…", "Export"), ("Save project", "Save project"), ("Open project…", "Open project")] {
-                    ui.add_enabled(false, egui::Button::new(label))
-                        .on_disabled_hover_text(format!("{what} arrives with export"));
+                ui.add_enabled(false, egui::Button::new("Export…"))
+                    .on_disabled_hover_text("Export arrives with export");
+                if ui
+                    .button("Save project")
+                    .on_hover_text("Write everything to disk now (Ctrl+S); Spool also saves as it goes")
+                    .clicked()
+                {
+                    self.save_project();
+                }
+                let open = ui
+                    .add_enabled(self.opener.is_some(), egui::Button::new("Open project…"))
+                    .on_hover_text("Open a project folder, or pick an empty folder to start a new project");
+                if open.clicked() {
+                    self.pick_project();
                 }
                 ui.separator();
-                let redo = ui.add_enabled(self.history.can_redo(), egui::Button::new("Redo")).on_hover_text("Redo timeline edit (Ctrl+Shift+Z)");
+                let redo = ui
+                    .add_enabled(self.history.can_redo(), egui::Button::new("Redo"))
+                    .on_hover_text("Redo timeline edit (Ctrl+Shift+Z)");
                 if redo.clicked() {
                     self.redo();
                 }
-                let undo = ui.add_enabled(self.history.can_undo(), egui::Button::new("Undo")).on_hover_text("Undo timeline edit (Ctrl+Z)");
+                let undo = ui
+                    .add_enabled(self.history.can_undo(), egui::Button::new("Undo"))
+                    .on_hover_text("Undo timeline edit (Ctrl+Z)");
                 if undo.clicked() {
                     self.undo();
                 }
@@ -910,12 +1018,15 @@ impl App {
     fn status_bar(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             let small = |s: &str| egui::RichText::new(s.to_string()).size(11.0).color(theme::TEXT_DIM);
-            let take = self.session.current_take().map_or("no take yet".to_string(), |t| {
-                format!("take {} · {} frames", t.info.id.0 + 1, t.frames.len())
-            });
+            let take = self
+                .session
+                .current_take()
+                .map_or("no take yet".to_string(), |t| format!("take {} · {} frames", t.info.id.0 + 1, t.frames.len()));
             ui.label(small(&take));
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                ui.label(small("Ctrl+Enter generate · Ctrl+E extend · Esc stop · Space play · Left/Right step · Ctrl+Z undo"));
+                ui.label(small(
+                    "Ctrl+Enter generate · Ctrl+E extend · Esc stop · Space play · Left/Right step · Ctrl+Z undo",
+                ));
             });
         });
     }

@@ -100,7 +100,10 @@ impl App {
             let budget = 1000.0 / self.settings.playback_fps.max(1.0);
             if budget < max {
                 let y = rect.bottom() - 2.0 - (budget / max) * (rect.height() - 4.0);
-                p.line_segment([egui::pos2(rect.left(), y), egui::pos2(rect.right(), y)], egui::Stroke::new(1.0, theme::OK.gamma_multiply(0.5)));
+                p.line_segment(
+                    [egui::pos2(rect.left(), y), egui::pos2(rect.right(), y)],
+                    egui::Stroke::new(1.0, theme::OK.gamma_multiply(0.5)),
+                );
             }
             p.add(egui::Shape::line(pts, egui::Stroke::new(1.5, theme::ACCENT)));
         }

@@ -26,7 +26,8 @@ pub fn decode(name: &str, bytes: &[u8], size: Option<(u32, u32)>) -> Result<(Str
 
 /// Resizes a frame to `w × h` (centre crop, then resample).
 pub fn resize_frame(frame: &Frame, w: u32, h: u32) -> Frame {
-    let rgb = image::RgbImage::from_raw(frame.width, frame.height, frame.to_rgb8()).expect("a frame's bytes fit its size");
+    let rgb =
+        image::RgbImage::from_raw(frame.width, frame.height, frame.to_rgb8()).expect("a frame's bytes fit its size");
     fit(&rgb, w, h)
 }
 

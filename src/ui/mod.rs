@@ -22,6 +22,8 @@ pub mod vocab;
 pub use app::{App, AppOptions, Playback, Settings};
 pub use notices::{Level, Notice, Notices};
 
+use std::path::{Path, PathBuf};
+
 use crate::engine::{Engine, EngineConfig, ModelFactory, Waker};
 
 /// A waker that repaints `ctx` whenever the engine sends an event.
@@ -30,14 +32,23 @@ pub fn waker(ctx: &egui::Context) -> Waker {
     Box::new(move || ctx.request_repaint())
 }
 
-/// The session's working folder (the frame store): `$SPOOL_SESSION_DIR`, else a fresh folder under
-/// the system's temp dir.
-fn session_dir() -> std::path::PathBuf {
-    if let Some(d) = std::env::var_os("SPOOL_SESSION_DIR") {
-        return d.into();
-    }
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    std::env::temp_dir().join(format!("spool-session-{}-{stamp}", std::process::id()))
+/// Opens (or creates) a project folder and starts an engine working in it. The app keeps one so
+/// "Open project…" can switch folders; the error is a one-line reason for the user.
+pub type EngineOpener = Box<dyn Fn(&Path) -> Result<Engine, String>>;
+
+/// Where projects live by default: `$XDG_DATA_HOME/spool/projects` (or `~/.local/share/…`), else the
+/// system's temp folder.
+fn projects_dir() -> PathBuf {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir);
+    data.join("spool").join("projects")
+}
+
+/// The project the app opens: `$SPOOL_PROJECT`, else the default project, so work survives a restart.
+fn startup_project() -> PathBuf {
+    std::env::var_os("SPOOL_PROJECT").map_or_else(|| projects_dir().join("default"), PathBuf::from)
 }
 
 /// Native window options shared by the app and the demo.
@@ -55,16 +66,30 @@ pub fn native_options() -> eframe::NativeOptions {
     }
 }
 
-/// Opens the app with the given model factory (the real one in `spool`, a double in demos).
-pub fn run_with(factory: ModelFactory, options: AppOptions) -> anyhow::Result<()> {
-    let store_dir = session_dir();
+/// Opens the app; `make_factory` builds the model factory for each project the app opens (the
+/// real models in `spool`, a stand-in in demos).
+pub fn run_with(make_factory: impl Fn() -> ModelFactory + 'static, options: AppOptions) -> anyhow::Result<()> {
     eframe::run_native(
         "Spool",
         native_options(),
         Box::new(move |cc| {
-            let engine = Engine::spawn(EngineConfig::new(store_dir), factory, Some(waker(&cc.egui_ctx)))
-                .map_err(|e| format!("could not open the session folder: {e}"))?;
-            Ok(Box::new(App::new(cc, engine, options)))
+            let ctx = cc.egui_ctx.clone();
+            let opener: EngineOpener = Box::new(move |dir: &Path| {
+                Engine::spawn(EngineConfig::new(dir.to_path_buf()), make_factory(), Some(waker(&ctx)))
+                    .map_err(|e| e.to_string())
+            });
+            let first = startup_project();
+            let engine = match opener(&first) {
+                Ok(e) => e,
+                // Another Spool has the default project open: start a fresh one beside it.
+                Err(_) if std::env::var_os("SPOOL_PROJECT").is_none() => {
+                    let stamp =
+                        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                    opener(&projects_dir().join(format!("untitled-{stamp}")))?
+                }
+                Err(e) => return Err(format!("could not open project {}: {e}", first.display()).into()),
+            };
+            Ok(Box::new(App::new(cc, engine, options).with_opener(opener)))
         }),
     )
     .map_err(|e| anyhow::anyhow!("the window could not open: {e}"))
@@ -72,5 +97,6 @@ pub fn run_with(factory: ModelFactory, options: AppOptions) -> anyhow::Result<()
 
 /// Opens the app with the shipped models.
 pub fn run() -> anyhow::Result<()> {
-    run_with(crate::cli::models::factory(crate::cli::models::assets_dir()), AppOptions::default())
+    let assets = crate::cli::models::assets_dir();
+    run_with(move || crate::cli::models::factory(assets.clone()), AppOptions::default())
 }

@@ -34,7 +34,13 @@ pub struct Notice {
 
 impl Notice {
     fn new(level: Level, text: &str, fix: Option<&str>) -> Self {
-        Notice { level, text: text.to_string(), fix: fix.map(str::to_string), settings_action: false, at: Instant::now() }
+        Notice {
+            level,
+            text: text.to_string(),
+            fix: fix.map(str::to_string),
+            settings_action: false,
+            at: Instant::now(),
+        }
     }
     pub fn error(text: &str, fix: &str) -> Self {
         Self::new(Level::Error, text, Some(fix))
@@ -152,7 +158,10 @@ impl App {
                     });
                     ui.add(egui::Label::new(egui::RichText::new(capitalise(&n.text)).color(theme::TEXT)).wrap());
                     if let Some(fix) = &n.fix {
-                        ui.add(egui::Label::new(egui::RichText::new(format!("Fix: {}", capitalise(fix))).color(color)).wrap());
+                        ui.add(
+                            egui::Label::new(egui::RichText::new(format!("Fix: {}", capitalise(fix))).color(color))
+                                .wrap(),
+                        );
                     }
                 });
             ui.add_space(4.0);

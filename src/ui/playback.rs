@@ -57,7 +57,10 @@ impl App {
         if self.session.current_len() > 0 {
             let x = strip.x(self.play.playhead as f64 + 0.5);
             let top = lane_rect.top();
-            ui.painter().line_segment([egui::pos2(x, top), egui::pos2(x, strip_rect.bottom())], egui::Stroke::new(2.0, theme::ACCENT));
+            ui.painter().line_segment(
+                [egui::pos2(x, top), egui::pos2(x, strip_rect.bottom())],
+                egui::Stroke::new(2.0, theme::ACCENT),
+            );
             ui.painter().circle_filled(egui::pos2(x, top), 3.5, theme::ACCENT);
         }
     }
@@ -73,7 +76,11 @@ impl App {
                 self.step_frames(-1);
             }
             let play_label = if self.play.playing { "⏸ Pause playback" } else { "⏵ Play" };
-            if ui.add_enabled(has, egui::Button::new(play_label)).on_hover_text("Play or pause at the playback rate (Space)").clicked() {
+            if ui
+                .add_enabled(has, egui::Button::new(play_label))
+                .on_hover_text("Play or pause at the playback rate (Space)")
+                .clicked()
+            {
                 self.toggle_play();
             }
             if ui.add_enabled(has, egui::Button::new("▶")).on_hover_text("Next frame (→)").clicked() {
@@ -104,7 +111,9 @@ impl App {
                 }
                 let b = ui
                     .add_enabled(has, egui::Button::new(format!("Branch from frame {}", self.play.playhead)))
-                    .on_hover_text("Rewind to this frame and branch: a new take keeps frames up to here, the old take stays")
+                    .on_hover_text(
+                        "Rewind to this frame and branch: a new take keeps frames up to here, the old take stays",
+                    )
                     .on_disabled_hover_text("Generate a take first");
                 if b.clicked() {
                     self.branch_here();
@@ -117,12 +126,19 @@ impl App {
     pub(crate) fn add_segment(&mut self) {
         let last = self.draft.segments.last().map_or(0, |s| s.start);
         let at_head = self.play.playhead + 1;
-        let start = if self.session.current_len() > 0 && at_head > last && !self.draft.segments.iter().any(|s| s.start == at_head) {
+        let start = if self.session.current_len() > 0
+            && at_head > last
+            && !self.draft.segments.iter().any(|s| s.start == at_head)
+        {
             at_head
         } else {
             last + 16
         };
-        let text = if self.prompt.trim().is_empty() { "a white star on a night sky".to_string() } else { self.prompt.trim().to_string() };
+        let text = if self.prompt.trim().is_empty() {
+            "a white star on a night sky".to_string()
+        } else {
+            self.prompt.trim().to_string()
+        };
         self.edit_timeline(true, |t| t.set_segment(Segment::new(start, text)));
         self.selected_segment = self.draft.segments.iter().position(|s| s.start == start);
     }
@@ -161,9 +177,14 @@ impl App {
             }
             let text_rect = rect.shrink2(egui::vec2(6.0, 2.0));
             if text_rect.width() > 16.0 {
-                let galley = painter.layout(label, egui::FontId::proportional(11.5), egui::Color32::WHITE, f32::INFINITY);
+                let galley =
+                    painter.layout(label, egui::FontId::proportional(11.5), egui::Color32::WHITE, f32::INFINITY);
                 let clip = painter.with_clip_rect(text_rect.intersect(painter.clip_rect()));
-                clip.galley(egui::pos2(text_rect.left(), text_rect.center().y - galley.size().y / 2.0), galley, egui::Color32::WHITE);
+                clip.galley(
+                    egui::pos2(text_rect.left(), text_rect.center().y - galley.size().y / 2.0),
+                    galley,
+                    egui::Color32::WHITE,
+                );
             }
             if r.clicked() {
                 select = Some(i);
@@ -249,7 +270,12 @@ impl App {
             });
             match tex {
                 Some(t) => {
-                    painter.image(t, rect, egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)), egui::Color32::WHITE);
+                    painter.image(
+                        t,
+                        rect,
+                        egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)),
+                        egui::Color32::WHITE,
+                    );
                 }
                 None => {
                     painter.rect_filled(rect, 2.0, theme::WIDGET);
@@ -261,7 +287,10 @@ impl App {
         }
         // Newest frame tick.
         let nx = axis.x(len as f64);
-        painter.line_segment([egui::pos2(nx, axis.rect.top()), egui::pos2(nx, axis.rect.bottom())], egui::Stroke::new(1.0, theme::TEXT_DIM));
+        painter.line_segment(
+            [egui::pos2(nx, axis.rect.top()), egui::pos2(nx, axis.rect.bottom())],
+            egui::Stroke::new(1.0, theme::TEXT_DIM),
+        );
     }
 }
 

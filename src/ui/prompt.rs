@@ -130,7 +130,10 @@ impl App {
             let n = self.next_frame();
             let can_apply = has_take && self.prompt_differs() && !self.prompt.trim().is_empty();
             let apply = ui
-                .add_enabled(can_apply, egui::Button::new(format!("Apply from frame {n}")).min_size(egui::vec2(104.0, 26.0)))
+                .add_enabled(
+                    can_apply,
+                    egui::Button::new(format!("Apply from frame {n}")).min_size(egui::vec2(104.0, 26.0)),
+                )
                 .on_hover_text("Change the prompt of this take from its next frame; frames already made stay")
                 .on_disabled_hover_text(if has_take { "Edit the prompt first" } else { "Generate a take first" });
             if apply.clicked() {
@@ -177,9 +180,12 @@ impl App {
                 ui.vertical(|ui| {
                     ui.add(egui::Label::new(egui::RichText::new(&img.name).size(12.0)).truncate());
                     ui.label(
-                        egui::RichText::new(format!("frame 0 of the next take · {}×{}", img.frame.width, img.frame.height))
-                            .size(11.0)
-                            .color(theme::TEXT_DIM),
+                        egui::RichText::new(format!(
+                            "frame 0 of the next take · {}×{}",
+                            img.frame.width, img.frame.height
+                        ))
+                        .size(11.0)
+                        .color(theme::TEXT_DIM),
                     );
                 });
                 clear = ui.small_button("Clear").on_hover_text("Generate from the prompt alone").clicked();
@@ -199,7 +205,9 @@ impl App {
         theme::section(ui, "Try one");
         let mut pick = None;
         for e in vocab::EXAMPLES {
-            let b = egui::Button::new(egui::RichText::new(*e).size(12.0).color(theme::TEXT)).wrap().frame_when_inactive(false);
+            let b = egui::Button::new(egui::RichText::new(*e).size(12.0).color(theme::TEXT))
+                .wrap()
+                .frame_when_inactive(false);
             if ui.add(b).on_hover_text("Use this prompt").clicked() {
                 pick = Some(*e);
             }

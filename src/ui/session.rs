@@ -8,9 +8,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::engine::{EngineError, EngineState, Event, FrameEvent, Finish, Stats, TakeId, TakeInfo};
+use crate::engine::{EngineError, EngineState, Event, Finish, FrameEvent, Stats, TakeId, TakeInfo};
 use crate::model::{Frame, ModelInfo};
-use crate::store::FrameId;
+use crate::store::{FrameId, Tag};
 use crate::timeline::Timeline;
 
 /// Per-frame generation times kept for the sparkline.
@@ -80,6 +80,16 @@ impl Session {
     /// Folds one event in; returns what the user should be told, if anything.
     pub fn apply(&mut self, event: Event) -> Option<Report> {
         match event {
+            Event::ProjectOpened { takes, current, recovered } => {
+                self.takes = takes.into_iter().map(|info| TakeView { info, frames: Vec::new() }).collect();
+                self.current = current;
+                if !recovered.is_empty() {
+                    return Some(Report::Warning(format!(
+                        "the project was repaired while opening: {}: nothing more to do",
+                        recovered.join("; ")
+                    )));
+                }
+            }
             Event::State(s) => self.state = s,
             Event::ModelLoaded(info) => self.model = Some(info),
             Event::TakeCreated(info) => {
@@ -148,6 +158,41 @@ impl Session {
             decoded: f.timing.decoded,
             received: now,
         });
+    }
+
+    /// Fills in the frame ids of takes opened from a project, from the store's tags: a take holds
+    /// its parent's first `keep` frames, then the frames made for it (the latest at each index).
+    pub fn rebuild_frames(&mut self, tags: &[(FrameId, Tag)]) {
+        let mut own: std::collections::HashMap<u32, std::collections::BTreeMap<u64, FrameId>> = Default::default();
+        for (id, tag) in tags {
+            let slot = own.entry(tag.take).or_default().entry(tag.index).or_insert(*id);
+            if id.0 > slot.0 {
+                *slot = *id;
+            }
+        }
+        // Parents always have lower ids than their branches, so one pass in id order suffices.
+        let mut order: Vec<usize> = (0..self.takes.len()).collect();
+        order.sort_by_key(|&i| self.takes[i].info.id);
+        for i in order {
+            let info = self.takes[i].info.clone();
+            let mut frames = match info.parent {
+                Some((p, keep)) => {
+                    self.take(p).map(|t| t.frames[..(keep as usize).min(t.frames.len())].to_vec()).unwrap_or_default()
+                }
+                None => Vec::new(),
+            };
+            if let Some(mine) = own.get(&info.id.0) {
+                for (&index, &id) in mine {
+                    if index as usize == frames.len() {
+                        frames.push(id);
+                    } else if (index as usize) < frames.len() {
+                        frames[index as usize] = id;
+                    }
+                }
+            }
+            frames.truncate(info.len as usize);
+            self.takes[i].frames = frames;
+        }
     }
 
     pub fn take(&self, id: TakeId) -> Option<&TakeView> {

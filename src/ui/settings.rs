@@ -6,10 +6,11 @@ use super::theme;
 
 impl App {
     pub(crate) fn settings_panel(&mut self, ui: &mut egui::Ui) {
-        let header = egui::CollapsingHeader::new(egui::RichText::new("SETTINGS").size(11.0).color(theme::TEXT_DIM).strong())
-            .id_salt("settings")
-            .open(Some(self.settings_open))
-            .show(ui, |ui| self.settings_body(ui));
+        let header =
+            egui::CollapsingHeader::new(egui::RichText::new("SETTINGS").size(11.0).color(theme::TEXT_DIM).strong())
+                .id_salt("settings")
+                .open(Some(self.settings_open))
+                .show(ui, |ui| self.settings_body(ui));
         if header.header_response.clicked() {
             self.settings_open = !self.settings_open;
         }
@@ -44,14 +45,21 @@ impl App {
             ui.label("");
             ui.horizontal(|ui| {
                 let loaded = self.session.model.as_ref().map(|m| m.id.clone());
-                let differs = loaded.as_deref() != Some(self.settings.model.as_str()) || self.settings.weights.is_some();
-                if ui.add_enabled(!self.session.busy(), egui::Button::new("Load model")).on_hover_text("Load the chosen model").clicked() {
+                let differs =
+                    loaded.as_deref() != Some(self.settings.model.as_str()) || self.settings.weights.is_some();
+                if ui
+                    .add_enabled(!self.session.busy(), egui::Button::new("Load model"))
+                    .on_hover_text("Load the chosen model")
+                    .clicked()
+                {
                     self.load_model();
                 }
                 if differs && loaded.is_some() {
                     ui.label(egui::RichText::new("not loaded").size(11.0).color(theme::WARN));
                 }
-                if self.settings.weights.is_some() && ui.small_button("Built-in").on_hover_text("Use the default weights").clicked() {
+                if self.settings.weights.is_some()
+                    && ui.small_button("Built-in").on_hover_text("Use the default weights").clicked()
+                {
                     self.settings.weights = None;
                 }
             });
@@ -61,21 +69,27 @@ impl App {
             ui.horizontal(|ui| {
                 ui.selectable_value(&mut self.settings.random_seed, false, "Fixed");
                 ui.selectable_value(&mut self.settings.random_seed, true, "Random");
-                ui.add_enabled(!self.settings.random_seed, egui::DragValue::new(&mut self.settings.seed).range(0..=u32::MAX as u64))
-                    .on_hover_text("Same seed and settings make the same frames");
+                ui.add_enabled(
+                    !self.settings.random_seed,
+                    egui::DragValue::new(&mut self.settings.seed).range(0..=u32::MAX as u64),
+                )
+                .on_hover_text("Same seed and settings make the same frames");
             });
             ui.end_row();
 
             ui.label("Steps");
             ui.horizontal(|ui| {
-                let (default, max) = self.session.model.as_ref().map_or((2, 4), |m| (m.default_steps, m.max_steps.max(1)));
+                let (default, max) =
+                    self.session.model.as_ref().map_or((2, 4), |m| (m.default_steps, m.max_steps.max(1)));
                 let mut auto = self.settings.steps.is_none();
-                if ui.checkbox(&mut auto, "Default").on_hover_text(format!("The model's default: {default}")).changed() {
+                if ui.checkbox(&mut auto, "Default").on_hover_text(format!("The model's default: {default}")).changed()
+                {
                     self.settings.steps = if auto { None } else { Some(default) };
                 }
                 let mut steps = self.settings.steps.unwrap_or(default);
                 ui.spacing_mut().slider_width = 70.0;
-                let r = ui.add_enabled(!auto, egui::Slider::new(&mut steps, 1..=max))
+                let r = ui
+                    .add_enabled(!auto, egui::Slider::new(&mut steps, 1..=max))
                     .on_hover_text("Denoising steps per frame: more is slower and usually cleaner");
                 if r.changed() {
                     self.settings.steps = Some(steps);
@@ -84,7 +98,11 @@ impl App {
             ui.end_row();
 
             ui.label("Resolution");
-            let res = self.session.model.as_ref().map_or("–".to_string(), |m| format!("{}×{} (the model's)", m.width, m.height));
+            let res = self
+                .session
+                .model
+                .as_ref()
+                .map_or("–".to_string(), |m| format!("{}×{} (the model's)", m.width, m.height));
             ui.label(egui::RichText::new(res).color(theme::TEXT_DIM));
             ui.end_row();
 
@@ -95,7 +113,8 @@ impl App {
 
             ui.label("View");
             ui.horizontal(|ui| {
-                ui.checkbox(&mut self.settings.smooth, "Smooth").on_hover_text("Bilinear scaling instead of sharp pixels");
+                ui.checkbox(&mut self.settings.smooth, "Smooth")
+                    .on_hover_text("Bilinear scaling instead of sharp pixels");
                 ui.checkbox(&mut self.settings.checker, "Checker").on_hover_text("Checkerboard behind the frame");
             });
             ui.end_row();

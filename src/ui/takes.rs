@@ -8,7 +8,14 @@ impl App {
     pub(crate) fn takes_panel(&mut self, ui: &mut egui::Ui) {
         theme::section(ui, "Takes");
         if self.session.takes.is_empty() {
-            ui.add(egui::Label::new(egui::RichText::new("Each Generate makes a take; branches appear here too.").size(12.0).color(theme::TEXT_DIM)).wrap());
+            ui.add(
+                egui::Label::new(
+                    egui::RichText::new("Each Generate makes a take; branches appear here too.")
+                        .size(12.0)
+                        .color(theme::TEXT_DIM),
+                )
+                .wrap(),
+            );
             return;
         }
         let mut switch = None;
@@ -22,7 +29,9 @@ impl App {
             let title = format!("Take {} · {} frames{}", t.info.id.0 + 1, t.frames.len(), parent);
             let text = egui::RichText::new(title).color(if current { theme::ACCENT } else { theme::TEXT });
             let r = ui
-                .add(egui::Button::selectable(current, text).truncate().min_size(egui::vec2(ui.available_width(), 24.0)))
+                .add(
+                    egui::Button::selectable(current, text).truncate().min_size(egui::vec2(ui.available_width(), 24.0)),
+                )
                 .on_hover_text(format!("{prompt}\nseed {} · click to switch", t.info.settings.seed));
             if r.clicked() {
                 switch = Some(t.info.id);

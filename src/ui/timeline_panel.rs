@@ -58,14 +58,14 @@ impl App {
                 let lo = if i == 0 { 0 } else { self.draft.segments[i - 1].start + 1 };
                 let hi = self.draft.segments.get(i + 1).map_or(u64::MAX / 2, |s| s.start - 1);
                 let mut start = seg.start;
+                ui.add_enabled(i > 0, egui::DragValue::new(&mut start).range(lo..=hi).prefix("from frame "))
+                    .on_hover_text("First frame this segment conditions");
+                let mut blend = seg.blend;
                 ui.add_enabled(
                     i > 0,
-                    egui::DragValue::new(&mut start).range(lo..=hi).prefix("from frame "),
+                    egui::DragValue::new(&mut blend).range(0..=512).prefix("crossfade ").suffix(" f"),
                 )
-                .on_hover_text("First frame this segment conditions");
-                let mut blend = seg.blend;
-                ui.add_enabled(i > 0, egui::DragValue::new(&mut blend).range(0..=512).prefix("crossfade ").suffix(" f"))
-                    .on_hover_text("Frames over which the previous prompt blends into this one");
+                .on_hover_text("Frames over which the previous prompt blends into this one");
                 if start != seg.start || blend != seg.blend {
                     self.edit_timeline(true, |t| {
                         t.segments[i].start = start;
@@ -112,12 +112,20 @@ impl App {
                 ui.add(egui::Label::new(egui::RichText::new(e.to_string()).color(theme::ERROR).size(12.0)).wrap());
             }
             ui.horizontal(|ui| {
-                let add = ui.button("+ Mix in a prompt").on_hover_text("Blend a second prompt into this segment by weight");
+                let add =
+                    ui.button("+ Mix in a prompt").on_hover_text("Blend a second prompt into this segment by weight");
                 if add.clicked() {
-                    let text = if self.prompt.trim().is_empty() { "a blue square".to_string() } else { self.prompt.trim().to_string() };
+                    let text = if self.prompt.trim().is_empty() {
+                        "a blue square".to_string()
+                    } else {
+                        self.prompt.trim().to_string()
+                    };
                     self.edit_timeline(true, |t| t.segments[i].prompts.push(WeightedPrompt { text, weight: 0.5 }));
                 }
-                if ui.button("Use editor prompt").on_hover_text("Set this segment to the prompt in the editor").clicked()
+                if ui
+                    .button("Use editor prompt")
+                    .on_hover_text("Set this segment to the prompt in the editor")
+                    .clicked()
                     && !self.prompt.trim().is_empty()
                 {
                     let text = self.prompt.trim().to_string();

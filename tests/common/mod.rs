@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 use candle_core::{Device, Tensor};
 use crossbeam_channel::RecvTimeoutError;
 use spool::engine::{Engine, EngineConfig, Event, ModelFactory, ModelSpec};
-use spool::model::{
-    Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, ModelError, ModelInfo, Result, VideoModel,
-};
+use spool::model::{Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, ModelError, ModelInfo, Result, VideoModel};
 
 /// What the double saw, shared with the test.
 #[derive(Debug, Default)]
@@ -152,7 +150,8 @@ pub fn factory(chunk: usize, log: Arc<Mutex<Log>>, control: Arc<Control>) -> Mod
             max_prompt_tokens: 16,
             device: "cpu".into(),
         };
-        Ok(Box::new(Double { info, cache: Vec::new(), log: log.clone(), control: control.clone() }) as Box<dyn VideoModel>)
+        Ok(Box::new(Double { info, cache: Vec::new(), log: log.clone(), control: control.clone() })
+            as Box<dyn VideoModel>)
     })
 }
 
@@ -163,7 +162,7 @@ impl Harness {
         let log = Arc::new(Mutex::new(Log::default()));
         let control = Arc::new(Control { fail_at: AtomicU64::new(u64::MAX), ..Default::default() });
         let engine = Engine::spawn(
-            EngineConfig::new(dir.path().join("store")),
+            EngineConfig::new(dir.path().join("project")),
             factory(chunk, log.clone(), control.clone()),
             None,
         )
