@@ -28,7 +28,11 @@ fn options(model: &str) -> AppOptions {
 }
 
 fn gui_with(factory: ModelFactory, opts: AppOptions, size: egui::Vec2, ppp: f32) -> Gui {
-    let dir = tempfile::tempdir().unwrap();
+    gui_in(tempfile::tempdir().unwrap(), factory, opts, size, ppp)
+}
+
+/// The app working in the project folder `dir/project`.
+fn gui_in(dir: tempfile::TempDir, factory: ModelFactory, opts: AppOptions, size: egui::Vec2, ppp: f32) -> Gui {
     let store = dir.path().join("project");
     let h = Harness::builder().with_size(size).with_pixels_per_point(ppp).wgpu().build_eframe(move |cc| {
         let engine = Engine::spawn(EngineConfig::new(store), factory, Some(spool::ui::waker(&cc.egui_ctx))).unwrap();
@@ -383,6 +387,34 @@ fn start_image_by_drag_and_drop() {
     g.h.run_steps(2);
     let px = frame_view_centre(&mut g);
     assert!(px[0] > 200 && px[1] < 80, "frame 0 is the start image: {px:?}");
+}
+
+#[test]
+fn reopening_the_project_brings_back_takes_and_frames() {
+    let (mut g, _) = demo_gui(0);
+    g.h.state_mut().set_generate_frames(Some(6));
+    g.type_prompt("a green square moving up on a white background");
+    g.click("Generate");
+    g.until("6 frames", |a| a.session().current_len() == 6 && a.session().state == EngineState::Idle);
+    g.h.key_press(egui::Key::Home);
+    g.h.run_steps(2);
+    g.click("Branch from frame 0");
+    g.click("Extend");
+    g.until("the branch has 33 frames", |a| a.session().current_len() == 33 && a.session().state == EngineState::Idle);
+    let before: Vec<(u32, usize)> = g.app().session().takes.iter().map(|t| (t.info.id.0, t.frames.len())).collect();
+    let Gui { h, _dir: dir } = g;
+    drop(h); // closes the engine, which flushes the project
+
+    let delay = Arc::new(AtomicU64::new(0));
+    let mut g = gui_in(dir, demo::factory(64, delay), options("spool-tiny"), egui::vec2(1024.0, 700.0), 1.0);
+    g.until("the project's takes are back", |a| a.session().takes.len() == 2);
+    let after: Vec<(u32, usize)> = g.app().session().takes.iter().map(|t| (t.info.id.0, t.frames.len())).collect();
+    assert_eq!(after, before, "every take comes back with all its frames");
+    assert_eq!(g.app().session().current, Some(TakeId(1)));
+    g.h.key_press(egui::Key::Home);
+    g.h.run_steps(2);
+    let px = frame_view_centre(&mut g);
+    assert!(px[0] > 200 && px[1] > 200 && px[2] > 200, "frame 0 is read back from disk: {px:?}");
 }
 
 #[test]

@@ -126,6 +126,8 @@ pub struct App {
     pub(crate) hud_rect: egui::Rect,
     /// The visible rects of the two side panels' scroll areas (their content is clipped to them).
     scroll_viewports: [egui::Rect; 2],
+    /// With `SPOOL_UI_STATS` set: print UI timings this often (benchmarks).
+    stats_every: Option<(Duration, Instant)>,
     /// Starts an engine in another project folder ("Open project…"); `None` in tests.
     opener: Option<super::EngineOpener>,
     /// CPU time of recent UI frames (layout and event handling), for the benchmark.
@@ -192,6 +194,7 @@ impl App {
             hud_rect: egui::Rect::NOTHING,
             scroll_viewports: [egui::Rect::NOTHING; 2],
             opener: None,
+            stats_every: std::env::var_os("SPOOL_UI_STATS").map(|_| (Duration::from_secs(5), Instant::now())),
             ui_times: VecDeque::new(),
         }
     }
@@ -438,10 +441,11 @@ impl App {
             }
         } else if self.draft.validate().is_ok() {
             // Before the first take the first segment mirrors the editor.
-            if let Some(p) = self.draft.segments.first().and_then(|s| s.prompts.first()) {
-                if p.text.trim() != self.prompt.trim() && !p.text.trim().is_empty() {
-                    self.prompt = p.text.clone();
-                }
+            if let Some(p) = self.draft.segments.first().and_then(|s| s.prompts.first())
+                && p.text.trim() != self.prompt.trim()
+                && !p.text.trim().is_empty()
+            {
+                self.prompt = p.text.clone();
             }
         }
     }
@@ -848,6 +852,10 @@ impl App {
         if self.ui_times.len() > 600 {
             self.ui_times.pop_front();
         }
+        if self.stats_every.is_some_and(|(every, last)| last.elapsed() >= every) {
+            self.print_ui_stats();
+            self.stats_every = self.stats_every.map(|(every, _)| (every, Instant::now()));
+        }
     }
 
     fn show_inner(&mut self, ui: &mut egui::Ui) {
@@ -1030,6 +1038,30 @@ impl App {
             });
         });
     }
+}
+
+impl App {
+    /// For benchmarks: the UI thread's frame times and the frame-to-screen lag so far.
+    fn print_ui_stats(&self) {
+        if let Some((p50, p95, n)) = self.ui_frame_times() {
+            eprintln!("ui frame time over {n} frames: p50 {:.1} ms, p95 {:.1} ms", ms(p50), ms(p95));
+        }
+        let mut lag: Vec<Duration> = self.display_lag.iter().copied().collect();
+        lag.sort();
+        if !lag.is_empty() {
+            eprintln!(
+                "frame decoded -> drawn over {} frames: p50 {:.1} ms, p95 {:.1} ms; generation {:?} fps",
+                lag.len(),
+                ms(lag[lag.len() / 2]),
+                ms(lag[(lag.len() - 1) * 95 / 100]),
+                self.session.stats.steady_fps.map(|f| (f * 10.0).round() / 10.0)
+            );
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 impl eframe::App for App {
