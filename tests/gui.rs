@@ -308,8 +308,8 @@ fn keyboard_shortcuts_generate_stop_play_and_step() {
     g.h.key_press(egui::Key::Space);
     g.h.run_steps(2);
     assert!(g.app().playback().playing);
-    std::thread::sleep(Duration::from_millis(150));
-    g.h.run_steps(2);
+    // The harness's clock advances one step_dt (1/60 s) per step: 30 steps are half a second.
+    g.h.run_steps(30);
     assert!(g.app().playback().playhead > 1 || len <= 2, "playback advances");
     g.h.key_press(egui::Key::Space);
     g.h.run_steps(2);
@@ -520,4 +520,19 @@ fn layout_4k_at_2x() {
     let img = g.h.render().unwrap();
     assert_eq!((img.width(), img.height()), (3840, 2160), "3840×2160 pixels at 2×");
     g.snapshot("generated_3840x2160_2x");
+}
+
+#[test]
+fn export_the_current_take_off_the_ui_thread() {
+    let (mut g, _) = demo_gui(0);
+    g.h.state_mut().set_generate_frames(Some(8));
+    g.click("Generate");
+    g.until("8 frames", |a| a.session().current_len() == 8 && a.session().state == EngineState::Idle);
+    let out = g._dir.path().join("clip.gif");
+    g.h.state_mut().export_to(out.clone());
+    g.until("the export finishes", |a| !a.exporting());
+    let n = &g.app().notices().items()[0];
+    assert!(n.text.contains("exported 8 frames"), "{n:?}");
+    let gif = std::fs::read(&out).unwrap();
+    assert_eq!(&gif[..6], b"GIF89a");
 }

@@ -58,6 +58,8 @@ pub struct Settings {
     /// `None`: the model's default.
     pub steps: Option<u32>,
     pub playback_fps: f32,
+    /// Upscale on export: 1, 2 or 4.
+    pub export_scale: u32,
     pub smooth: bool,
     pub checker: bool,
 }
@@ -89,6 +91,8 @@ pub(crate) enum IoDone {
     StartImage(Result<(String, Frame), String>),
     WeightsFolder(PathBuf),
     OpenProject(PathBuf),
+    ExportTo(PathBuf),
+    Exported(Result<crate::export::ExportSummary, String>),
 }
 
 pub struct App {
@@ -128,6 +132,8 @@ pub struct App {
     scroll_viewports: [egui::Rect; 2],
     /// With `SPOOL_UI_STATS` set: print UI timings this often (benchmarks).
     stats_every: Option<(Duration, Instant)>,
+    /// The running export, if any.
+    pub(crate) export: Option<super::export_ui::ExportJob>,
     /// Starts an engine in another project folder ("Open project…"); `None` in tests.
     opener: Option<super::EngineOpener>,
     /// CPU time of recent UI frames (layout and event handling), for the benchmark.
@@ -173,6 +179,7 @@ impl App {
                 seed: 1,
                 steps: None,
                 playback_fps: 16.0,
+                export_scale: 2,
                 smooth: false,
                 checker: false,
             },
@@ -194,6 +201,7 @@ impl App {
             hud_rect: egui::Rect::NOTHING,
             scroll_viewports: [egui::Rect::NOTHING; 2],
             opener: None,
+            export: None,
             stats_every: std::env::var_os("SPOOL_UI_STATS").map(|_| (Duration::from_secs(5), Instant::now())),
             ui_times: VecDeque::new(),
         }
@@ -640,6 +648,8 @@ impl App {
                 }
                 IoDone::WeightsFolder(p) => self.settings.weights = Some(p),
                 IoDone::OpenProject(p) => self.open_project(&p),
+                IoDone::ExportTo(p) => self.export_to(p),
+                IoDone::Exported(r) => self.export_finished(r),
             }
         }
         // Keep a start image at the model's size (the model may have changed since it was loaded).
@@ -657,9 +667,10 @@ impl App {
     fn shortcuts(&mut self, ctx: &egui::Context) {
         let cmd = |m: Modifiers, k: Key| KeyboardShortcut::new(m, k);
         let typing = ctx.egui_wants_keyboard_input();
-        let (gen_, extend, redo, undo, save, stop) = ctx.input_mut(|i| {
+        let (gen_, export, extend, redo, undo, save, stop) = ctx.input_mut(|i| {
             (
                 i.consume_shortcut(&cmd(Modifiers::COMMAND, Key::Enter)),
+                i.consume_shortcut(&cmd(Modifiers::COMMAND | Modifiers::SHIFT, Key::E)),
                 i.consume_shortcut(&cmd(Modifiers::COMMAND, Key::E)),
                 i.consume_shortcut(&cmd(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z)),
                 !typing && i.consume_shortcut(&cmd(Modifiers::COMMAND, Key::Z)),
@@ -669,6 +680,9 @@ impl App {
         });
         if gen_ {
             self.generate();
+        }
+        if export && self.session.current_len() > 0 && self.export.is_none() {
+            self.pick_export();
         }
         if extend {
             self.extend();
@@ -971,8 +985,18 @@ impl App {
             };
             ui.label(egui::RichText::new(model).color(theme::TEXT_DIM));
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                ui.add_enabled(false, egui::Button::new("Export…"))
-                    .on_disabled_hover_text("Export arrives with export");
+                let can_export = self.session.current_len() > 0 && self.export.is_none();
+                let export = ui
+                    .add_enabled(can_export, egui::Button::new("Export…"))
+                    .on_hover_text("Export the current take to MP4, GIF or PNGs (Ctrl+Shift+E)")
+                    .on_disabled_hover_text(if self.export.is_some() {
+                        "An export is running"
+                    } else {
+                        "Generate a take first"
+                    });
+                if export.clicked() {
+                    self.pick_export();
+                }
                 if ui
                     .button("Save project")
                     .on_hover_text("Write everything to disk now (Ctrl+S); Spool also saves as it goes")
@@ -1031,6 +1055,7 @@ impl App {
                 .current_take()
                 .map_or("no take yet".to_string(), |t| format!("take {} · {} frames", t.info.id.0 + 1, t.frames.len()));
             ui.label(small(&take));
+            self.export_status(ui);
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 ui.label(small(
                     "Ctrl+Enter generate · Ctrl+E extend · Esc stop · Space play · Left/Right step · Ctrl+Z undo",

@@ -5,6 +5,7 @@
 //! their own (a deterministic double) instead.
 
 mod app;
+mod export_ui;
 mod hud;
 pub mod image_input;
 mod notices;

@@ -111,6 +111,15 @@ impl App {
                 .on_hover_text("Frame rate of playback");
             ui.end_row();
 
+            ui.label("Export");
+            ui.horizontal(|ui| {
+                for k in [1u32, 2, 4] {
+                    ui.selectable_value(&mut self.settings.export_scale, k, format!("×{k}"))
+                        .on_hover_text(format!("Export at {k}× the model's size (Lanczos)"));
+                }
+            });
+            ui.end_row();
+
             ui.label("View");
             ui.horizontal(|ui| {
                 ui.checkbox(&mut self.settings.smooth, "Smooth")
