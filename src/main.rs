@@ -28,6 +28,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Cmd::Generate(args)) => cli::generate(args),
         Some(Cmd::Bench(args)) => cli::bench::run(args),
+        Some(Cmd::Export(args)) => cli::export(args),
         None => open_app(),
     };
     match result {

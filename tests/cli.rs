@@ -79,11 +79,35 @@ fn outputs_that_exist_or_cannot_be_written_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("out")).unwrap();
     std::fs::write(dir.path().join("out/keep.txt"), b"mine").unwrap();
-    let (code, err) = spool(&["generate", "--prompt", "a", "--frames", "3", "-o", "out"], dir.path());
+    for force in [false, true] {
+        let mut args = vec!["generate", "--prompt", "a", "--frames", "3", "-o", "out"];
+        if force {
+            args.push("--force");
+        }
+        let (code, err) = spool(&args, dir.path());
+        assert_ne!(code, 0);
+        assert!(err.contains("holding files other than exported frames"), "{err}");
+        assert_eq!(std::fs::read(dir.path().join("out/keep.txt")).unwrap(), b"mine", "the user's file is untouched");
+    }
+    std::fs::write(dir.path().join("clip.mp4"), b"old").unwrap();
+    let (code, err) = spool(&["generate", "--prompt", "a", "--frames", "3", "-o", "clip.mp4"], dir.path());
     assert_ne!(code, 0);
     assert!(err.contains("already exists") && err.contains("--force"), "{err}");
-    let (code, err) = spool(&["generate", "--prompt", "a", "--frames", "3", "-o", "out", "--force"], dir.path());
+    assert_eq!(std::fs::read(dir.path().join("clip.mp4")).unwrap(), b"old");
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "no temporary files are left: {names:?}");
+    rejects(&["generate", "--prompt", "a", "--frames", "3", "-o", "clip.mov"], &["unsupported output format", ".mp4"]);
+    rejects(&["generate", "--prompt", "a", "--frames", "3", "-o", "out", "--scale", "3"], &["not 1, 2 or 4"]);
+    rejects(&["generate", "--prompt", "a", "--frames", "3", "-o", "out", "--fps", "0"], &["frame rate"]);
+}
+
+#[test]
+fn export_refuses_what_is_not_a_project() {
+    let dir = tempfile::tempdir().unwrap();
+    rejects(&["export", "/no/such.spool", "-o", "out.mp4"], &["does not exist"]);
+    std::fs::create_dir(dir.path().join("empty.spool")).unwrap();
+    let (code, err) = spool(&["export", "empty.spool", "-o", "out.mp4"], dir.path());
     assert_ne!(code, 0);
-    assert!(err.contains("refusing to replace"), "{err}");
-    assert_eq!(std::fs::read(dir.path().join("out/keep.txt")).unwrap(), b"mine", "the user's file is untouched");
+    assert!(err.contains("no manifest.json"), "{err}");
+    assert!(!dir.path().join("out.mp4").exists());
 }

@@ -24,6 +24,8 @@ pub enum Cmd {
     Generate(GenerateArgs),
     /// Run the fixed benchmark workload and print one JSON line per figure.
     Bench(BenchArgs),
+    /// Export a take of a saved project to MP4, GIF or a PNG folder.
+    Export(ExportArgs),
 }
 
 /// Model selection shared by the commands that load one.
@@ -65,12 +67,72 @@ pub struct GenerateArgs {
     /// Prompt timeline as JSON (see the README for the format).
     #[arg(long, value_name = "FILE", value_parser = parse_existing_path, conflicts_with = "prompt")]
     pub timeline: Option<PathBuf>,
-    /// Output: a folder for PNG frames.
+    /// Output: clip.mp4 (H.264), clip.gif, or a folder (dir/) of PNG frames.
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     pub output: PathBuf,
     /// Replace an existing output.
     #[arg(long)]
     pub force: bool,
+    /// Upscale the output by 2 or 4 (Lanczos), since small models render small frames.
+    #[arg(long, default_value_t = 1, value_parser = parse_scale)]
+    pub scale: u32,
+    /// Encoding quality, 1 to 100.
+    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub quality: u8,
+    /// Playback rate of the output (default: the model's).
+    #[arg(long, value_parser = parse_fps)]
+    pub fps: Option<f32>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The project folder (`NAME.spool`).
+    #[arg(value_parser = parse_existing_path)]
+    pub project: PathBuf,
+    /// Output: clip.mp4, clip.gif or a folder (dir/) of PNG frames.
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    pub output: PathBuf,
+    /// Take to export (default: the project's current take).
+    #[arg(long)]
+    pub take: Option<u32>,
+    /// Frames A..B of the take (B excluded).
+    #[arg(long, value_name = "A..B", value_parser = parse_range)]
+    pub range: Option<(u64, u64)>,
+    #[arg(long, default_value_t = 1, value_parser = parse_scale)]
+    pub scale: u32,
+    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub quality: u8,
+    #[arg(long, default_value_t = 16.0, value_parser = parse_fps)]
+    pub fps: f32,
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn parse_scale(s: &str) -> Result<u32, String> {
+    match s.trim() {
+        "1" => Ok(1),
+        "2" => Ok(2),
+        "4" => Ok(4),
+        _ => Err(format!("scale \"{s}\" is not 1, 2 or 4")),
+    }
+}
+
+fn parse_fps(s: &str) -> Result<f32, String> {
+    match s.trim().parse::<f32>() {
+        Ok(f) if f.is_finite() && f > 0.0 && f <= 240.0 => Ok(f),
+        _ => Err(format!("\"{s}\" is not a frame rate: use a number from 1 to 240, e.g. --fps 16")),
+    }
+}
+
+fn parse_range(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("\"{s}\" is not a frame range: write A..B, e.g. --range 0..48");
+    let (a, b) = s.split_once("..").ok_or_else(bad)?;
+    let a: u64 = a.trim().parse().map_err(|_| bad())?;
+    let b: u64 = b.trim().parse().map_err(|_| bad())?;
+    if a >= b {
+        return Err(format!("range {a}..{b} is empty: B must be larger than A"));
+    }
+    Ok((a, b))
 }
 
 #[derive(Debug, Args)]

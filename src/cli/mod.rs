@@ -15,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::engine::{Command, Engine, EngineConfig, Event, Finish, FrameCount, GenSettings, ModelSpec, Stats};
+use crate::export::{ExportOptions, Exporter, Quality};
 use crate::model::{Frame, ModelInfo};
 use crate::timeline::Timeline;
 use args::{GenerateArgs, ModelArgs};
@@ -26,69 +27,6 @@ pub struct InputError(pub String);
 
 fn input(msg: impl Into<String>) -> anyhow::Error {
     InputError(msg.into()).into()
-}
-
-/// Where the frames go, checked before anything is generated.
-struct Output {
-    dir: PathBuf,
-}
-
-impl Output {
-    /// Checks that `path` can take the clip: free (or `force` and ours to replace) and writable.
-    fn check(path: &Path, force: bool) -> Result<Output> {
-        if path.exists() {
-            if !force {
-                return Err(input(format!(
-                    "{} already exists: pass --force to replace it, or choose another output",
-                    path.display()
-                )));
-            }
-            if path.is_dir() && !holds_only_frames(path) {
-                return Err(input(format!(
-                    "{} is a folder holding other files than frames: refusing to replace it; choose an empty or new folder",
-                    path.display()
-                )));
-            }
-        }
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        if !parent.is_dir() {
-            return Err(input(format!("cannot write {}: folder {} does not exist", path.display(), parent.display())));
-        }
-        let probe = parent.join(format!(".spool-write-test-{}", std::process::id()));
-        std::fs::write(&probe, b"")
-            .map_err(|e| input(format!("cannot write to {}: {e}; choose a writable output", parent.display())))?;
-        let _ = std::fs::remove_file(&probe);
-        Ok(Output { dir: path.to_path_buf() })
-    }
-
-    /// Creates (or empties) the folder; called only once everything else has been checked.
-    fn create(&self) -> Result<()> {
-        if self.dir.is_file() {
-            std::fs::remove_file(&self.dir)?;
-        } else if self.dir.is_dir() {
-            std::fs::remove_dir_all(&self.dir)?;
-        }
-        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))
-    }
-
-    fn write(&self, index: u64, frame: &Frame) -> Result<()> {
-        let path = self.dir.join(format!("frame_{index:06}.png"));
-        image::save_buffer(&path, &frame.to_rgb8(), frame.width, frame.height, image::ExtendedColorType::Rgb8)
-            .with_context(|| format!("writing {}", path.display()))
-    }
-}
-
-fn holds_only_frames(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries.flatten().all(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            name.starts_with("frame_") && name.ends_with(".png")
-        })
-    })
 }
 
 /// Decodes a start image before any compute, so a bad file is an input error.
@@ -175,13 +113,21 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
     }
     timeline.validate().map_err(|e| input(e.to_string()))?;
     let image = args.image.as_deref().map(decode_image).transpose()?;
-    let output = Output::check(&args.output, args.force)?;
+    let metadata = vec![
+        ("timeline".to_string(), timeline.to_json()),
+        ("seed".to_string(), args.seed.to_string()),
+        ("model".to_string(), args.model.model.clone()),
+    ];
+    // Checks the destination (free, or ours to replace with --force; writable) and stages a hidden
+    // temporary output beside it, renamed onto the final name only when the clip is complete.
+    let quality = Quality::new(args.quality).map_err(|e| input(e.to_string()))?;
+    let options = ExportOptions { fps: 16.0, scale: args.scale, quality, metadata, force: args.force };
+    let mut output = Exporter::new(&args.output, options).map_err(|e| input(e.to_string()))?;
     let scratch = Scratch::new()?;
     let (engine, info) = start_engine(scratch.path(), &args.model)?;
+    output.set_fps(args.fps.unwrap_or(info.fps)).map_err(|e| input(e.to_string()))?;
     let start_image = image.map(|img| Arc::new(fit_image(&img, info.width, info.height)));
 
-    // Everything checked: write.
-    output.create()?;
     engine_stopper(&engine)?;
     engine.send(Command::Generate {
         timeline,
@@ -191,32 +137,91 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
     })?;
     let bar = progress_bar(frames);
     let mut stats = Stats::default();
-    let mut written = 0u64;
+    let mut failure = None;
     loop {
         match engine.events().recv()? {
             Event::Frame(f) => {
-                output.write(f.index, &f.frame)?;
-                written += 1;
-                bar.set_position(written);
+                output.push(f.frame.as_ref())?;
+                bar.set_position(output.frames_written() as u64);
             }
             Event::Stats(s) => stats = s,
             Event::Warning(w) => bar.suspend(|| eprintln!("warning: {w}")),
-            Event::Error(e) => {
-                bar.abandon();
-                bail!("{e} ({written} frames were written to {})", output.dir.display());
-            }
+            Event::Error(e) => failure = Some(e),
             Event::Finished { how, .. } => {
                 bar.finish_and_clear();
                 if how == Finish::Stopped {
-                    eprintln!("stopped: {written} frames kept in {}", output.dir.display());
+                    eprintln!("stopped: keeping the {} frames made", output.frames_written());
                 }
                 break;
             }
             _ => {}
         }
     }
-    println!("wrote {written} frames ({}×{}, {} fps) to {}", info.width, info.height, info.fps, output.dir.display());
+    // What was made is kept, also when generation stopped or failed part-way.
+    let done = output.finish()?;
+    println!(
+        "wrote {} frames ({}×{}, {} fps, {}) to {}",
+        done.frames,
+        done.width,
+        done.height,
+        args.fps.unwrap_or(info.fps),
+        done.format.name(),
+        done.path.display()
+    );
     println!("{}", summary(&stats));
+    match failure {
+        Some(e) => bail!("generation stopped early: {e}"),
+        None => Ok(()),
+    }
+}
+
+/// `spool export PROJECT -o FILE`: writes a take (or a range of it) of a saved project.
+pub fn export(args: args::ExportArgs) -> Result<()> {
+    let quality = Quality::new(args.quality).map_err(|e| input(e.to_string()))?;
+    let (_project, manifest, store, _) =
+        crate::project::Project::open_existing(&args.project, 64).map_err(|e| input(e.to_string()))?;
+    let take_id = args.take.or(manifest.current_take).unwrap_or(0);
+    let take = manifest.takes.get(take_id as usize).ok_or_else(|| {
+        input(format!("{} has no take {take_id}: it has {} takes", args.project.display(), manifest.takes.len()))
+    })?;
+    let ids: Vec<_> = take.frame_ids().collect();
+    let (a, b) = match args.range {
+        Some((a, b)) if a < b && b <= ids.len() as u64 => (a as usize, b as usize),
+        Some((a, b)) => {
+            return Err(input(format!("range {a}..{b} is outside take {take_id}, which has frames 0..{}", ids.len())));
+        }
+        None => (0, ids.len()),
+    };
+    if a == b {
+        return Err(input(format!("take {take_id} has no frames to export")));
+    }
+    let metadata = vec![
+        ("timeline".to_string(), take.timeline.to_json()),
+        ("seed".to_string(), take.seed.to_string()),
+        ("model".to_string(), manifest.model.as_ref().map_or("unknown".into(), |m| m.id.clone())),
+    ];
+    let options = ExportOptions { fps: args.fps, scale: args.scale, quality, metadata, force: args.force };
+    let frames = ids[a..b].iter().map(|id| store.frame(*id).map(|f| (*f).clone()));
+    let bar = ProgressBar::new((b - a) as u64);
+    let done = crate::export::export(frames, &args.output, &options, |p| {
+        bar.set_position(p.frames_done as u64);
+        std::ops::ControlFlow::Continue(())
+    })
+    .map_err(|e| match e {
+        crate::export::ExportError::AlreadyExists { .. }
+        | crate::export::ExportError::FolderNotEmpty { .. }
+        | crate::export::ExportError::UnsupportedFormat { .. } => input(e.to_string()),
+        e => e.into(),
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "wrote {} frames ({}×{}, {}) to {}",
+        done.frames,
+        done.width,
+        done.height,
+        done.format.name(),
+        done.path.display()
+    );
     Ok(())
 }
 

@@ -474,6 +474,18 @@ impl Exporter {
         self.format
     }
 
+    /// Sets the playback rate, for callers that learn it after creating the exporter (the model's
+    /// rate is known once it has loaded). Only before the first frame.
+    pub fn set_fps(&mut self, fps: f32) -> Result<(), ExportError> {
+        if self.frames > 0 {
+            return Err(ExportError::InvalidOptions("the frame rate is fixed once frames are written".into()));
+        }
+        let options = ExportOptions { fps, ..self.options.clone() };
+        options.validate()?;
+        self.options = options;
+        Ok(())
+    }
+
     pub fn path(&self) -> &Path {
         &self.staging.dest
     }

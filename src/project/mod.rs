@@ -144,6 +144,17 @@ impl Project {
         Ok((project, manifest, store, recovery))
     }
 
+    /// Opens a project that must already exist (for export and `spool open`).
+    pub fn open_existing(dir: &Path, memory_frames: usize) -> Result<(Project, Manifest, FrameStore, Recovery)> {
+        if !dir.join("manifest.json").is_file() {
+            return Err(ProjectError::Corrupt {
+                path: dir.display().to_string(),
+                reason: "there is no manifest.json in it: give the project's .spool folder".into(),
+            });
+        }
+        Self::open(dir, memory_frames)
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
