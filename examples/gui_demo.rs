@@ -4,6 +4,8 @@
 //! ```sh
 //! cargo run --example gui_demo                      # DEMO_DELAY_MS=40 sets the per-frame time
 //! DEMO_AUTOSTART=1 cargo run --example gui_demo     # starts generating as soon as it opens
+//! DEMO_BURN=1 …                                     # the model keeps a core busy instead of sleeping
+//! SPOOL_UI_STATS=1 …                                # prints UI frame times every 5 s
 //! ```
 
 #[path = "../tests/demo/mod.rs"]

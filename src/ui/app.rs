@@ -138,6 +138,11 @@ pub struct App {
     opener: Option<super::EngineOpener>,
     /// CPU time of recent UI frames (layout and event handling), for the benchmark.
     ui_times: VecDeque<Duration>,
+    /// eframe's CPU time per whole frame, for the benchmark.
+    frame_cpu: VecDeque<Duration>,
+    /// Time between UI frames while stats are on.
+    show_intervals: VecDeque<Duration>,
+    last_show: Option<Instant>,
 }
 
 impl App {
@@ -163,7 +168,9 @@ impl App {
         App {
             engine,
             session: Session::default(),
-            view: FrameView::new(render_state),
+            // SPOOL_CPU_VIEW=1 draws frames through an egui texture instead of the wgpu shaders (for
+            // comparing the two paths).
+            view: FrameView::new(render_state.filter(|_| std::env::var_os("SPOOL_CPU_VIEW").is_none())),
             draft: Timeline::single(if prompt.is_empty() { " ".to_string() } else { prompt.clone() }),
             prompt,
             pending_echoes: 0,
@@ -204,6 +211,9 @@ impl App {
             export: None,
             stats_every: std::env::var_os("SPOOL_UI_STATS").map(|_| (Duration::from_secs(5), Instant::now())),
             ui_times: VecDeque::new(),
+            frame_cpu: VecDeque::new(),
+            show_intervals: VecDeque::new(),
+            last_show: None,
         }
     }
 
@@ -589,6 +599,9 @@ impl App {
             let switched = matches!(&event, crate::engine::Event::CurrentTake(_));
             let loaded = matches!(&event, crate::engine::Event::ModelLoaded(_));
             let opened = matches!(&event, crate::engine::Event::ProjectOpened { .. });
+            if self.stats_every.is_some() && matches!(&event, crate::engine::Event::Finished { .. }) {
+                self.print_ui_stats();
+            }
             if let Some(report) = self.session.apply(event) {
                 match report {
                     Report::Error(e) => self.notices.push(Notice::from_engine(&e)),
@@ -861,10 +874,23 @@ impl App {
     /// Lays out the whole window.
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let started = Instant::now();
+        if self.stats_every.is_some() {
+            if let Some(prev) = self.last_show {
+                self.show_intervals.push_back(started - prev);
+                if self.show_intervals.len() > 600 {
+                    self.show_intervals.pop_front();
+                }
+            }
+            self.last_show = Some(started);
+        }
         self.show_inner(ui);
         self.ui_times.push_back(started.elapsed());
         if self.ui_times.len() > 600 {
             self.ui_times.pop_front();
+        }
+        if self.stats_every.is_some() && std::env::var_os("SPOOL_CONTINUOUS").is_some() {
+            // Benchmark mode: draw as fast as the renderer allows.
+            ui.ctx().request_repaint();
         }
         if self.stats_every.is_some_and(|(every, last)| last.elapsed() >= every) {
             self.print_ui_stats();
@@ -1071,6 +1097,21 @@ impl App {
         if let Some((p50, p95, n)) = self.ui_frame_times() {
             eprintln!("ui frame time over {n} frames: p50 {:.1} ms, p95 {:.1} ms", ms(p50), ms(p95));
         }
+        let mut iv: Vec<Duration> = self.show_intervals.iter().copied().collect();
+        iv.sort();
+        if !iv.is_empty() {
+            eprintln!("time between ui frames: p50 {:.1} ms, p05 {:.1} ms", ms(iv[iv.len() / 2]), ms(iv[iv.len() / 20]));
+        }
+        let mut cpu: Vec<Duration> = self.frame_cpu.iter().copied().collect();
+        cpu.sort();
+        if !cpu.is_empty() {
+            eprintln!(
+                "whole-frame cpu over {} frames: p50 {:.1} ms, p95 {:.1} ms",
+                cpu.len(),
+                ms(cpu[cpu.len() / 2]),
+                ms(cpu[(cpu.len() - 1) * 95 / 100])
+            );
+        }
         let mut lag: Vec<Duration> = self.display_lag.iter().copied().collect();
         lag.sort();
         if !lag.is_empty() {
@@ -1090,7 +1131,14 @@ fn ms(d: Duration) -> f64 {
 }
 
 impl eframe::App for App {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        // eframe's whole-frame CPU time of the previous frame (layout, tessellation, render submit).
+        if let Some(cpu) = frame.info().cpu_usage {
+            self.frame_cpu.push_back(Duration::from_secs_f32(cpu));
+            if self.frame_cpu.len() > 600 {
+                self.frame_cpu.pop_front();
+            }
+        }
         self.show(ui);
     }
 }

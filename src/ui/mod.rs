@@ -54,7 +54,15 @@ fn startup_project() -> PathBuf {
 
 /// Native window options shared by the app and the demo.
 pub fn native_options() -> eframe::NativeOptions {
+    let mut wgpu_options = egui_wgpu::WgpuConfiguration::default();
+    // One frame in flight: a new video frame reaches the screen on the next present, not two later.
+    wgpu_options.surface.desired_maximum_frame_latency = Some(1);
+    if std::env::var("SPOOL_VSYNC").is_ok_and(|v| v == "0") {
+        // For measuring on virtual displays (Xvfb), which have no vertical blank to wait for.
+        wgpu_options.surface.present_mode = egui_wgpu::wgpu::PresentMode::AutoNoVsync;
+    }
     eframe::NativeOptions {
+        wgpu_options,
         viewport: egui::ViewportBuilder::default()
             .with_title("Spool")
             .with_app_id("spool")

@@ -81,7 +81,17 @@ impl VideoModel for Demo {
     }
 
     fn denoise(&mut self, cond: &Conditioning, noise: &mut FrameNoise, _steps: u32) -> Result<Vec<Latent>> {
-        std::thread::sleep(Duration::from_millis(self.delay.load(Ordering::Relaxed)));
+        let delay = Duration::from_millis(self.delay.load(Ordering::Relaxed));
+        if std::env::var_os("DEMO_BURN").is_some() {
+            // Keep a core busy for the frame's time, like a real model would.
+            let start = std::time::Instant::now();
+            let mut x = 0u64;
+            while start.elapsed() < delay {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+        } else {
+            std::thread::sleep(delay);
+        }
         let w = candle_nn::ops::softmax(&cond.bias, 0)?.to_vec1::<f32>()?;
         let rows = cond.tokens.to_vec2::<f32>()?;
         let mut mix = [0f32; DIM];
