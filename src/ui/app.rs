@@ -615,8 +615,11 @@ impl App {
                     self.draft = t.clone();
                     self.first_run = false;
                 }
-                self.play.live = false;
-                self.play.playhead = self.session.current_len().saturating_sub(1);
+                if self.session.current_len() > 0 {
+                    // An opened project shows where it was left, not a live stream.
+                    self.play.live = false;
+                    self.play.playhead = self.session.current_len() - 1;
+                }
             }
             if timeline_echo {
                 if self.pending_echoes > 0 {
@@ -1100,7 +1103,11 @@ impl App {
         let mut iv: Vec<Duration> = self.show_intervals.iter().copied().collect();
         iv.sort();
         if !iv.is_empty() {
-            eprintln!("time between ui frames: p50 {:.1} ms, p05 {:.1} ms", ms(iv[iv.len() / 2]), ms(iv[iv.len() / 20]));
+            eprintln!(
+                "time between ui frames: p50 {:.1} ms, p05 {:.1} ms",
+                ms(iv[iv.len() / 2]),
+                ms(iv[iv.len() / 20])
+            );
         }
         let mut cpu: Vec<Duration> = self.frame_cpu.iter().copied().collect();
         cpu.sort();

@@ -132,7 +132,12 @@ impl App {
             let apply = ui
                 .add_enabled(
                     can_apply,
-                    egui::Button::new(format!("Apply from frame {n}")).min_size(egui::vec2(104.0, 26.0)),
+                    egui::Button::new(if has_take {
+                        format!("Apply from frame {n}")
+                    } else {
+                        "Apply mid-stream".to_string()
+                    })
+                    .min_size(egui::vec2(104.0, 26.0)),
                 )
                 .on_hover_text("Change the prompt of this take from its next frame; frames already made stay")
                 .on_disabled_hover_text(if has_take { "Edit the prompt first" } else { "Generate a take first" });
