@@ -87,11 +87,34 @@ class Trainer:
             self.opt.load_state_dict(ck["opt"]); self.state.update(ck["state"])
             log(f"resumed {self.state}", self.logf)
         self.text = get_text_encoder(args.minilm, self.dev)
+        tk = self.text.tokenize
+        self.world.fits = lambda cap: not tk([cap])[2][0]
+        if args.init and self.state["ae_step"] == 0 and self.state["gen_step"] == 0:
+            self.load_init(args.init)
         self.rng = random.Random(args.seed * 1000 + self.state["ae_step"] + self.state["gen_step"])
         self.train_fn = self.model.forward_train
         if args.compile and self.dev.type == "cuda":
+            self.model.encoder.mask(args.T, torch.device("cuda", torch.cuda.current_device()), torch.bfloat16)
             self.train_fn = torch.compile(self.model.forward_train)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
         self.last_export = time.time()
+
+    def load_init(self, d):
+        """start from exported f32 weights (ema_f32_*.safetensors, ae_f32.safetensors) of an earlier run."""
+        from safetensors.torch import load_file
+        sa = load_file(os.path.join(d, "ae_f32.safetensors"))
+        sa["latent_scale"] = sa["latent_scale"].reshape(())
+        self.ae.load_state_dict(sa)
+        sd = {}
+        for i in (0, 1):
+            p = os.path.join(d, f"ema_f32_{i}.safetensors")
+            if os.path.exists(p):
+                sd.update(load_file(p))
+        if sd:
+            self.model.load_state_dict(sd); self.ema.load_state_dict(sd)
+        self.state["phase"] = "gen"
+        log(f"initialised from {d} (generator weights: {bool(sd)}); AE phase skipped", self.logf)
 
     # ------------------------------------------------------------------------------------------------------
     def save_ckpt(self):
@@ -102,7 +125,9 @@ class Trainer:
 
     def export(self, tag):
         from safetensors.torch import save_file
-        ex = os.path.join(self.a.out, "export")
+        final = os.path.join(self.a.out, "export")
+        ex = os.path.join(self.a.out, "export_tmp")
+        os.makedirs(ex, exist_ok=True)
         extra = dict(data_version=DATA_VERSION, ae_steps=self.state["ae_step"], gen_steps=self.state["gen_step"],
                      ae_loss=self.state["ae_loss"], gen_loss=self.state["gen_loss"], seed=self.a.seed,
                      n_classes=self.world.n_classes, trained_with="training/train.py")
@@ -116,6 +141,8 @@ class Trainer:
         sa = {k: v.detach().float().cpu().contiguous() for k, v in self.ae.state_dict().items()}
         sa["latent_scale"] = sa["latent_scale"].reshape(1)
         save_file(sa, os.path.join(ex, "ae_f32.safetensors"))
+        for fn in os.listdir(ex):  # per-file atomic, so a copy taken mid-export is never torn
+            os.replace(os.path.join(ex, fn), os.path.join(final, fn))
         self.save_ckpt()
         log(f"exported ({tag}) {self.state}", self.logf)
 
@@ -134,8 +161,14 @@ class Trainer:
         n0 = self.state["ae_step"]
         while self.state["ae_elapsed"] < budget:
             t0 = time.time()
-            b = self.world.sample(a.ae_batch // 2, T=2, split="train", seed=self.rng.getrandbits(31), p_switch=0.0)
-            x = b.video.flatten(0, 1)
+            if self.state["ae_step"] % 2 == 0:  # one render feeds two steps (halves of 2*ae_batch frames)
+                b = self.world.sample(a.ae_batch // 4, T=8, split="train", seed=self.rng.getrandbits(31),
+                                      p_switch=0.3)
+                frames = b.video.flatten(0, 1)
+                frames = frames[torch.randperm(frames.shape[0], device=frames.device)]
+                x = frames[:a.ae_batch]
+            else:
+                x = frames[a.ae_batch:]
             lr = lr_at(self.state["ae_elapsed"] / budget, self.state["ae_step"], a.ae_lr, 100)
             for g in self.opt_ae.param_groups:
                 g["lr"] = lr
@@ -215,8 +248,26 @@ class Trainer:
             cb = bias[idx]
             v = self.train_fn(xt, t, lat_in, ctx, cb)
         err = (v.float() - target).pow(2).mean(dim=(2, 3))  # [B,T]
-        loss = err.mean()
+        w = torch.ones(T, device=self.dev)
+        w[0] = a.frame0_weight  # frame 0 (layout from the caption alone) is trained on purpose
+        loss = (err * w).sum(1).mean() / w.sum()
         return loss, err
+
+    def read_budget(self, budget):
+        """<out>/budget.json {"gen_minutes": x} changes the generator's time budget while running
+        (the cosine schedule follows); {"gen_minutes": 0} stops with a final export."""
+        import json
+        p = os.path.join(self.a.out, "budget.json")
+        if os.path.exists(p):
+            try:
+                nb = float(json.load(open(p))["gen_minutes"]) * 60
+                if abs(nb - budget) > 1:
+                    log(f"budget.json: gen budget {budget:.0f}s -> {nb:.0f}s", self.logf)
+                    self.a.gen_minutes = nb / 60
+                return nb
+            except Exception as e:
+                log(f"budget.json unreadable: {e!r}", self.logf)
+        return budget
 
     def gen_phase(self):
         a = self.a
@@ -225,13 +276,28 @@ class Trainer:
         n0 = self.state["gen_step"]
         acc, acc0, accn = 0.0, 0.0, 0
         while self.state["gen_elapsed"] < budget:
+            if self.state["gen_step"] % 50 == 0:
+                budget = self.read_budget(budget)
             t0 = time.time()
             lr = lr_at(self.state["gen_elapsed"] / budget, self.state["gen_step"], a.lr, a.warmup)
             for g in self.opt.param_groups:
                 g["lr"] = lr
-            loss, err = self.gen_step()
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if self.a.compile and self.state["gen_step"] < n0 + 3:
+                try:  # a compile failure falls back to eager instead of ending the run
+                    loss, err = self.gen_step()
+                    self.opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                except Exception as e:
+                    log(f"compiled step failed ({e!r:.300}); falling back to eager", self.logf)
+                    self.a.compile = False
+                    self.train_fn = self.model.forward_train
+                    self.opt.zero_grad(set_to_none=True)
+                    loss, err = self.gen_step()
+                    loss.backward()
+            else:
+                loss, err = self.gen_step()
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
             gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
             self.opt.step()
             step = self.state["gen_step"] = self.state["gen_step"] + 1
@@ -240,7 +306,7 @@ class Trainer:
                 for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
                     pe.lerp_(pm, 1 - d)
             self.state["gen_elapsed"] += time.time() - t0
-            acc += loss.item() if step % 10 == 0 else 0.0
+            acc += err.mean().item() if step % 10 == 0 else 0.0
             if step % 10 == 0:
                 acc0 += err[:, 0].mean().item(); accn += 1
             if step % 100 == 0:
@@ -320,10 +386,12 @@ def main():
     p.add_argument("--ctx-noise", type=float, default=0.25)
     p.add_argument("--p-ctx-noise", type=float, default=0.6)
     p.add_argument("--p-switch", type=float, default=0.3)
+    p.add_argument("--frame0-weight", type=float, default=4.0)
     p.add_argument("--export-every", type=float, default=120)
     p.add_argument("--compile", action="store_true")
     p.add_argument("--no-sprites", action="store_true")
     p.add_argument("--no-preflight", action="store_true")
+    p.add_argument("--init", default=None, help="dir with ema_f32_*/ae_f32 safetensors to start from")
     args = p.parse_args()
     Trainer(args).run()
 

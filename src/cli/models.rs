@@ -31,10 +31,9 @@ fn load(assets: &Path, spec: &ModelSpec) -> Result<Box<dyn crate::model::VideoMo
     match spec.name.as_str() {
         "spool-tiny" => {
             let dir = spec.weights.clone().unwrap_or_else(|| assets.join("spool-tiny"));
-            Err(format!(
-                "spool-tiny is not built into this version yet (weights folder {}): use a build that includes it",
-                dir.display()
-            ))
+            let model = crate::model::tiny::SpoolTiny::load(&dir, &assets.join("minilm"), &candle_core::Device::Cpu)
+                .map_err(|e| format!("cannot load spool-tiny from {}: {e}", dir.display()))?;
+            Ok(Box::new(model))
         }
         "wan-causal" => Err("wan-causal is not available in this build yet: use --model spool-tiny".to_string()),
         other => Err(format!("unknown model \"{other}\": choose one of {}", super::args::MODEL_NAMES.join(", "))),

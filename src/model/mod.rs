@@ -6,6 +6,7 @@
 //! to pixels. Nothing here knows about threads, the UI or rendering.
 
 pub mod text;
+pub mod tiny;
 
 use candle_core::{DType, Device, Tensor};
 use rand::SeedableRng;

@@ -122,6 +122,7 @@ class World:
         self.tint = [c["tint"] for c in self.classes]
         self.palette = torch.tensor([c[1] for c in COLOURS], dtype=torch.float32, device=self.device) / 127.5 - 1
         self.n_classes = len(self.classes)
+        self.fits = None  # optional caption-length check (set by train.py from the tokenizer)
 
     # ------------------------------------------------------------------------------------------------------
     # scene sampling (python, per clip)
@@ -183,7 +184,7 @@ class World:
     def _place(self, rng, objs):
         n = len(objs)
         for i, o in enumerate(objs):
-            o["s"] = rng.uniform(0.16, 0.3) if n > 1 else rng.uniform(0.2, 0.36)
+            o["s"] = rng.uniform(0.2, 0.32) if n > 1 else rng.uniform(0.24, 0.4)
             # spread objects horizontally when several
             if n == 1:
                 o["x"], o["y"] = rng.uniform(-0.4, 0.4), rng.uniform(-0.4, 0.4)
@@ -214,7 +215,7 @@ class World:
             if m == "bounce":
                 o["y"] = rng.uniform(0.25, 0.55)
             if m == "zoom-in":
-                o["s"] = min(o["s"], 0.2)
+                o["s"] = min(o["s"], 0.22)
 
     # ------------------------------------------------------------------------------------------------------
     # captions
@@ -269,6 +270,18 @@ class World:
             full = ["a sunset sky", "an orange sunset"]
             short = ["sunset sky", "sunset"]
         return rng.choice(full), rng.choice(short)
+
+    def caption_fit(self, rng, scene, ev=False):
+        """caption() re-worded until `self.fits(caption)` (e.g. <= 32 MiniLM tokens); drops the last
+        object of the scene if no wording fits."""
+        while True:
+            for _ in range(6):
+                cap = self.caption(rng, scene, ev)
+                if self.fits is None or self.fits(cap):
+                    return cap
+            if len(scene["objs"]) == 1:
+                return cap
+            scene["objs"].pop()
 
     def caption(self, rng, scene, ev=False):
         bg, objs = scene["bg"], scene["objs"]
@@ -375,7 +388,7 @@ class World:
             force_held = ev and rng.random() < 0.5
             ev_words = ev and not force_held
             scene = scenes[b] if scenes is not None else self._sample_scene(rng, split, force_held)
-            capA = self.caption(rng, scene, ev_words)
+            capA = self.caption_fit(rng, scene, ev_words)
             c = None
             stype = None
             sceneB = None
@@ -410,7 +423,7 @@ class World:
                     o["mot"] = nm
                 else:
                     sceneB = self._sample_scene(rng, split)
-                capB = self.caption(rng, sceneB, ev_words)
+                capB = self.caption_fit(rng, sceneB, ev_words)
                 caps.append([capA, capB])
                 cap_idx[b, c:] = 1
                 switch_frame[b] = c
@@ -489,7 +502,8 @@ class World:
         dev = self.device
         tt = lambda a, dt=torch.float32: torch.as_tensor(a, dtype=dt, device=dev)
         video = self.render(bgA, bgB, tt(wB), tt(pan), tt(ox), tt(oy), tt(os_), tt(oth), tt(oa),
-                            tt(ocls, torch.long), tt(otint), T)
+                            tt(ocls, torch.long), tt(otint), T,
+                            any_b=bool((wB > 0).any()), slots_on=[bool(v) for v in (oa > 0).any(axis=(0, 1))])
         labels = {k: tt(v, torch.long) for k, v in lab.items()}
         labels.update(obj_x=tt(lab_x), obj_y=tt(lab_y), obj_visible=tt(lab_vis, torch.bool),
                       bg_kind=tt(bg_kind, torch.long), bg_c1=tt(bg_c1, torch.long), bg_c2=tt(bg_c2, torch.long),
@@ -535,7 +549,7 @@ class World:
         st = stars(0.03, seed)
         starfield = black + st * 1.9
         # clouds: value noise, two octaves, sampled with the pan offset
-        g = torch.Generator(device="cpu").manual_seed(int(seed.sum().item() * 1000) % (2 ** 31))
+        g = torch.Generator(device="cpu").manual_seed(int(sum(b["seed"] for b in bgs) * 1000) % (2 ** 31))
         n1 = torch.rand(B, 1, 6, 12, generator=g).to(dev)
         n2 = torch.rand(B, 1, 12, 24, generator=g).to(dev)
         grid = torch.stack([Xs / 2.2, Ys / 1.1 * 0.5], dim=-1).reshape(B, T * H, W, 2)
@@ -559,17 +573,17 @@ class World:
                + K("sunset") * sunset)
         return out.clamp(-1, 1)
 
-    def render(self, bgA, bgB, wB, pan, ox, oy, os_, oth, oa, ocls, otint, T):
+    def render(self, bgA, bgB, wB, pan, ox, oy, os_, oth, oa, ocls, otint, T, any_b=None, slots_on=None):
         B = len(bgA)
         frame = self._render_bg(bgA, pan, T)
-        if (wB > 0).any():
+        if any_b if any_b is not None else bool((wB > 0).any()):
             frameB = self._render_bg(bgB, pan, T)
             w = wB[:, :, None, None, None]
             frame = frame * (1 - w) + frameB * w
         frame = frame.reshape(B * T, 3, H, W)
         for slot in range(ocls.shape[1]):
             a_s = oa[:, :, slot].reshape(-1)
-            if not (a_s > 0).any():
+            if not (slots_on[slot] if slots_on is not None else bool((a_s > 0).any())):
                 continue
             cls = ocls[:, slot][:, None].expand(B, T).reshape(-1)
             s = os_[:, :, slot].reshape(-1).clamp(min=1e-3)

@@ -281,7 +281,7 @@ class EncoderBlock(nn.Module):
         vp = pool_tokens(v.unflatten(2, (S, CFG.tokens_per_frame))).flatten(2, 3)
         kk = torch.cat([k, kp], dim=2)
         vv = torch.cat([v, vp], dim=2)
-        o = attend(q, kk, vv, mask[None].to(q.dtype))
+        o = attend(q, kk, vv, mask[None])
         return self.attn.out(merge_heads(o))
 
     def rest(self, x, ctx, ctx_bias):
@@ -329,8 +329,9 @@ class CausalEncoder(nn.Module):
             ctx_bias = ctx_bias[:, None].expand(B, S, ctx_bias.shape[-1])
         ctx = ctx.reshape(B * S, *ctx.shape[2:])
         ctx_bias = ctx_bias.reshape(B * S, -1)
-        mask = self.mask(S, x.device, torch.float32)
         x = x.reshape(B, S * T, D)
+        mdt = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
+        mask = self.mask(S, x.device, mdt)
         for blk in self.blocks:
             x = x + blk.self_attn_parallel(x, S, mask)
             x = blk.rest(x.reshape(B * S, T, D), ctx, ctx_bias).reshape(B, S * T, D)
@@ -578,14 +579,16 @@ def config_dict(extra: dict | None = None):
 def save_safetensors(model: SpoolTiny, path_model: str, path_ae: str, ae: AutoEncoder | None = None,
                      config_path: str | None = None, extra_config: dict | None = None,
                      dtype=torch.float16):
-    """Write f16 safetensors with the SPEC key names (and config.json next to path_model unless given)."""
+    """Write f16 safetensors with the SPEC key names (and config.json next to path_model unless given).
+    `ae=None` writes a freshly initialised AutoEncoder (current torch RNG state), e.g. for parity fixtures."""
     import os
     from safetensors.torch import save_file
+    if ae is None:
+        ae = AutoEncoder()
     sd = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model_state_for_export(model).items()}
     save_file(sd, path_model, metadata={"format": "pt", "spool": "spool-tiny-v1"})
-    if ae is not None:
-        sda = {k: v.detach().to("cpu", dtype).contiguous() for k, v in ae_state_for_export(ae).items()}
-        save_file(sda, path_ae, metadata={"format": "pt", "spool": "spool-tiny-ae-v1"})
+    sda = {k: v.detach().to("cpu", dtype).contiguous() for k, v in ae_state_for_export(ae).items()}
+    save_file(sda, path_ae, metadata={"format": "pt", "spool": "spool-tiny-ae-v1"})
     if config_path is None:
         config_path = os.path.join(os.path.dirname(os.path.abspath(path_model)), "config.json")
     with open(config_path, "w") as f:

@@ -235,5 +235,7 @@ class TextEncoder(torch.nn.Module):
         """(tokens [B, 32, 384] f32 with zeros at padding, mask [B, 32] bool) on the encoder's device."""
         ids, mask, _ = self.tokenize(list(texts))
         ids, mask = ids.to(self.device), mask.to(self.device)
-        out = self.forward_ids(ids, mask)
+        # Always f32, as in the app, even inside a caller's autocast region.
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            out = self.forward_ids(ids, mask)
         return out * mask[..., None].to(out.dtype), mask

@@ -1,0 +1,180 @@
+//! spool-tiny's per-frame autoencoder: 3×128×128 pixels ⇄ 16×8×8 latents (training/SPEC.md).
+//!
+//! The decoder's "nearest ×2 upsample, then 3×3 conv" stages are computed without the upsample: each
+//! of the four output phases `(a, b)` (output pixel `(2y+a, 2x+b)`) only ever reads a 2×2 neighbourhood
+//! of the low-resolution input, so one 2×2 conv with `4·c_out` outputs over the input (padding 1)
+//! gives all phases, which are then interleaved. Same result, 16 multiply-adds per low-res pixel and
+//! channel pair instead of 36: the upsampling stages are most of the decoder's cost.
+//!
+//! Activations are channels-last `(H, W, C)` inside the autoencoder, so every conv is one im2col
+//! (contiguous copies of `C` values per tap) and one gemm, with bias and SiLU fused into the pass that
+//! follows; the weights are re-laid out as `(k·k·C_in, C_out)` matrices once, at load.
+
+use candle_core::Tensor;
+
+use super::config::Config;
+use super::kernels::{Act, act, bias_act, im2col, interleave_phases, shuffle_to_planar};
+use super::weights::Weights;
+use crate::model::Result;
+
+/// A conv with bias on channels-last tensors, as im2col + gemm.
+struct Conv {
+    /// `(k·k·c_in, c_out)`, row `(ky·k + kx)·c_in + c`.
+    w: Tensor,
+    b: Vec<f32>,
+    k: usize,
+    stride: usize,
+    pad: usize,
+}
+
+impl Conv {
+    #[allow(clippy::too_many_arguments)]
+    fn load(w: &Weights, prefix: &str, c_in: usize, c_out: usize, k: usize, stride: usize, pad: usize) -> Result<Conv> {
+        let weight = w.get(&format!("{prefix}.weight"), &[c_out, c_in, k, k])?;
+        let b = w.get(&format!("{prefix}.bias"), &[c_out])?.to_vec1::<f32>()?;
+        Conv::from_torch(&weight, b, stride, pad)
+    }
+
+    /// From a PyTorch-layout kernel `(c_out, c_in, k, k)`.
+    fn from_torch(weight: &Tensor, b: Vec<f32>, stride: usize, pad: usize) -> Result<Conv> {
+        let (c_out, c_in, k, _) = weight.dims4()?;
+        let w = weight.permute((2, 3, 1, 0))?.contiguous()?.reshape((k * k * c_in, c_out))?;
+        Ok(Conv { w, b, k, stride, pad })
+    }
+
+    /// `(H, W, C_in)` → `(Ho·Wo, C_out)` before the bias.
+    fn matmul(&self, x: &Tensor) -> Result<(Tensor, usize, usize)> {
+        let (h, w, c) = x.dims3()?;
+        let ho = (h + 2 * self.pad - self.k) / self.stride + 1;
+        let wo = (w + 2 * self.pad - self.k) / self.stride + 1;
+        let col = if self.k == 1 && self.stride == 1 && self.pad == 0 {
+            x.reshape((h * w, c))?
+        } else {
+            im2col(x, self.k, self.stride, self.pad)?
+        };
+        Ok((col.matmul(&self.w)?, ho, wo))
+    }
+
+    /// `act(conv(x) + b)`, channels-last.
+    fn forward(&self, x: &Tensor, a: Act) -> Result<Tensor> {
+        let (y, ho, wo) = self.matmul(x)?;
+        Ok(bias_act(&y, &self.b, a)?.reshape((ho, wo, self.b.len()))?)
+    }
+}
+
+/// `h + conv2(silu(conv1(silu(h))))`.
+struct Res {
+    conv1: Conv,
+    conv2: Conv,
+}
+
+impl Res {
+    fn load(w: &Weights, prefix: &str, ch: usize) -> Result<Res> {
+        Ok(Res {
+            conv1: Conv::load(w, &format!("{prefix}.conv1"), ch, ch, 3, 1, 1)?,
+            conv2: Conv::load(w, &format!("{prefix}.conv2"), ch, ch, 3, 1, 1)?,
+        })
+    }
+
+    fn forward(&self, h: &Tensor) -> Result<Tensor> {
+        let y = self.conv1.forward(&act(h, Act::Silu)?, Act::Silu)?;
+        let y = self.conv2.forward(&y, Act::None)?;
+        Ok((h + y)?)
+    }
+}
+
+/// Nearest ×2 upsample followed by a 3×3 conv (padding 1) and SiLU, as one 2×2 conv over the input.
+struct UpConv {
+    phases: Conv,
+    bias: Vec<f32>,
+}
+
+impl UpConv {
+    fn load(w: &Weights, prefix: &str, c_in: usize, c_out: usize) -> Result<UpConv> {
+        let k = w.get(&format!("{prefix}.weight"), &[c_out, c_in, 3, 3])?;
+        let bias = w.get(&format!("{prefix}.bias"), &[c_out])?.to_vec1::<f32>()?;
+        // Along each axis, output phase 0 reads input rows (y−1, y) with taps (k0, k1+k2), phase 1
+        // reads (y, y+1) with taps (k0+k1, k2). A 2×2 conv with padding 1 at output index o reads input
+        // rows (o−1, o): phase 0 is its output row y, phase 1 its output row y+1.
+        let fold = |t: &Tensor, axis: usize, phase: usize| -> Result<Tensor> {
+            let tap = |i: usize| t.narrow(axis, i, 1);
+            let (first, second) =
+                if phase == 0 { (tap(0)?, (tap(1)? + tap(2)?)?) } else { ((tap(0)? + tap(1)?)?, tap(2)?) };
+            Ok(Tensor::cat(&[first, second], axis)?)
+        };
+        let mut kernels = Vec::with_capacity(4);
+        for a in 0..2 {
+            for b in 0..2 {
+                kernels.push(fold(&fold(&k, 2, a)?, 3, b)?);
+            }
+        }
+        let phases = Conv::from_torch(&Tensor::cat(&kernels, 0)?, Vec::new(), 1, 1)?;
+        Ok(UpConv { phases, bias })
+    }
+
+    /// `(h, w, c_in)` → `(2h, 2w, c_out)`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (h, w, _) = x.dims3()?;
+        let (y, _, _) = self.phases.matmul(x)?; // ((h+1)(w+1), 4·c_out)
+        interleave_phases(&y, h, w, &self.bias, Act::Silu)
+    }
+}
+
+/// The autoencoder, `enc.*` / `dec.*` / `ae.latent_scale`.
+pub struct AutoEncoder {
+    enc_in: Conv,
+    down: Vec<Conv>,
+    enc_res: Res,
+    enc_out: Conv,
+    dec_in: Conv,
+    dec_res: Res,
+    up: Vec<UpConv>,
+    dec_out: Conv,
+    latent_scale: f32,
+}
+
+impl AutoEncoder {
+    pub fn new(cfg: &Config, w: &Weights) -> Result<AutoEncoder> {
+        let e = &cfg.ae_enc_channels;
+        let d = &cfg.ae_dec_channels;
+        let lc = cfg.latent_channels;
+        let down =
+            (0..4).map(|i| Conv::load(w, &format!("enc.down.{i}"), e[i], e[i + 1], 4, 2, 1)).collect::<Result<_>>()?;
+        let up = (0..3).map(|i| UpConv::load(w, &format!("dec.up.{i}"), d[i], d[i + 1])).collect::<Result<_>>()?;
+        Ok(AutoEncoder {
+            enc_in: Conv::load(w, "enc.conv_in", 3, e[0], 3, 1, 1)?,
+            down,
+            enc_res: Res::load(w, "enc.res", e[4])?,
+            enc_out: Conv::load(w, "enc.conv_out", e[4], lc, 1, 1, 0)?,
+            dec_in: Conv::load(w, "dec.conv_in", lc, d[0], 3, 1, 1)?,
+            dec_res: Res::load(w, "dec.res", d[0])?,
+            up,
+            dec_out: Conv::load(w, "dec.conv_out", d[3], 12, 3, 1, 1)?,
+            latent_scale: w.scalar("ae.latent_scale")?,
+        })
+    }
+
+    /// Pixels `(3, H, W)` in [-1, 1] → scaled latent `(C, H/16, W/16)`.
+    pub fn encode(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = self.enc_in.forward(&x.permute((1, 2, 0))?.contiguous()?, Act::Silu)?;
+        for d in &self.down {
+            h = d.forward(&h, Act::Silu)?;
+        }
+        let h = self.enc_res.forward(&h)?;
+        let z = self.enc_out.forward(&h, Act::None)?; // (h, w, C)
+        Ok(z.permute((2, 0, 1))?.affine(f64::from(self.latent_scale), 0.0)?)
+    }
+
+    /// Scaled latent `(C, h, w)` → pixels `(3, 16h, 16w)`, clamped to [-1, 1].
+    pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
+        let z = (z.permute((1, 2, 0))? / f64::from(self.latent_scale))?.contiguous()?;
+        let h = self.dec_in.forward(&z, Act::Silu)?;
+        let mut h = self.dec_res.forward(&h)?;
+        for u in &self.up {
+            h = u.forward(&h)?;
+        }
+        let (hh, ww, _) = h.dims3()?;
+        let (y, _, _) = self.dec_out.matmul(&h)?; // (hh·ww, 12)
+        shuffle_to_planar(&y, hh, ww, &self.dec_out.b)
+    }
+}

@@ -1,0 +1,577 @@
+//! spool-tiny in candle: the embedded default model (training/SPEC.md is the contract).
+//!
+//! - [`ae`]: the per-frame autoencoder, 3×128×128 ⇄ 16×8×8.
+//! - [`net`]: `text_proj`, the causal encoder (one pass per frame, MSC cache) and the adaLN diffusion
+//!   decoder (one pass per denoising step).
+//! - [`cache`]: the encoder's bounded cache: sinks, a full-resolution ring, a 2×2-pooled ring, ALiBi.
+//! - [`kernels`]: fused CPU kernels around the matmuls (bias + activation, softmax with logit bias,
+//!   channels-last im2col), vectorised, with AVX2 picked at run time.
+//! - [`TinyModel`]: all of it driven as the generation loop needs (DESIGN.md §2), independent of any
+//!   text encoder; [`SpoolTiny`] adds the text encoder and implements [`VideoModel`].
+//!
+//! Generation, one frame `s` at a time: the encoder output `h_s` of element `s` (BOS for `s = 0`,
+//! frame `s−1` otherwise) conditions the decoder, which denoises frame `s` in K steps without touching
+//! the cache (Ca2-VDM cache sharing, SCD split); the finished latent is then committed as element
+//! `s+1`, whose keys/values are computed once in that pass. Element `s` is encoded under the
+//! conditioning of frame `s` (SPEC clarification): [`TinyModel::denoise_with`] re-encodes only the
+//! newest element if it was committed under another conditioning.
+//!
+//! Per-conditioning work (text projection, every cross-attention's keys/values) is done once per
+//! conditioning and kept for the last few; per-timestep work (time embedding, adaLN modulations)
+//! once per distinct `t`. A LongLive re-cache ([`TinyModel::recache`]) re-encodes the sinks and the
+//! window from the latents kept for that purpose.
+//!
+//! Computation is f32 on the CPU; tensors on disk may be f16. [`bench_random`] times the stages with
+//! random weights of the contract's shapes (`examples/tiny_bench.rs`).
+
+pub mod ae;
+pub mod cache;
+pub mod config;
+pub mod kernels;
+mod layers;
+pub mod net;
+mod weights;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor, TensorId};
+
+pub use ae::AutoEncoder;
+pub use cache::EncoderCache;
+pub use config::Config;
+pub use net::{CondState, TimeMod, TinyNet, sampling_times};
+pub use weights::Weights;
+
+use crate::model::text::{self, TextEncoder};
+use crate::model::{Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, ModelError, ModelInfo, Result, VideoModel};
+
+/// Conditionings kept prepared at once: the current prompt, the previous one (a switch back is
+/// common), blends in between.
+const COND_SLOTS: usize = 4;
+
+/// A prepared conditioning and what identifies it.
+struct CondEntry {
+    id: u64,
+    tensor_ids: (TensorId, TensorId),
+    tokens: Vec<f32>,
+    bias: Vec<f32>,
+    state: Arc<CondState>,
+}
+
+/// Prepared conditionings, most recently used last. Lookup is by tensor identity first (the engine
+/// passes the same `Conditioning` every frame) and by value otherwise, so an equal conditioning
+/// built anew is not prepared twice.
+#[derive(Default)]
+struct CondCache {
+    entries: Vec<CondEntry>,
+    next_id: u64,
+}
+
+impl CondCache {
+    fn get(&mut self, net: &TinyNet, cond: &Conditioning) -> Result<(u64, Arc<CondState>)> {
+        let ids = (cond.tokens.id(), cond.bias.id());
+        let pos = match self.entries.iter().position(|e| e.tensor_ids == ids) {
+            Some(p) => Some(p),
+            None => {
+                let tokens = cond.tokens.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+                let bias = cond.bias.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+                let found = self.entries.iter().position(|e| e.tokens == tokens && e.bias == bias);
+                match found {
+                    Some(p) => {
+                        self.entries[p].tensor_ids = ids;
+                        Some(p)
+                    }
+                    None => {
+                        let state = Arc::new(net.prepare_cond(cond)?);
+                        self.next_id += 1;
+                        if self.entries.len() == COND_SLOTS {
+                            self.entries.remove(0);
+                        }
+                        self.entries.push(CondEntry { id: self.next_id, tensor_ids: ids, tokens, bias, state });
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(p) = pos {
+            let e = self.entries.remove(p);
+            self.entries.push(e);
+        }
+        let e = self.entries.last().expect("just pushed");
+        Ok((e.id, e.state.clone()))
+    }
+}
+
+/// The newest element's encoder output and what the decoder derives from it once per frame.
+struct Newest {
+    h: Tensor,
+    /// `decoder.cond_proj(h) + decoder.pos`.
+    base: Tensor,
+    cond: u64,
+}
+
+/// spool-tiny without a text encoder: weights, autoencoder, cache and the sampler.
+pub struct TinyModel {
+    cfg: Config,
+    device: Device,
+    net: TinyNet,
+    ae: AutoEncoder,
+    cache: EncoderCache,
+    /// Index of the next element to append; 0 means the BOS element is not encoded yet.
+    next: usize,
+    newest: Option<Newest>,
+    /// Latent tokens of the sink elements (`None` for BOS) and of the last `window` elements, for
+    /// re-encoding them under another conditioning.
+    sink_inputs: Vec<Option<Tensor>>,
+    recent_inputs: VecDeque<(usize, Tensor)>,
+    conds: CondCache,
+    time_mods: HashMap<u32, Arc<TimeMod>>,
+}
+
+impl TinyModel {
+    /// Loads `config.json` and the two safetensors files it names from `model_dir`.
+    pub fn load(model_dir: &Path, device: &Device) -> Result<TinyModel> {
+        let cfg = Config::load(&model_dir.join("config.json"))?;
+        let model = Weights::load(&model_dir.join(&cfg.files.model), device)?;
+        let ae = Weights::load(&model_dir.join(&cfg.files.ae), device)?;
+        TinyModel::from_weights(&cfg, &model, &ae, device)
+    }
+
+    /// Random weights of the config's shapes (benchmarks, tests).
+    pub fn random(cfg: &Config, seed: u64, device: &Device) -> Result<TinyModel> {
+        let model = Weights::random("random:model", seed, device);
+        let ae = Weights::random("random:ae", seed.wrapping_add(1), device);
+        TinyModel::from_weights(cfg, &model, &ae, device)
+    }
+
+    pub fn from_weights(cfg: &Config, model: &Weights, ae: &Weights, device: &Device) -> Result<TinyModel> {
+        cfg.validate().map_err(|e| ModelError::Invalid(format!("spool-tiny config: {e}")))?;
+        if !device.is_cpu() {
+            return Err(ModelError::Invalid(
+                "spool-tiny runs on the CPU (its fused kernels are CPU code): use the cpu device".into(),
+            ));
+        }
+        Ok(TinyModel {
+            cfg: cfg.clone(),
+            device: device.clone(),
+            net: TinyNet::new(cfg, model, device)?,
+            ae: AutoEncoder::new(cfg, ae)?,
+            cache: EncoderCache::new(cfg, device),
+            next: 0,
+            newest: None,
+            sink_inputs: vec![None; cfg.n_sink],
+            recent_inputs: VecDeque::new(),
+            conds: CondCache::default(),
+            time_mods: HashMap::new(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn net(&self) -> &TinyNet {
+        &self.net
+    }
+
+    pub fn autoencoder(&self) -> &AutoEncoder {
+        &self.ae
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The encoder cache (tests inspect it).
+    pub fn cache(&self) -> &EncoderCache {
+        &self.cache
+    }
+
+    /// The newest element's encoder output `h`, `(tokens, d_model)`, if any.
+    pub fn newest_h(&self) -> Option<&Tensor> {
+        self.newest.as_ref().map(|n| &n.h)
+    }
+
+    /// Elements appended so far (BOS included).
+    pub fn elements(&self) -> usize {
+        self.next
+    }
+
+    /// Empties the cache; the next denoise produces frame 0.
+    pub fn reset(&mut self) {
+        self.cache.clear();
+        self.next = 0;
+        self.newest = None;
+        self.sink_inputs.iter_mut().for_each(|x| *x = None);
+        self.recent_inputs.clear();
+    }
+
+    /// The prepared form of a conditioning (computed once per conditioning).
+    pub fn prepare(&mut self, cond: &Conditioning) -> Result<Arc<CondState>> {
+        Ok(self.conds.get(&self.net, cond)?.1)
+    }
+
+    fn time_mod(&mut self, t: f32) -> Result<Arc<TimeMod>> {
+        if let Some(m) = self.time_mods.get(&t.to_bits()) {
+            return Ok(m.clone());
+        }
+        if self.time_mods.len() >= 64 {
+            self.time_mods.clear();
+        }
+        let m = Arc::new(self.net.time_mod(t)?);
+        self.time_mods.insert(t.to_bits(), m.clone());
+        Ok(m)
+    }
+
+    /// Latent `(C, hw, hw)` → tokens `(hw², C)` on the model's device.
+    fn to_tokens(&self, latent: &Latent) -> Result<Tensor> {
+        let (c, hw) = (self.cfg.latent_channels, self.cfg.latent_hw);
+        if latent.0.dims() != [c, hw, hw] {
+            return Err(ModelError::Invalid(format!(
+                "a spool-tiny latent is ({c}, {hw}, {hw}), got {:?}",
+                latent.0.dims()
+            )));
+        }
+        let z = latent.0.to_device(&self.device)?.to_dtype(DType::F32)?;
+        Ok(z.reshape((c, hw * hw))?.t()?.contiguous()?)
+    }
+
+    /// Tokens `(hw², C)` → latent `(C, hw, hw)`.
+    pub fn to_latent(&self, tokens: &Tensor) -> Result<Latent> {
+        let (c, hw) = (self.cfg.latent_channels, self.cfg.latent_hw);
+        Ok(Latent(tokens.t()?.contiguous()?.reshape((c, hw, hw))?))
+    }
+
+    /// Encodes element `self.next` and makes it the newest.
+    fn append(&mut self, tokens: Option<Tensor>, cond: (u64, &CondState)) -> Result<()> {
+        let s = self.next;
+        let h = self.net.encode_element(&mut self.cache, s, tokens.as_ref(), cond.1)?;
+        self.newest = Some(Newest { base: self.net.decoder_base(&h)?, h, cond: cond.0 });
+        if s < self.cfg.n_sink {
+            self.sink_inputs[s] = tokens.clone();
+        }
+        if let Some(t) = tokens {
+            self.recent_inputs.push_back((s, t));
+            if self.recent_inputs.len() > self.cfg.window {
+                self.recent_inputs.pop_front();
+            }
+        }
+        self.next += 1;
+        Ok(())
+    }
+
+    /// The stored input of element `e` (`None` for BOS).
+    fn input(&self, e: usize) -> Result<Option<Tensor>> {
+        if e == 0 {
+            return Ok(None);
+        }
+        if let Some(Some(t)) = self.sink_inputs.get(e) {
+            return Ok(Some(t.clone()));
+        }
+        match self.recent_inputs.iter().find(|(i, _)| *i == e) {
+            Some((_, t)) => Ok(Some(t.clone())),
+            None => Err(ModelError::Invalid(format!("element {e} is no longer held for re-encoding"))),
+        }
+    }
+
+    /// Makes sure the newest element exists and was encoded under `cond`: encodes BOS after a reset,
+    /// re-encodes the newest element after a prompt change.
+    fn ensure_newest(&mut self, cond: &Conditioning) -> Result<Arc<CondState>> {
+        let (id, cs) = self.conds.get(&self.net, cond)?;
+        match &self.newest {
+            None => self.append(None, (id, &cs))?,
+            Some(n) if n.cond != id => {
+                let e = self.next - 1;
+                let input = self.input(e)?;
+                let h = self.net.encode_element(&mut self.cache, e, input.as_ref(), &cs)?;
+                self.newest = Some(Newest { base: self.net.decoder_base(&h)?, h, cond: id });
+            }
+            Some(_) => {}
+        }
+        Ok(cs)
+    }
+
+    /// Denoises the next frame in `steps` steps and returns its latent tokens `(hw², C)`. `noise`
+    /// is called for each fresh Gaussian tensor (first `ε_0`, then one per re-noising), with the shape
+    /// `[hw², C]`. The cache is not changed, except that the newest element is (re-)encoded under
+    /// `cond` if needed.
+    pub fn denoise_with(
+        &mut self,
+        cond: &Conditioning,
+        steps: u32,
+        noise: &mut dyn FnMut(&[usize]) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        if steps == 0 || steps > self.cfg.max_steps {
+            return Err(ModelError::Invalid(format!(
+                "spool-tiny takes 1 to {} steps, not {steps}",
+                self.cfg.max_steps
+            )));
+        }
+        let cs = self.ensure_newest(cond)?;
+        let base = self.newest.as_ref().expect("ensured").base.clone();
+        let shape = [self.cfg.tokens_per_frame, self.cfg.latent_channels];
+        let ts = sampling_times(steps as usize, self.cfg.sampler_shift);
+        let mut x = noise(&shape)?.to_device(&self.device)?;
+        let mut x0 = x.clone();
+        for k in 0..ts.len() {
+            let t = ts[k] as f32;
+            let tm = self.time_mod(t)?;
+            let v = self.net.decoder_step(&x, &base, &tm, &cs)?;
+            x0 = (&x - v.affine(f64::from(t), 0.0)?)?;
+            if let Some(&tn) = ts.get(k + 1) {
+                let eps = noise(&shape)?.to_device(&self.device)?;
+                x = (x0.affine(1.0 - tn, 0.0)? + eps.affine(tn, 0.0)?)?;
+            }
+        }
+        Ok(x0)
+    }
+
+    /// Appends a finished frame's latent tokens `(hw², C)` as the next element, encoded under
+    /// `cond` (the conditioning of the frame it will condition).
+    pub fn commit_tokens(&mut self, tokens: &Tensor, cond: &Conditioning) -> Result<()> {
+        let (id, cs) = self.conds.get(&self.net, cond)?;
+        if self.newest.is_none() {
+            // Image-to-video commits frame 0 right after a reset: BOS comes first.
+            self.append(None, (id, &cs))?;
+        }
+        self.append(Some(tokens.contiguous()?), (id, &cs))
+    }
+
+    /// Appends a finished latent `(C, hw, hw)`.
+    pub fn commit(&mut self, latent: &Latent, cond: &Conditioning) -> Result<()> {
+        let tokens = self.to_tokens(latent)?;
+        self.commit_tokens(&tokens, cond)
+    }
+
+    /// LongLive re-cache: re-encodes every element still held (sinks and the window the newest
+    /// element sees) under `cond`, at their original positions, so the next frames continue from the
+    /// same latents with the new prompt throughout the cache.
+    pub fn recache(&mut self, cond: &Conditioning) -> Result<()> {
+        if self.newest.is_none() {
+            return Ok(());
+        }
+        let (id, cs) = self.conds.get(&self.net, cond)?;
+        let newest = self.next - 1;
+        let first_recent = (newest + 1).saturating_sub(self.cfg.window).max(self.cfg.n_sink);
+        let elements: Vec<usize> = (0..self.cfg.n_sink.min(self.next)).chain(first_recent..=newest).collect();
+        let inputs = elements.iter().map(|&e| self.input(e)).collect::<Result<Vec<_>>>()?;
+        self.cache.clear();
+        let mut h = None;
+        for (&e, input) in elements.iter().zip(&inputs) {
+            h = Some(self.net.encode_element(&mut self.cache, e, input.as_ref(), &cs)?);
+        }
+        let h = h.expect("at least BOS");
+        self.newest = Some(Newest { base: self.net.decoder_base(&h)?, h, cond: id });
+        Ok(())
+    }
+
+    /// Pixels `(3, H, W)` → latent.
+    pub fn encode_pixels(&self, pixels: &Tensor) -> Result<Latent> {
+        Ok(Latent(self.ae.encode(&pixels.to_device(&self.device)?)?))
+    }
+
+    /// Latent → pixels `(3, H, W)` in [-1, 1].
+    pub fn decode_pixels(&self, latent: &Latent) -> Result<Tensor> {
+        let tokens = self.to_tokens(latent)?; // validates the shape
+        let z = self.to_latent(&tokens)?;
+        self.ae.decode(&z.0)
+    }
+
+    pub fn encode_frame(&self, frame: &Frame) -> Result<Latent> {
+        let n = self.cfg.image_size as u32;
+        if frame.width != n || frame.height != n || frame.planar.len() != (3 * n * n) as usize {
+            return Err(ModelError::Invalid(format!(
+                "spool-tiny encodes {n}×{n} images, got {}×{}",
+                frame.width, frame.height
+            )));
+        }
+        let x = Tensor::from_slice(&frame.planar, (3, n as usize, n as usize), &self.device)?;
+        self.encode_pixels(&x)
+    }
+
+    pub fn decode_frame(&self, latent: &Latent) -> Result<Frame> {
+        let x = self.decode_pixels(latent)?;
+        let (_, h, w) = x.dims3()?;
+        let planar = x.flatten_all()?.to_device(&Device::Cpu)?.to_vec1::<f32>()?;
+        Ok(Frame { width: w as u32, height: h as u32, planar })
+    }
+
+    /// Bytes held for generation state: the encoder cache, stored inputs, the newest output.
+    pub fn cache_bytes(&self) -> usize {
+        let t = |x: &Tensor| x.elem_count() * 4;
+        self.cache.bytes()
+            + self.sink_inputs.iter().flatten().map(t).sum::<usize>()
+            + self.recent_inputs.iter().map(|(_, x)| t(x)).sum::<usize>()
+            + self.newest.as_ref().map_or(0, |n| t(&n.h) + t(&n.base))
+    }
+}
+
+/// spool-tiny as the engine drives it: [`TinyModel`] plus the MiniLM text encoder.
+pub struct SpoolTiny {
+    core: TinyModel,
+    text: TextEncoder,
+    info: ModelInfo,
+}
+
+impl SpoolTiny {
+    /// Loads the model from `model_dir` (`config.json`, `model.safetensors`, `ae.safetensors`) and
+    /// the text encoder from `text_dir` (`assets/minilm/`). spool-tiny runs on the CPU.
+    pub fn load(model_dir: &Path, text_dir: &Path, device: &Device) -> Result<SpoolTiny> {
+        let core = TinyModel::load(model_dir, device)?;
+        let cfg = core.config();
+        if cfg.text_dim != text::DIM || cfg.text_max_tokens != text::MAX_TOKENS {
+            return Err(ModelError::Invalid(format!(
+                "spool-tiny expects {}×{} text tokens, the text encoder gives {}×{}",
+                cfg.text_max_tokens,
+                cfg.text_dim,
+                text::MAX_TOKENS,
+                text::DIM
+            )));
+        }
+        let text = TextEncoder::load(text_dir, device)?;
+        let info = ModelInfo {
+            id: "spool-tiny".into(),
+            width: cfg.image_size as u32,
+            height: cfg.image_size as u32,
+            fps: cfg.fps,
+            chunk_frames: 1,
+            default_steps: cfg.default_steps,
+            max_steps: cfg.max_steps,
+            max_prompt_tokens: cfg.text_max_tokens,
+            device: "cpu".into(),
+        };
+        Ok(SpoolTiny { core, text, info })
+    }
+
+    pub fn core(&self) -> &TinyModel {
+        &self.core
+    }
+
+    pub fn core_mut(&mut self) -> &mut TinyModel {
+        &mut self.core
+    }
+}
+
+impl VideoModel for SpoolTiny {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn encode_prompt(&mut self, text: &str) -> Result<EncodedPrompt> {
+        let (tokens, truncated) = self.text.encode(text)?;
+        let bias = Tensor::zeros(tokens.dim(0)?, DType::F32, tokens.device())?;
+        Ok(EncodedPrompt { cond: Conditioning { tokens, bias }, truncated })
+    }
+
+    fn reset(&mut self) -> Result<()> {
+        self.core.reset();
+        Ok(())
+    }
+
+    fn encode_image(&mut self, frame: &Frame) -> Result<Latent> {
+        self.core.encode_frame(frame)
+    }
+
+    /// The SPEC sampler for one frame. The newest element is (re-)encoded under `cond` first if
+    /// needed (BOS after a reset, or a prompt that changed since the last commit); otherwise the
+    /// cache is only read.
+    fn denoise(&mut self, cond: &Conditioning, noise: &mut FrameNoise, steps: u32) -> Result<Vec<Latent>> {
+        let device = self.core.device().clone();
+        let x0 = self.core.denoise_with(cond, steps, &mut |shape| noise.normal(shape, &device))?;
+        Ok(vec![self.core.to_latent(&x0)?])
+    }
+
+    /// Appends each frame as an encoder element under `cond`, which should be the conditioning of
+    /// the frame that follows (the SPEC's convention; `denoise` re-encodes the newest element if the
+    /// next frame's conditioning turns out different).
+    fn commit(&mut self, frames: &[Latent], cond: &Conditioning) -> Result<()> {
+        frames.iter().try_for_each(|f| self.core.commit(f, cond))
+    }
+
+    fn recache(&mut self, cond: &Conditioning) -> Result<()> {
+        self.core.recache(cond)
+    }
+
+    fn decode(&mut self, latent: &Latent) -> Result<Frame> {
+        self.core.decode_frame(latent)
+    }
+
+    fn cache_bytes(&self) -> usize {
+        self.core.cache_bytes()
+    }
+}
+
+/// Times of one frame's stages, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stages {
+    /// One encoder pass (the commit of a frame, cache full).
+    pub encoder_ms: f64,
+    /// One decoder step (denoise time / steps).
+    pub decoder_step_ms: f64,
+    /// One autoencoder decode to 128×128 pixels.
+    pub ae_decode_ms: f64,
+    /// Denoise + decode + commit of one frame.
+    pub frame_ms: f64,
+}
+
+impl Stages {
+    pub fn fps(&self) -> f64 {
+        1000.0 / self.frame_ms
+    }
+}
+
+/// Per-stage times of spool-tiny on this machine, from [`bench_random`]: medians, and the fastest
+/// of each stage (on a shared machine, closer to what the model costs alone).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageTimes {
+    pub steps: u32,
+    pub frames: usize,
+    pub median: Stages,
+    pub fastest: Stages,
+    pub cache_bytes: usize,
+}
+
+/// Times the generation loop with random weights of the config's shapes on `device`: `frames` frames
+/// (the first `window + 2` warm the cache up and are not counted) at `steps` steps.
+pub fn bench_random(cfg: &Config, steps: u32, frames: usize, device: &Device) -> Result<StageTimes> {
+    let mut m = TinyModel::random(cfg, 7, device)?;
+    let n = 12;
+    let tokens = Tensor::randn(0f32, 1.0, (n, cfg.text_dim), device)?;
+    let cond = Conditioning { tokens, bias: Tensor::zeros(n, DType::F32, device)? };
+    let mut noise = crate::model::FrameNoise::new(1, 0);
+    let dev = device.clone();
+    let mut draw = move |shape: &[usize]| noise.normal(shape, &dev);
+    let warm = cfg.window + 2;
+    let mut runs: [Vec<f64>; 4] = Default::default();
+    m.reset();
+    for i in 0..frames + warm {
+        let t0 = Instant::now();
+        let x0 = m.denoise_with(&cond, steps, &mut draw)?;
+        let t1 = Instant::now();
+        let latent = m.to_latent(&x0)?;
+        let _pixels = m.decode_frame(&latent)?;
+        let t2 = Instant::now();
+        m.commit_tokens(&x0, &cond)?;
+        let t3 = Instant::now();
+        if i >= warm {
+            let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1000.0;
+            for (v, x) in runs.iter_mut().zip([ms(t2, t3), ms(t0, t1) / f64::from(steps), ms(t1, t2), ms(t0, t3)]) {
+                v.push(x);
+            }
+        }
+    }
+    let pick = |f: &dyn Fn(&mut Vec<f64>) -> f64| {
+        let mut r = runs.clone();
+        let [a, b, c, d] = &mut r;
+        Stages { encoder_ms: f(a), decoder_step_ms: f(b), ae_decode_ms: f(c), frame_ms: f(d) }
+    };
+    let median = pick(&|v| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    });
+    let fastest = pick(&|v| v.iter().copied().fold(f64::INFINITY, f64::min));
+    Ok(StageTimes { steps, frames, median, fastest, cache_bytes: m.cache_bytes() })
+}
