@@ -126,9 +126,7 @@ impl FrameView {
         let image = egui::ColorImage::from_rgb([f.frame.width as usize, f.frame.height as usize], &f.frame.to_rgb8());
         let filter = if options.smooth { egui::TextureOptions::LINEAR } else { egui::TextureOptions::NEAREST };
         match &mut self.fallback {
-            Some((key, tex)) if *key == f.key => {
-                let _ = tex;
-            }
+            Some((key, _)) if *key == f.key => {}
             Some((key, tex)) => {
                 // `set` reuses the texture when the size is unchanged.
                 tex.set(image, filter);
@@ -177,11 +175,9 @@ struct Sized {
     width: u32,
     height: u32,
     planar: wgpu::Buffer,
-    dims: wgpu::Buffer,
     compute_group: Option<wgpu::BindGroup>,
     nearest_group: wgpu::BindGroup,
     linear_group: wgpu::BindGroup,
-    _texture: wgpu::Texture,
     texture: wgpu::Texture,
 }
 
@@ -401,17 +397,8 @@ impl GpuResources {
         });
         let nearest_group = draw_group(device, &self.draw_layout, &view, &self.nearest, &self.uniform);
         let linear_group = draw_group(device, &self.draw_layout, &view, &self.linear, &self.uniform);
-        self.sized = Some(Sized {
-            width: w,
-            height: h,
-            planar,
-            dims,
-            compute_group,
-            nearest_group,
-            linear_group,
-            _texture: texture.clone(),
-            texture,
-        });
+        // The bind groups keep `dims` and the texture view alive.
+        self.sized = Some(Sized { width: w, height: h, planar, compute_group, nearest_group, linear_group, texture });
         self.shown = None;
     }
 
@@ -453,7 +440,6 @@ impl GpuResources {
                 wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
             );
         }
-        let _ = &sized.dims;
         self.counters.uploads.fetch_add(1, Ordering::Relaxed);
         self.shown = Some(f.key);
         self.has_frame = true;
