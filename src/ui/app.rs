@@ -688,7 +688,8 @@ impl App {
                 i.consume_shortcut(&cmd(Modifiers::COMMAND, Key::Enter)),
                 i.consume_shortcut(&cmd(Modifiers::COMMAND | Modifiers::SHIFT, Key::E)),
                 i.consume_shortcut(&cmd(Modifiers::COMMAND, Key::E)),
-                i.consume_shortcut(&cmd(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z)),
+                // While typing, undo/redo belong to the text field.
+                !typing && i.consume_shortcut(&cmd(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z)),
                 !typing && i.consume_shortcut(&cmd(Modifiers::COMMAND, Key::Z)),
                 i.consume_shortcut(&cmd(Modifiers::COMMAND, Key::S)),
                 i.consume_key(Modifiers::NONE, Key::Escape),
@@ -703,7 +704,7 @@ impl App {
         if extend {
             self.extend();
         }
-        if redo && !typing {
+        if redo {
             self.redo();
         }
         if undo {
