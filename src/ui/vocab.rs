@@ -353,7 +353,7 @@ mod tests {
 
     #[test]
     fn completes_prefixes() {
-        assert_eq!(complete("sta", 3), vec!["star", "stars", "starry"]);
+        assert_eq!(complete("sta", 3), vec!["star", "stars", "stays"]);
         assert!(complete("s", 5).is_empty());
         assert!(complete("zzz", 5).is_empty());
         assert_eq!(word_before("a red ci", 8), (6, "ci".to_string()));
