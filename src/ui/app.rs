@@ -683,8 +683,9 @@ impl App {
     fn shortcuts(&mut self, ctx: &egui::Context) {
         let cmd = |m: Modifiers, k: Key| KeyboardShortcut::new(m, k);
         let typing = ctx.egui_wants_keyboard_input();
-        let (gen_, export, extend, redo, undo, save, stop) = ctx.input_mut(|i| {
+        let (apply, gen_, export, extend, redo, undo, save, stop) = ctx.input_mut(|i| {
             (
+                i.consume_shortcut(&cmd(Modifiers::COMMAND | Modifiers::SHIFT, Key::Enter)),
                 i.consume_shortcut(&cmd(Modifiers::COMMAND, Key::Enter)),
                 i.consume_shortcut(&cmd(Modifiers::COMMAND | Modifiers::SHIFT, Key::E)),
                 i.consume_shortcut(&cmd(Modifiers::COMMAND, Key::E)),
@@ -695,6 +696,9 @@ impl App {
                 i.consume_key(Modifiers::NONE, Key::Escape),
             )
         });
+        if apply && self.prompt_differs() {
+            self.apply_prompt();
+        }
         if gen_ {
             self.generate();
         }
@@ -1087,9 +1091,13 @@ impl App {
             ui.label(small(&take));
             self.export_status(ui);
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                ui.label(small(
-                    "Ctrl+Enter generate · Ctrl+E extend · Esc stop · Space play · Left/Right step · Ctrl+Z undo",
-                ));
+                // The hint gives way (truncates) when the bar is busy, e.g. with export progress.
+                ui.add(
+                    egui::Label::new(small(
+                        "Ctrl+Enter generate · Ctrl+Shift+Enter apply prompt · Ctrl+E extend · Esc stop · Space play · Ctrl+Z undo",
+                    ))
+                    .truncate(),
+                );
             });
         });
     }

@@ -139,7 +139,9 @@ impl App {
                     })
                     .min_size(egui::vec2(104.0, 26.0)),
                 )
-                .on_hover_text("Change the prompt of this take from its next frame; frames already made stay")
+                .on_hover_text(
+                    "Change the prompt of this take from its next frame; frames already made stay (Ctrl+Shift+Enter)",
+                )
                 .on_disabled_hover_text(if has_take { "Edit the prompt first" } else { "Generate a take first" });
             if apply.clicked() {
                 self.apply_prompt();
