@@ -224,7 +224,7 @@ fn pause_resume_stop_extend_branch_and_switch_through_the_ui() {
 
 #[test]
 fn a_prompt_change_mid_stream_lands_in_the_timeline() {
-    let (mut g, _) = demo_gui(40);
+    let (mut g, _) = demo_gui(60);
     g.h.state_mut().set_generate_frames(None);
     g.type_prompt("a red circle moving left on a blue background");
     g.click("Generate");
