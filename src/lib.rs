@@ -8,5 +8,9 @@ pub mod engine;
 pub mod export;
 pub mod model;
 pub mod project;
+#[cfg(feature = "gui")]
+pub mod render;
 pub mod store;
 pub mod timeline;
+#[cfg(feature = "gui")]
+pub mod ui;

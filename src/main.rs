@@ -46,7 +46,7 @@ fn main() -> ExitCode {
 
 #[cfg(feature = "gui")]
 fn open_app() -> anyhow::Result<()> {
-    anyhow::bail!("the desktop app is not in this build yet: use `spool generate`")
+    spool::ui::run()
 }
 
 #[cfg(not(feature = "gui"))]

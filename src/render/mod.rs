@@ -1,0 +1,556 @@
+//! The frame view's render path: model frames onto the screen through wgpu.
+//!
+//! A frame arrives as planar f32 RGB in [-1, 1]. It is written with one upload into a storage buffer
+//! that lives as long as the resolution does; a compute shader (`shaders/frame_pixels.wgsl`) turns
+//! it into display pixels in an Rgba8Unorm texture that is also allocated once per resolution; a
+//! fragment shader (`shaders/frame_view.wgsl`) draws that texture into the view with letterboxing,
+//! nearest or smooth scaling and an optional checkerboard. All of it runs inside egui's own render
+//! pass through an `egui_wgpu::CallbackTrait` paint callback, so there are no extra passes, no
+//! texture re-creation per frame and no readbacks.
+//!
+//! Adapters without compute shaders (WebGL-class GL) get the same texture filled by one CPU-side
+//! conversion and `write_texture` instead. Without wgpu at all (a glow build) the UI falls back to an
+//! egui-managed texture; see [`FrameView::paint`].
+//!
+//! This module draws what it is handed; it never talks to the engine.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use egui_wgpu::wgpu;
+use egui_wgpu::wgpu::util::DeviceExt as _;
+
+use crate::model::Frame;
+
+/// Counters that tests and the HUD read to check the render path does what it promises.
+#[derive(Debug, Default)]
+pub struct RenderCounters {
+    /// Frame uploads (one per new frame shown).
+    pub uploads: AtomicU64,
+    /// GPU texture allocations (one per resolution change).
+    pub allocations: AtomicU64,
+    /// Draws of the frame view.
+    pub draws: AtomicU64,
+}
+
+impl RenderCounters {
+    pub fn uploads(&self) -> u64 {
+        self.uploads.load(Ordering::Relaxed)
+    }
+    pub fn allocations(&self) -> u64 {
+        self.allocations.load(Ordering::Relaxed)
+    }
+    pub fn draws(&self) -> u64 {
+        self.draws.load(Ordering::Relaxed)
+    }
+}
+
+/// How the frame is drawn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ViewOptions {
+    /// Bilinear filtering instead of nearest-neighbour.
+    pub smooth: bool,
+    /// Checkerboard behind the picture.
+    pub checker: bool,
+    /// Letterbox colour.
+    pub background: egui::Color32,
+}
+
+impl Default for ViewOptions {
+    fn default() -> Self {
+        ViewOptions { smooth: false, checker: false, background: egui::Color32::from_gray(12) }
+    }
+}
+
+/// A frame to show, with a key that changes whenever its pixels do (the frame store id).
+#[derive(Clone)]
+pub struct ShownFrame {
+    pub key: u64,
+    pub frame: Arc<Frame>,
+}
+
+/// Where the picture goes inside `view` so that it fits with its aspect ratio kept.
+pub fn fit_rect(view: egui::Rect, width: u32, height: u32) -> egui::Rect {
+    if width == 0 || height == 0 || view.width() <= 0.0 || view.height() <= 0.0 {
+        return egui::Rect::from_center_size(view.center(), egui::Vec2::ZERO);
+    }
+    let aspect = width as f32 / height as f32;
+    let size = if view.width() / view.height() > aspect {
+        egui::vec2(view.height() * aspect, view.height())
+    } else {
+        egui::vec2(view.width(), view.width() / aspect)
+    };
+    egui::Rect::from_center_size(view.center(), size)
+}
+
+/// The frame view. Cheap to keep in the app; the GPU side lives in egui_wgpu's callback resources.
+pub struct FrameView {
+    counters: Arc<RenderCounters>,
+    gpu: bool,
+    /// Fallback when there is no wgpu render state: an egui-managed texture updated in place.
+    fallback: Option<(u64, egui::TextureHandle)>,
+}
+
+impl FrameView {
+    /// Sets up the GPU side when a wgpu render state exists.
+    pub fn new(render_state: Option<&egui_wgpu::RenderState>) -> Self {
+        let counters = Arc::new(RenderCounters::default());
+        let gpu = if let Some(rs) = render_state {
+            let resources = GpuResources::new(rs, counters.clone());
+            rs.renderer.write().callback_resources.insert(resources);
+            true
+        } else {
+            false
+        };
+        FrameView { counters, gpu, fallback: None }
+    }
+
+    pub fn counters(&self) -> &Arc<RenderCounters> {
+        &self.counters
+    }
+
+    /// True when frames go through the wgpu shaders (false: the egui-texture fallback).
+    pub fn is_gpu(&self) -> bool {
+        self.gpu
+    }
+
+    /// Paints `frame` into `rect`. With no frame, only the background (and checker) is drawn.
+    pub fn paint(&mut self, ui: &mut egui::Ui, rect: egui::Rect, frame: Option<&ShownFrame>, options: ViewOptions) {
+        if self.gpu {
+            let callback = ViewCallback { frame: frame.cloned(), options, rect };
+            ui.painter().add(egui_wgpu::Callback::new_paint_callback(rect, callback));
+            return;
+        }
+        ui.painter().rect_filled(rect, 0.0, options.background);
+        let Some(f) = frame else { return };
+        let image = egui::ColorImage::from_rgb([f.frame.width as usize, f.frame.height as usize], &f.frame.to_rgb8());
+        let filter = if options.smooth { egui::TextureOptions::LINEAR } else { egui::TextureOptions::NEAREST };
+        match &mut self.fallback {
+            Some((key, _)) if *key == f.key => {}
+            Some((key, tex)) => {
+                // `set` reuses the texture when the size is unchanged.
+                tex.set(image, filter);
+                *key = f.key;
+                self.counters.uploads.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                let tex = ui.ctx().load_texture("frame-view", image, filter);
+                self.fallback = Some((f.key, tex));
+                self.counters.allocations.fetch_add(1, Ordering::Relaxed);
+                self.counters.uploads.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if let Some((_, tex)) = &self.fallback {
+            let fit = fit_rect(rect, f.frame.width, f.frame.height);
+            ui.painter().image(
+                tex.id(),
+                fit,
+                egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)),
+                egui::Color32::WHITE,
+            );
+            self.counters.draws.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Per-draw data handed to the GPU side.
+struct ViewCallback {
+    frame: Option<ShownFrame>,
+    options: ViewOptions,
+    rect: egui::Rect,
+}
+
+/// `View` in `frame_view.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ViewUniform {
+    image: [f32; 4],
+    view: [f32; 4],
+    background: [f32; 4],
+    flags: [f32; 4],
+}
+
+/// Everything allocated for one resolution.
+struct Sized {
+    width: u32,
+    height: u32,
+    planar: wgpu::Buffer,
+    compute_group: Option<wgpu::BindGroup>,
+    nearest_group: wgpu::BindGroup,
+    linear_group: wgpu::BindGroup,
+    texture: wgpu::Texture,
+}
+
+struct GpuResources {
+    counters: Arc<RenderCounters>,
+    compute: Option<(wgpu::ComputePipeline, wgpu::BindGroupLayout)>,
+    draw: wgpu::RenderPipeline,
+    draw_layout: wgpu::BindGroupLayout,
+    uniform: wgpu::Buffer,
+    nearest: wgpu::Sampler,
+    linear: wgpu::Sampler,
+    srgb_target: bool,
+    sized: Option<Sized>,
+    /// An empty 1×1 texture bound while there is no frame yet.
+    empty_groups: (wgpu::BindGroup, wgpu::BindGroup),
+    shown: Option<u64>,
+    /// Whether a frame is in the texture (false: draw the background only).
+    has_frame: bool,
+}
+
+const PIXEL_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
+
+impl GpuResources {
+    fn new(rs: &egui_wgpu::RenderState, counters: Arc<RenderCounters>) -> Self {
+        let device = &rs.device;
+        let compute_ok = rs.adapter.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+            && device.limits().max_storage_textures_per_shader_stage > 0
+            && device.limits().max_storage_buffers_per_shader_stage > 0;
+        let compute = compute_ok.then(|| {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some("spool frame_pixels"),
+                source: wgpu::ShaderSource::Wgsl(include_str!("../../shaders/frame_pixels.wgsl").into()),
+            });
+            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("spool frame_pixels"),
+                entries: &[
+                    wgpu::BindGroupLayoutEntry {
+                        binding: 0,
+                        visibility: wgpu::ShaderStages::COMPUTE,
+                        ty: wgpu::BindingType::Buffer {
+                            ty: wgpu::BufferBindingType::Storage { read_only: true },
+                            has_dynamic_offset: false,
+                            min_binding_size: None,
+                        },
+                        count: None,
+                    },
+                    wgpu::BindGroupLayoutEntry {
+                        binding: 1,
+                        visibility: wgpu::ShaderStages::COMPUTE,
+                        ty: wgpu::BindingType::Buffer {
+                            ty: wgpu::BufferBindingType::Uniform,
+                            has_dynamic_offset: false,
+                            min_binding_size: None,
+                        },
+                        count: None,
+                    },
+                    wgpu::BindGroupLayoutEntry {
+                        binding: 2,
+                        visibility: wgpu::ShaderStages::COMPUTE,
+                        ty: wgpu::BindingType::StorageTexture {
+                            access: wgpu::StorageTextureAccess::WriteOnly,
+                            format: PIXEL_FORMAT,
+                            view_dimension: wgpu::TextureViewDimension::D2,
+                        },
+                        count: None,
+                    },
+                ],
+            });
+            let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some("spool frame_pixels"),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some("spool frame_pixels"),
+                layout: Some(&pl),
+                module: &module,
+                entry_point: Some("to_pixels"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+            (pipeline, layout)
+        });
+
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("spool frame_view"),
+            source: wgpu::ShaderSource::Wgsl(include_str!("../../shaders/frame_view.wgsl").into()),
+        });
+        let draw_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("spool frame_view"),
+            entries: &[
+                wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::FRAGMENT,
+                    ty: wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Float { filterable: true },
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                        multisampled: false,
+                    },
+                    count: None,
+                },
+                wgpu::BindGroupLayoutEntry {
+                    binding: 1,
+                    visibility: wgpu::ShaderStages::FRAGMENT,
+                    ty: wgpu::BindingType::Sampler(wgpu::SamplerBindingType::Filtering),
+                    count: None,
+                },
+                wgpu::BindGroupLayoutEntry {
+                    binding: 2,
+                    visibility: wgpu::ShaderStages::FRAGMENT,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                },
+            ],
+        });
+        let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("spool frame_view"),
+            bind_group_layouts: &[Some(&draw_layout)],
+            immediate_size: 0,
+        });
+        let draw = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some("spool frame_view"),
+            layout: Some(&pl),
+            vertex: wgpu::VertexState {
+                module: &module,
+                entry_point: Some("vs_main"),
+                compilation_options: Default::default(),
+                buffers: &[],
+            },
+            primitive: wgpu::PrimitiveState::default(),
+            depth_stencil: None,
+            // eframe and kittest both render egui without MSAA (`multisampling: 0`).
+            multisample: wgpu::MultisampleState::default(),
+            fragment: Some(wgpu::FragmentState {
+                module: &module,
+                entry_point: Some("fs_main"),
+                compilation_options: Default::default(),
+                targets: &[Some(wgpu::ColorTargetState {
+                    format: rs.target_format,
+                    blend: None,
+                    write_mask: wgpu::ColorWrites::ALL,
+                })],
+            }),
+            multiview_mask: None,
+            cache: None,
+        });
+        let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("spool frame_view uniform"),
+            contents: bytemuck::bytes_of(&ViewUniform::zeroed_default()),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        });
+        let sampler = |filter: wgpu::FilterMode| {
+            device.create_sampler(&wgpu::SamplerDescriptor {
+                label: Some("spool frame_view"),
+                address_mode_u: wgpu::AddressMode::ClampToEdge,
+                address_mode_v: wgpu::AddressMode::ClampToEdge,
+                mag_filter: filter,
+                min_filter: filter,
+                ..Default::default()
+            })
+        };
+        let nearest = sampler(wgpu::FilterMode::Nearest);
+        let linear = sampler(wgpu::FilterMode::Linear);
+        let empty = device.create_texture(&texture_desc(1, 1, false));
+        let empty_view = empty.create_view(&Default::default());
+        let group = |s: &wgpu::Sampler| draw_group(device, &draw_layout, &empty_view, s, &uniform);
+        let empty_groups = (group(&nearest), group(&linear));
+        GpuResources {
+            counters,
+            compute,
+            draw,
+            draw_layout,
+            uniform,
+            nearest,
+            linear,
+            srgb_target: rs.target_format.is_srgb(),
+            sized: None,
+            empty_groups,
+            shown: None,
+            has_frame: false,
+        }
+    }
+
+    /// Makes sure the buffers and texture fit `w × h`; reallocates only on a resolution change.
+    fn ensure_size(&mut self, device: &wgpu::Device, w: u32, h: u32) {
+        if self.sized.as_ref().is_some_and(|s| s.width == w && s.height == h) {
+            return;
+        }
+        self.counters.allocations.fetch_add(1, Ordering::Relaxed);
+        let texture = device.create_texture(&texture_desc(w, h, self.compute.is_some()));
+        let view = texture.create_view(&Default::default());
+        let planar = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("spool planar frame"),
+            size: u64::from(w) * u64::from(h) * 3 * 4,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let dims = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("spool frame dims"),
+            contents: bytemuck::cast_slice(&[w, h, w * h, 0u32]),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let compute_group = self.compute.as_ref().map(|(_, layout)| {
+            device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("spool frame_pixels"),
+                layout,
+                entries: &[
+                    wgpu::BindGroupEntry { binding: 0, resource: planar.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 1, resource: dims.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 2, resource: wgpu::BindingResource::TextureView(&view) },
+                ],
+            })
+        });
+        let nearest_group = draw_group(device, &self.draw_layout, &view, &self.nearest, &self.uniform);
+        let linear_group = draw_group(device, &self.draw_layout, &view, &self.linear, &self.uniform);
+        // The bind groups keep `dims` and the texture view alive.
+        self.sized = Some(Sized { width: w, height: h, planar, compute_group, nearest_group, linear_group, texture });
+        self.shown = None;
+    }
+
+    /// One upload of a new frame, then (GPU path) one compute dispatch into the texture.
+    fn upload(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        f: &ShownFrame,
+    ) {
+        let (w, h) = (f.frame.width, f.frame.height);
+        if w == 0 || h == 0 || f.frame.planar.len() != (w * h * 3) as usize {
+            return;
+        }
+        self.ensure_size(device, w, h);
+        let sized = self.sized.as_ref().expect("ensured above");
+        if let (Some((pipeline, _)), Some(group)) = (&self.compute, &sized.compute_group) {
+            queue.write_buffer(&sized.planar, 0, bytemuck::cast_slice(&f.frame.planar));
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("spool frame_pixels"),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, group, &[]);
+            pass.dispatch_workgroups(w.div_ceil(8), h.div_ceil(8), 1);
+        } else {
+            let rgb = f.frame.to_rgb8();
+            let rgba: Vec<u8> = rgb.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
+            queue.write_texture(
+                wgpu::TexelCopyTextureInfo {
+                    texture: &sized.texture,
+                    mip_level: 0,
+                    origin: wgpu::Origin3d::ZERO,
+                    aspect: wgpu::TextureAspect::All,
+                },
+                &rgba,
+                wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(4 * w), rows_per_image: Some(h) },
+                wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
+            );
+        }
+        self.counters.uploads.fetch_add(1, Ordering::Relaxed);
+        self.shown = Some(f.key);
+        self.has_frame = true;
+    }
+}
+
+impl ViewUniform {
+    fn zeroed_default() -> Self {
+        bytemuck::Zeroable::zeroed()
+    }
+}
+
+fn texture_desc(w: u32, h: u32, storage: bool) -> wgpu::TextureDescriptor<'static> {
+    let mut usage = wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST;
+    if storage {
+        usage |= wgpu::TextureUsages::STORAGE_BINDING;
+    }
+    wgpu::TextureDescriptor {
+        label: Some("spool frame pixels"),
+        size: wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: PIXEL_FORMAT,
+        usage,
+        view_formats: &[],
+    }
+}
+
+fn draw_group(
+    device: &wgpu::Device,
+    layout: &wgpu::BindGroupLayout,
+    view: &wgpu::TextureView,
+    sampler: &wgpu::Sampler,
+    uniform: &wgpu::Buffer,
+) -> wgpu::BindGroup {
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("spool frame_view"),
+        layout,
+        entries: &[
+            wgpu::BindGroupEntry { binding: 0, resource: wgpu::BindingResource::TextureView(view) },
+            wgpu::BindGroupEntry { binding: 1, resource: wgpu::BindingResource::Sampler(sampler) },
+            wgpu::BindGroupEntry { binding: 2, resource: uniform.as_entire_binding() },
+        ],
+    })
+}
+
+impl egui_wgpu::CallbackTrait for ViewCallback {
+    fn prepare(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        screen: &egui_wgpu::ScreenDescriptor,
+        encoder: &mut wgpu::CommandEncoder,
+        resources: &mut egui_wgpu::CallbackResources,
+    ) -> Vec<wgpu::CommandBuffer> {
+        let Some(res) = resources.get_mut::<GpuResources>() else { return Vec::new() };
+        match &self.frame {
+            Some(f) if res.shown != Some(f.key) => res.upload(device, queue, encoder, f),
+            Some(_) => {}
+            None => res.has_frame = false,
+        }
+        let ppp = screen.pixels_per_point;
+        let (iw, ih) = res.sized.as_ref().map_or((1, 1), |s| (s.width, s.height));
+        let fit = if res.has_frame { fit_rect(self.rect, iw, ih) } else { egui::Rect::NOTHING };
+        let r = self.rect;
+        let uv = |p: egui::Pos2| [(p.x - r.min.x) / r.width().max(1e-3), (p.y - r.min.y) / r.height().max(1e-3)];
+        let (lo, hi) = if res.has_frame { (uv(fit.min), uv(fit.max)) } else { ([2.0, 2.0], [3.0, 3.0]) };
+        let bg = self.options.background.to_normalized_gamma_f32();
+        let u = ViewUniform {
+            image: [lo[0], lo[1], hi[0], hi[1]],
+            view: [r.width() * ppp, r.height() * ppp, 12.0 * ppp, if self.options.checker { 1.0 } else { 0.0 }],
+            background: bg,
+            flags: [if res.srgb_target { 1.0 } else { 0.0 }, 0.0, 0.0, 0.0],
+        };
+        queue.write_buffer(&res.uniform, 0, bytemuck::bytes_of(&u));
+        Vec::new()
+    }
+
+    fn paint(
+        &self,
+        _info: egui::PaintCallbackInfo,
+        pass: &mut wgpu::RenderPass<'static>,
+        resources: &egui_wgpu::CallbackResources,
+    ) {
+        let Some(res) = resources.get::<GpuResources>() else { return };
+        let group = match (&res.sized, res.has_frame, self.options.smooth) {
+            (Some(s), true, false) => &s.nearest_group,
+            (Some(s), true, true) => &s.linear_group,
+            (_, _, false) => &res.empty_groups.0,
+            (_, _, true) => &res.empty_groups.1,
+        };
+        pass.set_pipeline(&res.draw);
+        pass.set_bind_group(0, group, &[]);
+        pass.draw(0..3, 0..1);
+        res.counters.draws.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_keeps_aspect_and_centres() {
+        let view = egui::Rect::from_min_size(egui::pos2(10.0, 20.0), egui::vec2(400.0, 200.0));
+        let r = fit_rect(view, 128, 128);
+        assert_eq!(r.size(), egui::vec2(200.0, 200.0));
+        assert_eq!(r.center(), view.center());
+        let r = fit_rect(view, 832, 480);
+        assert!((r.width() / r.height() - 832.0 / 480.0).abs() < 1e-3);
+        assert!(r.height() <= 200.0 && r.width() <= 400.0);
+    }
+}

@@ -1,0 +1,1160 @@
+//! The `App`: UI state only, plus the wiring from user actions to engine commands.
+//!
+//! Everything heavy happens on the engine thread. Each UI frame drains the engine's events into the
+//! [`Session`] mirror (the engine wakes the UI with `request_repaint` when one arrives, so an idle
+//! app draws nothing), then lays out the panels. The panels live in their own modules as further
+//! `impl App` blocks; this file keeps the state, the commands and the frame loop.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use egui::{Key, KeyboardShortcut, Modifiers};
+
+use super::notices::{Notice, Notices};
+use super::session::{Report, Session};
+use super::thumbs::Thumbs;
+use super::undo::History;
+use super::{theme, vocab};
+use crate::engine::{Command, Engine, EngineState, FrameCount, GenSettings, ModelSpec, TakeId};
+use crate::model::Frame;
+use crate::render::{FrameView, RenderCounters, ShownFrame, ViewOptions};
+use crate::store::FrameId;
+use crate::timeline::{Segment, Timeline, WeightedPrompt, check_prompt};
+
+/// The models the settings offer, default first.
+pub const MODELS: &[&str] = &["spool-tiny", "wan-causal"];
+
+/// What the app starts with.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    /// Loaded at start.
+    pub model: ModelSpec,
+    /// Fill the prompt editor with the first example and show the example list.
+    pub first_run: bool,
+    /// Press Generate as soon as the model has loaded (demos, screenshots).
+    pub generate_on_start: bool,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            model: ModelSpec { name: MODELS[0].to_string(), weights: None },
+            first_run: true,
+            generate_on_start: false,
+        }
+    }
+}
+
+/// User settings (model, seed, steps, playback, view).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub model: String,
+    pub weights: Option<PathBuf>,
+    pub random_seed: bool,
+    pub seed: u64,
+    /// `None`: the model's default.
+    pub steps: Option<u32>,
+    pub playback_fps: f32,
+    /// Upscale on export: 1, 2 or 4.
+    pub export_scale: u32,
+    pub smooth: bool,
+    pub checker: bool,
+}
+
+/// Playback of the current take.
+#[derive(Debug, Clone)]
+pub struct Playback {
+    /// Index of the shown frame in the current take.
+    pub playhead: u64,
+    /// Playing at the playback rate (Space).
+    pub playing: bool,
+    /// Following the newest frame while generating.
+    pub live: bool,
+    pub looping: bool,
+    /// Fractional frames accumulated since the last advance.
+    acc: f64,
+    last_time: Option<f64>,
+}
+
+/// A start image for image-to-video, already at the model's size.
+pub struct StartImage {
+    pub name: String,
+    pub frame: Arc<Frame>,
+    pub thumb: egui::TextureHandle,
+}
+
+/// Results of work done off the UI thread (dialogs, image decoding).
+pub(crate) enum IoDone {
+    StartImage(Result<(String, Frame), String>),
+    WeightsFolder(PathBuf),
+    OpenProject(PathBuf),
+    ExportTo(PathBuf),
+    Exported(Result<crate::export::ExportSummary, String>),
+}
+
+pub struct App {
+    pub(crate) engine: Engine,
+    pub(crate) session: Session,
+    pub(crate) view: FrameView,
+    pub(crate) prompt: String,
+    /// The prompt timeline: the current take's, or the plan for the next Generate.
+    pub(crate) draft: Timeline,
+    /// SetTimeline commands sent whose echo has not come back (the draft is ahead of them).
+    pub(crate) pending_echoes: u32,
+    pub(crate) selected_segment: Option<usize>,
+    /// Crossfade length for "apply from next frame".
+    pub(crate) crossfade: u32,
+    pub(crate) gen_frames: u32,
+    pub(crate) forever: bool,
+    pub(crate) extend_frames: u32,
+    pub(crate) settings: Settings,
+    pub(crate) play: Playback,
+    pub(crate) history: History<Timeline>,
+    pub(crate) notices: Notices,
+    pub(crate) start_image: Option<StartImage>,
+    pub(crate) io_tx: Sender<IoDone>,
+    io_rx: Receiver<IoDone>,
+    pub(crate) thumbs: Thumbs,
+    pub(crate) first_run: bool,
+    pub(crate) prompt_error: Option<String>,
+    pub(crate) settings_open: bool,
+    /// Newest frame arrival → first paint, for the readout.
+    pub(crate) display_lag: VecDeque<Duration>,
+    shown_id: Option<FrameId>,
+    shown_cache: Option<ShownFrame>,
+    pub(crate) ctx: egui::Context,
+    pub(crate) generate_on_start: bool,
+    pub(crate) hud_rect: egui::Rect,
+    /// The visible rects of the two side panels' scroll areas (their content is clipped to them).
+    scroll_viewports: [egui::Rect; 2],
+    /// With `SPOOL_UI_STATS` set: print UI timings this often (benchmarks).
+    stats_every: Option<(Duration, Instant)>,
+    /// The running export, if any.
+    pub(crate) export: Option<super::export_ui::ExportJob>,
+    /// Starts an engine in another project folder ("Open project…"); `None` in tests.
+    opener: Option<super::EngineOpener>,
+    /// CPU time of recent UI frames (layout and event handling), for the benchmark.
+    ui_times: VecDeque<Duration>,
+    /// eframe's CPU time per whole frame, for the benchmark.
+    frame_cpu: VecDeque<Duration>,
+    /// Time between UI frames while stats are on.
+    show_intervals: VecDeque<Duration>,
+    last_show: Option<Instant>,
+}
+
+impl App {
+    /// Builds the app over an engine the caller spawned (the real one, or a test double's). Sends
+    /// `LoadModel` for `options.model`.
+    pub fn new(cc: &eframe::CreationContext<'_>, engine: Engine, options: AppOptions) -> Self {
+        Self::with_context(&cc.egui_ctx, cc.wgpu_render_state.as_ref(), engine, options)
+    }
+
+    pub fn with_context(
+        ctx: &egui::Context,
+        render_state: Option<&egui_wgpu::RenderState>,
+        engine: Engine,
+        options: AppOptions,
+    ) -> Self {
+        theme::apply(ctx);
+        let (io_tx, io_rx) = crossbeam_channel::unbounded();
+        let prompt = if options.first_run { vocab::EXAMPLES[0].to_string() } else { String::new() };
+        let mut notices = Notices::default();
+        if engine.send(Command::LoadModel(options.model.clone())).is_err() {
+            notices.push(Notice::error("the engine is not running", "restart Spool"));
+        }
+        App {
+            engine,
+            session: Session::default(),
+            // SPOOL_CPU_VIEW=1 draws frames through an egui texture instead of the wgpu shaders (for
+            // comparing the two paths).
+            view: FrameView::new(render_state.filter(|_| std::env::var_os("SPOOL_CPU_VIEW").is_none())),
+            draft: Timeline::single(if prompt.is_empty() { " ".to_string() } else { prompt.clone() }),
+            prompt,
+            pending_echoes: 0,
+            selected_segment: None,
+            crossfade: 0,
+            gen_frames: 64,
+            forever: false,
+            extend_frames: 32,
+            settings: Settings {
+                model: options.model.name.clone(),
+                weights: options.model.weights.clone(),
+                random_seed: false,
+                seed: 1,
+                steps: None,
+                playback_fps: 16.0,
+                export_scale: 2,
+                smooth: false,
+                checker: false,
+            },
+            play: Playback { playhead: 0, playing: false, live: true, looping: true, acc: 0.0, last_time: None },
+            history: History::new(200),
+            notices,
+            start_image: None,
+            io_tx,
+            io_rx,
+            thumbs: Thumbs::default(),
+            first_run: options.first_run,
+            prompt_error: None,
+            settings_open: true,
+            display_lag: VecDeque::new(),
+            shown_id: None,
+            shown_cache: None,
+            ctx: ctx.clone(),
+            generate_on_start: options.generate_on_start,
+            hud_rect: egui::Rect::NOTHING,
+            scroll_viewports: [egui::Rect::NOTHING; 2],
+            opener: None,
+            export: None,
+            stats_every: std::env::var_os("SPOOL_UI_STATS").map(|_| (Duration::from_secs(5), Instant::now())),
+            ui_times: VecDeque::new(),
+            frame_cpu: VecDeque::new(),
+            show_intervals: VecDeque::new(),
+            last_show: None,
+        }
+    }
+
+    /// Lets "Open project…" switch project folders by starting a new engine there.
+    pub fn with_opener(mut self, opener: super::EngineOpener) -> Self {
+        self.opener = Some(opener);
+        self
+    }
+
+    // ---- read access for tests and benchmarks -------------------------------------------------
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    pub fn render_counters(&self) -> &Arc<RenderCounters> {
+        self.view.counters()
+    }
+
+    /// The timeline the editor shows.
+    pub fn draft_timeline(&self) -> &Timeline {
+        &self.draft
+    }
+
+    pub fn playback(&self) -> &Playback {
+        &self.play
+    }
+
+    /// (take, index) of the frame the view shows.
+    pub fn shown_frame(&self) -> Option<(TakeId, u64)> {
+        let take = self.session.current_take()?;
+        (!take.frames.is_empty()).then(|| (take.info.id, self.play.playhead.min(take.frames.len() as u64 - 1)))
+    }
+
+    pub fn notices(&self) -> &Notices {
+        &self.notices
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn prompt(&self) -> &str {
+        &self.prompt
+    }
+
+    pub fn has_start_image(&self) -> bool {
+        self.start_image.is_some()
+    }
+
+    /// Where the latency readout was drawn last frame (tests mask it: its numbers are timings).
+    pub fn hud_rect(&self) -> egui::Rect {
+        self.hud_rect
+    }
+
+    /// The visible rects of the side panels' scroll areas, for layout checks.
+    pub fn scroll_viewports(&self) -> &[egui::Rect] {
+        &self.scroll_viewports
+    }
+
+    /// Frames the next Generate asks for (`None`: until stopped).
+    pub fn set_generate_frames(&mut self, n: Option<u32>) {
+        self.forever = n.is_none();
+        if let Some(n) = n {
+            self.gen_frames = n.max(1);
+        }
+    }
+
+    pub fn set_extend_frames(&mut self, n: u32) {
+        self.extend_frames = n.max(1);
+    }
+
+    // ---- commands -------------------------------------------------------------------------------
+
+    pub(crate) fn send(&mut self, cmd: Command) {
+        if self.engine.send(cmd).is_err() {
+            self.notices
+                .push(Notice::error("the engine thread has stopped", "restart Spool; frames made so far are on disk"));
+        }
+    }
+
+    /// The prompts of the editor as a segment's mix.
+    fn editor_prompts(&self) -> Vec<WeightedPrompt> {
+        vec![WeightedPrompt { text: self.prompt.trim().to_string(), weight: 1.0 }]
+    }
+
+    /// Checks the editor's prompt; on failure shows the reason under the editor.
+    fn check_editor(&mut self) -> bool {
+        match check_prompt(&self.prompt) {
+            Ok(()) => {
+                self.prompt_error = None;
+                true
+            }
+            Err(e) => {
+                self.prompt_error = Some(e.to_string());
+                false
+            }
+        }
+    }
+
+    pub(crate) fn can_generate(&self) -> bool {
+        self.session.model.is_some() && check_prompt(&self.prompt).is_ok()
+    }
+
+    /// Starts a new take from the draft timeline, with the editor's prompt as its first segment.
+    pub(crate) fn generate(&mut self) {
+        if !self.check_editor() {
+            return;
+        }
+        if self.session.model.is_none() {
+            self.notices.push(Notice::warning(
+                "no model is loaded yet",
+                "wait for it to load, or pick one under Settings and press Load",
+            ));
+            return;
+        }
+        let mut timeline = self.draft.clone();
+        if timeline.segments.is_empty() {
+            timeline = Timeline::single(self.prompt.trim());
+        }
+        timeline.segments[0].prompts[0].text = self.prompt.trim().to_string();
+        timeline.segments[0].start = 0;
+        if let Err(e) = timeline.validate() {
+            self.notices.push(Notice::error(
+                &format!("the prompt timeline is not valid: {e}"),
+                "fix the segment in the timeline",
+            ));
+            return;
+        }
+        let seed = if self.settings.random_seed { rand::random::<u32>() as u64 } else { self.settings.seed };
+        if self.settings.random_seed {
+            // Show the seed that was used, so a good take can be made again.
+            self.settings.seed = seed;
+        }
+        let frames = if self.forever {
+            FrameCount::Forever
+        } else {
+            FrameCount::new(u64::from(self.gen_frames.max(1))).unwrap_or(FrameCount::Forever)
+        };
+        let start_image = self.start_image.as_ref().map(|s| s.frame.clone());
+        self.draft = timeline.clone();
+        self.first_run = false;
+        self.play.live = true;
+        self.play.playing = false;
+        self.play.playhead = 0;
+        self.send(Command::Generate {
+            timeline,
+            frames,
+            settings: GenSettings { seed, steps: self.settings.steps },
+            start_image,
+        });
+    }
+
+    pub(crate) fn extend(&mut self) {
+        if self.session.current.is_none() {
+            self.notices.push(Notice::warning("there is no take to extend yet", "press Generate first"));
+            return;
+        }
+        let n = FrameCount::new(u64::from(self.extend_frames.max(1))).unwrap_or(FrameCount::Forever);
+        self.play.live = true;
+        self.play.playing = false;
+        self.send(Command::Extend { frames: n });
+    }
+
+    pub(crate) fn toggle_pause(&mut self) {
+        match self.session.state {
+            EngineState::Paused => self.send(Command::Resume),
+            EngineState::Generating | EngineState::Rebuilding => self.send(Command::Pause),
+            _ => {}
+        }
+    }
+
+    pub(crate) fn stop(&mut self) {
+        self.send(Command::Stop);
+    }
+
+    /// The frame a prompt change made now would apply from.
+    pub(crate) fn next_frame(&self) -> u64 {
+        self.session.current_len()
+    }
+
+    /// Whether the editor's prompt differs from what conditions the next frame.
+    pub(crate) fn prompt_differs(&self) -> bool {
+        let Some(t) = self.session.current_timeline() else { return false };
+        let mix = t.mix_at(self.next_frame());
+        !(mix.len() == 1 && mix[0].1 == self.prompt.trim())
+    }
+
+    /// Changes the prompt of the current take from the next frame on (mid-stream change).
+    pub(crate) fn apply_prompt(&mut self) {
+        if self.session.current.is_none() || !self.check_editor() {
+            return;
+        }
+        self.history.record(&self.draft);
+        let seg = Segment { start: self.next_frame(), prompts: self.editor_prompts(), blend: self.crossfade };
+        self.draft.change_from(seg.clone());
+        self.send(Command::ChangePrompt(seg));
+    }
+
+    /// Branches the current take at the playhead (keeping frames 0..=playhead).
+    pub(crate) fn branch_here(&mut self) {
+        let Some(take) = self.session.current_take() else { return };
+        if take.frames.is_empty() {
+            return;
+        }
+        let keep = (self.play.playhead + 1).min(take.frames.len() as u64);
+        let id = take.info.id;
+        self.play.live = true;
+        self.send(Command::Branch { take: id, keep });
+    }
+
+    pub(crate) fn switch_take(&mut self, id: TakeId) {
+        if self.session.current == Some(id) {
+            return;
+        }
+        self.play.live = false;
+        self.play.playing = false;
+        self.play.playhead = 0;
+        self.send(Command::SwitchTake(id));
+    }
+
+    /// Applies an edit to the draft timeline, recording it for undo and sending it to the engine
+    /// when a take exists and the result is valid.
+    pub(crate) fn edit_timeline(&mut self, record: bool, edit: impl FnOnce(&mut Timeline)) {
+        let before = self.draft.clone();
+        edit(&mut self.draft);
+        if self.draft == before {
+            return;
+        }
+        if record {
+            self.history.record(&before);
+        }
+        self.push_timeline();
+    }
+
+    /// Sends the draft to the engine (for the current take) if it is valid.
+    pub(crate) fn push_timeline(&mut self) {
+        if let Some(take) = self.session.current_take() {
+            if take.info.timeline != self.draft && self.draft.validate().is_ok() {
+                self.pending_echoes += 1;
+                let t = self.draft.clone();
+                self.send(Command::SetTimeline(t));
+            }
+        } else if self.draft.validate().is_ok() {
+            // Before the first take the first segment mirrors the editor.
+            if let Some(p) = self.draft.segments.first().and_then(|s| s.prompts.first())
+                && p.text.trim() != self.prompt.trim()
+                && !p.text.trim().is_empty()
+            {
+                self.prompt = p.text.clone();
+            }
+        }
+    }
+
+    pub(crate) fn undo(&mut self) {
+        if let Some(prev) = self.history.undo(&self.draft) {
+            self.draft = prev;
+            self.clamp_selection();
+            self.push_timeline();
+        }
+    }
+
+    pub(crate) fn redo(&mut self) {
+        if let Some(next) = self.history.redo(&self.draft) {
+            self.draft = next;
+            self.clamp_selection();
+            self.push_timeline();
+        }
+    }
+
+    fn clamp_selection(&mut self) {
+        if let Some(i) = self.selected_segment
+            && i >= self.draft.segments.len()
+        {
+            self.selected_segment = None;
+        }
+    }
+
+    pub(crate) fn load_model(&mut self) {
+        let spec = ModelSpec { name: self.settings.model.clone(), weights: self.settings.weights.clone() };
+        self.notices.clear_errors();
+        self.send(Command::LoadModel(spec));
+    }
+
+    /// Decodes an image file off the UI thread and sizes it for the loaded model.
+    pub(crate) fn load_start_image(&mut self, path: PathBuf) {
+        let size = self.session.model.as_ref().map(|m| (m.width, m.height));
+        let tx = self.io_tx.clone();
+        let ctx = self.ctx.clone();
+        std::thread::spawn(move || {
+            let result = super::image_input::load(&path, size);
+            let _ = tx.send(IoDone::StartImage(result));
+            ctx.request_repaint();
+        });
+    }
+
+    pub(crate) fn pick_start_image(&mut self) {
+        let tx = self.io_tx.clone();
+        let ctx = self.ctx.clone();
+        let size = self.session.model.as_ref().map(|m| (m.width, m.height));
+        // rfd's dialog blocks until closed: run it beside the UI so the window keeps drawing.
+        std::thread::spawn(move || {
+            let picked = rfd::FileDialog::new()
+                .set_title("Start image")
+                .add_filter("Images", &["png", "jpg", "jpeg", "webp", "bmp", "gif"])
+                .pick_file();
+            if let Some(path) = picked {
+                let result = super::image_input::load(&path, size);
+                let _ = tx.send(IoDone::StartImage(result));
+                ctx.request_repaint();
+            }
+        });
+    }
+
+    pub(crate) fn pick_project(&mut self) {
+        let tx = self.io_tx.clone();
+        let ctx = self.ctx.clone();
+        std::thread::spawn(move || {
+            if let Some(path) = rfd::FileDialog::new()
+                .set_title("Open a project folder (an empty folder starts a new project)")
+                .pick_folder()
+            {
+                let _ = tx.send(IoDone::OpenProject(path));
+                ctx.request_repaint();
+            }
+        });
+    }
+
+    /// Switches to another project folder: a new engine works there; the old one shuts down after
+    /// flushing its frames, so nothing is lost.
+    pub(crate) fn open_project(&mut self, dir: &std::path::Path) {
+        let Some(opener) = &self.opener else { return };
+        match opener(dir) {
+            Ok(engine) => {
+                self.engine = engine;
+                self.session = Session::default();
+                self.thumbs = Thumbs::default();
+                self.history = History::new(200);
+                self.shown_cache = None;
+                self.selected_segment = None;
+                self.pending_echoes = 0;
+                self.play.playhead = 0;
+                self.play.live = true;
+                self.notices = Notices::default();
+                self.load_model();
+            }
+            Err(e) => self.notices.push(Notice::error(
+                &format!("could not open project {}: {e}", dir.display()),
+                "pick another folder; the current project stays open",
+            )),
+        }
+    }
+
+    pub(crate) fn save_project(&mut self) {
+        match self.engine.store().flush() {
+            Ok(()) => self.notices.push(Notice::info(
+                &format!("project saved in {}", self.engine.store().dir().display()),
+                "Spool also saves every frame and edit as it goes",
+            )),
+            Err(e) => self
+                .notices
+                .push(Notice::error(&format!("saving failed: {e}"), "check the disk has room, then save again")),
+        }
+    }
+
+    pub(crate) fn pick_weights_folder(&mut self) {
+        let tx = self.io_tx.clone();
+        let ctx = self.ctx.clone();
+        std::thread::spawn(move || {
+            if let Some(path) = rfd::FileDialog::new().set_title("Model weights folder").pick_folder() {
+                let _ = tx.send(IoDone::WeightsFolder(path));
+                ctx.request_repaint();
+            }
+        });
+    }
+
+    // ---- the frame loop ---------------------------------------------------------------------------
+
+    /// Drains engine events and finished background work. Called once per UI frame.
+    pub(crate) fn pump(&mut self) {
+        while let Ok(event) = self.engine.events().try_recv() {
+            let timeline_echo = matches!(&event, crate::engine::Event::TimelineChanged { take, .. } if Some(*take) == self.session.current);
+            let switched = matches!(&event, crate::engine::Event::CurrentTake(_));
+            let loaded = matches!(&event, crate::engine::Event::ModelLoaded(_));
+            let opened = matches!(&event, crate::engine::Event::ProjectOpened { .. });
+            if self.stats_every.is_some() && matches!(&event, crate::engine::Event::Finished { .. }) {
+                self.print_ui_stats();
+            }
+            if let Some(report) = self.session.apply(event) {
+                match report {
+                    Report::Error(e) => self.notices.push(Notice::from_engine(&e)),
+                    Report::Warning(w) => self.notices.push(Notice::warning_text(&w)),
+                }
+            }
+            if opened {
+                let tags = self.engine.store().tags();
+                self.session.rebuild_frames(&tags);
+                if let Some(t) = self.session.current_timeline() {
+                    self.draft = t.clone();
+                    self.first_run = false;
+                }
+                if self.session.current_len() > 0 {
+                    // An opened project shows where it was left, not a live stream.
+                    self.play.live = false;
+                    self.play.playhead = self.session.current_len() - 1;
+                }
+            }
+            if timeline_echo {
+                if self.pending_echoes > 0 {
+                    self.pending_echoes -= 1;
+                } else if let Some(t) = self.session.current_timeline() {
+                    self.draft = t.clone();
+                    self.clamp_selection();
+                }
+            }
+            if switched {
+                if let Some(t) = self.session.current_timeline() {
+                    self.draft = t.clone();
+                }
+                self.pending_echoes = 0;
+                self.clamp_selection();
+                let len = self.session.current_len();
+                self.play.playhead =
+                    if self.play.live { len.saturating_sub(1) } else { self.play.playhead.min(len.saturating_sub(1)) };
+            }
+            if loaded {
+                self.notices.clear_errors();
+                if std::mem::take(&mut self.generate_on_start) {
+                    self.generate();
+                }
+                if let (Some(m), Some(s)) = (&self.session.model, self.settings.steps) {
+                    self.settings.steps = Some(s.clamp(1, m.max_steps));
+                }
+            }
+        }
+        while let Ok(done) = self.io_rx.try_recv() {
+            match done {
+                IoDone::StartImage(Ok((name, frame))) => {
+                    let thumb = self.ctx.load_texture(
+                        "start-image",
+                        egui::ColorImage::from_rgb([frame.width as usize, frame.height as usize], &frame.to_rgb8()),
+                        egui::TextureOptions::LINEAR,
+                    );
+                    self.start_image = Some(StartImage { name, frame: Arc::new(frame), thumb });
+                }
+                IoDone::StartImage(Err(e)) => {
+                    self.notices.push(Notice::error(&e, "use a PNG, JPEG, WebP, BMP or GIF image"));
+                }
+                IoDone::WeightsFolder(p) => self.settings.weights = Some(p),
+                IoDone::OpenProject(p) => self.open_project(&p),
+                IoDone::ExportTo(p) => self.export_to(p),
+                IoDone::Exported(r) => self.export_finished(r),
+            }
+        }
+        // Keep a start image at the model's size (the model may have changed since it was loaded).
+        if let (Some(img), Some(m)) = (&self.start_image, &self.session.model)
+            && (img.frame.width, img.frame.height) != (m.width, m.height)
+        {
+            let resized = super::image_input::resize_frame(&img.frame, m.width, m.height);
+            if let Some(img) = &mut self.start_image {
+                img.frame = Arc::new(resized);
+            }
+        }
+    }
+
+    /// Keyboard shortcuts. Taken before any widget runs so a focused text field cannot swallow them.
+    fn shortcuts(&mut self, ctx: &egui::Context) {
+        let cmd = |m: Modifiers, k: Key| KeyboardShortcut::new(m, k);
+        let typing = ctx.egui_wants_keyboard_input();
+        let (apply, gen_, export, extend, redo, undo, save, stop) = ctx.input_mut(|i| {
+            (
+                i.consume_shortcut(&cmd(Modifiers::COMMAND | Modifiers::SHIFT, Key::Enter)),
+                i.consume_shortcut(&cmd(Modifiers::COMMAND, Key::Enter)),
+                i.consume_shortcut(&cmd(Modifiers::COMMAND | Modifiers::SHIFT, Key::E)),
+                i.consume_shortcut(&cmd(Modifiers::COMMAND, Key::E)),
+                // While typing, undo/redo belong to the text field.
+                !typing && i.consume_shortcut(&cmd(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z)),
+                !typing && i.consume_shortcut(&cmd(Modifiers::COMMAND, Key::Z)),
+                i.consume_shortcut(&cmd(Modifiers::COMMAND, Key::S)),
+                i.consume_key(Modifiers::NONE, Key::Escape),
+            )
+        });
+        if apply && self.prompt_differs() {
+            self.apply_prompt();
+        }
+        if gen_ {
+            self.generate();
+        }
+        if export && self.session.current_len() > 0 && self.export.is_none() {
+            self.pick_export();
+        }
+        if extend {
+            self.extend();
+        }
+        if redo {
+            self.redo();
+        }
+        if undo {
+            self.undo();
+        }
+        if save {
+            self.save_project();
+        }
+        if stop {
+            self.stop();
+        }
+        if typing {
+            return;
+        }
+        let (space, left, right, home, end) = ctx.input_mut(|i| {
+            (
+                i.consume_key(Modifiers::NONE, Key::Space),
+                i.consume_key(Modifiers::NONE, Key::ArrowLeft),
+                i.consume_key(Modifiers::NONE, Key::ArrowRight),
+                i.consume_key(Modifiers::NONE, Key::Home),
+                i.consume_key(Modifiers::NONE, Key::End),
+            )
+        });
+        if space {
+            self.toggle_play();
+        }
+        if left {
+            self.step_frames(-1);
+        }
+        if right {
+            self.step_frames(1);
+        }
+        if home {
+            self.seek(0);
+        }
+        if end {
+            self.seek(u64::MAX);
+        }
+    }
+
+    pub(crate) fn toggle_play(&mut self) {
+        let len = self.session.current_len();
+        if self.play.playing {
+            self.play.playing = false;
+        } else if len > 0 {
+            if self.play.playhead + 1 >= len && !self.session.busy() {
+                self.play.playhead = 0;
+            }
+            self.play.playing = true;
+            self.play.live = false;
+            self.play.acc = 0.0;
+            self.play.last_time = None;
+        }
+    }
+
+    pub(crate) fn step_frames(&mut self, delta: i64) {
+        let len = self.session.current_len();
+        if len == 0 {
+            return;
+        }
+        self.play.playing = false;
+        self.play.live = false;
+        self.play.playhead = (self.play.playhead as i64 + delta).clamp(0, len as i64 - 1) as u64;
+    }
+
+    pub(crate) fn seek(&mut self, frame: u64) {
+        let len = self.session.current_len();
+        self.play.live = false;
+        self.play.playhead = frame.min(len.saturating_sub(1));
+    }
+
+    pub(crate) fn go_live(&mut self) {
+        self.play.live = true;
+        self.play.playing = false;
+        self.play.playhead = self.session.current_len().saturating_sub(1);
+    }
+
+    /// Advances playback and live-follow; asks for the next repaint only while playing.
+    fn advance(&mut self, ctx: &egui::Context) {
+        let len = self.session.current_len();
+        let now = ctx.input(|i| i.time);
+        if self.play.live {
+            self.play.playhead = len.saturating_sub(1);
+        } else if self.play.playing && len > 0 {
+            let fps = f64::from(self.settings.playback_fps.clamp(1.0, 120.0));
+            if let Some(t) = self.play.last_time {
+                self.play.acc += (now - t) * fps;
+            }
+            let steps = self.play.acc.floor() as u64;
+            self.play.acc -= steps as f64;
+            let mut head = self.play.playhead + steps;
+            if head >= len {
+                if self.play.looping && !self.session.busy() {
+                    head %= len;
+                } else {
+                    // Caught up with generation: wait at the newest frame.
+                    head = len - 1;
+                }
+            }
+            self.play.playhead = head;
+            ctx.request_repaint_after(Duration::from_secs_f64(((1.0 - self.play.acc) / fps).max(0.001)));
+        }
+        self.play.last_time = Some(now);
+        if len > 0 {
+            self.play.playhead = self.play.playhead.min(len - 1);
+        }
+    }
+
+    /// The frame to show now: the newest one (no store read) or one read back from the store.
+    pub(crate) fn frame_to_show(&mut self) -> Option<ShownFrame> {
+        let take = self.session.current_take()?;
+        let id = *take.frames.get(self.play.playhead as usize)?;
+        if let Some(c) = &self.shown_cache
+            && c.key == id.0
+        {
+            return Some(c.clone());
+        }
+        let frame = match &self.session.newest {
+            Some(n) if n.id == id => n.frame.clone(),
+            _ => match self.engine.store().frame(id) {
+                Ok(f) => f,
+                Err(e) => {
+                    self.notices.push(Notice::error(
+                        &format!("frame {} could not be read back: {e}", self.play.playhead),
+                        "the take's other frames are unaffected",
+                    ));
+                    return None;
+                }
+            },
+        };
+        let shown = ShownFrame { key: id.0, frame };
+        self.shown_cache = Some(shown.clone());
+        Some(shown)
+    }
+
+    /// Records arrival → first paint for the newest frame.
+    pub(crate) fn note_shown(&mut self, key: u64) {
+        if self.shown_id.map(|i| i.0) == Some(key) {
+            return;
+        }
+        self.shown_id = Some(FrameId(key));
+        if let Some(n) = &self.session.newest
+            && n.id.0 == key
+        {
+            self.display_lag.push_back(n.decoded.elapsed());
+            if self.display_lag.len() > 64 {
+                self.display_lag.pop_front();
+            }
+        }
+    }
+
+    pub(crate) fn view_options(&self) -> ViewOptions {
+        ViewOptions { smooth: self.settings.smooth, checker: self.settings.checker, background: theme::VIEW_BG }
+    }
+
+    fn handle_dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped = ctx.input(|i| i.raw.dropped_files.clone());
+        if let Some(f) = dropped.into_iter().next() {
+            self.load_start_image(f.path().to_path_buf());
+        }
+    }
+
+    /// (p50, p95, frames) of the UI thread's time per frame over the last 600 frames.
+    pub fn ui_frame_times(&self) -> Option<(Duration, Duration, usize)> {
+        let mut v: Vec<Duration> = self.ui_times.iter().copied().collect();
+        v.sort();
+        let pct = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+        (!v.is_empty()).then(|| (pct(0.5), pct(0.95), v.len()))
+    }
+
+    /// Lays out the whole window.
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        let started = Instant::now();
+        if self.stats_every.is_some() {
+            if let Some(prev) = self.last_show {
+                self.show_intervals.push_back(started - prev);
+                if self.show_intervals.len() > 600 {
+                    self.show_intervals.pop_front();
+                }
+            }
+            self.last_show = Some(started);
+        }
+        self.show_inner(ui);
+        self.ui_times.push_back(started.elapsed());
+        if self.ui_times.len() > 600 {
+            self.ui_times.pop_front();
+        }
+        if self.stats_every.is_some() && std::env::var_os("SPOOL_CONTINUOUS").is_some() {
+            // Benchmark mode: draw as fast as the renderer allows.
+            ui.ctx().request_repaint();
+        }
+        if self.stats_every.is_some_and(|(every, last)| last.elapsed() >= every) {
+            self.print_ui_stats();
+            self.stats_every = self.stats_every.map(|(every, _)| (every, Instant::now()));
+        }
+    }
+
+    fn show_inner(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        self.pump();
+        self.shortcuts(&ctx);
+        self.handle_dropped_files(&ctx);
+        self.advance(&ctx);
+        self.notices.expire(Instant::now());
+        if self.session.current.is_none() {
+            // Before the first take the first segment is the editor's prompt.
+            if let Some(p) = self.draft.segments.first_mut().and_then(|s| s.prompts.first_mut()) {
+                p.text = self.prompt.clone();
+            }
+        }
+
+        egui::Panel::top("top-bar").frame(theme::panel_frame().inner_margin(egui::Margin::symmetric(12, 6))).show(
+            ui,
+            |ui| {
+                self.top_bar(ui);
+            },
+        );
+        egui::Panel::bottom("status-bar")
+            .frame(egui::Frame::new().fill(theme::BG).inner_margin(egui::Margin::symmetric(12, 3)))
+            .show(ui, |ui| self.status_bar(ui));
+        egui::Panel::bottom("timeline").frame(theme::panel_frame()).show(ui, |ui| {
+            self.timeline_strip(ui);
+        });
+        egui::Panel::left("controls").frame(theme::panel_frame()).default_size(300.0).size_range(280.0..=480.0).show(
+            ui,
+            |ui| {
+                let out = egui::ScrollArea::vertical().id_salt("controls-scroll").show(ui, |ui| {
+                    self.prompt_panel(ui);
+                    self.segment_editor(ui);
+                });
+                self.scroll_viewports[0] = out.inner_rect;
+            },
+        );
+        egui::Panel::right("side").frame(theme::panel_frame()).default_size(280.0).size_range(260.0..=440.0).show(
+            ui,
+            |ui| {
+                // The readout stays in view; takes and settings scroll beneath it.
+                self.hud(ui);
+                ui.add_space(8.0);
+                let out = egui::ScrollArea::vertical().id_salt("side-scroll").show(ui, |ui| {
+                    self.takes_panel(ui);
+                    ui.add_space(8.0);
+                    self.settings_panel(ui);
+                });
+                self.scroll_viewports[1] = out.inner_rect;
+            },
+        );
+        egui::CentralPanel::default()
+            .frame(egui::Frame::new().fill(theme::BG).inner_margin(egui::Margin::same(10)))
+            .show(ui, |ui| {
+                self.frame_area(ui);
+            });
+    }
+
+    /// The frame view with notices over its top edge.
+    fn frame_area(&mut self, ui: &mut egui::Ui) {
+        let rect = ui.available_rect_before_wrap();
+        let response = ui.allocate_rect(rect, egui::Sense::click());
+        let shown = self.frame_to_show();
+        let options = self.view_options();
+        let painter_rect = rect;
+        ui.painter().rect_filled(painter_rect, 6.0, theme::VIEW_BG);
+        let inner = painter_rect.shrink(1.0);
+        self.view.paint(ui, inner, shown.as_ref(), options);
+        if let Some(s) = &shown {
+            self.note_shown(s.key);
+            let (take, index) = self.shown_frame().unwrap_or((TakeId(0), 0));
+            let fit = crate::render::fit_rect(inner, s.frame.width, s.frame.height);
+            let tag = format!("take {} · frame {}", take.0 + 1, index);
+            ui.painter().text(
+                fit.left_bottom() + egui::vec2(8.0, -8.0),
+                egui::Align2::LEFT_BOTTOM,
+                tag,
+                egui::FontId::monospace(11.0),
+                egui::Color32::from_white_alpha(170),
+            );
+        } else {
+            let msg = match self.session.state {
+                EngineState::Loading => "Loading the model…",
+                EngineState::NoModel if self.notices.has_errors() => "No model is loaded: see the message above",
+                EngineState::NoModel => "Loading the model…",
+                _ => "Type a prompt and press Generate (Ctrl+Enter)",
+            };
+            ui.painter().text(
+                rect.center(),
+                egui::Align2::CENTER_CENTER,
+                msg,
+                egui::FontId::proportional(15.0),
+                theme::TEXT_DIM,
+            );
+        }
+        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "Frame view"));
+        // Notices sit on the view's top edge, never covering the controls.
+        let notice_rect = rect.shrink2(egui::vec2(12.0, 10.0));
+        let mut child =
+            ui.new_child(egui::UiBuilder::new().max_rect(notice_rect).layout(egui::Layout::top_down(egui::Align::Min)));
+        self.notices_ui(&mut child);
+    }
+
+    fn top_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.label(egui::RichText::new("◎ Spool").size(17.0).strong().color(theme::ACCENT));
+            ui.add_space(6.0);
+            let model = match &self.session.model {
+                Some(m) => format!("{} · {} · {}×{}", m.id, m.device, m.width, m.height),
+                None if self.session.state == EngineState::Loading => format!("{} · loading…", self.settings.model),
+                None => "no model".to_string(),
+            };
+            ui.label(egui::RichText::new(model).color(theme::TEXT_DIM));
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                let can_export = self.session.current_len() > 0 && self.export.is_none();
+                let export = ui
+                    .add_enabled(can_export, egui::Button::new("Export…"))
+                    .on_hover_text("Export the current take to MP4, GIF or PNGs (Ctrl+Shift+E)")
+                    .on_disabled_hover_text(if self.export.is_some() {
+                        "An export is running"
+                    } else {
+                        "Generate a take first"
+                    });
+                if export.clicked() {
+                    self.pick_export();
+                }
+                if ui
+                    .button("Save project")
+                    .on_hover_text("Write everything to disk now (Ctrl+S); Spool also saves as it goes")
+                    .clicked()
+                {
+                    self.save_project();
+                }
+                let open = ui
+                    .add_enabled(self.opener.is_some(), egui::Button::new("Open project…"))
+                    .on_hover_text("Open a project folder, or pick an empty folder to start a new project");
+                if open.clicked() {
+                    self.pick_project();
+                }
+                ui.separator();
+                let redo = ui
+                    .add_enabled(self.history.can_redo(), egui::Button::new("Redo"))
+                    .on_hover_text("Redo timeline edit (Ctrl+Shift+Z)");
+                if redo.clicked() {
+                    self.redo();
+                }
+                let undo = ui
+                    .add_enabled(self.history.can_undo(), egui::Button::new("Undo"))
+                    .on_hover_text("Undo timeline edit (Ctrl+Z)");
+                if undo.clicked() {
+                    self.undo();
+                }
+                ui.separator();
+                self.state_badge(ui);
+            });
+        });
+    }
+
+    fn state_badge(&self, ui: &mut egui::Ui) {
+        let (text, color) = match self.session.state {
+            EngineState::NoModel => ("No model".to_string(), theme::TEXT_DIM),
+            EngineState::Loading => ("Loading".to_string(), theme::WARN),
+            EngineState::Idle => ("Ready".to_string(), theme::OK),
+            EngineState::Rebuilding => ("Rebuilding cache".to_string(), theme::WARN),
+            EngineState::Paused => ("Paused".to_string(), theme::WARN),
+            EngineState::Generating => match self.session.progress {
+                Some((_, done, Some(t))) => (format!("Generating {done}/{t}"), theme::ACCENT),
+                Some((_, done, None)) => (format!("Generating {done}/∞"), theme::ACCENT),
+                None => ("Generating".to_string(), theme::ACCENT),
+            },
+        };
+        ui.label(egui::RichText::new(text).color(color).strong());
+        let (dot, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+        ui.painter().circle_filled(dot.center(), 4.0, color);
+    }
+
+    fn status_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let small = |s: &str| egui::RichText::new(s.to_string()).size(11.0).color(theme::TEXT_DIM);
+            let take = self
+                .session
+                .current_take()
+                .map_or("no take yet".to_string(), |t| format!("take {} · {} frames", t.info.id.0 + 1, t.frames.len()));
+            ui.label(small(&take));
+            self.export_status(ui);
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                // The hint gives way (truncates) when the bar is busy, e.g. with export progress.
+                ui.add(
+                    egui::Label::new(small(
+                        "Ctrl+Enter generate · Ctrl+Shift+Enter apply prompt · Ctrl+E extend · Esc stop · Space play · Ctrl+Z undo",
+                    ))
+                    .truncate(),
+                );
+            });
+        });
+    }
+}
+
+impl App {
+    /// For benchmarks: the UI thread's frame times and the frame-to-screen lag so far.
+    fn print_ui_stats(&self) {
+        if let Some((p50, p95, n)) = self.ui_frame_times() {
+            eprintln!("ui frame time over {n} frames: p50 {:.1} ms, p95 {:.1} ms", ms(p50), ms(p95));
+        }
+        let mut iv: Vec<Duration> = self.show_intervals.iter().copied().collect();
+        iv.sort();
+        if !iv.is_empty() {
+            eprintln!(
+                "time between ui frames: p50 {:.1} ms, p05 {:.1} ms",
+                ms(iv[iv.len() / 2]),
+                ms(iv[iv.len() / 20])
+            );
+        }
+        let mut cpu: Vec<Duration> = self.frame_cpu.iter().copied().collect();
+        cpu.sort();
+        if !cpu.is_empty() {
+            eprintln!(
+                "whole-frame cpu over {} frames: p50 {:.1} ms, p95 {:.1} ms",
+                cpu.len(),
+                ms(cpu[cpu.len() / 2]),
+                ms(cpu[(cpu.len() - 1) * 95 / 100])
+            );
+        }
+        let mut lag: Vec<Duration> = self.display_lag.iter().copied().collect();
+        lag.sort();
+        if !lag.is_empty() {
+            eprintln!(
+                "frame decoded -> drawn over {} frames: p50 {:.1} ms, p95 {:.1} ms; generation {:?} fps",
+                lag.len(),
+                ms(lag[lag.len() / 2]),
+                ms(lag[(lag.len() - 1) * 95 / 100]),
+                self.session.stats.steady_fps.map(|f| (f * 10.0).round() / 10.0)
+            );
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl eframe::App for App {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        // eframe's whole-frame CPU time of the previous frame (layout, tessellation, render submit).
+        if let Some(cpu) = frame.info().cpu_usage {
+            self.frame_cpu.push_back(Duration::from_secs_f32(cpu));
+            if self.frame_cpu.len() > 600 {
+                self.frame_cpu.pop_front();
+            }
+        }
+        self.show(ui);
+    }
+}

@@ -1,0 +1,111 @@
+//! The desktop app (feature `gui`): eframe/egui over the engine.
+//!
+//! [`run`] opens the window, spawns the engine with the real models and a waker that repaints the
+//! window when an event arrives, and hands both to [`App`]. Tests build [`App`] over an engine of
+//! their own (a deterministic double) instead.
+
+mod app;
+mod export_ui;
+mod hud;
+pub mod image_input;
+mod notices;
+mod playback;
+mod prompt;
+pub mod session;
+mod settings;
+mod takes;
+pub mod theme;
+mod thumbs;
+mod timeline_panel;
+pub mod undo;
+pub mod vocab;
+
+pub use app::{App, AppOptions, Playback, Settings};
+pub use notices::{Level, Notice, Notices};
+
+use std::path::{Path, PathBuf};
+
+use crate::engine::{Engine, EngineConfig, ModelFactory, Waker};
+
+/// A waker that repaints `ctx` whenever the engine sends an event.
+pub fn waker(ctx: &egui::Context) -> Waker {
+    let ctx = ctx.clone();
+    Box::new(move || ctx.request_repaint())
+}
+
+/// Opens (or creates) a project folder and starts an engine working in it. The app keeps one so
+/// "Open project…" can switch folders; the error is a one-line reason for the user.
+pub type EngineOpener = Box<dyn Fn(&Path) -> Result<Engine, String>>;
+
+/// Where projects live by default: `$XDG_DATA_HOME/spool/projects` (or `~/.local/share/…`), else the
+/// system's temp folder.
+fn projects_dir() -> PathBuf {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir);
+    data.join("spool").join("projects")
+}
+
+/// The project the app opens: `$SPOOL_PROJECT`, else the default project, so work survives a restart.
+fn startup_project() -> PathBuf {
+    std::env::var_os("SPOOL_PROJECT").map_or_else(|| projects_dir().join("default"), PathBuf::from)
+}
+
+/// Native window options shared by the app and the demo.
+pub fn native_options() -> eframe::NativeOptions {
+    let mut wgpu_options = egui_wgpu::WgpuConfiguration::default();
+    // One frame in flight: a new video frame reaches the screen on the next present, not two later.
+    wgpu_options.surface.desired_maximum_frame_latency = Some(1);
+    if std::env::var("SPOOL_VSYNC").is_ok_and(|v| v == "0") {
+        // For measuring on virtual displays (Xvfb), which have no vertical blank to wait for.
+        wgpu_options.surface.present_mode = egui_wgpu::wgpu::PresentMode::AutoNoVsync;
+    }
+    eframe::NativeOptions {
+        wgpu_options,
+        viewport: egui::ViewportBuilder::default()
+            .with_title("Spool")
+            .with_app_id("spool")
+            .with_inner_size([1280.0, 800.0])
+            .with_min_inner_size([1024.0, 700.0])
+            .with_drag_and_drop(true),
+        renderer: eframe::Renderer::Wgpu,
+        multisampling: 0,
+        ..Default::default()
+    }
+}
+
+/// Opens the app; `make_factory` builds the model factory for each project the app opens (the
+/// real models in `spool`, a stand-in in demos).
+pub fn run_with(make_factory: impl Fn() -> ModelFactory + 'static, options: AppOptions) -> anyhow::Result<()> {
+    eframe::run_native(
+        "Spool",
+        native_options(),
+        Box::new(move |cc| {
+            let ctx = cc.egui_ctx.clone();
+            let opener: EngineOpener = Box::new(move |dir: &Path| {
+                Engine::spawn(EngineConfig::new(dir.to_path_buf()), make_factory(), Some(waker(&ctx)))
+                    .map_err(|e| e.to_string())
+            });
+            let first = startup_project();
+            let engine = match opener(&first) {
+                Ok(e) => e,
+                // Another Spool has the default project open: start a fresh one beside it.
+                Err(_) if std::env::var_os("SPOOL_PROJECT").is_none() => {
+                    let stamp =
+                        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                    opener(&projects_dir().join(format!("untitled-{stamp}")))?
+                }
+                Err(e) => return Err(format!("could not open project {}: {e}", first.display()).into()),
+            };
+            Ok(Box::new(App::new(cc, engine, options).with_opener(opener)))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("the window could not open: {e}"))
+}
+
+/// Opens the app with the shipped models.
+pub fn run() -> anyhow::Result<()> {
+    let assets = crate::cli::models::assets_dir();
+    run_with(move || crate::cli::models::factory(assets.clone()), AppOptions::default())
+}

@@ -1,0 +1,132 @@
+//! Settings: model (and a weights folder), seed (fixed or random), denoising steps, resolution,
+//! playback rate and how the frame view scales.
+
+use super::app::{App, MODELS};
+use super::theme;
+
+impl App {
+    pub(crate) fn settings_panel(&mut self, ui: &mut egui::Ui) {
+        let header =
+            egui::CollapsingHeader::new(egui::RichText::new("SETTINGS").size(11.0).color(theme::TEXT_DIM).strong())
+                .id_salt("settings")
+                .open(Some(self.settings_open))
+                .show(ui, |ui| self.settings_body(ui));
+        if header.header_response.clicked() {
+            self.settings_open = !self.settings_open;
+        }
+    }
+
+    fn settings_body(&mut self, ui: &mut egui::Ui) {
+        egui::Grid::new("settings-grid").num_columns(2).spacing(egui::vec2(10.0, 8.0)).show(ui, |ui| {
+            let model_label = ui.label("Model");
+            let combo = egui::ComboBox::from_id_salt("model-combo")
+                .selected_text(self.settings.model.clone())
+                .width(130.0)
+                .show_ui(ui, |ui| {
+                    for m in MODELS {
+                        ui.selectable_value(&mut self.settings.model, m.to_string(), *m);
+                    }
+                });
+            let _ = combo.response.labelled_by(model_label.id);
+            ui.end_row();
+
+            ui.label("Weights");
+            ui.horizontal(|ui| {
+                let name = self.settings.weights.as_ref().map_or("built-in".to_string(), |p| {
+                    p.file_name().map_or(p.display().to_string(), |n| n.to_string_lossy().into_owned())
+                });
+                if ui.button("Folder…").on_hover_text("Point at a folder of model weights").clicked() {
+                    self.pick_weights_folder();
+                }
+                ui.add(egui::Label::new(egui::RichText::new(name).size(12.0).color(theme::TEXT_DIM)).truncate());
+            });
+            ui.end_row();
+
+            ui.label("");
+            ui.horizontal(|ui| {
+                let loaded = self.session.model.as_ref().map(|m| m.id.clone());
+                let differs =
+                    loaded.as_deref() != Some(self.settings.model.as_str()) || self.settings.weights.is_some();
+                if ui
+                    .add_enabled(!self.session.busy(), egui::Button::new("Load model"))
+                    .on_hover_text("Load the chosen model")
+                    .clicked()
+                {
+                    self.load_model();
+                }
+                if differs && loaded.is_some() {
+                    ui.label(egui::RichText::new("not loaded").size(11.0).color(theme::WARN));
+                }
+                if self.settings.weights.is_some()
+                    && ui.small_button("Built-in").on_hover_text("Use the default weights").clicked()
+                {
+                    self.settings.weights = None;
+                }
+            });
+            ui.end_row();
+
+            ui.label("Seed");
+            ui.horizontal(|ui| {
+                ui.selectable_value(&mut self.settings.random_seed, false, "Fixed");
+                ui.selectable_value(&mut self.settings.random_seed, true, "Random");
+                ui.add_enabled(
+                    !self.settings.random_seed,
+                    egui::DragValue::new(&mut self.settings.seed).range(0..=u32::MAX as u64),
+                )
+                .on_hover_text("Same seed and settings make the same frames");
+            });
+            ui.end_row();
+
+            ui.label("Steps");
+            ui.horizontal(|ui| {
+                let (default, max) =
+                    self.session.model.as_ref().map_or((2, 4), |m| (m.default_steps, m.max_steps.max(1)));
+                let mut auto = self.settings.steps.is_none();
+                if ui.checkbox(&mut auto, "Default").on_hover_text(format!("The model's default: {default}")).changed()
+                {
+                    self.settings.steps = if auto { None } else { Some(default) };
+                }
+                let mut steps = self.settings.steps.unwrap_or(default);
+                ui.spacing_mut().slider_width = 70.0;
+                let r = ui
+                    .add_enabled(!auto, egui::Slider::new(&mut steps, 1..=max))
+                    .on_hover_text("Denoising steps per frame: more is slower and usually cleaner");
+                if r.changed() {
+                    self.settings.steps = Some(steps);
+                }
+            });
+            ui.end_row();
+
+            ui.label("Resolution");
+            let res = self
+                .session
+                .model
+                .as_ref()
+                .map_or("–".to_string(), |m| format!("{}×{} (the model's)", m.width, m.height));
+            ui.label(egui::RichText::new(res).color(theme::TEXT_DIM));
+            ui.end_row();
+
+            ui.label("Playback");
+            ui.add(egui::DragValue::new(&mut self.settings.playback_fps).range(1.0..=60.0).speed(0.2).suffix(" fps"))
+                .on_hover_text("Frame rate of playback");
+            ui.end_row();
+
+            ui.label("Export");
+            ui.horizontal(|ui| {
+                for k in [1u32, 2, 4] {
+                    ui.selectable_value(&mut self.settings.export_scale, k, format!("×{k}"))
+                        .on_hover_text(format!("Export at {k}× the model's size (Lanczos)"));
+                }
+            });
+            ui.end_row();
+
+            ui.label("View");
+            ui.horizontal(|ui| {
+                ui.checkbox(&mut self.settings.smooth, "Smooth")
+                    .on_hover_text("Bilinear scaling instead of sharp pixels");
+                ui.checkbox(&mut self.settings.checker, "Checker").on_hover_text("Checkerboard behind the frame");
+            });
+            ui.end_row();
+        });
+    }
+}

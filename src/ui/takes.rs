@@ -1,0 +1,44 @@
+//! The takes panel: every generate, extend and branch as a list; click one to switch to it.
+//! Branching (rewind to the playhead and continue from there) keeps the old take.
+
+use super::app::App;
+use super::theme;
+
+impl App {
+    pub(crate) fn takes_panel(&mut self, ui: &mut egui::Ui) {
+        theme::section(ui, "Takes");
+        if self.session.takes.is_empty() {
+            ui.add(
+                egui::Label::new(
+                    egui::RichText::new("Each Generate makes a take; branches appear here too.")
+                        .size(12.0)
+                        .color(theme::TEXT_DIM),
+                )
+                .wrap(),
+            );
+            return;
+        }
+        let mut switch = None;
+        for t in self.session.takes.iter().rev() {
+            let current = self.session.current == Some(t.info.id);
+            let parent = match t.info.parent {
+                Some((p, keep)) => format!(" · from take {} @ {}", p.0 + 1, keep),
+                None => String::new(),
+            };
+            let prompt = t.info.timeline.segments.first().map_or(String::new(), super::playback::segment_label);
+            let title = format!("Take {} · {} frames{}", t.info.id.0 + 1, t.frames.len(), parent);
+            let text = egui::RichText::new(title).color(if current { theme::ACCENT } else { theme::TEXT });
+            let r = ui
+                .add(
+                    egui::Button::selectable(current, text).truncate().min_size(egui::vec2(ui.available_width(), 24.0)),
+                )
+                .on_hover_text(format!("{prompt}\nseed {} · click to switch", t.info.settings.seed));
+            if r.clicked() {
+                switch = Some(t.info.id);
+            }
+        }
+        if let Some(id) = switch {
+            self.switch_take(id);
+        }
+    }
+}

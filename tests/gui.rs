@@ -1,0 +1,543 @@
+//! The desktop app driven through its accessibility tree (egui_kittest), rendered through wgpu
+//! (Mesa lavapipe where there is no GPU), over deterministic stand-in models: the engine test
+//! double (`common`) and a procedural model that draws the prompt (`demo`).
+//!
+//! Snapshot references live in tests/snapshots/; `UPDATE_SNAPSHOTS=1 cargo test --test gui`
+//! rewrites them. The latency readout shows wall-clock timings, so snapshots mask it.
+
+mod common;
+mod demo;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use egui::accesskit::Role;
+use egui_kittest::kittest::{NodeT as _, Queryable as _};
+use egui_kittest::{Harness, SnapshotOptions};
+use spool::engine::{Engine, EngineConfig, EngineState, ModelFactory, ModelSpec, TakeId};
+use spool::ui::{App, AppOptions};
+
+struct Gui {
+    h: Harness<'static, App>,
+    _dir: tempfile::TempDir,
+}
+
+fn options(model: &str) -> AppOptions {
+    AppOptions { model: ModelSpec { name: model.into(), weights: None }, ..Default::default() }
+}
+
+fn gui_with(factory: ModelFactory, opts: AppOptions, size: egui::Vec2, ppp: f32) -> Gui {
+    gui_in(tempfile::tempdir().unwrap(), factory, opts, size, ppp)
+}
+
+/// The app working in the project folder `dir/project`.
+fn gui_in(dir: tempfile::TempDir, factory: ModelFactory, opts: AppOptions, size: egui::Vec2, ppp: f32) -> Gui {
+    let store = dir.path().join("project");
+    let h = Harness::builder().with_size(size).with_pixels_per_point(ppp).wgpu().build_eframe(move |cc| {
+        let engine = Engine::spawn(EngineConfig::new(store), factory, Some(spool::ui::waker(&cc.egui_ctx))).unwrap();
+        App::new(cc, engine, opts)
+    });
+    let mut g = Gui { h, _dir: dir };
+    g.until("the model loads", |a| a.session().model.is_some() || !a.notices().items().is_empty());
+    g
+}
+
+/// The procedural demo model (64×64, `delay` ms per frame) at 1024×700.
+fn demo_gui(delay_ms: u64) -> (Gui, Arc<AtomicU64>) {
+    let delay = Arc::new(AtomicU64::new(delay_ms));
+    let g = gui_with(demo::factory(64, delay.clone()), options("spool-tiny"), egui::vec2(1024.0, 700.0), 1.0);
+    (g, delay)
+}
+
+/// The engine's test double (2×2 frames, chunk of 2), `delay` ms per chunk.
+fn double_gui(delay_ms: u64) -> (Gui, Arc<common::Control>) {
+    let log = Arc::new(Mutex::new(common::Log::default()));
+    let control = Arc::new(common::Control { fail_at: AtomicU64::new(u64::MAX), ..Default::default() });
+    control.delay_ms.store(delay_ms, Ordering::SeqCst);
+    let g = gui_with(common::factory(2, log, control.clone()), options("spool-tiny"), egui::vec2(1024.0, 700.0), 1.0);
+    (g, control)
+}
+
+impl Gui {
+    fn app(&self) -> &App {
+        self.h.state()
+    }
+
+    /// Steps the UI until `cond` holds; panics after 15 s.
+    #[track_caller]
+    fn until(&mut self, what: &str, cond: impl Fn(&App) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            self.h.step();
+            if cond(self.h.state()) {
+                self.h.step();
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(4));
+        }
+    }
+
+    /// Clicks a widget the way a user would: scrolled into view first.
+    fn click(&mut self, label: &str) {
+        self.h.get_by_label(label).scroll_to_me();
+        // Scrolling starts on the next frame and animates: wait until the widget stops moving.
+        self.h.run_steps(3);
+        let mut last = self.h.get_by_label(label).rect();
+        for _ in 0..60 {
+            self.h.step();
+            let now = self.h.get_by_label(label).rect();
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        self.h.get_by_label(label).click();
+        self.h.step();
+        self.h.step();
+    }
+
+    /// Replaces the prompt editor's text the way a user does: focus, select all, type.
+    fn type_prompt(&mut self, text: &str) {
+        self.h.get_by_label("PROMPT").focus();
+        self.h.step();
+        self.h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+        self.h.step();
+        self.h.get_by_label("PROMPT").type_text(text);
+        self.h.step();
+        self.h.step();
+    }
+
+    /// Settles the UI for a snapshot with the timing readout masked.
+    fn snapshot(&mut self, name: &str) {
+        self.h.remove_cursor();
+        self.h.run_steps(3);
+        let hud = self.app().hud_rect();
+        self.h.mask(hud);
+        self.h.snapshot_options(name, &SnapshotOptions::new().threshold(1.2).max_failed_pixels(64));
+    }
+}
+
+/// The frame view's pixel at its centre, from a real render.
+fn frame_view_centre(g: &mut Gui) -> [u8; 4] {
+    let rect = g.h.get_by_label("Frame view").rect();
+    let ppp = g.h.ctx.pixels_per_point();
+    let img = g.h.render().expect("render");
+    let p = rect.center() * ppp;
+    img.get_pixel(p.x as u32, p.y as u32).0
+}
+
+#[test]
+fn type_prompt_generate_frames_arrive_and_readout_shows_numbers() {
+    let (mut g, _) = demo_gui(2);
+    g.h.state_mut().set_generate_frames(Some(12));
+    g.type_prompt("a yellow square moving right on a blue background");
+    assert_eq!(g.app().prompt(), "a yellow square moving right on a blue background");
+    g.click("Generate");
+    g.until("12 frames arrive", |a| a.session().current_len() == 12 && a.session().state == EngineState::Idle);
+
+    // The frame view shows the newest frame: live mode follows it.
+    assert_eq!(g.app().shown_frame(), Some((TakeId(0), 11)));
+    let before = g.app().render_counters().uploads();
+    let px = frame_view_centre(&mut g);
+    // The demo draws the yellow square over a blue background; the view's centre is in the picture.
+    assert!(px[2] > 120 || (px[0] > 150 && px[1] > 150), "frame view centre is not the picture: {px:?}");
+    assert!(g.app().render_counters().uploads() > before, "showing a new frame uploads it");
+    assert_eq!(g.app().render_counters().allocations(), 1, "the frame texture is allocated once per resolution");
+
+    // Stepping back shows an older frame read from the store, with one more upload and no new texture.
+    g.h.key_press(egui::Key::ArrowLeft);
+    g.h.run_steps(2);
+    assert_eq!(g.app().shown_frame(), Some((TakeId(0), 10)));
+    let uploads = g.app().render_counters().uploads();
+    let _ = g.h.render().unwrap();
+    assert_eq!(g.app().render_counters().uploads(), uploads + 1);
+    assert_eq!(g.app().render_counters().allocations(), 1);
+
+    // The readout shows numbers.
+    for name in ["First frame", "Per frame", "Gen / play", "Cache"] {
+        // Label text is the node's value in AccessKit.
+        let labels: Vec<String> =
+            g.h.query_all_by_label_contains(name).map(|n| n.accesskit_node().value().unwrap_or_default()).collect();
+        assert!(
+            labels.iter().any(|l| l.chars().any(|c| c.is_ascii_digit()) && l.len() > name.len() + 1),
+            "{name}: {labels:?}"
+        );
+    }
+    let per_frame: Vec<String> =
+        g.h.query_all_by_label_contains("Per frame").map(|n| n.accesskit_node().value().unwrap_or_default()).collect();
+    assert!(per_frame.iter().any(|l| l.matches("ms").count() == 2), "p50 and p95 in ms: {per_frame:?}");
+    g.h.check_accessibility();
+}
+
+#[test]
+fn pause_resume_stop_extend_branch_and_switch_through_the_ui() {
+    let (mut g, control) = double_gui(15);
+    g.h.state_mut().set_generate_frames(None);
+    g.click("Generate");
+    g.until("frames arrive", |a| a.session().current_len() >= 4);
+
+    g.click("Pause");
+    g.until("paused", |a| a.session().state == EngineState::Paused);
+    let len = g.app().session().current_len();
+    std::thread::sleep(Duration::from_millis(80));
+    g.h.run_steps(3);
+    assert!(g.app().session().current_len() <= len + 2, "at most the chunk in progress lands after pause");
+    let len = g.app().session().current_len();
+    std::thread::sleep(Duration::from_millis(60));
+    g.h.run_steps(2);
+    assert_eq!(g.app().session().current_len(), len, "no frames while paused");
+
+    g.click("Resume");
+    g.until("generating again", |a| a.session().current_len() >= len + 2);
+    g.click("Stop");
+    g.until("stopped", |a| a.session().state == EngineState::Idle);
+    let stopped_at = g.app().session().current_len();
+
+    control.delay_ms.store(0, Ordering::SeqCst);
+    g.h.state_mut().set_extend_frames(5);
+    g.click("Extend");
+    g.until("extended by 5", |a| a.session().current_len() == stopped_at + 5 && a.session().state == EngineState::Idle);
+
+    // Rewind three frames with the arrow keys, then branch there.
+    g.h.key_press(egui::Key::ArrowLeft);
+    g.h.key_press(egui::Key::ArrowLeft);
+    g.h.key_press(egui::Key::ArrowLeft);
+    g.h.run_steps(4);
+    let head = g.app().playback().playhead;
+    assert_eq!(head, stopped_at + 5 - 4);
+    g.click(&format!("Branch from frame {head}"));
+    g.until("a branch exists", |a| a.session().takes.len() == 2 && a.session().current == Some(TakeId(1)));
+    assert_eq!(g.app().session().current_len(), head + 1, "the branch keeps frames up to the playhead");
+    assert!(g.h.query_by_label_contains("Take 2 · ").is_some(), "the takes panel lists the branch");
+
+    // Continue the branch, then switch back to the first take.
+    g.click("Extend");
+    g.until("the branch grows", |a| {
+        a.session().current_len() == head + 1 + 5 && a.session().state == EngineState::Idle
+    });
+    g.h.get_by_label_contains("Take 1 · ").click();
+    g.until("take 1 is current", |a| a.session().current == Some(TakeId(0)));
+    assert_eq!(g.app().session().current_len(), stopped_at + 5);
+}
+
+#[test]
+fn a_prompt_change_mid_stream_lands_in_the_timeline() {
+    let (mut g, _) = demo_gui(60);
+    g.h.state_mut().set_generate_frames(None);
+    g.type_prompt("a red circle moving left on a blue background");
+    g.click("Generate");
+    g.until("frames arrive", |a| a.session().current_len() >= 3);
+    g.type_prompt("a green star spinning on a night sky");
+    let apply = g.h.get_by_label_contains("Apply from frame");
+    let label = apply.accesskit_node().label().unwrap_or_default();
+    let asked_at: u64 = label.trim_start_matches("Apply from frame ").parse().unwrap();
+    apply.click();
+    g.until("the timeline has the change", |a| a.session().current_timeline().is_some_and(|t| t.segments.len() == 2));
+    let t = g.app().session().current_timeline().unwrap().clone();
+    assert_eq!(t.segments[1].prompts[0].text, "a green star spinning on a night sky");
+    assert!(t.segments[1].start >= asked_at, "applies from the next frame, never to frames already made");
+    // The engine may finish a frame between the click and the command's arrival; it then applies
+    // the change from the frame after (and says so).
+    assert!(t.segments[1].start <= asked_at + 3, "applies from the next frame: {} vs {asked_at}", t.segments[1].start);
+    assert_eq!(g.app().draft_timeline(), &t, "the editor's timeline follows the take's");
+    let label = format!("Segment 2 at frame {}: a green star spinning on a night sky", t.segments[1].start);
+    assert!(g.h.query_by_label(&label).is_some(), "the strip shows the new segment");
+    g.until("frames under the new prompt", |a| a.session().current_len() > t.segments[1].start + 2);
+    g.click("Stop");
+    g.until("stopped", Gui::idle_app);
+}
+
+impl Gui {
+    fn idle_app(a: &App) -> bool {
+        a.session().state == EngineState::Idle
+    }
+}
+
+#[test]
+fn timeline_segments_edit_and_undo_redo() {
+    let (mut g, _) = demo_gui(0);
+    assert_eq!(g.app().draft_timeline().segments.len(), 1);
+    g.click("+ Segment");
+    assert_eq!(g.app().draft_timeline().segments.len(), 2);
+    let start = g.app().draft_timeline().segments[1].start;
+    assert!(g.h.query_by_label_contains("Segment 2 at frame").is_some());
+    // The segment editor is open on the new segment: make it a crossfade, then delete it.
+    assert!(g.h.query_by_label("Delete segment").is_some());
+    g.click("+ Mix in a prompt");
+    assert_eq!(g.app().draft_timeline().segments[1].prompts.len(), 2, "a weighted mix");
+    g.click("Delete segment");
+    assert_eq!(g.app().draft_timeline().segments.len(), 1);
+
+    // Undo brings back the mix, then the plain segment; redo goes forward again.
+    g.h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    g.h.run_steps(2);
+    assert_eq!(g.app().draft_timeline().segments.len(), 2);
+    assert_eq!(g.app().draft_timeline().segments[1].prompts.len(), 2);
+    g.h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    g.h.run_steps(2);
+    assert_eq!(g.app().draft_timeline().segments[1].prompts.len(), 1);
+    assert_eq!(g.app().draft_timeline().segments[1].start, start);
+    g.h.key_press_modifiers(egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, egui::Key::Z);
+    g.h.run_steps(2);
+    assert_eq!(g.app().draft_timeline().segments[1].prompts.len(), 2);
+
+    // The planned timeline goes with Generate: its second segment conditions the take.
+    g.h.state_mut().set_generate_frames(Some(start as u32 + 4));
+    g.click("Generate");
+    g.until("done", |a| a.session().current_len() == start + 4 && a.session().state == EngineState::Idle);
+    assert_eq!(g.app().session().current_timeline().unwrap().segments.len(), 2);
+}
+
+#[test]
+fn keyboard_shortcuts_generate_stop_play_and_step() {
+    let (mut g, _) = demo_gui(10);
+    g.h.state_mut().set_generate_frames(None);
+    g.h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Enter);
+    g.until("generating", |a| a.session().current_len() >= 10);
+    g.h.key_press(egui::Key::Escape);
+    g.until("stopped", Gui::idle_app);
+    let len = g.app().session().current_len();
+    g.h.key_press(egui::Key::Home);
+    g.h.run_steps(2);
+    assert_eq!(g.app().playback().playhead, 0);
+    g.h.key_press(egui::Key::ArrowRight);
+    g.h.run_steps(2);
+    assert_eq!(g.app().playback().playhead, 1);
+    g.h.key_press(egui::Key::Space);
+    g.h.run_steps(2);
+    assert!(g.app().playback().playing);
+    // The harness's clock advances a fixed step per frame, so playback at 16 fps moves on every few
+    // steps (looping over the take).
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..30 {
+        g.h.step();
+        seen.insert(g.app().playback().playhead);
+    }
+    assert!(seen.len() >= 3.min(len as usize), "playback advances: {seen:?}");
+    g.h.key_press(egui::Key::Space);
+    g.h.run_steps(2);
+    assert!(!g.app().playback().playing);
+    g.h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::E);
+    g.until("extended", |a| a.session().current_len() > len);
+}
+
+#[test]
+fn completion_offers_the_words_spool_tiny_knows() {
+    let (mut g, _) = demo_gui(0);
+    g.type_prompt("a red ci");
+    assert!(g.h.query_by_label("circle").is_some(), "“circle” is suggested");
+    g.h.key_press(egui::Key::Tab);
+    g.h.run_steps(2);
+    assert_eq!(g.app().prompt(), "a red circle ");
+    g.type_prompt("a zebra on a blue background");
+    assert!(g.h.query_by_label_contains("has not seen: zebra").is_some());
+}
+
+#[test]
+fn errors_show_in_place_with_the_fix_and_nothing_is_lost() {
+    let delay = Arc::new(AtomicU64::new(0));
+    let mut g = gui_with(demo::factory(64, delay), options("broken"), egui::vec2(1024.0, 700.0), 1.0);
+    g.until("the load error shows", |a| !a.notices().items().is_empty());
+    assert!(g.h.query_by_label_contains("load model broken").is_some());
+    assert!(g.h.query_by_label_contains("hoose a weights folder under Settings").is_some(), "the fix is shown");
+    assert!(g.h.query_by_label("Generate").is_some());
+    g.snapshot("error_notice");
+
+    // Pick spool-tiny and load it: the error goes, the prompt is untouched.
+    let prompt = g.app().prompt().to_string();
+    g.h.get_by_role(Role::ComboBox).click();
+    g.h.run_steps(2);
+    g.h.get_by_label("spool-tiny").click();
+    g.h.run_steps(2);
+    assert_eq!(g.app().settings().model, "spool-tiny");
+    g.click("Load model");
+    g.until("loaded", |a| a.session().model.is_some());
+    assert!(g.app().notices().items().is_empty());
+    assert_eq!(g.app().prompt(), prompt);
+
+    // An engine error mid-run is shown and generation can go on.
+    g.h.state_mut().set_generate_frames(Some(3));
+    g.type_prompt("   ");
+    g.click("Generate");
+    assert!(g.app().session().takes.is_empty(), "an empty prompt is refused before the engine");
+}
+
+/// A file dropped on the window.
+#[derive(Debug)]
+struct Dropped(std::path::PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn start_image_by_drag_and_drop() {
+    let (mut g, _) = demo_gui(0);
+    let path = g._dir.path().join("start.png");
+    image::RgbImage::from_pixel(96, 48, image::Rgb([250, 20, 20])).save(&path).unwrap();
+    g.h.input_mut().dropped_files.push(Arc::new(Dropped(path)));
+    g.until("the image loads", App::has_start_image);
+    assert!(g.h.query_by_label_contains("start.png").is_some());
+    g.h.state_mut().set_generate_frames(Some(2));
+    g.click("Generate");
+    g.until("two frames", |a| a.session().current_len() == 2 && a.session().state == EngineState::Idle);
+    g.h.key_press(egui::Key::Home);
+    g.h.run_steps(2);
+    let px = frame_view_centre(&mut g);
+    assert!(px[0] > 200 && px[1] < 80, "frame 0 is the start image: {px:?}");
+}
+
+#[test]
+fn reopening_the_project_brings_back_takes_and_frames() {
+    let (mut g, _) = demo_gui(0);
+    g.h.state_mut().set_generate_frames(Some(6));
+    g.type_prompt("a green square moving up on a white background");
+    g.click("Generate");
+    g.until("6 frames", |a| a.session().current_len() == 6 && a.session().state == EngineState::Idle);
+    g.h.key_press(egui::Key::Home);
+    g.h.run_steps(2);
+    g.click("Branch from frame 0");
+    g.click("Extend");
+    g.until("the branch has 33 frames", |a| a.session().current_len() == 33 && a.session().state == EngineState::Idle);
+    let before: Vec<(u32, usize)> = g.app().session().takes.iter().map(|t| (t.info.id.0, t.frames.len())).collect();
+    let Gui { h, _dir: dir } = g;
+    drop(h); // closes the engine, which flushes the project
+
+    let delay = Arc::new(AtomicU64::new(0));
+    let mut g = gui_in(dir, demo::factory(64, delay), options("spool-tiny"), egui::vec2(1024.0, 700.0), 1.0);
+    g.until("the project's takes are back", |a| a.session().takes.len() == 2);
+    let after: Vec<(u32, usize)> = g.app().session().takes.iter().map(|t| (t.info.id.0, t.frames.len())).collect();
+    assert_eq!(after, before, "every take comes back with all its frames");
+    assert_eq!(g.app().session().current, Some(TakeId(1)));
+    g.h.key_press(egui::Key::Home);
+    g.h.run_steps(2);
+    let px = frame_view_centre(&mut g);
+    assert!(px[0] > 200 && px[1] > 200 && px[2] > 200, "frame 0 is read back from disk: {px:?}");
+}
+
+#[test]
+fn idle_app_does_not_repaint() {
+    let (mut g, _) = demo_gui(0);
+    // With the model loaded and nothing running, the UI settles: no busy polling.
+    g.h.try_run().expect("an idle app stops asking for repaints");
+}
+
+// ---- layout: no clipped or overlapping widgets ---------------------------------------------------
+
+fn interactive(role: Role) -> bool {
+    matches!(
+        role,
+        Role::Button
+            | Role::CheckBox
+            | Role::TextInput
+            | Role::MultilineTextInput
+            | Role::Slider
+            | Role::SpinButton
+            | Role::ComboBox
+            | Role::Switch
+            | Role::RadioButton
+            | Role::Link
+    )
+}
+
+/// Every visible interactive widget lies inside the window (or its scroll area) and none overlaps
+/// another.
+fn assert_clean_layout(g: &Gui, size: egui::Vec2) {
+    let window = egui::Rect::from_min_size(egui::Pos2::ZERO, size).expand(0.5);
+    // (name, rect, the panel it is in)
+    let mut widgets = Vec::new();
+    for node in g.h.root().children_recursive() {
+        let ak = node.accesskit_node();
+        if !interactive(ak.role()) || ak.is_hidden() || ak.bounding_box().is_none() {
+            continue;
+        }
+        let pane = std::iter::successors(ak.parent(), |p| p.parent()).find(|p| p.role() == Role::Pane).map(|p| p.id());
+        widgets.push((format!("{:?} {:?}", ak.role(), ak.label().unwrap_or_default()), node.rect(), pane));
+    }
+    // Widgets inside a scroll area may be scrolled partly or wholly out of view: they are clipped on
+    // purpose, so only their visible part counts. AccessKit carries no clip rects, so the app reports
+    // its scroll viewports, and a panel holding a widget inside a viewport is that viewport's panel.
+    let viewports = g.app().scroll_viewports();
+    let viewport_of = |pane| {
+        viewports.iter().copied().find(|v| {
+            widgets
+                .iter()
+                .any(|(_, r, p): &(String, egui::Rect, _)| *p == pane && pane.is_some() && v.contains(r.center()))
+        })
+    };
+    let mut rects: Vec<(String, egui::Rect)> = Vec::new();
+    for (name, r, pane) in &widgets {
+        let r = match viewport_of(*pane) {
+            Some(v) => r.intersect(v),
+            None => *r,
+        };
+        if !r.is_positive() {
+            continue;
+        }
+        assert!(window.contains_rect(r), "{name} at {r:?} is outside the {size:?} window");
+        rects.push((name.clone(), r));
+    }
+    assert!(rects.len() > 20, "the walk found the widgets ({})", rects.len());
+    for (i, (a, ra)) in rects.iter().enumerate() {
+        for (b, rb) in &rects[i + 1..] {
+            let overlap = ra.intersect(*rb);
+            assert!(!(overlap.width() > 1.0 && overlap.height() > 1.0), "{a} at {ra:?} overlaps {b} at {rb:?}");
+        }
+    }
+}
+
+#[test]
+fn layout_1024x700_first_run() {
+    let (mut g, _) = demo_gui(0);
+    g.h.run_steps(3);
+    assert_clean_layout(&g, egui::vec2(1024.0, 700.0));
+    g.h.check_accessibility();
+    g.snapshot("first_run_1024x700");
+}
+
+#[test]
+fn layout_1024x700_after_generating() {
+    let (mut g, _) = demo_gui(0);
+    g.h.state_mut().set_generate_frames(Some(24));
+    g.type_prompt("a yellow star spinning on a starfield");
+    g.click("Generate");
+    g.until("24 frames", |a| a.session().current_len() == 24 && a.session().state == EngineState::Idle);
+    g.click("+ Segment");
+    assert_clean_layout(&g, egui::vec2(1024.0, 700.0));
+    g.snapshot("generated_1024x700");
+}
+
+#[test]
+fn layout_4k_at_2x() {
+    let delay = Arc::new(AtomicU64::new(0));
+    let mut g = gui_with(demo::factory(128, delay), options("spool-tiny"), egui::vec2(1920.0, 1080.0), 2.0);
+    g.h.state_mut().set_generate_frames(Some(16));
+    g.click("Generate");
+    g.until("16 frames", |a| a.session().current_len() == 16 && a.session().state == EngineState::Idle);
+    assert_clean_layout(&g, egui::vec2(1920.0, 1080.0));
+    let img = g.h.render().unwrap();
+    assert_eq!((img.width(), img.height()), (3840, 2160), "3840×2160 pixels at 2×");
+    g.snapshot("generated_3840x2160_2x");
+}
+
+#[test]
+fn export_the_current_take_off_the_ui_thread() {
+    let (mut g, _) = demo_gui(0);
+    g.h.state_mut().set_generate_frames(Some(8));
+    g.click("Generate");
+    g.until("8 frames", |a| a.session().current_len() == 8 && a.session().state == EngineState::Idle);
+    let out = g._dir.path().join("clip.gif");
+    g.h.state_mut().export_to(out.clone());
+    g.until("the export finishes", |a| !a.exporting());
+    let n = &g.app().notices().items()[0];
+    assert!(n.text.contains("exported 8 frames"), "{n:?}");
+    let gif = std::fs::read(&out).unwrap();
+    assert_eq!(&gif[..6], b"GIF89a");
+}
