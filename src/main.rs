@@ -29,7 +29,8 @@ fn main() -> ExitCode {
         Some(Cmd::Generate(args)) => cli::generate(args),
         Some(Cmd::Bench(args)) => cli::bench::run(args),
         Some(Cmd::Export(args)) => cli::export(args),
-        None => open_app(),
+        Some(Cmd::Open(args)) => cli::check_project(&args.project).and_then(|()| open_app(Some(args.project))),
+        None => open_app(None),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,11 +46,11 @@ fn main() -> ExitCode {
 }
 
 #[cfg(feature = "gui")]
-fn open_app() -> anyhow::Result<()> {
-    spool::ui::run()
+fn open_app(project: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    spool::ui::run(project)
 }
 
 #[cfg(not(feature = "gui"))]
-fn open_app() -> anyhow::Result<()> {
+fn open_app(_project: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     anyhow::bail!("this build has no desktop app (built without the `gui` feature): use `spool generate`")
 }

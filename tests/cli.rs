@@ -110,4 +110,8 @@ fn export_refuses_what_is_not_a_project() {
     assert_ne!(code, 0);
     assert!(err.contains("no manifest.json"), "{err}");
     assert!(!dir.path().join("out.mp4").exists());
+    let (code, err) = spool(&["open", "empty.spool"], dir.path());
+    assert_ne!(code, 0);
+    assert!(err.contains("not a Spool project"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path().join("empty.spool")).unwrap().count(), 0, "nothing was created");
 }

@@ -26,6 +26,15 @@ pub enum Cmd {
     Bench(BenchArgs),
     /// Export a take of a saved project to MP4, GIF or a PNG folder.
     Export(ExportArgs),
+    /// Open a saved project in the app.
+    Open(OpenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// The project folder (`NAME.spool`).
+    #[arg(value_parser = parse_existing_path)]
+    pub project: PathBuf,
 }
 
 /// Model selection shared by the commands that load one.

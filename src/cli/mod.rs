@@ -175,6 +175,15 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
     }
 }
 
+/// Checks that `dir` holds a project before the app opens it (the app would start a new one).
+pub fn check_project(dir: &Path) -> Result<()> {
+    if crate::project::is_project(dir) {
+        Ok(())
+    } else {
+        Err(input(format!("{} is not a Spool project (no manifest.json in it): give a project folder", dir.display())))
+    }
+}
+
 /// `spool export PROJECT -o FILE`: writes a take (or a range of it) of a saved project.
 pub fn export(args: args::ExportArgs) -> Result<()> {
     let quality = Quality::new(args.quality).map_err(|e| input(e.to_string()))?;

@@ -116,6 +116,11 @@ impl Default for Manifest {
     }
 }
 
+/// Whether `dir` holds a project (a manifest).
+pub fn is_project(dir: &Path) -> bool {
+    dir.join("manifest.json").is_file()
+}
+
 /// An open project: holds the lock until dropped.
 pub struct Project {
     dir: PathBuf,
@@ -146,7 +151,7 @@ impl Project {
 
     /// Opens a project that must already exist (for export and `spool open`).
     pub fn open_existing(dir: &Path, memory_frames: usize) -> Result<(Project, Manifest, FrameStore, Recovery)> {
-        if !dir.join("manifest.json").is_file() {
+        if !is_project(dir) {
             return Err(ProjectError::Corrupt {
                 path: dir.display().to_string(),
                 reason: "there is no manifest.json in it: give the project's .spool folder".into(),

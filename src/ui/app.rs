@@ -36,6 +36,8 @@ pub struct AppOptions {
     pub first_run: bool,
     /// Press Generate as soon as the model has loaded (demos, screenshots).
     pub generate_on_start: bool,
+    /// Project folder to open; `None`: `$SPOOL_PROJECT`, else the default project.
+    pub project: Option<PathBuf>,
 }
 
 impl Default for AppOptions {
@@ -44,6 +46,7 @@ impl Default for AppOptions {
             model: ModelSpec { name: MODELS[0].to_string(), weights: None },
             first_run: true,
             generate_on_start: false,
+            project: None,
         }
     }
 }

@@ -47,9 +47,12 @@ fn projects_dir() -> PathBuf {
     data.join("spool").join("projects")
 }
 
-/// The project the app opens: `$SPOOL_PROJECT`, else the default project, so work survives a restart.
-fn startup_project() -> PathBuf {
-    std::env::var_os("SPOOL_PROJECT").map_or_else(|| projects_dir().join("default"), PathBuf::from)
+/// The project the app opens: the one asked for, else `$SPOOL_PROJECT`, else the default project,
+/// so work survives a restart.
+fn startup_project(asked: Option<&Path>) -> PathBuf {
+    asked.map(Path::to_path_buf).unwrap_or_else(|| {
+        std::env::var_os("SPOOL_PROJECT").map_or_else(|| projects_dir().join("default"), PathBuf::from)
+    })
 }
 
 /// Native window options shared by the app and the demo.
@@ -87,11 +90,11 @@ pub fn run_with(make_factory: impl Fn() -> ModelFactory + 'static, options: AppO
                 Engine::spawn(EngineConfig::new(dir.to_path_buf()), make_factory(), Some(waker(&ctx)))
                     .map_err(|e| e.to_string())
             });
-            let first = startup_project();
+            let first = startup_project(options.project.as_deref());
             let engine = match opener(&first) {
                 Ok(e) => e,
                 // Another Spool has the default project open: start a fresh one beside it.
-                Err(_) if std::env::var_os("SPOOL_PROJECT").is_none() => {
+                Err(_) if options.project.is_none() && std::env::var_os("SPOOL_PROJECT").is_none() => {
                     let stamp =
                         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
                     opener(&projects_dir().join(format!("untitled-{stamp}")))?
@@ -104,8 +107,12 @@ pub fn run_with(make_factory: impl Fn() -> ModelFactory + 'static, options: AppO
     .map_err(|e| anyhow::anyhow!("the window could not open: {e}"))
 }
 
-/// Opens the app with the shipped models.
-pub fn run() -> anyhow::Result<()> {
+/// Opens the app with the shipped models, on `project` if given.
+pub fn run(project: Option<PathBuf>) -> anyhow::Result<()> {
     let assets = crate::cli::models::assets_dir();
-    run_with(move || crate::cli::models::factory(assets.clone()), AppOptions::default())
+    let first_run = project.is_none();
+    run_with(
+        move || crate::cli::models::factory(assets.clone()),
+        AppOptions { project, first_run, ..AppOptions::default() },
+    )
 }
