@@ -157,6 +157,9 @@ pub struct BenchArgs {
     /// Append a row per figure to this markdown file (e.g. BENCHMARKS.md).
     #[arg(long, value_name = "FILE")]
     pub append: Option<PathBuf>,
+    /// Benchmark export (MP4 and GIF encoding) instead of generation.
+    #[arg(long)]
+    pub export: bool,
 }
 
 pub const MODEL_NAMES: &[&str] = &["spool-tiny", "wan-causal"];

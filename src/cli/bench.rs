@@ -16,12 +16,15 @@ pub const BENCH_PROMPT: &str = "a red circle moving left on a blue background";
 /// One figure of the benchmark.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Figure {
-    pub figure: &'static str,
+    pub figure: String,
     pub value: f64,
     pub unit: &'static str,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    if args.export {
+        return run_export(&args);
+    }
     let scratch = Scratch::new()?;
     let (engine, info) = start_engine(scratch.path(), &args.model)?;
     let spec = ModelSpec { name: args.model.model.clone(), weights: args.model.weights.clone() };
@@ -59,14 +62,48 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "steps": args.model.steps.unwrap_or(info.default_steps),
         "threads": rayon_threads(), "width": info.width, "height": info.height,
     });
+    let command = format!(
+        "`spool bench --model {} --frames {} --runs {}` (steps {}, {} threads)",
+        info.id,
+        args.frames,
+        args.runs,
+        args.model.steps.unwrap_or(info.default_steps),
+        rayon_threads()
+    );
+    report(&figures, &meta, args.append.as_deref(), &command)
+}
+
+/// The export workload: MP4 of 256 frames at 128×128 and 81 at 832×480, GIF of 64 at 128×128.
+fn run_export(args: &BenchArgs) -> Result<()> {
+    let scratch = Scratch::new()?;
+    let mut all: Vec<Vec<f64>> = Vec::new();
+    let mut names = Vec::new();
+    for _ in 0..args.runs {
+        let results = crate::export::bench_export(scratch.path())?;
+        names = results.iter().map(|r| format!("export_{}_ms", r.name.replace([' ', 'x'], "_"))).collect();
+        all.push(results.iter().map(|r| r.elapsed.as_secs_f64() * 1e3).collect());
+    }
+    let figures: Vec<Figure> = names
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, figure)| {
+            median(all.iter().map(|run| run[i]).collect()).map(|value| Figure { figure, value, unit: "ms" })
+        })
+        .collect();
+    let meta = serde_json::json!({ "workload": "export", "runs": args.runs });
+    report(&figures, &meta, args.append.as_deref(), &format!("`spool bench --export --runs {}`", args.runs))
+}
+
+/// Prints one JSON line per figure and, if asked, appends table rows to a markdown file.
+fn report(figures: &[Figure], meta: &serde_json::Value, append: Option<&std::path::Path>, command: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    for f in &figures {
+    for f in figures {
         let mut line = serde_json::to_value(f)?;
         line.as_object_mut().expect("object").extend(meta.as_object().expect("object").clone());
         writeln!(out, "{line}")?;
     }
-    if let Some(path) = &args.append {
-        append_rows(path, &figures, &meta)?;
+    if let Some(path) = append {
+        append_rows(path, figures, command)?;
     }
     Ok(())
 }
@@ -86,9 +123,9 @@ fn figures(runs: &[(Stats, usize)], rss: Option<u64>) -> Vec<Figure> {
         median(runs.iter().filter_map(|(s, _)| f(s)).map(|d| d.as_secs_f64() * 1e3).collect())
     };
     let mut out = Vec::new();
-    let mut push = |figure, value: Option<f64>, unit| {
+    let mut push = |figure: &str, value: Option<f64>, unit| {
         if let Some(value) = value {
-            out.push(Figure { figure, value, unit });
+            out.push(Figure { figure: figure.to_string(), value, unit });
         }
     };
     push("first_frame_ms", ms(|s| s.first_frame), "ms");
@@ -117,24 +154,13 @@ fn rayon_threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-fn append_rows(path: &std::path::Path, figures: &[Figure], meta: &serde_json::Value) -> Result<()> {
+fn append_rows(path: &std::path::Path, figures: &[Figure], command: &str) -> Result<()> {
     let date = std::process::Command::new("date").arg("-u").arg("+%Y-%m-%d").output()?;
     let date = String::from_utf8_lossy(&date.stdout).trim().to_string();
     let machine = machine_name();
     let mut f = std::fs::OpenOptions::new().append(true).create(true).open(path)?;
     for fig in figures {
-        writeln!(
-            f,
-            "| {date} | {machine} | `spool bench --model {} --frames {} --runs {}` (steps {}, {} threads) | {} | {:.1} {} |",
-            meta["model"].as_str().unwrap_or("?"),
-            meta["frames"],
-            meta["runs"],
-            meta["steps"],
-            meta["threads"],
-            fig.figure,
-            fig.value,
-            fig.unit
-        )?;
+        writeln!(f, "| {date} | {machine} | {command} | {} | {:.1} {} |", fig.figure, fig.value, fig.unit)?;
     }
     Ok(())
 }
