@@ -7,6 +7,7 @@
 
 pub mod text;
 pub mod tiny;
+pub mod weights;
 
 use candle_core::{DType, Device, Tensor};
 use rand::SeedableRng;

@@ -27,7 +27,7 @@ pub use minilm::{Config, MiniLm};
 pub use tokenizer::{Encoding, Tokenizer};
 
 use crate::model::{ModelError, Result};
-use weights::Weights;
+use weights::Vb;
 
 /// Token limit of a prompt, `[CLS]` and `[SEP]` included.
 pub const MAX_TOKENS: usize = 32;
@@ -89,9 +89,9 @@ impl TextEncoder {
                 reason: format!("{} tokens, config.json says {}", tokenizer.vocab_size(), config.vocab_size),
             });
         }
-        let emb = Weights::load(&dir.join(EMBEDDINGS_FILE), device)?;
-        let enc = Weights::load(&dir.join(ENCODER_FILE), device)?;
-        let model = MiniLm::load(&emb.pp("embeddings"), &enc.pp("encoder").pp("layer"), &config)?;
+        let emb = weights::load(&dir.join(EMBEDDINGS_FILE), device)?;
+        let enc = weights::load(&dir.join(ENCODER_FILE), device)?;
+        let model = MiniLm::load(&Vb::new(&emb, "embeddings"), &Vb::new(&enc, "encoder").pp("layer"), &config)?;
         Ok(TextEncoder { tokenizer, model })
     }
 
