@@ -50,6 +50,18 @@ fn finished(e: &Event) -> bool {
     matches!(e, Event::Finished { .. })
 }
 
+/// A take of `n` frames whose prompt switches at frame 4, seed 3, 2 steps.
+fn two_prompts(n: u64) -> Command {
+    let mut timeline = Timeline::single("one");
+    timeline.set_segment(spool::timeline::Segment::new(4, "two"));
+    Command::Generate {
+        timeline,
+        frames: FrameCount::new(n).unwrap(),
+        settings: GenSettings { seed: 3, steps: Some(2) },
+        start_image: None,
+    }
+}
+
 #[test]
 fn a_project_reopens_with_its_takes_and_continues_any_take() {
     let dir = tempfile::tempdir().unwrap();
@@ -60,16 +72,7 @@ fn a_project_reopens_with_its_takes_and_continues_any_take() {
         let (takes, current, _) = opened(&engine);
         assert!(takes.is_empty() && current.is_none());
         load(&engine);
-        let mut t = Timeline::single("one");
-        t.set_segment(spool::timeline::Segment::new(4, "two"));
-        engine
-            .send(Command::Generate {
-                timeline: t,
-                frames: FrameCount::new(6).unwrap(),
-                settings: GenSettings { seed: 3, steps: Some(2) },
-                start_image: None,
-            })
-            .unwrap();
+        engine.send(two_prompts(6)).unwrap();
         first = frames(&wait(&engine, finished));
         engine.send(Command::Branch { take: TakeId(0), keep: 3 }).unwrap();
         engine.send(Command::Extend { frames: FrameCount::new(2).unwrap() }).unwrap();
@@ -98,16 +101,7 @@ fn a_project_reopens_with_its_takes_and_continues_any_take() {
     let other = dir.path().join("other.spool");
     let engine = spawn(&other, 0).unwrap();
     load(&engine);
-    let mut t = Timeline::single("one");
-    t.set_segment(spool::timeline::Segment::new(4, "two"));
-    engine
-        .send(Command::Generate {
-            timeline: t,
-            frames: FrameCount::new(8).unwrap(),
-            settings: GenSettings { seed: 3, steps: Some(2) },
-            start_image: None,
-        })
-        .unwrap();
+    engine.send(two_prompts(8)).unwrap();
     let straight = frames(&wait(&engine, finished));
     assert_eq!(straight[..6], first[..]);
     assert_eq!(

@@ -168,11 +168,15 @@ impl Worker {
     }
 
     fn handle(&mut self, cmd: Command) {
+        // Commands that change the takes, timelines, current take or model: write them at once.
+        // (Frames are saved by the loop's timer and when a run finishes.)
+        let structural = !matches!(cmd, Command::Pause | Command::Resume | Command::Stop | Command::Extend { .. });
         if let Err(e) = self.try_handle(cmd) {
             self.fail(e);
         }
-        // Structure changed (takes, timelines, current take): write it now.
-        self.save();
+        if structural {
+            self.save();
+        }
     }
 
     /// Writes the manifest (the takes tree, timelines, settings and frame lists).
@@ -393,6 +397,7 @@ impl Worker {
         if let Some(run) = self.run.take() {
             self.paused = false;
             let len = self.takes[run.take.0 as usize].frames.len() as u64;
+            self.save();
             self.emit(Event::Finished { take: run.take, len, how });
             let state = self.state();
             self.emit(Event::State(state));
