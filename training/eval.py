@@ -1,39 +1,57 @@
-"""Judge spool-tiny rollouts against the procedural world's ground truth (CPU is fine).
+"""Evaluate spool-tiny against the procedural world's ground truth, by driving the app's own binary.
 
-    python3 training/eval.py --weights assets/spool-tiny --n 32 --T 24 --K 4 [--out .dev/eval]
+    cargo build --release --no-default-features
+    python3 training/eval.py --spool target/release/spool --n 512 --gt 256 --out .dev/eval
+    python3 training/eval.py --backend torch --weights DIR --variant nonsep --n 64 --only adherence   # ablations
 
-Scenes judged: one tinted object (shape / letter / digit) on a solid background, with a linear motion or
-still, so that a simple pixel judge is reliable:
-  * bg      -- per frame, the palette colour nearest to the median pixel equals the caption's background;
-  * present -- the foreground (pixels far from the background colour) covers >= 20 pixels;
-  * colour  -- the palette colour nearest to the median foreground pixel (background colour excluded)
-               equals the caption's object colour (frames with an object);
-  * motion  -- the object is present in >= 8 of frames 0..11 and its foreground centroid moves >= 6 px the
-               captioned way along each captioned axis and little along the other (still: < 6 px on both);
-               `motion_wrong_label` is the same judge against the opposite direction (a chance reference);
-  * single  -- the largest 8-connected foreground component holds >= 80% of the foreground (no fragments).
-The same judge runs on the ground-truth clips of the same scenes ("gt" column) as a calibration.
-Splits: "eval" = held-out (class, colour) pairs, half of them also worded with eval-only wordings
-(data.py documents the split); "train" = training combinations and wordings.
-A prompt-switch test changes only the background colour at frame T/2 and judges the 4 frames before the
-switch (old colour) and the last 4 frames (new colour).
+Four parts, each written to OUT/results.json (and strips OUT/*.png):
+
+1. **detectors** -- the judges run on ground-truth clips of the renderer (--gt clips, same scene mix as 2) and
+   must score >= 95% per attribute before their verdicts on generated clips mean anything.
+2. **adherence** -- --n one-object scenes, half with a held-out (class, colour) / (emoji, motion) pair worded as
+   in training, half worded with eval-only words and templates (data.py's split); 3 in 4 on a solid
+   background, 1 in 4 on another background kind. Per clip (majority over frames):
+     * class    -- the trained CNN judge (train_judge.py, training/judge/) names the captioned class;
+     * colour   -- tinted objects on solid backgrounds: the palette colour nearest the median foreground pixel;
+     * motion   -- solid backgrounds, linear motions and "still": the foreground centroid over frames 0..11
+                   moves >= 6 px the captioned way on each captioned axis and little on the other;
+     * bg       -- solid: the palette colour nearest the median pixel; other kinds: the CNN's background kind.
+   `motion_wrong_label` runs the motion judge against the opposite direction (a chance reference).
+3. **long run** -- --long prompts rolled out for --long-frames frames; every frame's statistics (mean, contrast,
+   detail) against the range of ground-truth frames, per window of 100 frames (the drift curve), plus whether
+   the background stays right and the object stays present.
+4. **switch** -- --switch clips change one thing at frame 12 (background colour, object colour or class):
+   frames until the new content is detected (and stays for 3 frames), and the largest frame-to-frame change
+   around the switch as a fraction of the whole change (a hard cut is 1.0).
 """
 import argparse
 import json
 import os
 import random
+import subprocess
 import sys
+import tempfile
+import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from spool_tiny.data import BG_KINDS, COLOURS, MOTIONS, World, save_strip  # noqa: E402
-from spool_tiny.model import load_safetensors, rollout, tokens_to_latent  # noqa: E402
-from spool_tiny.text import TextEncoder  # noqa: E402
 
 JUDGED_MOTIONS = ["still", "left", "right", "up", "down", "up-left", "up-right", "down-left", "down-right"]
+OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up", "up-left": "down-right",
+            "down-right": "up-left", "up-right": "down-left", "down-left": "up-right", "still": "left"}
+WANT = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1), "up-left": (-1, -1),
+        "up-right": (1, -1), "down-left": (-1, 1), "down-right": (1, 1), "still": (0, 0)}
+HERE = os.path.dirname(os.path.abspath(__file__))
 
+
+# ----------------------------------------------------------------------------------------------------------
+# judges
+# ----------------------------------------------------------------------------------------------------------
 
 def nearest_colour(rgb, palette, exclude=None):
     """rgb [..., 3] -> palette index"""
@@ -44,168 +62,351 @@ def nearest_colour(rgb, palette, exclude=None):
     return d.argmin(-1)
 
 
-def components_largest_fraction(mask):
-    """mask [N,H,W] bool -> fraction of foreground in the largest 8-connected component, per frame."""
-    N, H, W = mask.shape
-    lab = torch.arange(1, H * W + 1, dtype=torch.float32).view(1, H, W).expand(N, H, W).clone()
-    lab = lab * mask
-    for _ in range(H * 2):
-        new = F.max_pool2d(lab[:, None], 3, 1, 1)[:, 0] * mask
-        if torch.equal(new, lab):
-            break
-        lab = new
-    out = torch.zeros(N)
-    for i in range(N):
-        l = lab[i][mask[i]].long()
-        if l.numel() == 0:
-            continue
-        out[i] = torch.bincount(l).max().float() / l.numel()
-    return out
+def load_judge(path, n_classes):
+    from safetensors.torch import load_file
+    from train_judge import Judge
+    j = Judge(n_classes)
+    j.load_state_dict({k: v.float() for k, v in load_file(path).items()})
+    return j.eval()
 
 
-def judge(video, bg_col, obj_col, motion, palette):
-    """video [T,3,H,W] in [-1,1]; returns dict of per-clip scores in [0,1] (motion: 0/1)."""
+@torch.no_grad()
+def cnn(judge, video):
+    """video [T,3,H,W] -> (class per frame [T], background kind per frame [T])"""
+    lc, lb = judge(video.float())
+    return lc.argmax(1), lb.argmax(1)
+
+
+def majority(flags):
+    return float(sum(flags) * 2 >= len(flags)) if len(flags) else 0.0
+
+
+def pixel_measures(video, palette):
+    """solid-background measures per frame: background palette index, foreground mask and centroid."""
     T = video.shape[0]
-    px = video.permute(0, 2, 3, 1)  # T,H,W,3
+    px = video.permute(0, 2, 3, 1)
     med = px.reshape(T, -1, 3).median(dim=1).values
     bg_idx = nearest_colour(med, palette)
-    bg_ok = (bg_idx == bg_col).float()
-    fg = ((px - med[:, None, None, :]).abs().sum(-1) > 0.5)
+    fg = (px - med[:, None, None, :]).abs().sum(-1) > 0.5
     area = fg.sum((1, 2))
-    present = area >= 20
-    cols = []
-    for t in range(T):
-        if present[t]:
-            m = px[t][fg[t]].median(dim=0).values
-            cols.append(int(nearest_colour(m, palette, exclude=int(bg_idx[t])) == obj_col))
     ys, xs = torch.meshgrid(torch.arange(128.0), torch.arange(128.0), indexing="ij")
     cx = (fg * xs).sum((1, 2)) / area.clamp(min=1)
     cy = (fg * ys).sum((1, 2)) / area.clamp(min=1)
-    pres = [t for t in range(min(T, 12)) if present[t]]
-
-    def motion_ok(name):
-        if len(pres) < 8:  # the object must be there for most of frames 0..11
-            return 0.0
-        dx = float(cx[pres[-1]] - cx[pres[0]]); dy = float(cy[pres[-1]] - cy[pres[0]])
-        want = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1), "up-left": (-1, -1),
-                "up-right": (1, -1), "down-left": (-1, 1), "down-right": (1, 1), "still": (0, 0)}[name]
-        main = max(abs(dx), abs(dy))
-        ok = True
-        for d, w in ((dx, want[0]), (dy, want[1])):
-            if w == 0:
-                ok &= abs(d) < (6 if name == "still" else max(6, 0.5 * main))
-            else:
-                ok &= d * w >= 6
-        return float(ok)
-    name = MOTIONS[motion][0]
-    # control: the same judge with a wrong label (opposite direction; "still" -> "left"), a chance reference
-    opposite = {"left": "right", "right": "left", "up": "down", "down": "up", "up-left": "down-right",
-                "down-right": "up-left", "up-right": "down-left", "down-left": "up-right", "still": "left"}[name]
-    mot_ok, mot_ctrl = motion_ok(name), motion_ok(opposite)
-    single = components_largest_fraction(fg[present]) if present.any() else torch.zeros(1)
-    return dict(bg=bg_ok.mean().item(), bg_frame0=bg_ok[0].item(), present=present.float().mean().item(),
-                colour=(sum(cols) / len(cols)) if cols else 0.0, motion=mot_ok, motion_wrong_label=mot_ctrl,
-                single=(single >= 0.8).float().mean().item() if present.any() else 0.0)
+    return px, bg_idx, fg, area >= 20, cx, cy
 
 
-def judged_scenes(world, n, split, seed):
+def motion_ok(name, present, cx, cy):
+    pres = [t for t in range(min(len(present), 12)) if present[t]]
+    if len(pres) < 8:  # the object must be there for most of frames 0..11
+        return 0.0
+    dx = float(cx[pres[-1]] - cx[pres[0]]); dy = float(cy[pres[-1]] - cy[pres[0]])
+    want = WANT[name]
+    main = max(abs(dx), abs(dy))
+    ok = True
+    for d, w in ((dx, want[0]), (dy, want[1])):
+        if w == 0:
+            ok &= abs(d) < (6 if name == "still" else max(6, 0.5 * main))
+        else:
+            ok &= d * w >= 6
+    return float(ok)
+
+
+def judge_clip(video, sc, world, judge):
+    """video [T,3,H,W] in [-1,1]; sc = one-object scene. Returns {attribute: 0/1 or None (not judged)}."""
+    o, bg = sc["objs"][0], sc["bg"]
+    kind = BG_KINDS[bg["kind"]]
+    pal = world.palette.cpu()
+    cls, bgk = cnn(judge, video)
+    r = dict(cls=None, colour=None, motion=None, motion_wrong_label=None, bg=None, present=None)
+    if kind == "solid":
+        px, bg_idx, fg, present, cx, cy = pixel_measures(video, pal)
+        r["bg"] = majority([int(i) == bg["c1"] for i in bg_idx])
+        r["present"] = present.float().mean().item()
+        frames = [t for t in range(len(present)) if present[t]]
+        r["cls"] = majority([int(cls[t]) == o["cls"] for t in frames])
+        if world.tint[o["cls"]]:
+            cols = [int(nearest_colour(px[t][fg[t]].median(dim=0).values, pal, exclude=int(bg_idx[t])) == o["col"])
+                    for t in frames]
+            r["colour"] = majority(cols)
+        name = MOTIONS[o["mot"]][0]
+        if name in JUDGED_MOTIONS:
+            r["motion"] = motion_ok(name, present, cx, cy)
+            r["motion_wrong_label"] = motion_ok(OPPOSITE[name], present, cx, cy)
+    else:
+        r["bg"] = majority([int(k) == bg["kind"] for k in bgk])
+        r["cls"] = majority([int(c) == o["cls"] for c in cls])
+    return r
+
+
+def summarise(rows):
+    out = {}
+    for k in rows[0]:
+        vals = [r[k] for r in rows if r[k] is not None]
+        out[k] = dict(score=round(sum(vals) / len(vals), 4), clips=len(vals)) if vals else None
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# scenes and generation
+# ----------------------------------------------------------------------------------------------------------
+
+def eval_scenes(world, n, seed):
+    """n one-object scenes with a judged motion: even i a held-out pair (train wording), odd i eval wording."""
     rng = random.Random(seed)
     out = []
     while len(out) < n:
-        sc = world._sample_scene(rng, split, force_held=(split == "eval"))
-        if BG_KINDS[sc["bg"]["kind"]] != "solid" or sc["bg"]["pan"]:
-            continue
+        held = len(out) % 2 == 0
+        sc = world._sample_scene(rng, "eval", force_held=held)
         o = sc["objs"][0]
-        if not world.tint[o["cls"]] or MOTIONS[o["mot"]][0] not in JUDGED_MOTIONS:
+        if MOTIONS[o["mot"]][0] not in JUDGED_MOTIONS or sc["bg"]["pan"]:
+            continue
+        solid = BG_KINDS[sc["bg"]["kind"]] == "solid"
+        if solid != (len(out) % 4 != 3):  # 3 in 4 solid
             continue
         sc["objs"] = [o]
         world._place(rng, sc["objs"])
+        sc["held_pair"] = world._held_pair(o["cls"], o["col"], o["mot"])
+        sc["eval_wording"] = not held
+        sc["caption"] = world.caption_fit(rng, sc, ev=not held)
         out.append(sc)
     return out
 
 
-@torch.no_grad()
-def generate(model, ae, text, caps_per_frame, T, K, seed):
-    """caps_per_frame: list over clips of callables f -> caption string."""
-    B = len(caps_per_frame)
-    cache = {}
+def ground_truth(world, scenes, T, seed):
+    vids = []
+    for i in range(0, len(scenes), 32):
+        b = world.sample(len(scenes[i:i + 32]), T=T, split="eval", seed=seed + i, p_switch=0.0,
+                         scenes=scenes[i:i + 32])
+        vids.append(b.video.cpu())
+    return torch.cat(vids)
 
-    def cond(f):
-        caps = [c(f) for c in caps_per_frame]
-        key = tuple(caps)
-        if key not in cache:
-            tok, mask = text.encode(caps)
-            cache[key] = (model.text_proj(tok.float()), torch.where(mask, 0.0, -1e4).float())
-        return cache[key]
-    lat = rollout(model, cond, None, T=T, K=K, seed=seed)
-    vid = torch.cat([ae.decode(tokens_to_latent(lat[:, t])) for t in range(T)])
-    return vid.view(T, B, 3, 128, 128).transpose(0, 1)
+
+def read_pngs(folder):
+    files = sorted(f for f in os.listdir(folder) if f.endswith(".png"))
+    arr = np.stack([np.asarray(Image.open(os.path.join(folder, f)).convert("RGB")) for f in files])
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+class RustGen:
+    """`spool generate` per clip (the app's own model code, CPU)."""
+
+    def __init__(self, spool, weights, extra):
+        self.spool, self.weights, self.extra = spool, weights, extra
+        self.tmp = tempfile.mkdtemp(prefix="spool-eval-")
+        self.seconds = 0.0
+        self.frames = 0
+
+    def clip(self, caption, T, seed, prompt_at=()):
+        out = os.path.join(self.tmp, "clip/")
+        cmd = [self.spool, "generate", "--prompt", caption, "--frames", str(T), "--seed", str(seed), "-o", out,
+               "--force"] + (["--weights", self.weights] if self.weights else []) + self.extra
+        for f, p in prompt_at:
+            cmd += ["--prompt-at", f"{f}:{p}"]
+        t0 = time.time()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.seconds += time.time() - t0
+        self.frames += T
+        return read_pngs(out)
+
+
+class TorchGen:
+    """the PyTorch reference (for the ablation variants, which the app does not run)."""
+
+    def __init__(self, weights, variant, guidance, K):
+        from safetensors.torch import load_file
+        from spool_tiny import model as M
+        from spool_tiny.text import TextEncoder
+        cfg = json.load(open(os.path.join(weights, "config.json")))
+        M.CFG.n_full = cfg["n_full"]
+        Net = M.NonSeparable if variant == "nonsep" else M.SpoolTiny
+        self.M, self.variant, self.K = M, variant, K
+        self.g = guidance if guidance is not None else cfg.get("guidance_scale", 1.0)
+        self.model = Net()
+        self.model.load_state_dict({k: v.float() for k, v in load_file(os.path.join(weights, "model.safetensors")).items()})
+        self.model.eval()
+        _, self.ae = M.load_safetensors(None, os.path.join(weights, "ae.safetensors"))
+        self.text = TextEncoder(os.path.join(HERE, "..", "assets", "minilm"), "cpu")
+
+    @torch.no_grad()
+    def batch(self, captions, T, seed):
+        tok, mask = self.text.encode(list(captions) + [""])
+        ctx = self.model.text_proj(tok.float()); bias = torch.where(mask, 0.0, -1e4).float()
+        B = len(captions)
+        unc = (ctx[-1:].expand(B, -1, -1), bias[-1:].expand(B, -1))
+        if self.variant == "nonsep":
+            lat = self.M.rollout_nonseparable(self.model, ctx[:B], bias[:B], T, self.K, seed, unc, self.g)
+        else:
+            lat = self.M.rollout(self.model, ctx[:B], bias[:B], T, self.K, seed, uncond=unc, guidance=self.g)
+        vid = torch.cat([self.ae.decode(self.M.tokens_to_latent(lat[:, t])) for t in range(T)])
+        return vid.view(T, B, 3, 128, 128).transpose(0, 1)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# parts
+# ----------------------------------------------------------------------------------------------------------
+
+def frame_stats(v):
+    """v [N,3,H,W] -> [N,3]: mean, contrast (std), detail (mean |Laplacian| of luma)"""
+    y = v.mean(1, keepdim=True)
+    lap = F.conv2d(y, torch.tensor([[[[0, 1, 0], [1, -4, 1], [0, 1, 0]]]], dtype=v.dtype), padding=1)
+    return torch.stack([v.mean((1, 2, 3)), v.std((1, 2, 3)), lap[:, :, 1:-1, 1:-1].abs().mean((1, 2, 3))], 1)
+
+
+def part_long(world, gen, judge, a, res):
+    rng = random.Random(a.seed + 5)
+    gt = world.sample(64, T=24, split="train", seed=a.seed + 6, p_switch=0.3).video.flatten(0, 1).cpu()
+    st = frame_stats(gt)
+    lo, hi = st.quantile(0.005, 0), st.quantile(0.995, 0)
+    scenes = [s for s in eval_scenes(world, 64, a.seed + 7) if BG_KINDS[s["bg"]["kind"]] == "solid"][:a.long]
+    curves, clips = [], []
+    for i, sc in enumerate(scenes):
+        cap = world.caption_fit(rng, sc, ev=False)
+        v = gen.clip(cap, a.long_frames, seed=1000 + i)
+        s = frame_stats(v)
+        inr = ((s >= lo) & (s <= hi)).all(1).float()
+        _, bg_idx, _, present, _, _ = pixel_measures(v, world.palette.cpu())
+        bg_ok = (bg_idx == sc["bg"]["c1"]).float()
+        W = 100
+        curves.append([dict(frames=f"{w}-{w + W - 1}", in_range=round(inr[w:w + W].mean().item(), 3),
+                            mean=round(s[w:w + W, 0].mean().item(), 3), contrast=round(s[w:w + W, 1].mean().item(), 3),
+                            detail=round(s[w:w + W, 2].mean().item(), 4), bg=round(bg_ok[w:w + W].mean().item(), 3),
+                            present=round(present[w:w + W].float().mean().item(), 3))
+                       for w in range(0, len(v), W)])
+        clips.append(v[:: max(1, len(v) // 12)][:12])
+        print(f"long {i}: {cap!r}: in-range {inr.mean():.3f}, bg {bg_ok.mean():.3f}, present "
+              f"{present.float().mean():.3f}", flush=True)
+    save_strip(torch.stack(clips), os.path.join(a.out, "long_run.png"), max_cols=12)
+    res["long_run"] = dict(frames=a.long_frames, prompts=len(scenes),
+                           gt_range=dict(lo=[round(x, 4) for x in lo.tolist()], hi=[round(x, 4) for x in hi.tolist()]),
+                           curve=[dict(frames=curves[0][w]["frames"],
+                                       **{k: round(sum(c[w][k] for c in curves) / len(curves), 4)
+                                          for k in curves[0][w] if k != "frames"})
+                                  for w in range(len(curves[0]))])
+
+
+def part_switch(world, gen, judge, a, res):
+    rng = random.Random(a.seed + 9)
+    base = [s for s in eval_scenes(world, 4 * a.switch, a.seed + 10)
+            if BG_KINDS[s["bg"]["kind"]] == "solid" and world.tint[s["objs"][0]["cls"]]][:a.switch]
+    pal = world.palette.cpu()
+    rows, strips, c = [], [], 12
+    for i, sc in enumerate(base):
+        o = dict(sc["objs"][0]); bg = dict(sc["bg"])
+        kind = ["bg", "colour", "class"][i % 3]
+        if kind == "bg":
+            bg["c1"] = rng.choice([k for k in range(len(COLOURS)) if k not in (bg["c1"], o["col"])])
+        elif kind == "colour":
+            o["col"] = rng.choice([k for k in range(len(COLOURS)) if k not in (bg["c1"], o["col"])])
+        else:
+            o["cls"] = rng.choice([k for k in range(world.n_classes) if world.tint[k] and k != o["cls"]])
+        sc2 = dict(bg=bg, objs=[o])
+        cap1, cap2 = world.caption_fit(rng, sc, ev=False), world.caption_fit(rng, sc2, ev=False)
+        v = gen.clip(cap1, a.T, seed=2000 + i, prompt_at=[(c, cap2)])
+        px, bg_idx, fg, present, _, _ = pixel_measures(v, pal)
+        cls, _ = cnn(judge, v)
+
+        def new(t):
+            if kind == "bg":
+                return int(bg_idx[t]) == bg["c1"]
+            if not present[t]:
+                return False
+            if kind == "colour":
+                return int(nearest_colour(px[t][fg[t]].median(dim=0).values, pal, exclude=int(bg_idx[t]))) == o["col"]
+            return int(cls[t]) == o["cls"]
+        det = next((t - c for t in range(c, a.T - 2) if new(t) and new(t + 1) and new(t + 2)), None)
+        step = (v[1:] - v[:-1]).abs().mean((1, 2, 3))
+        total = (v[-1] - v[c - 1]).abs().mean().item()
+        ratio = step[c - 1:c + 8].max().item() / max(total, 1e-6)
+        rows.append(dict(kind=kind, detected_after=det, max_step_ratio=round(ratio, 3), from_=cap1, to=cap2))
+        strips.append(v)
+    ok = [r["detected_after"] is not None and r["detected_after"] <= 8 for r in rows]
+    by = {k: sum(o for o, r in zip(ok, rows) if r["kind"] == k) / max(1, sum(r["kind"] == k for r in rows))
+          for k in ("bg", "colour", "class")}
+    dets = [r["detected_after"] for r in rows if r["detected_after"] is not None]
+    res["switch"] = dict(clips=len(rows), detected_within_8=round(sum(ok) / len(ok), 4), by_kind=by,
+                         median_frames_to_detect=float(np.median(dets)) if dets else None,
+                         max_step_ratio_median=float(np.median([r["max_step_ratio"] for r in rows])),
+                         max_step_ratio_max=max(r["max_step_ratio"] for r in rows), rows=rows[:12])
+    save_strip(torch.stack(strips[:6]), os.path.join(a.out, "switch.png"), max_cols=12)
+
+
+def part_adherence(world, gen, judge, a, res):
+    scenes = eval_scenes(world, max(a.n, a.gt), a.seed)
+    gt = ground_truth(world, scenes[:a.gt], a.T, a.seed + 1)
+    det = [judge_clip(gt[i], scenes[i], world, judge) for i in range(len(gt))]
+    res["detectors_on_ground_truth"] = summarise(det)
+    print("detectors on ground truth:", json.dumps(res["detectors_on_ground_truth"]), flush=True)
+    if a.only == "detectors":
+        return
+    rows, vids, shown = [], [], []
+    if isinstance(gen, TorchGen):
+        for i in range(0, a.n, a.batch):
+            vids += list(gen.batch([s["caption"] for s in scenes[i:i + a.batch]], a.T, a.seed + i))
+            print(f"generated {len(vids)}/{a.n}", flush=True)
+    for i in range(a.n):
+        v = vids[i] if vids else gen.clip(scenes[i]["caption"], a.T, seed=a.seed + i)
+        r = judge_clip(v, scenes[i], world, judge)
+        r.update(held_pair=scenes[i]["held_pair"], eval_wording=scenes[i]["eval_wording"])
+        rows.append(r)
+        if i < 8:
+            shown.append(v)
+        if (i + 1) % 64 == 0:
+            print(f"{i + 1}/{a.n}", json.dumps(summarise([{k: r[k] for k in ('cls', 'colour', 'motion', 'bg')} for r in rows])), flush=True)
+    keys = ("cls", "colour", "motion", "motion_wrong_label", "bg", "present")
+    res["adherence"] = dict(all=summarise([{k: r[k] for k in keys} for r in rows]),
+                            held_out_pairs=summarise([{k: r[k] for k in keys} for r in rows if not r["eval_wording"]]),
+                            eval_wording=summarise([{k: r[k] for k in keys} for r in rows if r["eval_wording"]]))
+    res["captions_first_8"] = [s["caption"] for s in scenes[:8]]
+    save_strip(torch.cat([torch.stack(shown), gt[:8]]), os.path.join(a.out, "adherence.png"), max_cols=12)
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--weights", default="assets/spool-tiny")
-    p.add_argument("--minilm", default="assets/minilm")
-    p.add_argument("--n", type=int, default=32)
+    p.add_argument("--backend", choices=["rust", "torch"], default="rust")
+    p.add_argument("--spool", default="target/release/spool")
+    p.add_argument("--weights", default=None, help="weights folder (default: the app's assets/spool-tiny)")
+    p.add_argument("--variant", choices=["scd", "fullres", "nonsep"], default="scd", help="torch backend only")
+    p.add_argument("--guidance", type=float, default=None, help="default: the model's config")
+    p.add_argument("--judge", default=os.path.join(HERE, "judge", "judge.safetensors"))
+    p.add_argument("--n", type=int, default=512)
+    p.add_argument("--gt", type=int, default=256)
     p.add_argument("--T", type=int, default=24)
     p.add_argument("--K", type=int, default=4)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--long", type=int, default=4)
+    p.add_argument("--long-frames", type=int, default=1000)
+    p.add_argument("--switch", type=int, default=48)
+    p.add_argument("--only", choices=["all", "detectors", "adherence", "long", "switch"], default="all")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=".dev/eval")
-    p.add_argument("--threads", type=int, default=0)
     a = p.parse_args()
-    if a.threads:
-        torch.set_num_threads(a.threads)
     os.makedirs(a.out, exist_ok=True)
-    model, ae = load_safetensors(os.path.join(a.weights, "model.safetensors"), os.path.join(a.weights, "ae.safetensors"))
-    model.eval(); ae.eval()
-    text = TextEncoder(a.minilm, "cpu")
+    torch.manual_seed(a.seed)
     world = World("cpu")
-    world.fits = lambda cap: not text.tokenize([cap])[2][0]
-    pal = world.palette
-    results = {}
-    for split in ("eval", "train"):
-        scenes = judged_scenes(world, a.n, split, seed=a.seed + (0 if split == "eval" else 1))
-        batch = world.sample(len(scenes), T=a.T, split=split, seed=a.seed + 7, scenes=scenes)
-        caps = [c[0] for c in batch.captions]
-        gen = generate(model, ae, text, [(lambda f, c=c: c) for c in caps], a.T, a.K, a.seed)
-        rows = {"gen": [], "gt": []}
-        for i, sc in enumerate(scenes):
-            o = sc["objs"][0]
-            for name, v in (("gen", gen[i]), ("gt", batch.video[i])):
-                rows[name].append(judge(v, sc["bg"]["c1"], o["col"], o["mot"], pal))
-        torch.save(dict(gen=gen.half(), gt=batch.video.half(), captions=caps, scenes=scenes),
-                   os.path.join(a.out, f"clips_{split}.pt"))
-        res = {k: {m: sum(r[m] for r in rs) / len(rs) for m in rs[0]} for k, rs in rows.items()}
-        results[split] = res
-        save_strip(torch.cat([gen[:6], batch.video[:6]]), os.path.join(a.out, f"judge_{split}.png"), max_cols=12)
-        with open(os.path.join(a.out, f"captions_{split}.txt"), "w") as f:
-            f.write("\n".join(caps[:6]) + "\n")
-        print(split, json.dumps(res), flush=True)
-    # prompt switch: background colour change at frame 12 (solid backgrounds)
-    scenes = judged_scenes(world, a.n // 2, "train", seed=a.seed + 2)
-    rng = random.Random(a.seed + 3)
-    pairs = []
-    for sc in scenes:
-        b2 = dict(sc["bg"])
-        b2["c1"] = rng.choice([c for c in range(len(COLOURS)) if c not in (sc["bg"]["c1"], sc["objs"][0]["col"])])
-        sc2 = {"bg": b2, "objs": sc["objs"]}
-        pairs.append((world.caption(rng, sc), world.caption(rng, sc2), sc["bg"]["c1"], b2["c1"]))
-    c = a.T // 2
-    gen = generate(model, ae, text, [(lambda f, p=pr: p[0] if f < c else p[1]) for pr in pairs], a.T, a.K, a.seed)
-    before = after = 0.0
-    for i, (_, _, c1, c2) in enumerate(pairs):
-        px = gen[i].permute(0, 2, 3, 1)
-        med = px.reshape(a.T, -1, 3).median(dim=1).values
-        idx = nearest_colour(med, pal)
-        before += (idx[c - 4:c] == c1).float().mean().item()
-        after += (idx[a.T - 4:] == c2).float().mean().item()
-    results["switch_bg"] = {"before": before / len(pairs), "after": after / len(pairs)}
-    save_strip(gen[:6], os.path.join(a.out, "judge_switch.png"), max_cols=12)
-    with open(os.path.join(a.out, "captions_switch.txt"), "w") as f:
-        f.write("\n".join(f"{p[0]}  ->  {p[1]}" for p in pairs[:6]) + "\n")
-    print("switch_bg", json.dumps(results["switch_bg"]))
+    judge = load_judge(a.judge, world.n_classes)
+    if a.backend == "torch":
+        gen = TorchGen(a.weights, a.variant, a.guidance, a.K)
+        world.fits = lambda cap: not gen.text.tokenize([cap])[2][0]
+    else:
+        extra = ["--steps", str(a.K)] + (["--guidance", str(a.guidance)] if a.guidance is not None else [])
+        gen = RustGen(a.spool, a.weights, extra)
+        from spool_tiny.text import TextEncoder
+        tk = TextEncoder(os.path.join(HERE, "..", "assets", "minilm"), "cpu").tokenize
+        world.fits = lambda cap: not tk([cap])[2][0]
+    res = dict(args=vars(a))
+    t0 = time.time()
+    if a.only in ("all", "detectors", "adherence"):
+        part_adherence(world, gen, judge, a, res)
+    if a.only in ("all", "long") and a.backend == "rust":
+        part_long(world, gen, judge, a, res)
+    if a.only in ("all", "switch") and a.backend == "rust":
+        part_switch(world, gen, judge, a, res)
+    res["seconds"] = round(time.time() - t0, 1)
+    if isinstance(gen, RustGen) and gen.frames:
+        res["rust_frames_per_second_incl_process_start"] = round(gen.frames / gen.seconds, 2)
     with open(os.path.join(a.out, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
+        json.dump(res, f, indent=1)
+    print(json.dumps({k: v for k, v in res.items() if k not in ("args",)}, indent=1)[:6000])
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from spool_tiny.data import DATA_VERSION, World, save_strip  # noqa: E402
-from spool_tiny.model import (AutoEncoder, SpoolTiny, latent_to_tokens, rollout, save_safetensors,  # noqa: E402
-                              tokens_to_latent)
+from spool_tiny import model as M  # noqa: E402
+from spool_tiny.model import (AutoEncoder, NonSeparable, SpoolTiny, latent_to_tokens, load_safetensors,  # noqa: E402
+                              rollout, rollout_nonseparable, save_safetensors, tokens_to_latent)
 
 SAMPLE_PROMPTS = [
     "a red circle moving left on a blue background",
@@ -68,8 +69,11 @@ class Trainer:
         random.seed(args.seed)
         self.world = World(self.dev, use_sprites=not args.no_sprites)
         self.ae = AutoEncoder().to(self.dev)
-        self.model = SpoolTiny().to(self.dev)
-        self.ema = SpoolTiny().to(self.dev)
+        if args.variant == "fullres":  # ablation: every history element at full resolution (no MSC pooling)
+            M.CFG.n_full = M.CFG.window
+        Net = NonSeparable if args.variant == "nonsep" else SpoolTiny
+        self.model = Net().to(self.dev)
+        self.ema = Net().to(self.dev)
         self.ema.load_state_dict(self.model.state_dict())
         self.ema.requires_grad_(False)
         self.opt_ae = torch.optim.AdamW(self.ae.parameters(), lr=args.ae_lr, betas=(0.9, 0.99), weight_decay=0.0)
@@ -91,10 +95,13 @@ class Trainer:
         self.world.fits = lambda cap: not tk([cap])[2][0]
         if args.init and self.state["ae_step"] == 0 and self.state["gen_step"] == 0:
             self.load_init(args.init)
+        if args.init_assets and self.state["ae_step"] == 0 and self.state["gen_step"] == 0:
+            self.load_init_assets(args.init_assets)
         self.rng = random.Random(args.seed * 1000 + self.state["ae_step"] + self.state["gen_step"])
         self.train_fn = self.model.forward_train
         if args.compile and self.dev.type == "cuda":
-            self.model.encoder.mask(args.T, torch.device("cuda", torch.cuda.current_device()), torch.bfloat16)
+            if args.variant != "nonsep":
+                self.model.encoder.mask(args.T, torch.device("cuda", torch.cuda.current_device()), torch.bfloat16)
             self.train_fn = torch.compile(self.model.forward_train)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -116,6 +123,16 @@ class Trainer:
         self.state["phase"] = "gen"
         log(f"initialised from {d} (generator weights: {bool(sd)}); AE phase skipped", self.logf)
 
+    def load_init_assets(self, d):
+        """start from shipped (f16) weights: the AE always, the generator unless --fresh-gen."""
+        gen, ae = load_safetensors(None if self.a.fresh_gen else os.path.join(d, "model.safetensors"),
+                                   os.path.join(d, "ae.safetensors"), self.dev)
+        self.ae.load_state_dict(ae.state_dict())
+        if gen is not None:
+            self.model.load_state_dict(gen.state_dict()); self.ema.load_state_dict(gen.state_dict())
+        self.state["phase"] = "gen"
+        log(f"initialised from assets {d} (generator: {gen is not None}); AE phase skipped", self.logf)
+
     # ------------------------------------------------------------------------------------------------------
     def save_ckpt(self):
         tmp = self.ckpt_path + ".tmp"
@@ -125,12 +142,16 @@ class Trainer:
 
     def export(self, tag):
         from safetensors.torch import save_file
+        if self.state["phase"] != "ae":
+            self.val_loss()
         final = os.path.join(self.a.out, "export")
         ex = os.path.join(self.a.out, "export_tmp")
         os.makedirs(ex, exist_ok=True)
         extra = dict(data_version=DATA_VERSION, ae_steps=self.state["ae_step"], gen_steps=self.state["gen_step"],
                      ae_loss=self.state["ae_loss"], gen_loss=self.state["gen_loss"], seed=self.a.seed,
-                     n_classes=self.world.n_classes, trained_with="training/train.py")
+                     n_classes=self.world.n_classes, trained_with="training/train.py",
+                     guidance_scale=self.a.guidance, variant=self.a.variant,
+                     val_loss=self.state.get("val_loss"))
         save_safetensors(self.ema, os.path.join(ex, "model.safetensors"), os.path.join(ex, "ae.safetensors"),
                          ae=self.ae, extra_config=extra)
         sd = {k: v.detach().float().cpu().contiguous() for k, v in self.ema.state_dict().items()}
@@ -223,16 +244,18 @@ class Trainer:
         t = torch.where(near1, 1.0 - 0.02 * torch.rand(B, T, device=self.dev), t)
         return t
 
-    def gen_step(self, train=True):
+    def gen_step(self, train=True, seed=None):
         a = self.a
         B, T = a.batch, a.T
-        b = self.world.sample(B, T=T, split="train", seed=self.rng.getrandbits(31), p_switch=a.p_switch)
+        seed = self.rng.getrandbits(31) if seed is None else seed
+        b = self.world.sample(B, T=T, split="train", seed=seed, p_switch=a.p_switch)
         with torch.no_grad(), torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
             z = self.ae.encode(b.video.flatten(0, 1)).float()
         x0 = latent_to_tokens(z).reshape(B, T, 64, 16)
         flat, offs = [], []
         for caps in b.captions:
             offs.append(len(flat)); flat.extend(caps)
+        flat.append("")  # the empty prompt: the decoder's text when the caption is dropped (CFG)
         tok, bias = self.encode_text(flat)
         idx = torch.tensor(offs, device=self.dev)[:, None] + b.caption_idx  # [B,T]
         t = self.sample_t(B, T)
@@ -240,18 +263,41 @@ class Trainer:
         xt = (1 - t[..., None, None]) * x0 + t[..., None, None] * eps
         target = eps - x0
         sig = torch.rand(B, 1, 1, 1, device=self.dev) * a.ctx_noise
-        sig = sig * (torch.rand(B, 1, 1, 1, device=self.dev) < a.p_ctx_noise)
+        sig = sig * (torch.rand(B, 1, 1, 1, device=self.dev) < a.p_ctx_noise) * float(train)
         lat_in = x0[:, :T - 1] + sig * torch.randn_like(x0[:, :T - 1])
         with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
-            ctx_all = self.model.text_proj(tok)  # [U,32,D]
+            ctx_all = (self.model if train else self.ema).text_proj(tok)  # [U,32,D]
             ctx = ctx_all[idx]
             cb = bias[idx]
-            v = self.train_fn(xt, t, lat_in, ctx, cb)
+            drop = (torch.rand(B, device=self.dev) < (a.p_uncond if train else 0.0))[:, None, None, None]
+            dctx = torch.where(drop, ctx_all[-1].expand_as(ctx), ctx)
+            dcb = torch.where(drop[..., 0], bias[-1].expand_as(cb), cb)
+            v = self.train_fn(xt, t, lat_in, ctx, cb, dctx, dcb)
         err = (v.float() - target).pow(2).mean(dim=(2, 3))  # [B,T]
         w = torch.ones(T, device=self.dev)
         w[0] = a.frame0_weight  # frame 0 (layout from the caption alone) is trained on purpose
         loss = (err * w).sum(1).mean() / w.sum()
         return loss, err
+
+    @torch.no_grad()
+    def val_loss(self, n=8):
+        """teacher-forced flow-matching loss of the EMA weights on n fixed batches (same data, t and noise for
+        every run and variant), so runs and ablation variants compare on one number. Returns (all, frames>=12)."""
+        fn, self.train_fn = self.train_fn, self.ema.forward_train
+        cpu_state = torch.get_rng_state()
+        cuda_state = torch.cuda.get_rng_state() if self.dev.type == "cuda" else None
+        torch.manual_seed(4242)
+        tot, late = 0.0, 0.0
+        for i in range(n):
+            _, err = self.gen_step(train=False, seed=90_000 + i)
+            tot += err.mean().item(); late += err[:, 12:].mean().item()
+        torch.set_rng_state(cpu_state)
+        if cuda_state is not None:
+            torch.cuda.set_rng_state(cuda_state)
+        self.train_fn = fn
+        self.state["val_loss"] = tot / n; self.state["val_loss_late"] = late / n
+        log(f"val loss {tot / n:.4f} (frames 12+: {late / n:.4f})", self.logf)
+        return tot / n, late / n
 
     def read_budget(self, budget):
         """<out>/budget.json {"gen_minutes": x} changes the generator's time budget while running
@@ -329,7 +375,7 @@ class Trainer:
     @torch.no_grad()
     def samples(self, tag, T=24, K=4):
         m = self.ema.eval()
-        prompts = SAMPLE_PROMPTS + list(SWITCH_PROMPTS)
+        prompts = SAMPLE_PROMPTS + list(SWITCH_PROMPTS) + [""]
         tok, bias = self.encode_text(prompts)
         ctx = m.text_proj(tok)
         n = len(SAMPLE_PROMPTS)
@@ -339,7 +385,11 @@ class Trainer:
             if f >= 12:
                 c[n] = ctx[n + 1]; bb[n] = bias[n + 1]
             return c, bb
-        lat = rollout(m, cond, None, T=T, K=K, seed=0)  # [n+1, T, 64, 16]
+        unc = (ctx[-1:].expand(n + 1, -1, -1), bias[-1:].expand(n + 1, -1))
+        if self.a.variant == "nonsep":
+            lat = rollout_nonseparable(m, ctx[:n + 1], bias[:n + 1], T, K, 0, unc, self.a.guidance)
+        else:
+            lat = rollout(m, cond, None, T=T, K=K, seed=0, uncond=unc, guidance=self.a.guidance)  # [n+1,T,64,16]
         vid = self.ae.decode(tokens_to_latent(lat.flatten(0, 1))).view(n + 1, T, 3, 128, 128)
         path = os.path.join(self.a.out, "samples", f"rollout_{tag}.png")
         save_strip(vid, path, max_cols=12)
@@ -391,6 +441,12 @@ def main():
     p.add_argument("--compile", action="store_true")
     p.add_argument("--no-sprites", action="store_true")
     p.add_argument("--no-preflight", action="store_true")
+    p.add_argument("--variant", choices=["scd", "fullres", "nonsep"], default="scd",
+                   help="scd = the shipped design; fullres / nonsep = ablation variants (not shipped)")
+    p.add_argument("--init-assets", default=None, help="dir with f16 model/ae safetensors (e.g. assets/spool-tiny)")
+    p.add_argument("--fresh-gen", action="store_true", help="with --init-assets: take only the AE")
+    p.add_argument("--p-uncond", type=float, default=0.15, help="decoder caption dropout for CFG")
+    p.add_argument("--guidance", type=float, default=3.0, help="CFG scale for samples; written to config.json")
     p.add_argument("--init", default=None, help="dir with ema_f32_*/ae_f32 safetensors to start from")
     args = p.parse_args()
     Trainer(args).run()

@@ -33,22 +33,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-DATA_VERSION = "procedural-v1"
+DATA_VERSION = "procedural-v2"
 H = W = 128
 
 COLOURS = [  # name, rgb, synonyms (first = canonical)
-    ("red", (220, 40, 40), ["red", "crimson", "scarlet"]),
-    ("orange", (245, 140, 20), ["orange", "tangerine"]),
-    ("yellow", (245, 220, 40), ["yellow", "golden"]),
-    ("green", (40, 170, 60), ["green", "emerald"]),
-    ("blue", (40, 80, 220), ["blue", "cobalt", "azure"]),
-    ("purple", (130, 50, 180), ["purple", "violet"]),
-    ("pink", (245, 120, 180), ["pink", "rose"]),
-    ("white", (240, 240, 240), ["white", "ivory"]),
-    ("black", (20, 20, 20), ["black", "jet black"]),
-    ("gray", (128, 128, 128), ["gray", "grey", "silver"]),
-    ("brown", (130, 80, 40), ["brown", "chocolate"]),
-    ("cyan", (40, 210, 220), ["cyan", "turquoise", "aqua"]),
+    ("red", (220, 40, 40), ["red", "crimson", "scarlet", "cherry red", "ruby", "bright red"]),
+    ("orange", (245, 140, 20), ["orange", "tangerine", "pumpkin orange", "amber"]),
+    ("yellow", (245, 220, 40), ["yellow", "golden", "lemon yellow", "sunny yellow", "gold"]),
+    ("green", (40, 170, 60), ["green", "emerald", "grass green", "leafy green", "jade", "lime green"]),
+    ("blue", (40, 80, 220), ["blue", "cobalt", "azure", "royal blue", "sapphire", "deep blue"]),
+    ("purple", (130, 50, 180), ["purple", "violet", "plum", "lilac", "mauve"]),
+    ("pink", (245, 120, 180), ["pink", "rose", "hot pink", "bubblegum pink", "rosy"]),
+    ("white", (240, 240, 240), ["white", "ivory", "snow white", "pearly white", "milky white"]),
+    ("black", (20, 20, 20), ["black", "jet black", "ebony", "coal black", "pitch black"]),
+    ("gray", (128, 128, 128), ["gray", "grey", "silver", "slate gray", "ash gray"]),
+    ("brown", (130, 80, 40), ["brown", "chocolate", "chestnut", "coffee brown", "tan"]),
+    ("cyan", (40, 210, 220), ["cyan", "turquoise", "aqua", "teal", "aquamarine"]),
 ]
 EVAL_ONLY_WORDS = {"scarlet", "azure", "emerald", "disc", "hoop", "rhombus"}
 
@@ -87,6 +87,19 @@ EVAL_ONLY_PHRASES = {"heading left", "heads left", "heading right", "heads right
                      "going down", "goes down", "twirling", "twirls", "vanishing", "vanishes",
                      "going round in circles", "materializing", "panning left"}
 
+# procedural-v2: extra training wordings for classes (by atlas id), so the model leans on MiniLM's meaning
+# rather than on exact tokens; eval-only words stay unseen.
+EXTRA_NAMES = {
+    "circle": ["round shape", "circular shape"], "square": ["square shape", "cube"],
+    "triangle": ["triangular shape", "pyramid"], "star": ["star shape"], "heart": ["love heart", "heart shape"],
+    "ring": ["circle outline"], "cross": ["x shape"], "diamond": ["lozenge", "diamond shape"],
+    "hexagon": ["six-sided shape"], "pentagon": ["five-sided shape"], "octagon": ["eight-sided shape", "stop sign"],
+    "oval": ["egg shape"], "rectangle": ["long box", "brick"],
+    "semicircle": ["half disk", "dome"], "arrow": ["arrow sign", "pointer"],
+    "cat": ["kitty"], "dog": ["doggy"], "bird": ["little bird"], "car": ["automobile"], "house": ["home"],
+    "rocket": ["spaceship"], "tree": ["green tree"], "sun": ["shining sun"],
+}
+
 BG_KINDS = ["solid", "gradient", "stripes", "checkers", "starfield", "clouds", "day", "night", "sunset"]
 TEMPLATES_TRAIN = [0, 1, 2, 3, 4]
 TEMPLATE_EVAL = 5
@@ -119,6 +132,14 @@ class World:
         # premultiply rgb by alpha for clean bilinear sampling
         rgba[:, :3] *= rgba[:, 3:4]
         self.atlas = rgba.to(self.device)
+        for c in self.classes:  # procedural-v2: more training wordings per class (train-only, see EXTRA_NAMES)
+            c["names"] = list(c["names"]) + [n for n in EXTRA_NAMES.get(c["id"], []) if n not in c["names"]]
+            if c["kind"] == "letter":
+                ch = c["id"][-1]
+                c["names"] += [f"capital letter {ch}", f"uppercase {ch}", f"the character {ch}"]
+            elif c["kind"] == "digit":
+                ch = c["id"][-1]
+                c["names"] += [f"numeral {ch}", f"figure {ch}"]
         self.tint = [c["tint"] for c in self.classes]
         self.palette = torch.tensor([c[1] for c in COLOURS], dtype=torch.float32, device=self.device) / 127.5 - 1
         self.n_classes = len(self.classes)
@@ -243,16 +264,16 @@ class World:
         c1 = self._words(rng, COLOURS[bg["c1"]][2], ev)
         c2 = self._words(rng, COLOURS[bg["c2"]][2], ev)
         if k == "solid":
-            full = [f"a {c1} background", f"a plain {c1} background", f"a solid {c1} backdrop"]
+            full = [f"{_article(c1)} {c1} background", f"a plain {c1} background", f"a solid {c1} backdrop"]
             short = [f"{c1} background", f"{c1} backdrop"]
         elif k == "gradient":
-            full = [f"a {c1} to {c2} gradient", f"a gradient from {c1} to {c2}"]
+            full = [f"{_article(c1)} {c1} to {c2} gradient", f"a gradient from {c1} to {c2}"]
             short = [f"{c1} to {c2} gradient"]
         elif k == "stripes":
-            full = [f"{c1} and {c2} stripes", f"a {c1} and {c2} striped background"]
+            full = [f"{c1} and {c2} stripes", f"{_article(c1)} {c1} and {c2} striped background"]
             short = [f"{c1} and {c2} stripes"]
         elif k == "checkers":
-            full = [f"a {c1} and {c2} checkerboard", f"a {c1} and {c2} checkered background"]
+            full = [f"{_article(c1)} {c1} and {c2} checkerboard", f"{_article(c1)} {c1} and {c2} checkered background"]
             short = [f"checkered {c1} and {c2} backdrop", f"{c1} and {c2} checkerboard"]
         elif k == "starfield":
             full = ["a starfield", "outer space", "a field of stars"]

@@ -484,13 +484,17 @@ class SpoolTiny(nn.Module):
         nn.init.zeros_(self.decoder.ada_out.weight); nn.init.zeros_(self.decoder.ada_out.bias)
         nn.init.zeros_(self.decoder.out_proj.weight); nn.init.zeros_(self.decoder.out_proj.bias)
 
-    def forward_train(self, x_t, t, lat_ctx_in, ctx, ctx_bias):
+    def forward_train(self, x_t, t, lat_ctx_in, ctx, ctx_bias, dec_ctx=None, dec_bias=None):
         """Teacher-forced parallel forward over a clip.
         x_t [B,T,64,16] noisy latents of frames 0..T-1, t [B,T] their noise levels,
         lat_ctx_in [B,T-1,64,16] (clean, possibly noise-augmented) latents of frames 0..T-2 for the encoder,
-        ctx [B,T,n,D] projected text per frame (or [B,n,D]), ctx_bias likewise -> v [B,T,64,16]."""
+        ctx [B,T,n,D] projected text per frame (or [B,n,D]), ctx_bias likewise -> v [B,T,64,16].
+        dec_ctx/dec_bias (same shapes): the decoder's text when it differs from the encoder's (caption
+        dropout for classifier-free guidance drops the decoder's text only)."""
         B, T = x_t.shape[:2]
         h = self.encoder(lat_ctx_in, ctx, ctx_bias)  # [B,T,64,D]
+        if dec_ctx is not None:
+            ctx, ctx_bias = dec_ctx, dec_bias
         if ctx.dim() == 3:
             ctx = ctx[:, None].expand(B, T, *ctx.shape[1:])
             ctx_bias = ctx_bias[:, None].expand(B, T, ctx_bias.shape[-1])
@@ -499,15 +503,135 @@ class SpoolTiny(nn.Module):
         return v.reshape(B, T, 64, -1)
 
 
+class NonSeparable(nn.Module):
+    """Ablation variant (not shipped): no encoder/decoder split. Every denoising step runs the whole causal
+    network (encoder_blocks + decoder_blocks adaLN blocks, about SpoolTiny's size) on the noisy frame, whose
+    queries see the clean history's keys/values under the encoder's MSC rules; those keys/values come from
+    the same blocks run on the finished frames at t = 0 (computed once per frame, Ca2-VDM style)."""
+
+    def __init__(self):
+        super().__init__()
+        D = CFG.d_model
+        self.text_proj = TextProj()
+        self.in_proj = nn.Linear(CFG.latent_channels, D)
+        self.pos = nn.Parameter(torch.randn(CFG.tokens_per_frame, D) * 0.02)
+        self.bos = nn.Parameter(torch.randn(CFG.tokens_per_frame, D) * 0.02)
+        self.t_embed = TimeEmbed()
+        self.blocks = nn.ModuleList([DecoderBlock() for _ in range(CFG.encoder_blocks + CFG.decoder_blocks)])
+        self.norm_out = layer_norm(D, affine=False)
+        self.ada_out = nn.Linear(D, 2 * D)
+        self.out_proj = nn.Linear(D, CFG.latent_channels)
+        self._masks = {}
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+        for blk in self.blocks:
+            nn.init.zeros_(blk.ada.weight); nn.init.zeros_(blk.ada.bias)
+        for m in (self.ada_out, self.out_proj):
+            nn.init.zeros_(m.weight); nn.init.zeros_(m.bias)
+
+    def masks(self, T, device, dtype):
+        key = (T, str(device), dtype)
+        if key not in self._masks:
+            mc = encoder_attention_mask(T, device, dtype)  # clean element s sees the history as the encoder does
+            f = torch.arange(T * CFG.tokens_per_frame, device=device) // CFG.tokens_per_frame
+            own = torch.where(f[:, None] == f[None, :], 0.0, MASK_NEG).to(dtype)
+            mn = torch.cat([mc, own[None].expand(CFG.heads, -1, -1)], dim=2)  # noisy frame s: history + itself
+            self._masks[key] = (mc, mn)
+        return self._masks[key]
+
+    def forward_train(self, x_t, t, lat_ctx_in, ctx, ctx_bias, dec_ctx=None, dec_bias=None):
+        """Same contract as SpoolTiny.forward_train. Noisy frame s sees clean elements 0..s (BOS, frames
+        0..s-1) and itself, so one pass gives every frame's teacher-forced prediction."""
+        B, T = x_t.shape[:2]
+        D, L = CFG.d_model, CFG.tokens_per_frame
+        if ctx.dim() == 3:
+            ctx = ctx[:, None].expand(B, T, *ctx.shape[1:])
+            ctx_bias = ctx_bias[:, None].expand(B, T, ctx_bias.shape[-1])
+        if dec_ctx is None:
+            dec_ctx, dec_bias = ctx, ctx_bias
+        elif dec_ctx.dim() == 3:
+            dec_ctx = dec_ctx[:, None].expand(B, T, *dec_ctx.shape[1:])
+            dec_bias = dec_bias[:, None].expand(B, T, dec_bias.shape[-1])
+        cc, cb = ctx.reshape(B * T, *ctx.shape[2:]), ctx_bias.reshape(B * T, -1)
+        nc, nb = dec_ctx.reshape(B * T, *dec_ctx.shape[2:]), dec_bias.reshape(B * T, -1)
+        e = self.in_proj(lat_ctx_in) + self.pos
+        bos = (self.bos + self.pos).to(e.dtype).expand(B, 1, L, D)
+        c = torch.cat([bos, e], dim=1).reshape(B * T, L, D)
+        n = (self.in_proj(x_t) + self.pos).reshape(B * T, L, D)
+        temb_c = self.t_embed(torch.zeros(B * T, device=x_t.device))
+        temb_n = self.t_embed(t.reshape(B * T))
+        mdt = torch.get_autocast_dtype(x_t.device.type) if torch.is_autocast_enabled(x_t.device.type) else n.dtype
+        mc, mn = self.masks(T, x_t.device, mdt)
+        for blk in self.blocks:
+            sc_ = blk.ada(F.silu(temb_c))[:, None].chunk(6, dim=-1)
+            sn_ = blk.ada(F.silu(temb_n))[:, None].chunk(6, dim=-1)
+            hc = (blk.norm1(c) * (1 + sc_[1]) + sc_[0]).reshape(B, T * L, D)
+            hn = (blk.norm1(n) * (1 + sn_[1]) + sn_[0]).reshape(B, T * L, D)
+            qc, kc, vc = blk.attn.qkv_heads(hc)
+            qn, kn, vn = blk.attn.qkv_heads(hn)
+            kp = pool_tokens(kc.unflatten(2, (T, L))).flatten(2, 3)
+            vp = pool_tokens(vc.unflatten(2, (T, L))).flatten(2, 3)
+            kk, vv = torch.cat([kc, kp], 2), torch.cat([vc, vp], 2)
+            oc = blk.attn.out(merge_heads(attend(qc, kk, vv, mc[None]))).reshape(B * T, L, D)
+            on = blk.attn.out(merge_heads(attend(qn, torch.cat([kk, kn], 2), torch.cat([vv, vn], 2), mn[None])))
+            c = c + sc_[2] * oc
+            n = n + sn_[2] * on.reshape(B * T, L, D)
+            c = c + blk.xattn(blk.norm2(c), cc, cb)
+            n = n + blk.xattn(blk.norm2(n), nc, nb)
+            c = c + sc_[5] * blk.mlp(blk.norm3(c) * (1 + sc_[4]) + sc_[3])
+            n = n + sn_[5] * blk.mlp(blk.norm3(n) * (1 + sn_[4]) + sn_[3])
+        sh, sc = self.ada_out(F.silu(temb_n))[:, None].chunk(2, dim=-1)
+        return self.out_proj(self.norm_out(n) * (1 + sc) + sh).reshape(B, T, L, -1)
+
+
+@torch.no_grad()
+def rollout_nonseparable(model: NonSeparable, ctx, bias, T: int, K: int = 4, seed: int = 0, uncond=None,
+                         guidance: float = 1.0):
+    """Reference rollout of the ablation variant by recomputing the whole prefix each step (slow but
+    simple; the app would cache the history's keys/values). ctx [B,n,D] projected, fixed for the clip."""
+    dev = ctx.device
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    B = ctx.shape[0]
+    ts = sampling_times(K)
+    frames = torch.zeros(B, 0, CFG.tokens_per_frame, CFG.latent_channels, device=dev)
+    for f in range(T):
+        x = torch.randn(B, CFG.tokens_per_frame, CFG.latent_channels, generator=gen, device=dev)
+        for k, tk in enumerate(ts):
+            xt = torch.cat([torch.zeros_like(frames), x[:, None]], 1)
+            tt = torch.zeros(B, f + 1, device=dev); tt[:, f] = tk
+            v = model.forward_train(xt, tt, frames, ctx, bias)[:, f]
+            if uncond is not None and guidance != 1.0:
+                vu = model.forward_train(xt, tt, frames, ctx, bias, uncond[0], uncond[1])[:, f]
+                v = vu + guidance * (v - vu)
+            x0 = x - tk * v
+            if k + 1 < K:
+                x = (1 - ts[k + 1]) * x0 + ts[k + 1] * torch.randn(x.shape, generator=gen, device=dev)
+        frames = torch.cat([frames, x0[:, None]], 1)
+    return frames
+
+
 def sampling_times(K: int, shift: float = CFG.sampler_shift):
     u = [1.0 - k / K for k in range(K)]
     return [shift * x / (1.0 + (shift - 1.0) * x) for x in u]
 
 
+def guided_v(decoder, x, h, tt, ctx, ctx_bias, uncond=None, guidance: float = 1.0):
+    """Classifier-free guidance on the decoder only: v_u + g (v_c - v_u), where v_u sees the empty prompt's
+    text (uncond = (ctx [B,n',D], bias [B,n'])) and the same encoder output h. g = 1 is one plain pass."""
+    v = decoder(x, h, tt, ctx, ctx_bias)
+    if uncond is None or guidance == 1.0:
+        return v
+    vu = decoder(x, h, tt, uncond[0], uncond[1])
+    return vu + guidance * (v - vu)
+
+
 @torch.no_grad()
 def sample_frame(model: SpoolTiny, h, ctx, ctx_bias, K: int, gen: torch.Generator | None = None,
-                 noise=None):
-    """Denoise one latent frame given encoder output h [B,64,D]. noise: optional list of K tensors [B,64,16]."""
+                 noise=None, uncond=None, guidance: float = 1.0):
+    """Denoise one latent frame given encoder output h [B,64,D]. noise: optional list of K tensors [B,64,16].
+    uncond/guidance: see guided_v."""
     B = h.shape[0]
     ts = sampling_times(K)
     def eps(k):
@@ -518,7 +642,7 @@ def sample_frame(model: SpoolTiny, h, ctx, ctx_bias, K: int, gen: torch.Generato
     x0 = None
     for k, t in enumerate(ts):
         tt = torch.full((B,), t, device=h.device, dtype=h.dtype)
-        v = model.decoder(x, h, tt, ctx, ctx_bias)
+        v = guided_v(model.decoder, x, h, tt, ctx, ctx_bias, uncond, guidance)
         x0 = x - t * v
         if k + 1 < K:
             x = (1 - ts[k + 1]) * x0 + ts[k + 1] * eps(k + 1)
@@ -527,7 +651,7 @@ def sample_frame(model: SpoolTiny, h, ctx, ctx_bias, K: int, gen: torch.Generato
 
 @torch.no_grad()
 def rollout(model: SpoolTiny, ctx_per_frame, bias_per_frame, T: int, K: int = 4, seed: int = 0,
-            first_latents=None):
+            first_latents=None, uncond=None, guidance: float = 1.0):
     """Autoregressive generation of T latent frames with the incremental (cached) encoder.
     ctx_per_frame: callable f -> (ctx [B,n,D] projected, bias [B,n]) or a fixed tuple used for every frame.
     first_latents: optional [B,F,64,16] ground-truth prefix frames (teacher prefix).
@@ -543,7 +667,7 @@ def rollout(model: SpoolTiny, ctx_per_frame, bias_per_frame, T: int, K: int = 4,
         if first_latents is not None and f < first_latents.shape[1]:
             x0 = first_latents[:, f]
         else:
-            x0 = sample_frame(model, h, ctx, bias, K, gen)
+            x0 = sample_frame(model, h, ctx, bias, K, gen, uncond=uncond, guidance=guidance)
         out.append(x0)
         prev = x0
     return torch.stack(out, 1)

@@ -1,0 +1,36 @@
+#!/bin/bash
+# Wait up to SECONDS (or until the main run says done), print progress, copy results to $OUT.
+# usage: bash training/device/collect.sh ROOT SECONDS [weights]   ("weights": the ablation models instead)
+ROOT=${1:-/tmp/c2}; SECS=${2:-60}; MODE=$3
+# second judge stage: once the ablation runs have left GPU 1, continue the judge there for 3 minutes
+if [ -f "$ROOT/judge/judge.safetensors" ] && [ ! -d "$ROOT/judge2" ] && ! pgrep -f "variant" > /dev/null; then
+  mkdir -p "$ROOT/judge2"
+  CUDA_VISIBLE_DEVICES=1 PYTHONUNBUFFERED=1 setsid nohup python3 training/train_judge.py --out "$ROOT/judge2" \
+    --minutes 3 --lr 1e-3 --init "$ROOT/judge/judge.safetensors" --seed 4 > "$ROOT/judge2/stdout.txt" 2>&1 < /dev/null &
+  echo "launched judge2"
+fi
+end=$(( $(date +%s) + SECS ))
+while [ $(date +%s) -lt $end ]; do
+  sleep 10
+  if grep -q " done$" "$ROOT/main/log.txt" 2>/dev/null && ! pgrep -f "train(_judge)?\.py" > /dev/null; then break; fi
+done
+for d in "$ROOT"/*/; do
+  n=$(basename "$d"); echo "== $n"; tail -n 4 "$d/stdout.txt" 2>/dev/null | cut -c1-300
+  grep -h "val loss" "$d/log.txt" 2>/dev/null | tail -n 2
+done
+nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader
+if [ "$MODE" = weights ]; then
+  for v in scd fullres nonsep; do
+    [ -f "$ROOT/abl_$v/export/model.safetensors" ] && cp "$ROOT/abl_$v/export/model.safetensors" "$OUT/abl_${v}_model.safetensors"
+    [ -f "$ROOT/abl_$v/export/config.json" ] && cp "$ROOT/abl_$v/export/config.json" "$OUT/abl_${v}_config.json"
+  done
+else
+  E="$ROOT/main/export"
+  for f in model.safetensors config.json; do [ -f "$E/$f" ] && cp "$E/$f" "$OUT/"; done
+  cp "$ROOT/main/log.txt" "$OUT/main_log.txt" 2>/dev/null
+  cp "$ROOT/main/samples/rollout_latest.png" "$OUT/main_rollout.png" 2>/dev/null
+  J="$ROOT/judge"; [ -f "$ROOT/judge2/judge.safetensors" ] && J="$ROOT/judge2"
+  for f in judge.safetensors judge.json; do [ -f "$J/$f" ] && cp "$J/$f" "$OUT/"; done
+  (cd "$ROOT" && tar cf "$OUT/side.tar" judge*/stdout.txt abl_*/log.txt abl_*/stdout.txt abl_*/samples/rollout_latest.png abl_*/export/config.json 2>/dev/null)
+fi
+ls -la "$OUT"
