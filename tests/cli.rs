@@ -115,3 +115,25 @@ fn export_refuses_what_is_not_a_project() {
     assert!(err.contains("not a Spool project"), "{err}");
     assert_eq!(std::fs::read_dir(dir.path().join("empty.spool")).unwrap().count(), 0, "nothing was created");
 }
+
+#[test]
+fn guidance_out_of_range_is_refused() {
+    let base = ["generate", "--prompt", "a", "--frames", "3", "--guidance"];
+    let with = |g: &'static str| [&base[..], &[g]].concat();
+    rejects(&with("0"), &["guidance scale 0 is out of range", "from 1 to 10"]);
+    rejects(&with("nan"), &["guidance scale NaN is out of range", "from 1 to 10"]);
+    rejects(&with("11"), &["guidance scale 11 is out of range", "from 1 to 10"]);
+    rejects(&with("-2"), &["guidance scale -2 is out of range"]);
+    rejects(&with("inf"), &["out of range"]);
+    rejects(&with("strong"), &["not a guidance scale", "--guidance 3"]);
+    // `spool bench` takes the same flag with the same rule.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = spool(&["bench", "--frames", "2", "--runs", "1", "--guidance", "0.5"], dir.path());
+    assert_ne!(code, 0);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("guidance scale 0.5 is out of range"), "{err}");
+    // The flag is documented.
+    let out = Command::new(env!("CARGO_BIN_EXE_spool")).args(["generate", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--guidance <G>") && help.contains("Classifier-free guidance"), "{help}");
+}

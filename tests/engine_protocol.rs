@@ -14,7 +14,7 @@ fn generate(prompt: &str, n: u64) -> Command {
     Command::Generate {
         timeline: Timeline::single(prompt),
         frames: FrameCount::new(n).unwrap(),
-        settings: GenSettings { seed: 7, steps: None },
+        settings: GenSettings { seed: 7, steps: None, guidance: None },
         start_image: None,
     }
 }
@@ -84,7 +84,7 @@ fn pause_resume_and_stop_take_effect_within_one_step() {
         .send(Command::Generate {
             timeline: Timeline::single("p"),
             frames: FrameCount::Forever,
-            settings: GenSettings { seed: 1, steps: Some(1) },
+            settings: GenSettings { seed: 1, steps: Some(1), guidance: None },
             start_image: None,
         })
         .unwrap();
@@ -166,7 +166,7 @@ fn a_blended_change_crossfades_the_conditioning() {
         .send(Command::Generate {
             timeline: t,
             frames: FrameCount::new(9).unwrap(),
-            settings: GenSettings { seed: 0, steps: None },
+            settings: GenSettings { seed: 0, steps: None, guidance: None },
             start_image: None,
         })
         .unwrap();
@@ -203,7 +203,7 @@ fn shutdown_with_frames_in_flight_is_clean_and_keeps_the_frames() {
         .send(Command::Generate {
             timeline: Timeline::single("p"),
             frames: FrameCount::Forever,
-            settings: GenSettings { seed: 0, steps: None },
+            settings: GenSettings { seed: 0, steps: None, guidance: None },
             start_image: None,
         })
         .unwrap();
@@ -257,7 +257,7 @@ fn commands_without_a_model_or_take_are_clear_errors() {
         .send(Command::Generate {
             timeline: Timeline::single("p"),
             frames: FrameCount::new(1).unwrap(),
-            settings: GenSettings { seed: 0, steps: Some(9) },
+            settings: GenSettings { seed: 0, steps: Some(9), guidance: None },
             start_image: None,
         })
         .unwrap();
@@ -267,4 +267,37 @@ fn commands_without_a_model_or_take_are_clear_errors() {
     ));
     h.engine.send(generate("p", 1)).unwrap();
     assert_eq!(frames(&h.until(finished)).len(), 1);
+}
+
+#[test]
+fn guidance_is_range_checked_refused_by_models_without_it_and_passed_to_models_with_it() {
+    let h = Harness::new(1);
+    let generate = |guidance: Option<f32>| Command::Generate {
+        timeline: Timeline::single("p"),
+        frames: FrameCount::new(1).unwrap(),
+        settings: GenSettings { seed: 0, steps: None, guidance },
+        start_image: None,
+    };
+    let refused = |guidance: f32, expect: &str| {
+        h.engine.send(generate(Some(guidance))).unwrap();
+        match h.until(|e| matches!(e, Event::Error(_) | Event::TakeCreated(_))).pop() {
+            Some(Event::Error(EngineError::InvalidCommand(m))) => assert!(m.contains(expect), "{guidance}: {m}"),
+            other => panic!("guidance {guidance} was not refused: {other:?}"),
+        }
+    };
+    refused(2.0, "no classifier-free guidance");
+    for g in [0.0, 0.5, 10.5, f32::NAN, f32::INFINITY] {
+        refused(g, "out of range");
+    }
+    // 1 is no guidance: every model takes it.
+    h.engine.send(generate(Some(1.0))).unwrap();
+    assert_eq!(frames(&h.until(finished)).len(), 1);
+    // A model with guidance gets the take's scale, or its own default.
+    h.load("guided");
+    h.engine.send(generate(Some(3.0))).unwrap();
+    h.until(finished);
+    h.engine.send(generate(None)).unwrap();
+    h.until(finished);
+    refused(11.0, "out of range");
+    assert_eq!(h.log.lock().unwrap().guidance, vec![1.0, 3.0, common::GUIDED_DEFAULT]);
 }

@@ -541,3 +541,38 @@ fn export_the_current_take_off_the_ui_thread() {
     let gif = std::fs::read(&out).unwrap();
     assert_eq!(&gif[..6], b"GIF89a");
 }
+
+/// The Guidance setting is offered only by models that have guidance, starts at the model's
+/// default, and what it is set to goes with the take to the model.
+#[test]
+fn guidance_setting_is_offered_by_models_with_guidance_and_goes_with_the_take() {
+    let (g, _) = demo_gui(0);
+    assert!(g.h.query_by_role_and_label(Role::SpinButton, "Guidance").is_none(), "the demo model has no guidance");
+    drop(g);
+
+    let log = Arc::new(Mutex::new(common::Log::default()));
+    let control = Arc::new(common::Control { fail_at: AtomicU64::new(u64::MAX), ..Default::default() });
+    let factory = common::factory(1, log.clone(), control);
+    let mut g = gui_with(factory, options("guided"), egui::vec2(1024.0, 700.0), 1.0);
+    assert_eq!(g.app().settings().guidance, None, "the model's default");
+    let value = |g: &Gui| g.h.get_by_role_and_label(Role::SpinButton, "Guidance").accesskit_node().numeric_value();
+    assert_eq!(value(&g), Some(f64::from(common::GUIDED_DEFAULT)));
+    // Its "Default" box is the second (Steps has the first).
+    g.h.get_all_by_label("Default").nth(1).expect("a Default box for guidance").click_accesskit();
+    g.h.run_steps(2);
+    assert_eq!(g.app().settings().guidance, Some(common::GUIDED_DEFAULT));
+    g.h.get_by_role_and_label(Role::SpinButton, "Guidance").set_value_accesskit(3.5);
+    g.h.run_steps(2);
+    assert_eq!(g.app().settings().guidance, Some(3.5));
+    g.h.get_by_role_and_label(Role::SpinButton, "Guidance").set_value_accesskit(40.0);
+    g.h.run_steps(2);
+    assert_eq!(g.app().settings().guidance, Some(10.0), "kept in range");
+    g.h.get_by_role_and_label(Role::SpinButton, "Guidance").set_value_accesskit(3.5);
+    g.h.run_steps(2);
+
+    g.h.state_mut().set_generate_frames(Some(2));
+    g.click("Generate");
+    g.until("two frames", |a| a.session().current_len() == 2 && a.session().state == EngineState::Idle);
+    assert_eq!(g.app().session().takes[0].info.settings.guidance, Some(3.5));
+    assert_eq!(log.lock().unwrap().guidance, vec![3.5, 3.5]);
+}

@@ -12,14 +12,14 @@ use spool::project::ProjectError;
 use spool::timeline::Timeline;
 
 fn spawn(project: &std::path::Path, delay_ms: u64) -> Result<Engine, ProjectError> {
+    spawn_logged(project, delay_ms, Arc::new(Mutex::new(Log::default())))
+}
+
+fn spawn_logged(project: &std::path::Path, delay_ms: u64, log: Arc<Mutex<Log>>) -> Result<Engine, ProjectError> {
     let control = Arc::new(Control::default());
     control.fail_at.store(u64::MAX, std::sync::atomic::Ordering::SeqCst);
     control.delay_ms.store(delay_ms, std::sync::atomic::Ordering::SeqCst);
-    Engine::spawn(
-        EngineConfig::new(project.to_path_buf()),
-        factory(1, Arc::new(Mutex::new(Log::default())), control),
-        None,
-    )
+    Engine::spawn(EngineConfig::new(project.to_path_buf()), factory(1, log, control), None)
 }
 
 fn wait(engine: &Engine, mut stop: impl FnMut(&Event) -> bool) -> Vec<Event> {
@@ -42,7 +42,11 @@ fn opened(engine: &Engine) -> (Vec<spool::engine::TakeInfo>, Option<TakeId>, Vec
 }
 
 fn load(engine: &Engine) {
-    engine.send(Command::LoadModel(ModelSpec { name: "double".into(), weights: None })).unwrap();
+    load_named(engine, "double");
+}
+
+fn load_named(engine: &Engine, name: &str) {
+    engine.send(Command::LoadModel(ModelSpec { name: name.into(), weights: None })).unwrap();
     wait(engine, |e| matches!(e, Event::ModelLoaded(_)));
 }
 
@@ -57,7 +61,7 @@ fn two_prompts(n: u64) -> Command {
     Command::Generate {
         timeline,
         frames: FrameCount::new(n).unwrap(),
-        settings: GenSettings { seed: 3, steps: Some(2) },
+        settings: GenSettings { seed: 3, steps: Some(2), guidance: None },
         start_image: None,
     }
 }
@@ -87,7 +91,7 @@ fn a_project_reopens_with_its_takes_and_continues_any_take() {
         vec![(0, 6, None), (1, 5, Some((TakeId(0), 3)))]
     );
     assert_eq!(takes[0].timeline.segments.len(), 2);
-    assert_eq!(takes[0].settings, GenSettings { seed: 3, steps: Some(2) });
+    assert_eq!(takes[0].settings, GenSettings { seed: 3, steps: Some(2), guidance: None });
     // Take 0 continues after reopening: the cache is rebuilt from stored latents, and the frames
     // equal what an uninterrupted run makes (same seed, same timeline).
     load(&engine);
@@ -108,6 +112,71 @@ fn a_project_reopens_with_its_takes_and_continues_any_take() {
         straight[6..].iter().map(|f| (f.1, f.2, f.3, f.4)).collect::<Vec<_>>(),
         more.iter().map(|f| (f.1, f.2, f.3, f.4)).collect::<Vec<_>>()
     );
+}
+
+/// The manifest's take records, as JSON.
+fn manifest_takes(project: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(project.join("manifest.json")).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    m["takes"].as_array().unwrap().clone()
+}
+
+#[test]
+fn a_takes_guidance_is_kept_and_used_again_and_old_manifests_mean_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.spool");
+    let generate = |guidance: Option<f32>| Command::Generate {
+        timeline: Timeline::single("a"),
+        frames: FrameCount::new(2).unwrap(),
+        settings: GenSettings { seed: 4, steps: None, guidance },
+        start_image: None,
+    };
+    {
+        let engine = spawn(&path, 0).unwrap();
+        load_named(&engine, "guided");
+        engine.send(generate(Some(2.5))).unwrap();
+        wait(&engine, finished);
+        engine.send(generate(None)).unwrap();
+        wait(&engine, finished);
+    }
+    let takes = manifest_takes(&path);
+    assert_eq!(takes[0]["guidance"], serde_json::json!(2.5));
+    assert!(takes[1].get("guidance").is_none(), "the model's default is written as no field: {}", takes[1]);
+
+    // Reopened: take 0 still says 2.5 and its next frames are made with 2.5; take 1 uses the default.
+    let log = Arc::new(Mutex::new(Log::default()));
+    {
+        let engine = spawn_logged(&path, 0, log.clone()).unwrap();
+        let (takes, _, _) = opened(&engine);
+        assert_eq!(takes[0].settings, GenSettings { seed: 4, steps: None, guidance: Some(2.5) });
+        assert_eq!(takes[1].settings.guidance, None);
+        load_named(&engine, "guided");
+        for take in [0, 1] {
+            engine.send(Command::SwitchTake(TakeId(take))).unwrap();
+            engine.send(Command::Extend { frames: FrameCount::new(1).unwrap() }).unwrap();
+            wait(&engine, finished);
+        }
+    }
+    assert_eq!(log.lock().unwrap().guidance, vec![2.5, common::GUIDED_DEFAULT]);
+    assert_eq!(manifest_takes(&path)[0]["guidance"], serde_json::json!(2.5), "kept through a rewrite");
+
+    // A manifest from before guidance (no field anywhere) loads; its takes use the model's default.
+    let text = std::fs::read_to_string(path.join("manifest.json")).unwrap();
+    let mut m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for t in m["takes"].as_array_mut().unwrap() {
+        t.as_object_mut().unwrap().remove("guidance");
+    }
+    std::fs::write(path.join("manifest.json"), serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    let log = Arc::new(Mutex::new(Log::default()));
+    let engine = spawn_logged(&path, 0, log.clone()).unwrap();
+    let (takes, _, recovered) = opened(&engine);
+    assert!(recovered.is_empty(), "{recovered:?}");
+    assert_eq!(takes.iter().map(|t| (t.len, t.settings.guidance)).collect::<Vec<_>>(), vec![(3, None), (3, None)]);
+    load_named(&engine, "guided");
+    engine.send(Command::SwitchTake(TakeId(0))).unwrap();
+    engine.send(Command::Extend { frames: FrameCount::new(1).unwrap() }).unwrap();
+    wait(&engine, finished);
+    assert_eq!(log.lock().unwrap().guidance, vec![common::GUIDED_DEFAULT]);
 }
 
 #[test]
@@ -142,6 +211,10 @@ fn bad_manifests_are_errors_that_leave_the_file_alone() {
             r#"{"format":"spool-project","version":1,"takes":[{"id":0,"seed":1,"timeline":{"segments":[{"start":0,"prompt":"a"}]},"frames":"../../etc/passwd"}]}"#,
             "not a Spool project manifest",
         ),
+        (
+            r#"{"format":"spool-project","version":1,"takes":[{"id":0,"seed":1,"guidance":50,"timeline":{"segments":[{"start":0,"prompt":"a"}]}}]}"#,
+            "guidance 50 is out of range",
+        ),
     ];
     for (text, expect) in cases {
         std::fs::write(&manifest, text).unwrap();
@@ -162,7 +235,7 @@ fn missing_frames_cut_the_take_with_a_note() {
             .send(Command::Generate {
                 timeline: Timeline::single("a"),
                 frames: FrameCount::new(5).unwrap(),
-                settings: GenSettings { seed: 0, steps: None },
+                settings: GenSettings { seed: 0, steps: None, guidance: None },
                 start_image: None,
             })
             .unwrap();
@@ -199,7 +272,7 @@ fn child_generating_forever() {
         .send(Command::Generate {
             timeline: Timeline::single("a"),
             frames: FrameCount::Forever,
-            settings: GenSettings { seed: 5, steps: None },
+            settings: GenSettings { seed: 5, steps: None, guidance: None },
             start_image: None,
         })
         .unwrap();

@@ -1,5 +1,6 @@
 //! spool-tiny driven by the engine with the shipped weights: a take resumed from its project after
-//! a restart continues bit-exactly as an uninterrupted run would, across a prompt switch.
+//! a restart continues bit-exactly as an uninterrupted run would, across a prompt switch, with and
+//! without classifier-free guidance.
 
 use std::path::Path;
 
@@ -34,28 +35,48 @@ fn timeline() -> Timeline {
     t
 }
 
-fn generate(n: u64) -> Command {
+fn generate(n: u64, guidance: Option<f32>) -> Command {
     Command::Generate {
         timeline: timeline(),
         frames: FrameCount::new(n).unwrap(),
-        settings: GenSettings { seed: 11, steps: Some(2) },
+        settings: GenSettings { seed: 11, steps: Some(2), guidance },
         start_image: None,
     }
 }
 
 #[test]
 fn a_reopened_take_continues_exactly_as_an_uninterrupted_one() {
+    let straight = resumed_take_matches_a_straight_run(None);
+    // The switch shows: the background changes from blue to black.
+    let mean_blue = |f: &Frame| f.planar[2 * 128 * 128..].iter().sum::<f32>() / (128.0 * 128.0);
+    assert!(mean_blue(&straight[0].1) > mean_blue(&straight[7].1) + 0.5, "blue background before, dark after");
+}
+
+#[test]
+fn a_reopened_guided_take_continues_exactly_with_its_guidance() {
+    let straight = resumed_take_matches_a_straight_run(Some(2.5));
+    // Guidance did apply: the unguided take's first frame differs.
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(&dir.path().join("c.spool"));
+    e.send(generate(1, None)).unwrap();
+    let unguided = run(&e);
+    assert!(unguided[0].1 != straight[0].1, "guidance 2.5 changes the frames");
+}
+
+/// 8 frames straight, and 5 frames then 3 more after reopening the project in a new engine: the
+/// same frames, bit for bit. Returns the straight run.
+fn resumed_take_matches_a_straight_run(guidance: Option<f32>) -> Vec<(u64, Frame)> {
     let dir = tempfile::tempdir().unwrap();
     let straight = {
         let e = engine(&dir.path().join("a.spool"));
-        e.send(generate(8)).unwrap();
+        e.send(generate(8, guidance)).unwrap();
         run(&e)
     };
     assert_eq!(straight.len(), 8);
     let b = dir.path().join("b.spool");
     {
         let e = engine(&b);
-        e.send(generate(5)).unwrap();
+        e.send(generate(5, guidance)).unwrap();
         let first = run(&e);
         assert_eq!(
             first.iter().map(|f| &f.1).collect::<Vec<_>>(),
@@ -69,7 +90,5 @@ fn a_reopened_take_continues_exactly_as_an_uninterrupted_one() {
     for ((i, got), (_, want)) in rest.iter().zip(&straight[5..]) {
         assert!(got == want, "frame {i} differs after resuming");
     }
-    // The switch shows: the background changes from blue to black.
-    let mean_blue = |f: &Frame| f.planar[2 * 128 * 128..].iter().sum::<f32>() / (128.0 * 128.0);
-    assert!(mean_blue(&straight[0].1) > mean_blue(&straight[7].1) + 0.5, "blue background before, dark after");
+    straight
 }

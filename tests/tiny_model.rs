@@ -1,14 +1,17 @@
 //! spool-tiny driven through the `VideoModel` interface, as the engine drives it: determinism,
-//! resuming a take from its stored latents, prompt switches, image-to-video, argument errors.
+//! resuming a take from its stored latents, prompt switches, image-to-video, argument errors,
+//! classifier-free guidance.
 //!
 //! Uses the small parity-fixture checkpoint (`tests/fixtures/tiny/`, random weights of the contract's
 //! structure) and the shipped text encoder (`assets/minilm/`).
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
-use candle_core::Device;
-use spool::model::tiny::SpoolTiny;
-use spool::model::{Frame, FrameNoise, Latent, ModelError, VideoModel};
+use candle_core::{Device, Tensor};
+use spool::model::tiny::{SpoolTiny, TinyModel, sampling_times};
+use spool::model::{Conditioning, Frame, FrameNoise, Latent, ModelError, Sampling, VideoModel};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -29,7 +32,7 @@ fn generate(m: &mut SpoolTiny, prompt: &str, seed: u64, n: usize, steps: u32) ->
     m.reset().unwrap();
     let (mut latents, mut frames) = (Vec::new(), Vec::new());
     for f in 0..n {
-        let lat = m.denoise(&cond, &mut FrameNoise::new(seed, f as u64), steps).unwrap().remove(0);
+        let lat = m.denoise(&cond, &mut FrameNoise::new(seed, f as u64), Sampling::steps(steps)).unwrap().remove(0);
         frames.push(m.decode(&lat).unwrap());
         m.commit(std::slice::from_ref(&lat), &cond).unwrap();
         latents.push(lat);
@@ -68,7 +71,7 @@ fn frames_are_deterministic_and_a_take_resumes_from_its_latents() {
     let cond = m.encode_prompt(prompt).unwrap().cond;
     m.reset().unwrap();
     m.commit(&lat_a[..3], &cond).unwrap();
-    let again = m.denoise(&cond, &mut FrameNoise::new(42, 3), 3).unwrap().remove(0);
+    let again = m.denoise(&cond, &mut FrameNoise::new(42, 3), Sampling::steps(3)).unwrap().remove(0);
     assert_eq!(values(&again), values(&lat_a[3]));
 }
 
@@ -87,13 +90,13 @@ fn prompt_switch_recache_and_cache_size() {
         if f == 10 {
             m.recache(cond).unwrap();
         }
-        let lat = m.denoise(cond, &mut FrameNoise::new(1, f), 2).unwrap();
+        let lat = m.denoise(cond, &mut FrameNoise::new(1, f), Sampling::steps(2)).unwrap();
         m.commit(&lat, cond).unwrap();
         sizes.push(m.cache_bytes());
     }
     assert!(sizes[12..].iter().all(|&s| s == sizes[12]), "cache grows after the window is full: {sizes:?}");
     // A switch without re-cache re-encodes only the newest element; both paths give finite frames.
-    let lat = m.denoise(&a.cond, &mut FrameNoise::new(1, 16), 2).unwrap();
+    let lat = m.denoise(&a.cond, &mut FrameNoise::new(1, 16), Sampling::steps(2)).unwrap();
     assert!(values(&lat[0]).iter().all(|v| v.is_finite()));
 }
 
@@ -107,7 +110,7 @@ fn image_to_video_starts_from_an_encoded_frame() {
     assert_eq!(z.0.dims(), [16, 8, 8]);
     m.reset().unwrap();
     m.commit(std::slice::from_ref(&z), &cond).unwrap();
-    let next = m.denoise(&cond, &mut FrameNoise::new(5, 1), 4).unwrap();
+    let next = m.denoise(&cond, &mut FrameNoise::new(5, 1), Sampling::steps(4)).unwrap();
     assert!(values(&next[0]).iter().all(|v| v.is_finite()));
     let small = Frame::from_rgb8(64, 64, &rgb[..64 * 64 * 3]);
     assert!(matches!(m.encode_image(&small), Err(ModelError::Invalid(_))));
@@ -118,7 +121,10 @@ fn bad_arguments_are_errors() {
     let mut m = model();
     let cond = m.encode_prompt("x").unwrap().cond;
     for steps in [0, 9] {
-        assert!(matches!(m.denoise(&cond, &mut FrameNoise::new(0, 0), steps), Err(ModelError::Invalid(_))));
+        assert!(matches!(
+            m.denoise(&cond, &mut FrameNoise::new(0, 0), Sampling::steps(steps)),
+            Err(ModelError::Invalid(_))
+        ));
     }
     let wrong = Latent(candle_core::Tensor::zeros((4, 8, 8), candle_core::DType::F32, &Device::Cpu).unwrap());
     assert!(matches!(m.decode(&wrong), Err(ModelError::Invalid(_))));
@@ -136,11 +142,173 @@ fn stage_benchmark_runs() {
         decoder_blocks: 1,
         ..Default::default()
     };
-    let t = spool::model::tiny::bench_random(&cfg, 2, 3, &Device::Cpu).unwrap();
+    let t = spool::model::tiny::bench_random(&cfg, Sampling::steps(2), 3, &Device::Cpu).unwrap();
     assert_eq!((t.steps, t.frames), (2, 3));
     for s in [t.median, t.fastest] {
         assert!(s.encoder_ms > 0.0 && s.decoder_step_ms > 0.0 && s.ae_decode_ms > 0.0);
         assert!(s.frame_ms >= s.encoder_ms + s.ae_decode_ms);
     }
     assert!(t.fastest.frame_ms <= t.median.frame_ms);
+}
+
+/// Every tensor a noise source handed out, in order.
+type Draws = Rc<RefCell<Vec<Tensor>>>;
+
+/// Draws of a `FrameNoise`, recorded so a reference computation can replay them.
+fn recording(seed: u64, frame: u64) -> (impl FnMut(&[usize]) -> spool::model::Result<Tensor>, Draws) {
+    let mut noise = FrameNoise::new(seed, frame);
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let log = seen.clone();
+    let draw = move |shape: &[usize]| {
+        let t = noise.normal(shape, &Device::Cpu)?;
+        log.borrow_mut().push(t.clone());
+        Ok(t)
+    };
+    (draw, seen)
+}
+
+/// The SPEC sampler for the newest frame, written out from `TinyNet`'s public pieces with separate
+/// decoder calls: `v = v_c` without guidance, `v = v_u + g·(v_c − v_u)` with `(g, empty prompt)`.
+fn reference_denoise(
+    m: &TinyModel,
+    cond: &Conditioning,
+    steps: u32,
+    guidance: Option<(f32, &Conditioning)>,
+    noise: &[Tensor],
+) -> Tensor {
+    let net = m.net();
+    let base = net.decoder_base(m.newest_h().expect("the newest element is encoded")).unwrap();
+    let cs = net.prepare_cond(cond).unwrap();
+    let us = guidance.map(|(_, u)| net.prepare_cond(u).unwrap());
+    let ts = sampling_times(steps as usize, m.config().sampler_shift);
+    let mut draws = noise.iter();
+    let mut x = draws.next().unwrap().clone();
+    let mut x0 = x.clone();
+    for (k, &t) in ts.iter().enumerate() {
+        let tm = net.time_mod(t as f32).unwrap();
+        let v_c = net.decoder_step(&x, &base, &tm, &cs).unwrap();
+        let v = match (&us, guidance) {
+            (Some(us), Some((g, _))) => {
+                let v_u = net.decoder_step(&x, &base, &tm, us).unwrap();
+                let (c, u) = (
+                    v_c.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                    v_u.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                );
+                let v: Vec<f32> = c.iter().zip(&u).map(|(c, u)| u + g * (c - u)).collect();
+                Tensor::from_vec(v, v_c.dims(), &Device::Cpu).unwrap()
+            }
+            _ => v_c,
+        };
+        x0 = (&x - v.affine(t, 0.0).unwrap()).unwrap();
+        if let Some(&tn) = ts.get(k + 1) {
+            let eps = draws.next().unwrap();
+            x = (x0.affine(1.0 - tn, 0.0).unwrap() + eps.affine(tn, 0.0).unwrap()).unwrap();
+        }
+    }
+    assert!(draws.next().is_none(), "every draw was used");
+    x0
+}
+
+fn flat(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
+#[test]
+fn guidance_one_is_the_unguided_sampler_bit_for_bit() {
+    let mut m = model();
+    let info = m.info().clone();
+    assert_eq!(info.default_guidance, Some(1.0), "a config without guidance_scale means 1");
+    let prompt = "a red circle moves left on a blue background";
+    let cond = m.encode_prompt(prompt).unwrap().cond;
+    // The same checkpoint without the empty prompt: it cannot run an unconditional pass at all.
+    let mut plain = TinyModel::load(&root().join("tests/fixtures/tiny"), &Device::Cpu).unwrap();
+    assert!(plain.unconditional().is_none());
+    let guided = |g: f32| Sampling { steps: 3, guidance: g };
+    m.reset().unwrap();
+    plain.reset();
+    for f in 0..4u64 {
+        let one = m.denoise(&cond, &mut FrameNoise::new(9, f), guided(1.0)).unwrap().remove(0);
+        let (mut draw, seen) = recording(9, f);
+        let x0 = plain.denoise_with(&cond, Sampling::steps(3), &mut draw).unwrap();
+        assert_eq!(values(&one), flat(&plain.to_latent(&x0).unwrap().0), "frame {f}: guidance 1 = no guidance");
+        // And both are the SPEC loop over single decoder calls, exactly.
+        let want = reference_denoise(&plain, &cond, 3, None, &seen.borrow());
+        assert_eq!(flat(&x0), flat(&want), "frame {f}: the unguided loop");
+        assert_eq!(m.decode(&one).unwrap(), plain.decode_frame(&plain.to_latent(&x0).unwrap()).unwrap());
+        m.commit(std::slice::from_ref(&one), &cond).unwrap();
+        plain.commit_tokens(&x0, &cond).unwrap();
+    }
+    // Guidance 3 runs the second pass and changes the frame.
+    let three = m.denoise(&cond, &mut FrameNoise::new(9, 4), guided(3.0)).unwrap().remove(0);
+    let one = m.denoise(&cond, &mut FrameNoise::new(9, 4), guided(1.0)).unwrap().remove(0);
+    let diff = values(&three).iter().zip(values(&one)).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(diff > 1e-3, "guidance 3 left the frame unchanged (max diff {diff})");
+    assert!(
+        matches!(plain.denoise_with(&cond, guided(3.0), &mut |s| FrameNoise::new(0, 0).normal(s, &Device::Cpu)), Err(ModelError::Invalid(m)) if m.contains("set_unconditional"))
+    );
+}
+
+#[test]
+fn a_guided_step_is_the_unconditional_velocity_plus_g_times_the_difference() {
+    let mut m = model();
+    let empty = m.core().unconditional().expect("the empty prompt is prepared at load").clone();
+    // MiniLM on "" is [CLS][SEP]: two tokens, bias 0, the same as encoding "" as a prompt.
+    assert_eq!(empty.tokens.dims(), [2, 384]);
+    assert_eq!(flat(&empty.bias), vec![0.0, 0.0]);
+    assert_eq!(flat(&empty.tokens), flat(&m.encode_prompt("").unwrap().cond.tokens));
+    let a = m.encode_prompt("a green square moving up on a black background").unwrap().cond;
+    m.reset().unwrap();
+    let core = m.core_mut();
+    let mut worst = 0f32;
+    for f in 0..3u64 {
+        for steps in [1, 3] {
+            let (mut draw, seen) = recording(21, f);
+            let got = core.denoise_with(&a, Sampling { steps, guidance: 3.0 }, &mut draw).unwrap();
+            let want = reference_denoise(core, &a, steps, Some((3.0, &empty)), &seen.borrow());
+            let (g, w) = (flat(&got), flat(&want));
+            let rms = (w.iter().map(|x| x * x).sum::<f32>() / w.len() as f32).sqrt();
+            let err = g.iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / rms;
+            println!("frame {f}, {steps} steps: max err / rms {err:.2e}");
+            worst = worst.max(err);
+        }
+        // The batched passes differ from separate calls by float rounding at most.
+        assert!(worst <= 1e-5, "guided sampling differs from v_u + 3(v_c − v_u): {worst:e}");
+        let (mut draw, _) = recording(21, f);
+        let x0 = core.denoise_with(&a, Sampling::steps(2), &mut draw).unwrap();
+        core.commit_tokens(&x0, &a).unwrap();
+    }
+    for g in [0.0, 0.5, 10.5, f32::NAN] {
+        let r = core.denoise_with(&a, Sampling { steps: 2, guidance: g }, &mut |s| {
+            FrameNoise::new(0, 0).normal(s, &Device::Cpu)
+        });
+        assert!(matches!(r, Err(ModelError::Invalid(ref m)) if m.contains("guidance")), "guidance {g}: {r:?}");
+    }
+}
+
+#[test]
+fn guidance_scale_in_config_is_the_default_and_is_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = std::fs::read_to_string(root().join("tests/fixtures/tiny/config.json")).unwrap();
+    for f in ["model.safetensors", "ae.safetensors"] {
+        std::fs::copy(root().join("tests/fixtures/tiny").join(f), dir.path().join(f)).unwrap();
+    }
+    let with = |value: &str| {
+        let text =
+            config.replacen("\"default_steps\": 4,", &format!("\"default_steps\": 4, \"guidance_scale\": {value},"), 1);
+        assert_ne!(text, config);
+        std::fs::write(dir.path().join("config.json"), text).unwrap();
+        SpoolTiny::load(dir.path(), &root().join("assets/minilm"), &Device::Cpu)
+    };
+    assert_eq!(with("2.5").unwrap().info().default_guidance, Some(2.5));
+    assert_eq!(with("1").unwrap().info().default_guidance, Some(1.0));
+    for bad in ["0", "0.5", "10.5", "-3", "1e40"] {
+        match with(bad) {
+            Err(e @ ModelError::BadWeights { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains("config.json") && msg.contains("guidance_scale"), "{bad}: {msg}");
+            }
+            Err(e) => panic!("{bad}: {e}"),
+            Ok(_) => panic!("guidance_scale {bad} was accepted"),
+        }
+    }
 }

@@ -160,7 +160,7 @@ fn rollout_matches_reference() {
             k += 1;
             Ok(t)
         };
-        let x0 = m.denoise_with(cond, 4, &mut draw).unwrap();
+        let x0 = m.denoise_with(cond, spool::model::Sampling::steps(4), &mut draw).unwrap();
         assert_close(&format!("rollout frame {f}"), &x0, &want.i(f).unwrap());
         m.commit_tokens(&x0, cond).unwrap();
     }

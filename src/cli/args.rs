@@ -49,6 +49,10 @@ pub struct ModelArgs {
     /// Denoising steps per frame (default: the model's).
     #[arg(long, value_parser = parse_steps)]
     pub steps: Option<u32>,
+    /// Classifier-free guidance scale, 1 to 10 (default: the model's; 1 = no guidance). Higher
+    /// follows the prompt more closely; above 1 each denoising step runs the decoder twice.
+    #[arg(long, value_name = "G", value_parser = parse_guidance, allow_hyphen_values = true)]
+    pub guidance: Option<f32>,
 }
 
 #[derive(Debug, Args)]
@@ -193,6 +197,15 @@ fn parse_steps(s: &str) -> Result<u32, String> {
         Ok(n) => Ok(n),
         Err(_) => Err(format!("\"{s}\" is not a whole number of steps: use e.g. --steps 4")),
     }
+}
+
+fn parse_guidance(s: &str) -> Result<f32, String> {
+    let g: f32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a guidance scale: use a number from 1 to 10, e.g. --guidance 3"))?;
+    crate::model::check_guidance(g).map_err(|e| format!("guidance scale {e}"))?;
+    Ok(g)
 }
 
 fn parse_prompt(s: &str) -> Result<String, String> {

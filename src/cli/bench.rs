@@ -37,7 +37,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         engine.send(Command::Generate {
             timeline: Timeline::single(BENCH_PROMPT),
             frames: FrameCount::new(args.frames).expect("clap bounds --frames"),
-            settings: GenSettings { seed: u64::from(run), steps: args.model.steps },
+            settings: GenSettings { seed: u64::from(run), steps: args.model.steps, guidance: args.model.guidance },
             start_image: None,
         })?;
         let mut last = Stats::default();
@@ -57,17 +57,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
         runs.push((last, max_cache));
     }
     let figures = figures(&runs, peak_rss_bytes());
+    let steps = args.model.steps.unwrap_or(info.default_steps);
+    let guidance = args.model.guidance.or(info.default_guidance).unwrap_or(1.0);
     let meta = serde_json::json!({
         "model": info.id, "device": info.device, "frames": args.frames, "runs": args.runs,
-        "steps": args.model.steps.unwrap_or(info.default_steps),
+        "steps": steps, "guidance": guidance,
         "threads": rayon_threads(), "width": info.width, "height": info.height,
     });
     let command = format!(
-        "`spool bench --model {} --frames {} --runs {}` (steps {}, {} threads)",
+        "`spool bench --model {} --frames {} --runs {}` (steps {steps}, guidance {guidance}, {} threads)",
         info.id,
         args.frames,
         args.runs,
-        args.model.steps.unwrap_or(info.default_steps),
         rayon_threads()
     );
     report(&figures, &meta, args.append.as_deref(), &command)

@@ -80,6 +80,12 @@ pub fn start_engine(store: &Path, model: &ModelArgs) -> Result<(Engine, ModelInf
                         info.id, info.max_steps
                     )));
                 }
+                if let Some(g) = model.guidance
+                    && g != 1.0
+                    && info.default_guidance.is_none()
+                {
+                    return Err(input(format!("{} has no classifier-free guidance: leave out --guidance", info.id)));
+                }
                 return Ok((engine, info));
             }
             Event::Error(e) => return Err(input(e.to_string())),
@@ -132,7 +138,7 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
     engine.send(Command::Generate {
         timeline,
         frames,
-        settings: GenSettings { seed: args.seed, steps: args.model.steps },
+        settings: GenSettings { seed: args.seed, steps: args.model.steps, guidance: args.model.guidance },
         start_image,
     })?;
     let bar = progress_bar(frames);

@@ -45,6 +45,9 @@ pub struct GenSettings {
     pub seed: u64,
     /// Denoising steps; `None` uses the model's default.
     pub steps: Option<u32>,
+    /// Classifier-free guidance scale (1 to 10; 1 = none); `None` uses the model's default. Only
+    /// models with guidance accept a scale other than 1.
+    pub guidance: Option<f32>,
 }
 
 /// Commands into the engine.

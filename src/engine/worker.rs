@@ -14,7 +14,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use super::protocol::*;
 use super::stats::RunStats;
 use super::{EngineConfig, ModelFactory, Waker};
-use crate::model::{Conditioning, EncodedPrompt, FrameNoise, Latent, ModelInfo, VideoModel};
+use crate::model::{Conditioning, EncodedPrompt, FrameNoise, Latent, ModelInfo, Sampling, VideoModel};
 use crate::project::{Manifest, ModelRecord, ParentRecord, Project, Recovery, TakeRecord};
 use crate::store::{FrameId, FrameStore, LatentData};
 use crate::timeline::{Segment, Timeline};
@@ -270,6 +270,7 @@ impl Worker {
         timeline.validate().map_err(|e| EngineError::InvalidCommand(e.to_string()))?;
         let info = &self.loaded.as_ref().ok_or(EngineError::NoModel)?.info;
         check_steps(settings.steps, info)?;
+        check_guidance(settings.guidance, info)?;
         if let Some(img) = &start_image
             && (img.width, img.height) != (info.width, info.height)
         {
@@ -439,17 +440,20 @@ impl Worker {
             let now = Instant::now();
             return self.emit_frame(take, latent, text_ready, now, now);
         }
-        let steps = self.takes[take.0 as usize].info.settings.steps;
-        let seed = self.takes[take.0 as usize].info.settings.seed;
+        let settings = self.takes[take.0 as usize].info.settings.clone();
         let switch = self.config.recache_on_switch && self.takes[take.0 as usize].info.timeline.is_hard_switch(len);
         let gen_err = |e: crate::model::ModelError| EngineError::Generation { frame: len, reason: e.to_string() };
         let loaded = self.loaded.as_mut().ok_or(EngineError::NoModel)?;
-        let steps = steps.unwrap_or(loaded.info.default_steps);
+        let sampling = Sampling {
+            steps: settings.steps.unwrap_or(loaded.info.default_steps),
+            guidance: settings.guidance.or(loaded.info.default_guidance).unwrap_or(1.0),
+        };
         if switch && len > 0 {
             loaded.model.recache(&cond).map_err(gen_err)?;
         }
         let t0 = Instant::now();
-        let latents = loaded.model.denoise(&cond, &mut FrameNoise::new(seed, len), steps).map_err(gen_err)?;
+        let noise = &mut FrameNoise::new(settings.seed, len);
+        let latents = loaded.model.denoise(&cond, noise, sampling).map_err(gen_err)?;
         // Finished frames are committed under the conditioning of the frame that follows them,
         // which is what their cache entries condition.
         let (next, _) = self.conditioning(take, len + latents.len() as u64)?;
@@ -592,7 +596,7 @@ fn take_from_record(r: &TakeRecord) -> Take {
         parent: r.parent.map(|p| (TakeId(p.take), p.keep)),
         len: frames.len() as u64,
         timeline: r.timeline.clone(),
-        settings: GenSettings { seed: r.seed, steps: r.steps },
+        settings: GenSettings { seed: r.seed, steps: r.steps, guidance: r.guidance },
     };
     Take { info, frames }
 }
@@ -603,6 +607,7 @@ fn take_record(t: &Take) -> TakeRecord {
         parent: t.info.parent.map(|(take, keep)| ParentRecord { take: take.0, keep }),
         seed: t.info.settings.seed,
         steps: t.info.settings.steps,
+        guidance: t.info.settings.guidance,
         timeline: t.info.timeline.clone(),
         frames: TakeRecord::runs(&t.frames),
     }
@@ -616,6 +621,19 @@ fn check_steps(steps: Option<u32>, info: &ModelInfo) -> StepResult<()> {
         ))),
         _ => Ok(()),
     }
+}
+
+/// A take's guidance scale must be in range, and other than 1 only for a model that has guidance.
+fn check_guidance(guidance: Option<f32>, info: &ModelInfo) -> StepResult<()> {
+    let Some(g) = guidance else { return Ok(()) };
+    crate::model::check_guidance(g).map_err(|e| EngineError::InvalidCommand(format!("guidance scale {e}")))?;
+    if info.default_guidance.is_none() && g != 1.0 {
+        return Err(EngineError::InvalidCommand(format!(
+            "{} has no classifier-free guidance: leave the guidance at the model's default",
+            info.id
+        )));
+    }
+    Ok(())
 }
 
 fn ellipsize(s: &str, n: usize) -> String {

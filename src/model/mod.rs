@@ -48,10 +48,47 @@ pub struct ModelInfo {
     pub chunk_frames: usize,
     pub default_steps: u32,
     pub max_steps: u32,
+    /// Classifier-free guidance scale used when a take does not set one; `None`: the model has no
+    /// guidance (it samples as if the scale were 1, and the engine refuses any other scale).
+    pub default_guidance: Option<f32>,
     /// Text-encoder token limit; longer prompts are truncated with a warning.
     pub max_prompt_tokens: usize,
     /// Compute device, for display (`cpu`, `cuda:0`).
     pub device: String,
+}
+
+/// Classifier-free guidance scales a model may be asked for: 1 (none) to 10.
+pub const GUIDANCE_RANGE: std::ops::RangeInclusive<f32> = 1.0..=10.0;
+
+/// Checks a guidance scale: finite and within [`GUIDANCE_RANGE`]. The error reads after "guidance
+/// scale …", e.g. "11 is out of range: use a number from 1 to 10 (1 = no guidance)".
+pub fn check_guidance(g: f32) -> std::result::Result<(), String> {
+    if g.is_finite() && GUIDANCE_RANGE.contains(&g) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{g} is out of range: use a number from {} to {} (1 = no guidance)",
+            GUIDANCE_RANGE.start(),
+            GUIDANCE_RANGE.end()
+        ))
+    }
+}
+
+/// How one [`VideoModel::denoise`] call samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    /// Denoising steps, 1 to [`ModelInfo::max_steps`].
+    pub steps: u32,
+    /// Classifier-free guidance scale (1 = none: one conditional pass per step). Models without
+    /// guidance ignore it.
+    pub guidance: f32,
+}
+
+impl Sampling {
+    /// `steps` steps without guidance.
+    pub fn steps(steps: u32) -> Sampling {
+        Sampling { steps, guidance: 1.0 }
+    }
 }
 
 /// Text conditioning: a set of token embeddings with a per-token additive attention-logit bias.
@@ -170,11 +207,13 @@ pub trait VideoModel: Send {
     /// image-to-video: the engine commits it as frame 0.
     fn encode_image(&mut self, frame: &Frame) -> Result<Latent>;
 
-    /// Denoises the next `chunk_frames` frames from the cache in `steps` steps, conditioned on `cond`.
-    /// Every step reads the same cache. The cache is not extended; a model whose newest cache
+    /// Denoises the next `chunk_frames` frames from the cache in `sampling.steps` steps, conditioned
+    /// on `cond`, with classifier-free guidance `sampling.guidance` if the model has it (1 = none;
+    /// guidance only changes how each step's prediction is formed, never the cache). Every step
+    /// reads the same cache. The cache is not extended; a model whose newest cache
     /// entry depends on the upcoming prompt may refresh that one entry when `cond` differs from
     /// the conditioning it was committed under (a prompt change that arrived after the commit).
-    fn denoise(&mut self, cond: &Conditioning, noise: &mut FrameNoise, steps: u32) -> Result<Vec<Latent>>;
+    fn denoise(&mut self, cond: &Conditioning, noise: &mut FrameNoise, sampling: Sampling) -> Result<Vec<Latent>>;
 
     /// Appends finished frames to the cache, computing their keys/values once. `next` is the
     /// conditioning of the frame that follows them (what their cache entries will condition).

@@ -60,6 +60,10 @@ pub struct TakeRecord {
     pub seed: u64,
     #[serde(default)]
     pub steps: Option<u32>,
+    /// Classifier-free guidance scale; absent (manifests from before guidance, or the model's
+    /// default) means the model's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guidance: Option<f32>,
     pub timeline: Timeline,
     #[serde(default)]
     pub frames: Vec<[u64; 2]>,
@@ -223,6 +227,9 @@ fn parse_manifest(text: &str) -> std::result::Result<Manifest, ParseError> {
             return Err(ParseError::Bad(format!("take {} is listed at position {i}", t.id)));
         }
         t.timeline.validate().map_err(|e| ParseError::Bad(format!("take {}: {e}", t.id)))?;
+        if let Some(g) = t.guidance {
+            crate::model::check_guidance(g).map_err(|e| ParseError::Bad(format!("take {}: guidance {e}", t.id)))?;
+        }
         if let Some(p) = t.parent
             && p.take >= t.id
         {
@@ -307,7 +314,15 @@ mod tests {
         let ids: Vec<FrameId> = [0, 1, 2, 7, 8, 3].into_iter().map(FrameId).collect();
         let runs = TakeRecord::runs(&ids);
         assert_eq!(runs, vec![[0, 3], [7, 2], [3, 1]]);
-        let t = TakeRecord { id: 0, parent: None, seed: 0, steps: None, timeline: Timeline::single("a"), frames: runs };
+        let t = TakeRecord {
+            id: 0,
+            parent: None,
+            seed: 0,
+            steps: None,
+            guidance: None,
+            timeline: Timeline::single("a"),
+            frames: runs,
+        };
         assert_eq!(t.frame_ids().collect::<Vec<_>>(), ids);
         assert_eq!(t.len(), 6);
     }

@@ -51,7 +51,7 @@ impl Default for AppOptions {
     }
 }
 
-/// User settings (model, seed, steps, playback, view).
+/// User settings (model, seed, steps, guidance, playback, view).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub model: String,
@@ -60,6 +60,8 @@ pub struct Settings {
     pub seed: u64,
     /// `None`: the model's default.
     pub steps: Option<u32>,
+    /// Classifier-free guidance scale; `None`: the model's default.
+    pub guidance: Option<f32>,
     pub playback_fps: f32,
     /// Upscale on export: 1, 2 or 4.
     pub export_scale: u32,
@@ -188,6 +190,7 @@ impl App {
                 random_seed: false,
                 seed: 1,
                 steps: None,
+                guidance: None,
                 playback_fps: 16.0,
                 export_scale: 2,
                 smooth: false,
@@ -365,7 +368,7 @@ impl App {
         self.send(Command::Generate {
             timeline,
             frames,
-            settings: GenSettings { seed, steps: self.settings.steps },
+            settings: GenSettings { seed, steps: self.settings.steps, guidance: self.settings.guidance },
             start_image,
         });
     }
@@ -649,6 +652,9 @@ impl App {
                 }
                 if let (Some(m), Some(s)) = (&self.session.model, self.settings.steps) {
                     self.settings.steps = Some(s.clamp(1, m.max_steps));
+                }
+                if self.session.model.as_ref().is_some_and(|m| m.default_guidance.is_none()) {
+                    self.settings.guidance = None;
                 }
             }
         }

@@ -1,5 +1,5 @@
-//! Settings: model (and a weights folder), seed (fixed or random), denoising steps, resolution,
-//! playback rate and how the frame view scales.
+//! Settings: model (and a weights folder), seed (fixed or random), denoising steps, guidance (for
+//! models that have it), resolution, playback rate and how the frame view scales.
 
 use super::app::{App, MODELS};
 use super::theme;
@@ -96,6 +96,35 @@ impl App {
                 }
             });
             ui.end_row();
+
+            // Only models with classifier-free guidance get the row.
+            if let Some(default) = self.session.model.as_ref().and_then(|m| m.default_guidance) {
+                let label = ui.label("Guidance");
+                ui.horizontal(|ui| {
+                    let mut auto = self.settings.guidance.is_none();
+                    if ui
+                        .checkbox(&mut auto, "Default")
+                        .on_hover_text(format!("The model's default: {default}"))
+                        .changed()
+                    {
+                        self.settings.guidance = if auto { None } else { Some(default) };
+                    }
+                    let mut g = self.settings.guidance.unwrap_or(default);
+                    let range = crate::model::GUIDANCE_RANGE;
+                    let r = ui
+                        .add_enabled(!auto, egui::DragValue::new(&mut g).range(range).speed(0.05).fixed_decimals(1))
+                        .on_hover_text(
+                            "Classifier-free guidance: how closely frames follow the prompt. 1 is off; higher \
+                             follows the prompt more strongly but can look harsher, and above 1 each step \
+                             costs two decoder passes",
+                        );
+                    let r = r.labelled_by(label.id);
+                    if r.changed() {
+                        self.settings.guidance = Some(g);
+                    }
+                });
+                ui.end_row();
+            }
 
             ui.label("Resolution");
             let res = self

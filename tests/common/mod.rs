@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use candle_core::{Device, Tensor};
 use crossbeam_channel::RecvTimeoutError;
 use spool::engine::{Engine, EngineConfig, Event, ModelFactory, ModelSpec};
-use spool::model::{Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, ModelError, ModelInfo, Result, VideoModel};
+use spool::model::{
+    Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, ModelError, ModelInfo, Result, Sampling, VideoModel,
+};
 
 /// What the double saw, shared with the test.
 #[derive(Debug, Default)]
@@ -24,6 +26,8 @@ pub struct Log {
     /// Positions committed, in order, across all resets.
     pub commits: Vec<u64>,
     pub recaches: Vec<u64>,
+    /// The guidance scale of each denoise call.
+    pub guidance: Vec<f32>,
 }
 
 /// Knobs a test turns while the engine runs.
@@ -72,8 +76,12 @@ impl VideoModel for Double {
         Ok(Latent(Tensor::new(&[self.cache.len() as f32, -1.0, mean], &Device::Cpu)?))
     }
 
-    fn denoise(&mut self, cond: &Conditioning, noise: &mut FrameNoise, _steps: u32) -> Result<Vec<Latent>> {
-        self.log.lock().unwrap().denoise_calls += 1;
+    fn denoise(&mut self, cond: &Conditioning, noise: &mut FrameNoise, sampling: Sampling) -> Result<Vec<Latent>> {
+        {
+            let mut log = self.log.lock().unwrap();
+            log.denoise_calls += 1;
+            log.guidance.push(sampling.guidance);
+        }
         let pos = self.cache.len() as u64;
         std::thread::sleep(Duration::from_millis(self.control.delay_ms.load(Ordering::SeqCst)));
         if pos == self.control.fail_at.load(Ordering::SeqCst) {
@@ -133,7 +141,11 @@ pub struct Harness {
     pub dir: tempfile::TempDir,
 }
 
-/// A factory making doubles with `chunk` frames per step; the name "broken" fails to load.
+/// Default guidance scale of a double loaded under the name "guided"; other doubles have no guidance.
+pub const GUIDED_DEFAULT: f32 = 1.5;
+
+/// A factory making doubles with `chunk` frames per step; the name "broken" fails to load, and
+/// the name "guided" makes a double that accepts a guidance scale (it only logs it).
 pub fn factory(chunk: usize, log: Arc<Mutex<Log>>, control: Arc<Control>) -> ModelFactory {
     Box::new(move |spec: &ModelSpec| {
         if spec.name == "broken" {
@@ -147,6 +159,7 @@ pub fn factory(chunk: usize, log: Arc<Mutex<Log>>, control: Arc<Control>) -> Mod
             chunk_frames: chunk,
             default_steps: 2,
             max_steps: 4,
+            default_guidance: (spec.name == "guided").then_some(GUIDED_DEFAULT),
             max_prompt_tokens: 16,
             device: "cpu".into(),
         };

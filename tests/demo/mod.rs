@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use candle_core::{Device, Tensor};
 use spool::engine::{ModelFactory, ModelSpec};
-use spool::model::{Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, ModelError, ModelInfo, Result, VideoModel};
+use spool::model::{
+    Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, ModelError, ModelInfo, Result, Sampling, VideoModel,
+};
 
 /// Parameters a prompt maps to: background rgb, object rgb, motion, shape.
 const DIM: usize = 8;
@@ -80,7 +82,7 @@ impl VideoModel for Demo {
         Ok(Latent(Tensor::new(v.as_slice(), &Device::Cpu)?))
     }
 
-    fn denoise(&mut self, cond: &Conditioning, noise: &mut FrameNoise, _steps: u32) -> Result<Vec<Latent>> {
+    fn denoise(&mut self, cond: &Conditioning, noise: &mut FrameNoise, _sampling: Sampling) -> Result<Vec<Latent>> {
         let delay = Duration::from_millis(self.delay.load(Ordering::Relaxed));
         if std::env::var_os("DEMO_BURN").is_some() {
             // Keep a core busy for the frame's time, like a real model would.
@@ -208,6 +210,7 @@ pub fn factory(size: u32, delay: Arc<AtomicU64>) -> ModelFactory {
             chunk_frames: 1,
             default_steps: 2,
             max_steps: 4,
+            default_guidance: None,
             max_prompt_tokens: 64,
             device: "cpu".into(),
         };

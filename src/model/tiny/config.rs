@@ -60,6 +60,9 @@ pub struct Config {
     pub sampler_shift: f32,
     pub default_steps: u32,
     pub max_steps: u32,
+    /// Classifier-free guidance scale used by default (1 = none). Absent from checkpoints trained
+    /// without caption dropout, which means 1.
+    pub guidance_scale: f32,
     pub data_version: String,
     /// Autoencoder widths. Not in the SPEC's config (its widths are fixed there); present so parity
     /// fixtures can use a narrower autoencoder of the same structure.
@@ -99,6 +102,7 @@ impl Default for Config {
             sampler_shift: 3.0,
             default_steps: 4,
             max_steps: 8,
+            guidance_scale: 1.0,
             data_version: String::new(),
             ae_enc_channels: vec![32, 48, 64, 96, 128],
             ae_dec_channels: vec![128, 96, 64, 32],
@@ -151,10 +155,10 @@ impl Config {
             (self.max_steps >= 1 && self.default_steps >= 1, "steps must be at least 1"),
             (self.encoder_blocks >= 1 && self.decoder_blocks >= 1, "needs at least one block each"),
         ];
-        match checks.iter().find(|(ok, _)| !ok) {
-            Some((_, msg)) => Err((*msg).to_string()),
-            None => Ok(()),
+        if let Some((_, msg)) = checks.iter().find(|(ok, _)| !ok) {
+            return Err((*msg).to_string());
         }
+        crate::model::check_guidance(self.guidance_scale).map_err(|e| format!("guidance_scale {e}"))
     }
 
     /// Tokens attended by one query in the encoder: the full-resolution elements (sinks and the

@@ -16,6 +16,12 @@
 //! conditioning of frame `s` (SPEC clarification): [`TinyModel::denoise_with`] re-encodes only the
 //! newest element if it was committed under another conditioning.
 //!
+//! Classifier-free guidance (scale `g ≠ 1`): every denoising step runs the decoder twice on the same
+//! `x_t`, `h_s` and `t`, under the frame's conditioning (`v_c`) and under the empty prompt's (`v_u`,
+//! prepared once at load), as one batch ([`TinyNet::decoder_steps`]), and uses
+//! `v = v_u + g·(v_c − v_u)`. The encoder and its cache never see the empty prompt. `g = 1` runs the
+//! single conditional pass, exactly as without guidance.
+//!
 //! Per-conditioning work (text projection, every cross-attention's keys/values) is done once per
 //! conditioning and kept for the last few; per-timestep work (time embedding, adaLN modulations)
 //! once per distinct `t`. A LongLive re-cache ([`TinyModel::recache`]) re-encodes the sinks and the
@@ -46,7 +52,10 @@ pub use net::{CondState, TimeMod, TinyNet, sampling_times};
 pub use weights::Weights;
 
 use crate::model::text::{self, TextEncoder};
-use crate::model::{Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, ModelError, ModelInfo, Result, VideoModel};
+use crate::model::{
+    Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, ModelError, ModelInfo, Result, Sampling, VideoModel,
+    check_guidance,
+};
 
 /// Conditionings kept prepared at once: the current prompt, the previous one (a switch back is
 /// common), blends in between.
@@ -113,6 +122,12 @@ struct Newest {
     cond: u64,
 }
 
+/// The empty prompt's conditioning, for classifier-free guidance, and its prepared form.
+struct Unconditional {
+    cond: Conditioning,
+    state: Arc<CondState>,
+}
+
 /// spool-tiny without a text encoder: weights, autoencoder, cache and the sampler.
 pub struct TinyModel {
     cfg: Config,
@@ -128,6 +143,8 @@ pub struct TinyModel {
     sink_inputs: Vec<Option<Tensor>>,
     recent_inputs: VecDeque<(usize, Tensor)>,
     conds: CondCache,
+    /// The decoder's conditioning for the unconditional pass of guided sampling (set once).
+    uncond: Option<Unconditional>,
     time_mods: HashMap<u32, Arc<TimeMod>>,
 }
 
@@ -165,6 +182,7 @@ impl TinyModel {
             sink_inputs: vec![None; cfg.n_sink],
             recent_inputs: VecDeque::new(),
             conds: CondCache::default(),
+            uncond: None,
             time_mods: HashMap::new(),
         })
     }
@@ -207,6 +225,20 @@ impl TinyModel {
         self.newest = None;
         self.sink_inputs.iter_mut().for_each(|x| *x = None);
         self.recent_inputs.clear();
+    }
+
+    /// Sets the conditioning of the unconditional decoder pass of guided sampling: the empty
+    /// prompt's (`[CLS][SEP]` through the text encoder, bias 0), which the training's caption
+    /// dropout used. Prepared here, once, and kept apart from the prompt cache.
+    pub fn set_unconditional(&mut self, cond: &Conditioning) -> Result<()> {
+        let state = Arc::new(self.net.prepare_cond(cond)?);
+        self.uncond = Some(Unconditional { cond: cond.clone(), state });
+        Ok(())
+    }
+
+    /// The unconditional pass's conditioning, if set.
+    pub fn unconditional(&self) -> Option<&Conditioning> {
+        self.uncond.as_ref().map(|u| &u.cond)
     }
 
     /// The prepared form of a conditioning (computed once per conditioning).
@@ -294,22 +326,34 @@ impl TinyModel {
         Ok(cs)
     }
 
-    /// Denoises the next frame in `steps` steps and returns its latent tokens `(hw², C)`. `noise`
-    /// is called for each fresh Gaussian tensor (first `ε_0`, then one per re-noising), with the shape
-    /// `[hw², C]`. The cache is not changed, except that the newest element is (re-)encoded under
-    /// `cond` if needed.
+    /// Denoises the next frame in `sampling.steps` steps and returns its latent tokens `(hw², C)`.
+    /// `noise` is called for each fresh Gaussian tensor (first `ε_0`, then one per re-noising), with
+    /// the shape `[hw², C]`. The cache is not changed, except that the newest element is
+    /// (re-)encoded under `cond` if needed. With `sampling.guidance = g ≠ 1` each step's velocity is
+    /// `v_u + g·(v_c − v_u)` (see the module docs); that needs [`set_unconditional`](Self::set_unconditional).
     pub fn denoise_with(
         &mut self,
         cond: &Conditioning,
-        steps: u32,
+        sampling: Sampling,
         noise: &mut dyn FnMut(&[usize]) -> Result<Tensor>,
     ) -> Result<Tensor> {
+        let Sampling { steps, guidance } = sampling;
         if steps == 0 || steps > self.cfg.max_steps {
             return Err(ModelError::Invalid(format!(
                 "spool-tiny takes 1 to {} steps, not {steps}",
                 self.cfg.max_steps
             )));
         }
+        check_guidance(guidance).map_err(|e| ModelError::Invalid(format!("guidance scale {e}")))?;
+        let uncond = match &self.uncond {
+            _ if guidance == 1.0 => None,
+            Some(u) => Some(u.state.clone()),
+            None => {
+                return Err(ModelError::Invalid(
+                    "guided sampling needs the empty prompt's conditioning: call set_unconditional first".into(),
+                ));
+            }
+        };
         let cs = self.ensure_newest(cond)?;
         let base = self.newest.as_ref().expect("ensured").base.clone();
         let shape = [self.cfg.tokens_per_frame, self.cfg.latent_channels];
@@ -319,7 +363,13 @@ impl TinyModel {
         for k in 0..ts.len() {
             let t = ts[k] as f32;
             let tm = self.time_mod(t)?;
-            let v = self.net.decoder_step(&x, &base, &tm, &cs)?;
+            let v = match &uncond {
+                None => self.net.decoder_step(&x, &base, &tm, &cs)?,
+                Some(us) => {
+                    let v = self.net.decoder_steps(&x, &base, &tm, &[&cs, us])?;
+                    guide(&v[0], &v[1], guidance)?
+                }
+            };
             x0 = (&x - v.affine(f64::from(t), 0.0)?)?;
             if let Some(&tn) = ts.get(k + 1) {
                 let eps = noise(&shape)?.to_device(&self.device)?;
@@ -409,6 +459,11 @@ impl TinyModel {
     }
 }
 
+/// Classifier-free guidance: `v_u + g·(v_c − v_u)`, elementwise in f32 in that order.
+pub fn guide(v_c: &Tensor, v_u: &Tensor, g: f32) -> Result<Tensor> {
+    Ok((v_u + (v_c - v_u)?.affine(f64::from(g), 0.0)?)?)
+}
+
 /// spool-tiny as the engine drives it: [`TinyModel`] plus the MiniLM text encoder.
 pub struct SpoolTiny {
     core: TinyModel,
@@ -420,8 +475,8 @@ impl SpoolTiny {
     /// Loads the model from `model_dir` (`config.json`, `model.safetensors`, `ae.safetensors`) and
     /// the text encoder from `text_dir` (`assets/minilm/`). spool-tiny runs on the CPU.
     pub fn load(model_dir: &Path, text_dir: &Path, device: &Device) -> Result<SpoolTiny> {
-        let core = TinyModel::load(model_dir, device)?;
-        let cfg = core.config();
+        let mut core = TinyModel::load(model_dir, device)?;
+        let cfg = core.config().clone();
         if cfg.text_dim != text::DIM || cfg.text_max_tokens != text::MAX_TOKENS {
             return Err(ModelError::Invalid(format!(
                 "spool-tiny expects {}×{} text tokens, the text encoder gives {}×{}",
@@ -432,6 +487,10 @@ impl SpoolTiny {
             )));
         }
         let text = TextEncoder::load(text_dir, device)?;
+        // The empty prompt, `[CLS][SEP]`, as the training's caption dropout fed the decoder.
+        let (tokens, _) = text.encode("")?;
+        let bias = Tensor::zeros(tokens.dim(0)?, DType::F32, tokens.device())?;
+        core.set_unconditional(&Conditioning { tokens, bias })?;
         let info = ModelInfo {
             id: "spool-tiny".into(),
             width: cfg.image_size as u32,
@@ -440,6 +499,7 @@ impl SpoolTiny {
             chunk_frames: 1,
             default_steps: cfg.default_steps,
             max_steps: cfg.max_steps,
+            default_guidance: Some(cfg.guidance_scale),
             max_prompt_tokens: cfg.text_max_tokens,
             device: "cpu".into(),
         };
@@ -475,12 +535,12 @@ impl VideoModel for SpoolTiny {
         self.core.encode_frame(frame)
     }
 
-    /// The SPEC sampler for one frame. The newest element is (re-)encoded under `cond` first if
-    /// needed (BOS after a reset, or a prompt that changed since the last commit); otherwise the
-    /// cache is only read.
-    fn denoise(&mut self, cond: &Conditioning, noise: &mut FrameNoise, steps: u32) -> Result<Vec<Latent>> {
+    /// The SPEC sampler for one frame, with classifier-free guidance when `sampling.guidance ≠ 1`.
+    /// The newest element is (re-)encoded under `cond` first if needed (BOS after a reset, or a
+    /// prompt that changed since the last commit); otherwise the cache is only read.
+    fn denoise(&mut self, cond: &Conditioning, noise: &mut FrameNoise, sampling: Sampling) -> Result<Vec<Latent>> {
         let device = self.core.device().clone();
-        let x0 = self.core.denoise_with(cond, steps, &mut |shape| noise.normal(shape, &device))?;
+        let x0 = self.core.denoise_with(cond, sampling, &mut |shape| noise.normal(shape, &device))?;
         Ok(vec![self.core.to_latent(&x0)?])
     }
 
@@ -528,6 +588,8 @@ impl Stages {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageTimes {
     pub steps: u32,
+    /// Guidance scale (1: one decoder pass per step, otherwise two as one batch).
+    pub guidance: f32,
     pub frames: usize,
     pub median: Stages,
     pub fastest: Stages,
@@ -535,12 +597,17 @@ pub struct StageTimes {
 }
 
 /// Times the generation loop with random weights of the config's shapes on `device`: `frames` frames
-/// (the first `window + 2` warm the cache up and are not counted) at `steps` steps.
-pub fn bench_random(cfg: &Config, steps: u32, frames: usize, device: &Device) -> Result<StageTimes> {
+/// (the first `window + 2` warm the cache up and are not counted) sampled as `sampling` says (a
+/// random two-token conditioning stands in for the empty prompt).
+pub fn bench_random(cfg: &Config, sampling: Sampling, frames: usize, device: &Device) -> Result<StageTimes> {
+    let steps = sampling.steps;
     let mut m = TinyModel::random(cfg, 7, device)?;
-    let n = 12;
-    let tokens = Tensor::randn(0f32, 1.0, (n, cfg.text_dim), device)?;
-    let cond = Conditioning { tokens, bias: Tensor::zeros(n, DType::F32, device)? };
+    let random_cond = |n: usize| -> Result<Conditioning> {
+        let tokens = Tensor::randn(0f32, 1.0, (n, cfg.text_dim), device)?;
+        Ok(Conditioning { tokens, bias: Tensor::zeros(n, DType::F32, device)? })
+    };
+    let cond = random_cond(12)?;
+    m.set_unconditional(&random_cond(2)?)?;
     let mut noise = crate::model::FrameNoise::new(1, 0);
     let dev = device.clone();
     let mut draw = move |shape: &[usize]| noise.normal(shape, &dev);
@@ -549,7 +616,7 @@ pub fn bench_random(cfg: &Config, steps: u32, frames: usize, device: &Device) ->
     m.reset();
     for i in 0..frames + warm {
         let t0 = Instant::now();
-        let x0 = m.denoise_with(&cond, steps, &mut draw)?;
+        let x0 = m.denoise_with(&cond, sampling, &mut draw)?;
         let t1 = Instant::now();
         let latent = m.to_latent(&x0)?;
         let _pixels = m.decode_frame(&latent)?;
@@ -573,5 +640,5 @@ pub fn bench_random(cfg: &Config, steps: u32, frames: usize, device: &Device) ->
         v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     });
     let fastest = pick(&|v| v.iter().copied().fold(f64::INFINITY, f64::min));
-    Ok(StageTimes { steps, frames, median, fastest, cache_bytes: m.cache_bytes() })
+    Ok(StageTimes { steps, guidance: sampling.guidance, frames, median, fastest, cache_bytes: m.cache_bytes() })
 }
