@@ -119,9 +119,42 @@ def test_autoencoder_shapes_and_export():
               f"ae params {na/1e6:.2f}M")
 
 
+def test_nonseparable_is_causal_and_guidance_one_is_plain():
+    """the ablation variant: frame s's prediction ignores later frames (so teacher forcing == rollout), and
+    guided_v at g = 1 is the plain decoder output."""
+    from spool_tiny.model import NonSeparable, guided_v, SpoolTiny
+    torch.manual_seed(0)
+    m = NonSeparable().eval()
+    _randomize(m, seed=3)
+    B, T, n = 2, 14, 5
+    xt, t = torch.randn(B, T, 64, 16), torch.rand(B, T)
+    lat = torch.randn(B, T - 1, 64, 16)
+    ctx, bias = torch.randn(B, n, CFG.d_model), torch.zeros(B, n)
+    with torch.no_grad():
+        full = m.forward_train(xt, t, lat, ctx, bias)
+        xt2, lat2 = xt.clone(), lat.clone()
+        xt2[:, 9:] += 1.0; lat2[:, 9:] += 1.0  # noisy and clean frames >= 9 change
+        part = m.forward_train(xt2, t, lat2, ctx, bias)
+    assert (full[:, :9] - part[:, :9]).abs().max() < 1e-5, "frames 0..8 must not see frames >= 9"
+    assert (full[:, 9:] - part[:, 9:]).abs().max() > 1e-3
+    s = SpoolTiny().eval()
+    _randomize(s, seed=4)
+    x, h = torch.randn(B, 64, 16), torch.randn(B, 64, CFG.d_model)
+    tt = torch.full((B,), 0.5)
+    unc = (torch.randn(B, 2, CFG.d_model), torch.zeros(B, 2))
+    with torch.no_grad():
+        plain = s.decoder(x, h, tt, ctx, bias)
+        assert torch.equal(guided_v(s.decoder, x, h, tt, ctx, bias, unc, 1.0), plain)
+        vu = s.decoder(x, h, tt, *unc)
+        g3 = guided_v(s.decoder, x, h, tt, ctx, bias, unc, 3.0)
+    assert (g3 - (vu + 3.0 * (plain - vu))).abs().max() < 1e-6
+    print("nonseparable causal, guidance ok")
+
+
 if __name__ == "__main__":
     test_rules_window()
     test_parallel_equals_incremental()
     test_decoder_and_train_forward()
     test_autoencoder_shapes_and_export()
+    test_nonseparable_is_causal_and_guidance_one_is_plain()
     print("ok")
