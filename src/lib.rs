@@ -10,6 +10,7 @@ pub mod model;
 pub mod project;
 #[cfg(feature = "gui")]
 pub mod render;
+pub mod staging;
 pub mod store;
 pub mod timeline;
 #[cfg(feature = "gui")]

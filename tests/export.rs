@@ -9,10 +9,13 @@
 
 use std::fs;
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
+mod common;
+
+use common::{Mount, is_root};
 use image::{Rgb, RgbImage};
 use spool::export::{ExportError, ExportFormat, ExportOptions, Exporter, Quality, cancel_flag, export};
 
@@ -451,19 +454,6 @@ fn accepts_model_frames() {
     assert!(back == img);
 }
 
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// Unmounts the tmpfs however the test ends.
-struct Mount(PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn full_disk_leaves_no_file() {
     if !is_root() {
@@ -472,10 +462,7 @@ fn full_disk_leaves_no_file() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mnt = dir.path().join("tiny");
-    fs::create_dir(&mnt).unwrap();
-    let status = Command::new("mount").args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"]).arg(&mnt).status().unwrap();
-    assert!(status.success(), "running as root but `mount -t tmpfs` failed: cannot test the full-disk case");
-    let _mount = Mount(mnt.clone());
+    let _mount = Mount::tmpfs(&mnt, "size=64k");
     for name in ["full.mp4", "full.gif", "full/"] {
         let path = mnt.join(name);
         let err = export(ok_frames(frames(128, 128, 96)), &path, &ExportOptions::default(), no_progress).unwrap_err();
@@ -495,10 +482,7 @@ fn read_only_destination_is_reported() {
     // Root ignores permission bits, so only a read-only filesystem really refuses a write here.
     let dir = tempfile::tempdir().unwrap();
     let mnt = dir.path().join("ro");
-    fs::create_dir(&mnt).unwrap();
-    let status = Command::new("mount").args(["-t", "tmpfs", "-o", "ro,size=64k", "tmpfs"]).arg(&mnt).status().unwrap();
-    assert!(status.success(), "running as root but `mount -t tmpfs -o ro` failed");
-    let _mount = Mount(mnt.clone());
+    let _mount = Mount::tmpfs(&mnt, "ro,size=64k");
     let err = Exporter::new(mnt.join("clip.mp4"), ExportOptions::default()).err().unwrap();
     assert!(matches!(err, ExportError::Unwritable { .. }), "{err:?}");
     assert!(err.to_string().contains("choose another destination"), "{err}");

@@ -576,3 +576,189 @@ fn guidance_setting_is_offered_by_models_with_guidance_and_goes_with_the_take() 
     assert_eq!(g.app().session().takes[0].info.settings.guidance, Some(3.5));
     assert_eq!(log.lock().unwrap().guidance, vec![3.5, 3.5]);
 }
+
+// ---- projects: recent list, save as ---------------------------------------------------------------
+
+/// The demo model's app in `dir/project`, able to open and save other projects (each in a new
+/// engine, as the real app does), keeping its recent-projects list in `dir/data/recent.json`.
+fn project_gui(dir: tempfile::TempDir, project: &str) -> Gui {
+    let store = dir.path().join(project);
+    let opts = AppOptions { recent_file: Some(dir.path().join("data/recent.json")), ..options("spool-tiny") };
+    let h = Harness::builder().with_size(egui::vec2(1024.0, 700.0)).wgpu().build_eframe(move |cc| {
+        let ctx = cc.egui_ctx.clone();
+        let opener: spool::ui::EngineOpener = Box::new(move |dir: &std::path::Path| {
+            let factory = demo::factory(64, Arc::new(AtomicU64::new(0)));
+            Engine::spawn(EngineConfig::new(dir.to_path_buf()), factory, Some(spool::ui::waker(&ctx)))
+                .map_err(|e| e.to_string())
+        });
+        let engine = opener(&store).unwrap();
+        App::new(cc, engine, opts).with_opener(opener)
+    });
+    let mut g = Gui { h, _dir: dir };
+    g.until("the model loads", |a| a.session().model.is_some());
+    g
+}
+
+impl Gui {
+    fn generate(&mut self, frames: u32) {
+        let before = self.app().session().takes.len();
+        self.h.state_mut().set_generate_frames(Some(frames));
+        self.click("Generate");
+        self.until("the take is made", |a| {
+            a.session().takes.len() == before + 1 && a.session().current_len() == u64::from(frames) && Gui::idle_app(a)
+        });
+    }
+
+    fn restart_in(self, project: &str) -> Gui {
+        let Gui { h, _dir: dir } = self;
+        drop(h); // closes the engine, which flushes the project
+        project_gui(dir, project)
+    }
+
+    fn recent_names(&self) -> Vec<String> {
+        self.app().recent_projects().iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect()
+    }
+}
+
+#[test]
+fn recent_projects_survive_a_restart_and_open_from_the_menu() {
+    let mut g = project_gui(tempfile::tempdir().unwrap(), "a.spool");
+    g.generate(3);
+    let g = g.restart_in("gone.spool");
+    let gone = g.app().project_dir().to_path_buf();
+    let mut g = g.restart_in("b.spool");
+    std::fs::remove_dir_all(&gone).unwrap();
+    assert_eq!(g.recent_names(), ["b.spool", "gone.spool", "a.spool"], "newest first, kept across restarts");
+
+    // The menu lists the other projects; one whose folder is gone is there but greyed out.
+    g.click("Recent");
+    assert!(g.h.get_by_label("gone.spool").accesskit_node().is_disabled(), "a missing project is greyed");
+    assert!(!g.h.get_by_label("a.spool").accesskit_node().is_disabled());
+    assert!(g.h.query_by_label("b.spool").is_none(), "the open project is not offered");
+    g.h.get_by_label("a.spool").click();
+    g.until("project a is open with its take", |a| a.session().takes.len() == 1 && a.session().current_len() == 3);
+    assert!(g.app().project_dir().ends_with("a.spool"));
+    assert_eq!(g.recent_names()[0], "a.spool", "opening puts it first");
+    let file = g._dir.path().join("data/recent.json");
+    let on_disk = std::fs::read_to_string(&file).unwrap();
+    assert!(on_disk.find("a.spool").unwrap() < on_disk.find("b.spool").unwrap(), "{on_disk}");
+}
+
+#[test]
+fn a_corrupt_recent_list_is_set_aside_with_a_warning_and_the_app_works() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/recent.json"), "[ this is not json").unwrap();
+    let mut g = project_gui(dir, "p.spool");
+    let n = &g.app().notices().items()[0];
+    assert_eq!(n.level, spool::ui::Level::Warning);
+    assert!(n.text.contains("recent-projects list") && n.text.contains("could not be read"), "{n:?}");
+    assert_eq!(g.recent_names(), ["p.spool"], "the list starts afresh with the open project");
+    let bad = std::fs::read_to_string(g._dir.path().join("data/recent.json.bad")).unwrap();
+    assert_eq!(bad, "[ this is not json", "the bad file is kept, not lost");
+    g.generate(2);
+}
+
+#[test]
+fn save_as_switches_to_a_copy_with_the_same_takes() {
+    let mut g = project_gui(tempfile::tempdir().unwrap(), "orig.spool");
+    g.generate(6);
+    g.h.key_press(egui::Key::Home);
+    g.h.run_steps(2);
+    g.click("Branch from frame 0");
+    g.click("Extend");
+    g.until("the branch has 33 frames", |a| a.session().current_len() == 33 && Gui::idle_app(a));
+    let before: Vec<(u32, usize)> = g.app().session().takes.iter().map(|t| (t.info.id.0, t.frames.len())).collect();
+
+    // Refused while generating, with the reason; nothing is copied.
+    g.h.state_mut().set_extend_frames(10_000);
+    g.click("Extend");
+    g.until("generating", |a| a.session().busy());
+    assert!(g.h.get_by_label("Save as…").accesskit_node().is_disabled());
+    let copy = g._dir.path().join("copy");
+    g.h.state_mut().save_as(copy.clone());
+    assert!(!g.app().saving_as());
+    assert!(g.app().notices().items().iter().any(|n| n.text == "generation is running"), "{:?}", g.app().notices());
+    g.click("Stop");
+    g.until("stopped", Gui::idle_app);
+    let before_copy: Vec<(u32, usize)> =
+        g.app().session().takes.iter().map(|t| (t.info.id.0, t.frames.len())).collect();
+    assert_eq!(before_copy[0], before[0]);
+
+    // A name that is a file is refused in place; the original stays open.
+    let file = g._dir.path().join("taken.spool");
+    std::fs::write(&file, "not a project").unwrap();
+    g.h.state_mut().save_as(file.clone());
+    g.until("the refusal shows", |a| !a.saving_as() && a.notices().has_errors());
+    assert!(g.h.query_by_label_contains("not a Spool project").is_some(), "the reason shows in place");
+    assert!(g.app().project_dir().ends_with("orig.spool"));
+
+    // Saved as "copy": ".spool" is added, the app switches to the copy, and the takes are the same.
+    g.h.state_mut().save_as(copy);
+    g.until("the copy is open with its takes", |a| {
+        a.project_dir().ends_with("copy.spool") && a.session().takes.len() == 2 && a.session().model.is_some()
+    });
+    let after: Vec<(u32, usize)> = g.app().session().takes.iter().map(|t| (t.info.id.0, t.frames.len())).collect();
+    assert_eq!(after, before_copy);
+    assert!(g.h.query_by_label_contains("Saved the project as").is_some(), "the switch is told in place");
+    assert_eq!(g.recent_names()[..2], ["copy.spool", "orig.spool"]);
+    let names: Vec<String> =
+        std::fs::read_dir(g._dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+    assert!(!names.iter().any(|n| n.contains("partial")), "{names:?}");
+    // The copy works: it extends.
+    g.h.state_mut().set_extend_frames(2);
+    g.click("Extend");
+    g.until("extended", |a| a.session().current_len() == before_copy[1].1 as u64 + 2 && Gui::idle_app(a));
+}
+
+#[test]
+fn export_dialog_writes_the_chosen_take_and_frame_range() {
+    let (mut g, _) = demo_gui(0);
+    g.h.state_mut().set_generate_frames(Some(8));
+    g.click("Generate");
+    g.until("8 frames", |a| a.session().current_len() == 8 && Gui::idle_app(a));
+    g.h.key_press(egui::Key::Home);
+    g.h.run_steps(2);
+    g.click("Branch from frame 0");
+    g.until("take 2 is current", |a| a.session().current == Some(TakeId(1)));
+    g.click("×1"); // export at the frames' own size, so the PNGs compare exactly
+    let wanted: Vec<spool::store::FrameId> = g.app().session().takes[0].frames[2..7].to_vec();
+
+    g.click("Export…");
+    g.h.get_by_role_and_label(Role::ComboBox, "Take").click();
+    g.h.run_steps(2);
+    g.h.get_by_label("Take 1 (8 frames)").click();
+    g.h.run_steps(2);
+    g.h.get_by_label("Frames").focus();
+    g.h.get_by_label("Frames").type_text("5..40");
+    g.h.run_steps(2);
+    assert!(g.h.query_by_label_contains("outside the take, which has frames 0..8").is_some(), "checked as typed");
+    assert!(g.h.get_by_label("Export to file…").accesskit_node().is_disabled());
+    g.snapshot("export_dialog_1024x700");
+    g.h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    g.h.get_by_label("Frames").type_text("2..7");
+    g.h.run_steps(2);
+    assert!(g.h.query_by_label_contains("5 frames,").is_some());
+    assert!(!g.h.get_by_label("Export to file…").accesskit_node().is_disabled());
+
+    // The file dialog's answer: a PNG folder.
+    let out = g._dir.path().join("range/");
+    g.h.state_mut().export_to(out.clone());
+    g.until("the export finishes", |a| !a.exporting());
+    assert!(g.h.query_by_label("Export to file…").is_none(), "the dialog closed");
+    let n = &g.app().notices().items()[0];
+    assert!(n.text.contains("exported 5 frames"), "{n:?}");
+    let mut files: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+    files.sort();
+    assert_eq!(files, (0..5).map(spool::export::frame_file_name).collect::<Vec<_>>(), "exactly frames 2..7");
+
+    // They are take 1's frames 2..7, in order.
+    let Gui { h, _dir: dir } = g;
+    drop(h);
+    let (_project, _, store, _) = spool::project::Project::open_existing(&dir.path().join("project"), 8).unwrap();
+    for (i, id) in wanted.iter().enumerate() {
+        let png = image::open(out.join(spool::export::frame_file_name(i))).unwrap().to_rgb8();
+        assert!(png.as_raw() == &store.frame(*id).unwrap().to_rgb8(), "exported frame {i} is take 1's frame {}", i + 2);
+    }
+}

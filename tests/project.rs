@@ -320,3 +320,294 @@ fn sigkill_during_generation_loses_no_finished_frame() {
         "the cache was rebuilt over every recovered frame"
     );
 }
+
+/// Every take's frames, as pixels, of the project in `dir` (opened read-back, then closed).
+fn project_pixels(dir: &std::path::Path) -> (Vec<spool::project::TakeRecord>, Option<u32>, Vec<Vec<Vec<f32>>>) {
+    let (_project, manifest, store, recovery) = spool::project::Project::open_existing(dir, 8).unwrap();
+    assert!(recovery.notes.is_empty(), "{:?}", recovery.notes);
+    let pixels = manifest
+        .takes
+        .iter()
+        .map(|t| t.frame_ids().map(|id| store.frame(id).unwrap().planar.clone()).collect())
+        .collect();
+    (manifest.takes, manifest.current_take, pixels)
+}
+
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+fn save_as(engine: &Engine, dest: &std::path::Path) -> Result<(), String> {
+    engine.send(Command::SaveAs(dest.to_path_buf())).unwrap();
+    match wait(engine, |e| matches!(e, Event::SavedAs { .. })).pop() {
+        Some(Event::SavedAs { path, result }) => {
+            assert_eq!(path, dest);
+            result
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn save_as_makes_a_copy_that_reopens_with_the_same_takes_and_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.spool");
+    let copy = dir.path().join("copy.spool");
+    let engine = spawn(&path, 0).unwrap();
+    load(&engine);
+    engine.send(two_prompts(6)).unwrap();
+    wait(&engine, finished);
+    engine.send(Command::Branch { take: TakeId(0), keep: 3 }).unwrap();
+    engine.send(Command::Extend { frames: FrameCount::new(2).unwrap() }).unwrap();
+    wait(&engine, finished);
+
+    engine.send(Command::SaveAs(copy.clone())).unwrap();
+    let events = wait(&engine, |e| matches!(e, Event::SavedAs { .. }));
+    assert!(matches!(events.last(), Some(Event::SavedAs { result: Ok(()), .. })), "{events:?}");
+    let progress: Vec<(u64, u64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::SaveAsProgress { done, total } => Some((*done, *total)),
+            _ => None,
+        })
+        .collect();
+    assert!(progress.last().is_some_and(|(d, t)| d == t && *t > 0), "progress ends at the total: {progress:?}");
+    assert!(!copy.join("lock").exists(), "the copy is not open anywhere");
+    assert_eq!(entries(dir.path()), ["clip.spool", "copy.spool"], "nothing else is left beside them");
+
+    // The engine is still in the original, which keeps working; the copy is independent of it.
+    engine.send(Command::Extend { frames: FrameCount::new(1).unwrap() }).unwrap();
+    wait(&engine, finished);
+    drop(engine);
+    let (takes, current, pixels) = project_pixels(&copy);
+    let (orig_takes, orig_current, orig_pixels) = project_pixels(&path);
+    assert_eq!(takes.len(), 2);
+    assert_eq!(current, Some(1));
+    assert_eq!((takes[0].len(), takes[1].len()), (6, 5));
+    assert_eq!(takes[0].timeline, orig_takes[0].timeline);
+    assert_eq!(takes[1].parent, orig_takes[1].parent);
+    assert_eq!(pixels[0], orig_pixels[0], "take 1's frames are identical");
+    assert_eq!(pixels[1], orig_pixels[1][..5], "take 2's frames are identical (the original grew after)");
+    assert_eq!(orig_current, Some(1));
+
+    // The copy continues like the original: the engine opens it and extends a take.
+    let engine = spawn(&copy, 0).unwrap();
+    let (takes, _, recovered) = opened(&engine);
+    assert!(recovered.is_empty(), "{recovered:?}");
+    assert_eq!(takes.iter().map(|t| t.len).collect::<Vec<_>>(), vec![6, 5]);
+    load(&engine);
+    engine.send(Command::Extend { frames: FrameCount::new(1).unwrap() }).unwrap();
+    let next = frames(&wait(&engine, finished));
+    assert_eq!((next[0].1, next[0].2), (5, 5), "the cache was rebuilt over the copied frames");
+}
+
+#[test]
+fn save_as_refuses_what_it_must_not_overwrite_and_while_generating() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.spool");
+    let engine = spawn(&path, 0).unwrap();
+    load(&engine);
+    engine.send(two_prompts(3)).unwrap();
+    wait(&engine, finished);
+
+    let file = dir.path().join("notes.spool");
+    std::fs::write(&file, "mine").unwrap();
+    let folder = dir.path().join("photos");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("a.jpg"), "jpeg").unwrap();
+    let cases = [
+        (file.clone(), "not a Spool project"),
+        (folder.clone(), "not a Spool project"),
+        (path.clone(), "inside it"),
+        (path.join("inner.spool"), "inside it"),
+        (dir.path().to_path_buf(), "holds the open project"),
+        (dir.path().join("no/such/folder.spool"), "its folder does not exist"),
+    ];
+    for (dest, expect) in &cases {
+        let err = save_as(&engine, dest).unwrap_err();
+        assert!(err.contains(expect) && err.contains(": "), "{}: {err}", dest.display());
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine", "a file is never replaced");
+    assert_eq!(entries(&folder), ["a.jpg"]);
+    assert_eq!(entries(dir.path()), ["clip.spool", "notes.spool", "photos"], "nothing was left anywhere");
+
+    // Another project that is open elsewhere is not replaced either.
+    let other = dir.path().join("other.spool");
+    let other_engine = spawn(&other, 0).unwrap();
+    load(&other_engine);
+    assert!(save_as(&engine, &other).unwrap_err().contains("open in another Spool process"));
+    drop(other_engine);
+    // Closed, it may be replaced by the copy.
+    save_as(&engine, &other).unwrap();
+    assert_eq!(project_pixels(&other).0.len(), 1);
+
+    // While generating (paused included), Save as is refused and generation goes on.
+    engine
+        .send(Command::Generate {
+            timeline: Timeline::single("a"),
+            frames: FrameCount::Forever,
+            settings: GenSettings { seed: 1, steps: None, guidance: None },
+            start_image: None,
+        })
+        .unwrap();
+    engine.send(Command::Pause).unwrap();
+    let err = save_as(&engine, &dir.path().join("late.spool")).unwrap_err();
+    assert!(err.contains("stop it first"), "{err}");
+    assert!(!dir.path().join("late.spool").exists());
+}
+
+#[test]
+fn a_save_as_onto_a_full_disk_leaves_nothing_behind() {
+    if !common::is_root() {
+        eprintln!(
+            "SKIPPED a_save_as_onto_a_full_disk_leaves_nothing_behind: mounting a tmpfs needs root (CI runs as root)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.spool");
+    let engine = spawn(&path, 0).unwrap();
+    load(&engine);
+    // ~150 bytes a frame in the store: far more than the 16 KiB filesystem holds.
+    engine.send(two_prompts(800)).unwrap();
+    wait(&engine, finished);
+    let mnt = dir.path().join("tiny");
+    let _mount = common::Mount::tmpfs(&mnt, "size=16k");
+    let err = save_as(&engine, &mnt.join("copy.spool")).unwrap_err();
+    assert!(err.contains("nothing was left there") && err.contains("free some space"), "{err}");
+    assert!(entries(&mnt).is_empty(), "left {:?}", entries(&mnt));
+    // The original is whole and the engine goes on.
+    engine.send(Command::Extend { frames: FrameCount::new(1).unwrap() }).unwrap();
+    wait(&engine, finished);
+    drop(engine);
+    assert_eq!(project_pixels(&path).0[0].len(), 801);
+}
+
+fn load_weights(engine: &Engine, weights: &str) -> Vec<Event> {
+    let spec = ModelSpec { name: "double".into(), weights: Some(weights.into()) };
+    engine.send(Command::LoadModel(spec)).unwrap();
+    wait(engine, |e| matches!(e, Event::ModelLoaded(_)))
+}
+
+fn warnings(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Warning(w) => Some(w.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn manifest_model(project: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(project.join("manifest.json")).unwrap();
+    serde_json::from_str::<serde_json::Value>(&text).unwrap()["model"].clone()
+}
+
+#[test]
+fn other_weights_than_the_frames_were_made_with_give_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.spool");
+    {
+        let engine = spawn(&path, 0).unwrap();
+        assert!(warnings(&load_weights(&engine, "a")).is_empty(), "a new project has nothing to differ from");
+        engine.send(two_prompts(2)).unwrap();
+        wait(&engine, finished);
+    }
+    assert_eq!(manifest_model(&path), serde_json::json!({"id": "double", "weights": null, "weights_hash": "test:a"}));
+
+    // The same weights: no warning. Other weights: a warning, and the project still opens and works.
+    {
+        let engine = spawn(&path, 0).unwrap();
+        assert!(warnings(&load_weights(&engine, "a")).is_empty());
+        let w = warnings(&load_weights(&engine, "b"));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("other double weights") && w[0].contains("may differ"), "{}", w[0]);
+    }
+    // Loading other weights without making a frame does not change what the frames were made with.
+    assert_eq!(manifest_model(&path)["weights_hash"], "test:a");
+    {
+        let engine = spawn(&path, 0).unwrap();
+        assert_eq!(warnings(&load_weights(&engine, "b")).len(), 1, "still different from the frames");
+        engine.send(Command::Extend { frames: FrameCount::new(1).unwrap() }).unwrap();
+        wait(&engine, finished);
+    }
+    assert_eq!(manifest_model(&path)["weights_hash"], "test:b", "the newest frames were made with b");
+
+    // A manifest from before weights hashes loads, without a warning (there is nothing to compare).
+    let text = std::fs::read_to_string(path.join("manifest.json")).unwrap();
+    let mut m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    m["model"].as_object_mut().unwrap().remove("weights_hash");
+    std::fs::write(path.join("manifest.json"), serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    let engine = spawn(&path, 0).unwrap();
+    let (takes, _, recovered) = opened(&engine);
+    assert!(recovered.is_empty() && takes[0].len == 3, "{recovered:?}");
+    assert!(warnings(&load_weights(&engine, "c")).is_empty());
+}
+
+/// Plants partials of ours (stale or not) and things that are not ours in `dir`; returns the names
+/// that should be removed and those that must stay.
+fn plant_partials(dir: &std::path::Path) -> (Vec<&'static str>, Vec<String>) {
+    let gone = 999_999_999; // above any pid_max: no such process
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let age = |p: &std::path::Path| std::fs::File::open(p).unwrap().set_modified(hour_ago).unwrap();
+    let stale = vec![
+        ".old.spool.spool-partial-999999999-0",
+        ".clip.mp4.spool-partial-999999999-1",
+        ".f.spool-partial-999999999-2.old",
+    ];
+    std::fs::create_dir(dir.join(stale[0])).unwrap();
+    std::fs::create_dir(dir.join(stale[0]).join("store")).unwrap();
+    std::fs::write(dir.join(stale[0]).join("manifest.json"), "{}").unwrap();
+    std::fs::write(dir.join(stale[1]), "half an mp4").unwrap();
+    std::fs::create_dir(dir.join(stale[2])).unwrap();
+    let kept = vec![
+        format!(".fresh.mp4.spool-partial-{gone}-3"),
+        format!(".live.mp4.spool-partial-{}-4", std::process::id()),
+        format!("notes.spool-partial-{gone}-5"),
+        format!(".x.spool-partial-{gone}-6.bak"),
+        ".bashrc".to_string(),
+        "holiday.mp4".to_string(),
+    ];
+    for k in &kept {
+        std::fs::write(dir.join(k), "keep me").unwrap();
+    }
+    for p in stale.iter().map(|s| dir.join(s)).chain(kept.iter().skip(1).map(|k| dir.join(k))) {
+        age(&p);
+    }
+    (stale, kept)
+}
+
+#[test]
+fn stale_partials_are_removed_on_open_and_export_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.spool");
+    std::fs::create_dir(&path).unwrap();
+    let (_, beside) = plant_partials(dir.path());
+    let (_, inside) = plant_partials(&path);
+    let engine = spawn(&path, 0).unwrap();
+    let mut expect: Vec<String> = beside.into_iter().chain(["p.spool".to_string()]).collect();
+    expect.sort();
+    assert_eq!(entries(dir.path()), expect, "stale partials beside the project are gone, the rest stays");
+    let listed = entries(&path);
+    assert!(inside.iter().all(|k| listed.contains(k)), "{listed:?}");
+    assert!(!listed.iter().any(|n| n.contains("999999999-0") || n.contains("999999999-1")), "{listed:?}");
+    drop(engine);
+
+    // Exporting into a folder clears the stale partials there the same way.
+    let out = dir.path().join("exports");
+    std::fs::create_dir(&out).unwrap();
+    let (_, kept) = plant_partials(&out);
+    let frame = spool::model::Frame::from_rgb8(2, 2, &[9; 12]);
+    let options = spool::export::ExportOptions::default();
+    spool::export::export(vec![Ok::<_, std::io::Error>(frame)], out.join("clip.gif"), &options, |_| {
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    let mut expect: Vec<String> = kept.into_iter().chain(["clip.gif".to_string()]).collect();
+    expect.sort();
+    assert_eq!(entries(&out), expect);
+}

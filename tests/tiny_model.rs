@@ -47,6 +47,7 @@ fn info_describes_the_model() {
     assert_eq!((info.id.as_str(), info.width, info.height, info.chunk_frames), ("spool-tiny", 128, 128, 1));
     assert_eq!((info.default_steps, info.max_steps, info.max_prompt_tokens), (4, 8, 32));
     assert_eq!(info.device, "cpu");
+    assert!(info.weights_hash.as_ref().is_some_and(|h| h.starts_with("sip128:")), "{:?}", info.weights_hash);
 }
 
 #[test]
@@ -299,8 +300,10 @@ fn guidance_scale_in_config_is_the_default_and_is_validated() {
         std::fs::write(dir.path().join("config.json"), text).unwrap();
         SpoolTiny::load(dir.path(), &root().join("assets/minilm"), &Device::Cpu)
     };
-    assert_eq!(with("2.5").unwrap().info().default_guidance, Some(2.5));
-    assert_eq!(with("1").unwrap().info().default_guidance, Some(1.0));
+    let (a, b) = (with("2.5").unwrap(), with("1").unwrap());
+    assert_eq!(a.info().default_guidance, Some(2.5));
+    assert_eq!(b.info().default_guidance, Some(1.0));
+    assert_ne!(a.info().weights_hash, b.info().weights_hash, "the config is hashed with the weights");
     for bad in ["0", "0.5", "10.5", "-3", "1e40"] {
         match with(bad) {
             Err(e @ ModelError::BadWeights { .. }) => {

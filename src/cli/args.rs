@@ -109,7 +109,7 @@ pub struct ExportArgs {
     #[arg(long)]
     pub take: Option<u32>,
     /// Frames A..B of the take (B excluded).
-    #[arg(long, value_name = "A..B", value_parser = parse_range)]
+    #[arg(long, value_name = "A..B", value_parser = crate::export::parse_range)]
     pub range: Option<(u64, u64)>,
     #[arg(long, default_value_t = 1, value_parser = parse_scale)]
     pub scale: u32,
@@ -135,17 +135,6 @@ fn parse_fps(s: &str) -> Result<f32, String> {
         Ok(f) if f.is_finite() && f > 0.0 && f <= 240.0 => Ok(f),
         _ => Err(format!("\"{s}\" is not a frame rate: use a number from 1 to 240, e.g. --fps 16")),
     }
-}
-
-fn parse_range(s: &str) -> Result<(u64, u64), String> {
-    let bad = || format!("\"{s}\" is not a frame range: write A..B, e.g. --range 0..48");
-    let (a, b) = s.split_once("..").ok_or_else(bad)?;
-    let a: u64 = a.trim().parse().map_err(|_| bad())?;
-    let b: u64 = b.trim().parse().map_err(|_| bad())?;
-    if a >= b {
-        return Err(format!("range {a}..{b} is empty: B must be larger than A"));
-    }
-    Ok((a, b))
 }
 
 #[derive(Debug, Args)]

@@ -200,25 +200,17 @@ pub fn export(args: args::ExportArgs) -> Result<()> {
         input(format!("{} has no take {take_id}: it has {} takes", args.project.display(), manifest.takes.len()))
     })?;
     let ids: Vec<_> = take.frame_ids().collect();
-    let (a, b) = match args.range {
-        Some((a, b)) if a < b && b <= ids.len() as u64 => (a as usize, b as usize),
-        Some((a, b)) => {
-            return Err(input(format!("range {a}..{b} is outside take {take_id}, which has frames 0..{}", ids.len())));
-        }
-        None => (0, ids.len()),
-    };
-    if a == b {
-        return Err(input(format!("take {take_id} has no frames to export")));
-    }
-    let metadata = vec![
-        ("timeline".to_string(), take.timeline.to_json()),
-        ("seed".to_string(), take.seed.to_string()),
-        ("model".to_string(), manifest.model.as_ref().map_or("unknown".into(), |m| m.id.clone())),
-    ];
+    let ids = crate::export::select_frames(&ids, args.range).map_err(|e| input(format!("take {take_id}: {e}")))?;
+    let model = manifest.model.as_ref();
+    let metadata = crate::export::take_metadata(
+        &take.timeline,
+        take.seed,
+        model.map(|m| m.id.as_str()),
+        model.and_then(|m| m.weights_hash.as_deref()),
+    );
     let options = ExportOptions { fps: args.fps, scale: args.scale, quality, metadata, force: args.force };
-    let frames = ids[a..b].iter().map(|id| store.frame(*id).map(|f| (*f).clone()));
-    let bar = ProgressBar::new((b - a) as u64);
-    let done = crate::export::export(frames, &args.output, &options, |p| {
+    let bar = ProgressBar::new(ids.len() as u64);
+    let done = crate::export::export_stored(&store, ids, &args.output, &options, |p| {
         bar.set_position(p.frames_done as u64);
         std::ops::ControlFlow::Continue(())
     })

@@ -45,6 +45,7 @@ impl EngineConfig {
 
 /// Handle to the engine thread.
 pub struct Engine {
+    project: PathBuf,
     commands: Sender<Command>,
     events: Receiver<Event>,
     store: Arc<FrameStore>,
@@ -57,6 +58,7 @@ impl Engine {
     /// [`Command::LoadModel`].
     pub fn spawn(config: EngineConfig, factory: ModelFactory, waker: Option<Waker>) -> Result<Engine, ProjectError> {
         let (project, manifest, store, recovery) = Project::open(&config.project, config.memory_frames)?;
+        let dir = config.project.clone();
         let store = Arc::new(store);
         let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
         let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
@@ -65,7 +67,7 @@ impl Engine {
             .name("spool-engine".into())
             .spawn(move || worker.run_loop(cmd_rx))
             .map_err(|source| ProjectError::Io { path: "engine thread".into(), source })?;
-        Ok(Engine { commands: cmd_tx, events: ev_rx, store, thread: Some(thread) })
+        Ok(Engine { project: dir, commands: cmd_tx, events: ev_rx, store, thread: Some(thread) })
     }
 
     /// Sends a command. Fails only if the engine thread is gone.
@@ -80,6 +82,11 @@ impl Engine {
 
     pub fn events(&self) -> &Receiver<Event> {
         &self.events
+    }
+
+    /// The project folder the engine works in.
+    pub fn project(&self) -> &std::path::Path {
+        &self.project
     }
 
     /// The frame store, for reading stored frames (scrubbing, export).

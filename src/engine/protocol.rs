@@ -82,6 +82,11 @@ pub enum Command {
     },
     /// Makes `take` current (its cache is rebuilt on the next `Extend`).
     SwitchTake(TakeId),
+    /// Copies the project to a new project folder (see `Project::copy_to`), reporting
+    /// [`Event::SaveAsProgress`] and then [`Event::SavedAs`]. Refused while a run is in progress
+    /// (paused included), so no frame is made during the copy and none is missing from it. The
+    /// engine stays in the original project; the caller opens the copy.
+    SaveAs(PathBuf),
     Shutdown,
 }
 
@@ -217,6 +222,17 @@ pub enum Event {
         take: TakeId,
         len: u64,
         how: Finish,
+    },
+    /// Bytes of a `SaveAs` copy done, of `total`.
+    SaveAsProgress {
+        done: u64,
+        total: u64,
+    },
+    /// A `SaveAs` ended: the copy at `path` is complete, or it was refused or failed (nothing was
+    /// left at `path`), with the reason.
+    SavedAs {
+        path: PathBuf,
+        result: Result<(), String>,
     },
     /// Something worth telling that did not stop anything (e.g. a prompt was truncated).
     Warning(String),

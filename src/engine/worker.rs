@@ -45,6 +45,8 @@ struct CachePos {
 struct Loaded {
     model: Box<dyn VideoModel>,
     info: ModelInfo,
+    /// What the manifest records of this model once it has made a frame here.
+    record: ModelRecord,
     prompts: HashMap<String, EncodedPrompt>,
 }
 
@@ -62,6 +64,9 @@ pub(super) struct Worker {
     events: Sender<Event>,
     waker: Option<Waker>,
     loaded: Option<Loaded>,
+    /// The model (and weights) that made the project's newest frames, as the manifest records it.
+    /// Loading another model does not change it; its first frame here does.
+    made_by: Option<ModelRecord>,
     takes: Vec<Take>,
     current: Option<TakeId>,
     cache: Option<CachePos>,
@@ -96,6 +101,7 @@ impl Worker {
             events,
             waker,
             loaded: None,
+            made_by: manifest.model.clone(),
             takes,
             current: manifest.current_take.map(TakeId),
             cache: None,
@@ -182,7 +188,7 @@ impl Worker {
     /// Writes the manifest (the takes tree, timelines, settings and frame lists).
     fn save(&mut self) {
         let manifest = Manifest {
-            model: self.loaded.as_ref().map(|l| ModelRecord { id: l.info.id.clone(), weights: None }),
+            model: self.made_by.clone(),
             current_take: self.current.map(|t| t.0),
             takes: self.takes.iter().map(take_record).collect(),
             ..Manifest::default()
@@ -233,8 +239,38 @@ impl Worker {
                 self.emit(Event::CurrentTake(id));
                 Ok(())
             }
+            Command::SaveAs(path) => {
+                let result = self.save_as(&path);
+                self.emit(Event::SavedAs { path, result });
+                Ok(())
+            }
             Command::Shutdown => unreachable!("handled by the loop"),
         }
+    }
+
+    /// Copies the project to `dest` on this thread: commands wait meanwhile, so no frame is made
+    /// that the copy would miss.
+    fn save_as(&mut self, dest: &std::path::Path) -> Result<(), String> {
+        if self.run.is_some() {
+            return Err("generation is running: stop it first (Esc); the frames made so far are kept".into());
+        }
+        self.save();
+        let (events, waker) = (&self.events, &self.waker);
+        let mut last = Instant::now();
+        let result = self.project.copy_to(&self.store, dest, |done, total| {
+            // A few updates a second are enough for a progress bar.
+            if done == total || last.elapsed() >= Duration::from_millis(100) {
+                last = Instant::now();
+                let _ = events.send(Event::SaveAsProgress { done, total });
+                if let Some(w) = waker {
+                    w();
+                }
+            }
+        });
+        result.map_err(|e| {
+            tracing::warn!("save as {} failed: {e}", dest.display());
+            e.to_string()
+        })
     }
 
     fn load(&mut self, spec: ModelSpec) -> StepResult<()> {
@@ -245,7 +281,12 @@ impl Worker {
         match made {
             Ok(model) => {
                 let info = model.info().clone();
-                self.loaded = Some(Loaded { model, info: info.clone(), prompts: HashMap::new() });
+                let record =
+                    ModelRecord { id: info.id.clone(), weights: None, weights_hash: info.weights_hash.clone() };
+                if let Some(w) = self.made_by.as_ref().and_then(|made_by| weights_differ(made_by, &record)) {
+                    self.emit(Event::Warning(w));
+                }
+                self.loaded = Some(Loaded { model, info: info.clone(), record, prompts: HashMap::new() });
                 self.cache = None;
                 self.emit(Event::ModelLoaded(info));
                 self.emit(Event::State(EngineState::Idle));
@@ -491,6 +532,9 @@ impl Worker {
         let t = &mut self.takes[take.0 as usize];
         t.frames.push(id);
         t.info.len = t.frames.len() as u64;
+        if self.made_by.as_ref() != Some(&loaded.record) {
+            self.made_by = Some(loaded.record.clone());
+        }
         self.unsaved_since.get_or_insert_with(Instant::now);
         let run = self.run.as_mut().expect("frames are made only in a run");
         let timing = FrameTiming { command: run.command_at, text_ready, denoise_start, denoise_end, decoded };
@@ -610,6 +654,30 @@ fn take_record(t: &Take) -> TakeRecord {
         guidance: t.info.settings.guidance,
         timeline: t.info.timeline.clone(),
         frames: TakeRecord::runs(&t.frames),
+    }
+}
+
+/// A warning when the project's frames were made by another model, or by the same model with
+/// other weights (both hashes known and different). Frames already made stay as they are; only
+/// new ones (extending, regenerating) may differ.
+fn weights_differ(made_by: &ModelRecord, loaded: &ModelRecord) -> Option<String> {
+    let short = |h: &str| h.trim_start_matches("sip128:").chars().take(12).collect::<String>();
+    if made_by.id != loaded.id {
+        Some(format!(
+            "this project's frames were made by {}, and {} is loaded; new frames will not match them: load {} to continue its takes as they were",
+            made_by.id, loaded.id, made_by.id
+        ))
+    } else if let (Some(was), Some(now)) = (&made_by.weights_hash, &loaded.weights_hash)
+        && was != now
+    {
+        Some(format!(
+            "this project's frames were made with other {} weights (hash {} there, {} loaded), so extended or regenerated frames may differ from the stored ones; the stored frames are unchanged: load the original weights to continue exactly",
+            loaded.id,
+            short(was),
+            short(now)
+        ))
+    } else {
+        None
     }
 }
 

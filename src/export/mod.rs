@@ -17,19 +17,22 @@ mod gif;
 mod mp4;
 mod png;
 mod scale;
+mod take;
 
 pub use png::frame_file_name;
+pub use take::{RangeError, export_stored, parse_range, select_frames, take_metadata};
 
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
 
 use crate::model::Frame;
+use crate::staging::Staged;
 
 /// The container/codec an export writes, chosen from the output path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -301,127 +304,68 @@ struct SinkSetup<'a> {
     options: &'a ExportOptions,
 }
 
-/// The temporary output beside the destination; removed on drop unless committed.
-struct Staging {
-    dest: PathBuf,
-    temp: PathBuf,
-    is_dir: bool,
-    /// The destination existed and may be replaced (force, or an empty folder).
-    replace: bool,
-    committed: bool,
-}
-
-static STAGING_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 fn is_frame_file_name(name: &str) -> bool {
     name.strip_prefix("frame_")
         .and_then(|rest| rest.strip_suffix(".png"))
         .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
-impl Staging {
-    fn new(dest: &Path, format: ExportFormat, force: bool) -> Result<Staging, ExportError> {
-        let is_dir = format == ExportFormat::PngSequence;
-        let name = dest.file_name().ok_or_else(|| {
-            ExportError::InvalidOptions(format!("{} does not name a file or folder to write", dest.display()))
-        })?;
-        let parent = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let mut replace = false;
-        match fs::symlink_metadata(dest) {
-            Ok(meta) if is_dir && meta.is_dir() => {
-                // Only ever replace a folder that holds nothing but frames of an earlier export, even
-                // with force: `-o ~/Documents/ --force` must not wipe the user's documents.
-                let mut empty = true;
-                for entry in fs::read_dir(dest).map_err(|e| io_error(dest, e))? {
-                    let entry = entry.map_err(|e| io_error(dest, e))?;
-                    empty = false;
-                    let frame = entry.file_name().to_str().is_some_and(is_frame_file_name)
-                        && entry.file_type().is_ok_and(|t| t.is_file());
-                    if !frame {
-                        return Err(ExportError::FolderNotEmpty { path: dest.into() });
-                    }
+/// Checks the destination and creates the temporary output beside it (see `staging`).
+fn stage(dest: &Path, format: ExportFormat, force: bool) -> Result<Staged, ExportError> {
+    let is_dir = format == ExportFormat::PngSequence;
+    if dest.file_name().is_none() {
+        return Err(ExportError::InvalidOptions(format!("{} does not name a file or folder to write", dest.display())));
+    }
+    let parent = crate::staging::parent_of(dest);
+    let mut replace = false;
+    match fs::symlink_metadata(dest) {
+        Ok(meta) if is_dir && meta.is_dir() => {
+            // Only ever replace a folder that holds nothing but frames of an earlier export, even
+            // with force: `-o ~/Documents/ --force` must not wipe the user's documents.
+            let mut empty = true;
+            for entry in fs::read_dir(dest).map_err(|e| io_error(dest, e))? {
+                let entry = entry.map_err(|e| io_error(dest, e))?;
+                empty = false;
+                let frame = entry.file_name().to_str().is_some_and(is_frame_file_name)
+                    && entry.file_type().is_ok_and(|t| t.is_file());
+                if !frame {
+                    return Err(ExportError::FolderNotEmpty { path: dest.into() });
                 }
-                if !empty && !force {
-                    return Err(ExportError::AlreadyExists { path: dest.into() });
-                }
-                replace = true;
             }
-            Ok(meta) if meta.is_dir() => {
-                return Err(ExportError::InvalidOptions(format!(
-                    "{} is a folder; give a file name ending in .{}",
-                    dest.display(),
-                    format.name()
-                )));
-            }
-            Ok(_) if is_dir => {
+            if !empty && !force {
                 return Err(ExportError::AlreadyExists { path: dest.into() });
             }
-            Ok(_) if !force => return Err(ExportError::AlreadyExists { path: dest.into() }),
-            Ok(_) => replace = true,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_error(dest, e)),
+            replace = true;
         }
-        if !parent.is_dir() {
-            return Err(ExportError::Unwritable {
-                dir: parent,
-                source: io::Error::new(io::ErrorKind::NotFound, "the folder does not exist"),
-            });
+        Ok(meta) if meta.is_dir() => {
+            return Err(ExportError::InvalidOptions(format!(
+                "{} is a folder; give a file name ending in .{}",
+                dest.display(),
+                format.name()
+            )));
         }
-        // Hidden, unique, in the same folder (so the final rename stays on one filesystem and is
-        // atomic), and recognisable as ours if a crash ever leaves one behind.
-        let unique = format!("{}-{}", std::process::id(), STAGING_COUNTER.fetch_add(1, Ordering::Relaxed));
-        let temp = parent.join(format!(".{}.spool-partial-{unique}", name.to_string_lossy()));
-        let created = if is_dir { fs::create_dir(&temp) } else { File::create_new(&temp).map(drop) };
-        created.map_err(|e| match e.kind() {
-            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::NotFound => {
-                ExportError::Unwritable { dir: parent.clone(), source: e }
-            }
-            _ => io_error(dest, e),
-        })?;
-        Ok(Staging { dest: dest.to_path_buf(), temp, is_dir, replace, committed: false })
+        Ok(_) if is_dir => {
+            return Err(ExportError::AlreadyExists { path: dest.into() });
+        }
+        Ok(_) if !force => return Err(ExportError::AlreadyExists { path: dest.into() }),
+        Ok(_) => replace = true,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error(dest, e)),
     }
-
-    /// Moves the complete temporary output onto the destination.
-    fn commit(&mut self) -> Result<(), ExportError> {
-        let dest = &self.dest;
-        if !self.replace && fs::symlink_metadata(dest).is_ok() {
-            // Someone created it while we were encoding: do not clobber it.
-            return Err(ExportError::AlreadyExists { path: dest.clone() });
-        }
-        if self.is_dir && self.replace && fs::read_dir(dest).is_ok_and(|mut d| d.next().is_some()) {
-            // rename(2) only replaces an empty folder: move the old frames aside first and delete them
-            // once the new ones are in place, so a failure leaves either the old or the new export.
-            let mut aside = self.temp.clone().into_os_string();
-            aside.push(".old");
-            let aside = PathBuf::from(aside);
-            fs::rename(dest, &aside).map_err(|e| io_error(dest, e))?;
-            if let Err(e) = fs::rename(&self.temp, dest) {
-                let _ = fs::rename(&aside, dest);
-                return Err(io_error(dest, e));
-            }
-            let _ = fs::remove_dir_all(&aside);
-        } else {
-            fs::rename(&self.temp, dest).map_err(|e| io_error(dest, e))?;
-        }
-        self.committed = true;
-        // Make the rename itself durable. Some filesystems refuse to sync a directory; the data is
-        // already synced, so that is not worth failing the export for.
-        if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-            let _ = File::open(parent).and_then(|d| d.sync_all());
-        }
-        Ok(())
+    if !parent.is_dir() {
+        return Err(ExportError::Unwritable {
+            dir: parent,
+            source: io::Error::new(io::ErrorKind::NotFound, "the folder does not exist"),
+        });
     }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = if self.is_dir { fs::remove_dir_all(&self.temp) } else { fs::remove_file(&self.temp) };
+    // Exports that a crash cut short left their temporaries here.
+    crate::staging::remove_stale(&parent, crate::staging::STALE_AFTER);
+    Staged::new(dest, is_dir, replace).map_err(|e| match e.kind() {
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::NotFound => {
+            ExportError::Unwritable { dir: parent.clone(), source: e }
         }
-    }
+        _ => io_error(dest, e),
+    })
 }
 
 /// Writes one export, frame by frame. Dropping it unfinished removes everything it wrote.
@@ -442,7 +386,7 @@ pub struct Exporter {
     // Declared before `staging` so an unfinished encoder is dropped (and closes its file) before
     // the temporary output is deleted.
     sink: Option<Box<dyn Sink>>,
-    staging: Staging,
+    staging: Staged,
     /// Source frame size, fixed by the first frame.
     source_size: Option<(u32, u32)>,
     output_size: (u32, u32),
@@ -452,7 +396,7 @@ pub struct Exporter {
 impl std::fmt::Debug for Exporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Exporter")
-            .field("path", &self.staging.dest)
+            .field("path", &self.staging.dest())
             .field("format", &self.format)
             .field("frames", &self.frames)
             .finish_non_exhaustive()
@@ -466,7 +410,7 @@ impl Exporter {
         let path = path.as_ref();
         options.validate()?;
         let format = ExportFormat::from_path(path)?;
-        let staging = Staging::new(path, format, options.force)?;
+        let staging = stage(path, format, options.force)?;
         Ok(Exporter { format, options, sink: None, staging, source_size: None, output_size: (0, 0), frames: 0 })
     }
 
@@ -487,7 +431,7 @@ impl Exporter {
     }
 
     pub fn path(&self) -> &Path {
-        &self.staging.dest
+        self.staging.dest()
     }
 
     pub fn frames_written(&self) -> usize {
@@ -514,8 +458,8 @@ impl Exporter {
             None => {
                 let (ow, oh) = (w * self.options.scale, h * self.options.scale);
                 let setup = SinkSetup {
-                    path: &self.staging.dest,
-                    temp: &self.staging.temp,
+                    path: self.staging.dest(),
+                    temp: self.staging.temp(),
                     width: ow,
                     height: oh,
                     options: &self.options,
@@ -549,9 +493,14 @@ impl Exporter {
     pub fn finish(mut self) -> Result<ExportSummary, ExportError> {
         let sink = self.sink.take().ok_or(ExportError::NoFrames)?;
         let bytes = sink.finish()?;
-        self.staging.commit()?;
+        let dest = self.staging.dest().to_path_buf();
+        self.staging.commit().map_err(|e| match e.kind() {
+            // Someone created it while we were encoding: it is kept.
+            io::ErrorKind::AlreadyExists => ExportError::AlreadyExists { path: dest.clone() },
+            _ => io_error(&dest, e),
+        })?;
         Ok(ExportSummary {
-            path: self.staging.dest.clone(),
+            path: dest,
             format: self.format,
             frames: self.frames,
             width: self.output_size.0,

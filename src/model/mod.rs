@@ -55,6 +55,9 @@ pub struct ModelInfo {
     pub max_prompt_tokens: usize,
     /// Compute device, for display (`cpu`, `cuda:0`).
     pub device: String,
+    /// Content hash of the files the model was loaded from ([`weights::content_hash`]), computed
+    /// once at load; `None` for models without weight files. Projects record it.
+    pub weights_hash: Option<String>,
 }
 
 /// Classifier-free guidance scales a model may be asked for: 1 (none) to 10.

@@ -8,12 +8,40 @@
 //! with that model.
 
 use std::collections::HashMap;
+use std::hash::Hasher as _;
+use std::io::Read;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::model::{ModelError, Result};
+
+/// A content hash of a model's files (`sip128:` and 32 hex digits; SipHash-1-3 with fixed keys: fast,
+/// and stable across builds), for telling whether a project's frames were made with these weights.
+/// Each file's name (not its folder, so moving the assets keeps the hash) and length go in
+/// before its bytes. Files are read in the order given.
+pub fn content_hash<'a>(files: impl IntoIterator<Item = &'a Path>) -> Result<String> {
+    let mut h = siphasher::sip128::SipHasher13::new();
+    let mut buf = vec![0u8; 1 << 20];
+    for path in files {
+        let bad =
+            |e: std::io::Error| ModelError::BadWeights { file: path.display().to_string(), reason: e.to_string() };
+        let mut f = std::fs::File::open(path).map_err(bad)?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        h.write(name.as_bytes());
+        h.write_u64(f.metadata().map_err(bad)?.len());
+        loop {
+            let n = f.read(&mut buf).map_err(bad)?;
+            if n == 0 {
+                break;
+            }
+            h.write(&buf[..n]);
+        }
+    }
+    use siphasher::sip128::Hasher128 as _;
+    Ok(format!("sip128:{:032x}", h.finish128().as_u128()))
+}
 
 /// One stored tensor, copied out of its file.
 pub(crate) struct RawTensor {
@@ -99,5 +127,33 @@ impl WeightsFile {
         Tensor::from_raw_buffer(&raw.data, dtype, shape, &self.device)
             .and_then(|t| t.to_dtype(DType::F32))
             .map_err(|e| ModelError::BadWeights { file: self.file.clone(), reason: format!("tensor `{name}`: {e}") })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_content_hash_follows_names_and_bytes_not_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |sub: &str, name: &str, bytes: &[u8]| {
+            let p = dir.path().join(sub).join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, bytes).unwrap();
+            p
+        };
+        let a = [write("a", "model.safetensors", b"weights"), write("a", "config.json", b"{}")];
+        let moved = [write("b", "model.safetensors", b"weights"), write("b", "config.json", b"{}")];
+        let changed = [write("c", "model.safetensors", b"weightz"), write("c", "config.json", b"{}")];
+        let renamed = [write("d", "other.safetensors", b"weights"), write("d", "config.json", b"{}")];
+        let hash = |files: &[std::path::PathBuf]| content_hash(files.iter().map(|p| p.as_path())).unwrap();
+        let h = hash(&a);
+        assert!(h.starts_with("sip128:") && h.len() == 7 + 32, "{h}");
+        assert_eq!(hash(&moved), h, "the same files elsewhere hash the same");
+        assert_ne!(hash(&changed), h, "one byte changed");
+        assert_ne!(hash(&renamed), h, "a file renamed");
+        let missing = content_hash([dir.path().join("nope").as_path()]).unwrap_err();
+        assert!(missing.to_string().contains("nope"), "{missing}");
     }
 }

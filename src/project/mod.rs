@@ -11,13 +11,19 @@
 //! Frames are referenced by store ids, never by paths, so a hand-edited manifest cannot point
 //! outside the project. Frames made after the manifest was last written are found by their store
 //! tags (take, index) and given back to their takes on open.
+//!
+//! "Save as" ([`Project::copy_to`]) copies the manifest and the store into a new folder, staged
+//! beside it and renamed into place when complete (see `staging`).
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+pub mod recent;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::staging::{STALE_AFTER, Staged, parent_of, process_alive, remove_stale};
 use crate::store::{FrameId, FrameStore, Tag};
 use crate::timeline::Timeline;
 
@@ -36,6 +42,8 @@ pub enum ProjectError {
         "{path} was written by a newer Spool (project version {found}, this one reads up to {VERSION}): update Spool"
     )]
     Newer { path: String, found: u32 },
+    #[error("cannot save the project as {path}: {reason}")]
+    SaveAs { path: String, reason: String },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
@@ -100,6 +108,10 @@ pub struct ModelRecord {
     pub id: String,
     #[serde(default)]
     pub weights: Option<String>,
+    /// Content hash of the weight files (`ModelInfo::weights_hash`); absent in manifests from
+    /// before it was recorded, and for models without weight files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,6 +137,16 @@ pub fn is_project(dir: &Path) -> bool {
     dir.join("manifest.json").is_file()
 }
 
+/// Spool's per-user data folder: `$XDG_DATA_HOME/spool` (or `~/.local/share/spool`), else one in the
+/// system's temp folder. The default project and the recent-projects list live there.
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("spool")
+}
+
 /// An open project: holds the lock until dropped.
 pub struct Project {
     dir: PathBuf,
@@ -146,6 +168,11 @@ impl Project {
         let io = |source| ProjectError::Io { path: dir.display().to_string(), source };
         std::fs::create_dir_all(dir).map_err(io)?;
         let lock = take_lock(dir)?;
+        // A crash can leave a half-written "save as" copy beside the project, or a manifest
+        // temporary in it.
+        for folder in [dir.to_path_buf(), parent_of(dir)] {
+            remove_stale(&folder, STALE_AFTER);
+        }
         let project = Project { dir: dir.to_path_buf(), lock };
         let manifest = project.read_manifest()?;
         let store = FrameStore::open(&dir.join("store"), memory_frames)?;
@@ -188,14 +215,101 @@ impl Project {
     /// Writes the manifest atomically: a crash leaves either the old or the new one, whole.
     pub fn write_manifest(&self, m: &Manifest) -> Result<()> {
         let path = self.manifest_path();
-        let tmp = self.dir.join("manifest.json.tmp");
-        let io = |source| ProjectError::Io { path: path.display().to_string(), source };
         let json = serde_json::to_string_pretty(m).expect("a manifest always serialises");
-        let mut f = File::create(&tmp).map_err(io)?;
-        f.write_all(json.as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io)
+        crate::staging::write_atomic(&path, json.as_bytes())
+            .map_err(|source| ProjectError::Io { path: path.display().to_string(), source })
+    }
+
+    /// Copies the project (its manifest as last written, and every stored frame; not the lock) to a
+    /// new project folder `dest`. The copy is staged in a hidden folder beside `dest`, synced, and
+    /// renamed onto it only when whole: on any failure nothing is left at `dest`. `dest` may be new,
+    /// an empty folder or another project that is not open anywhere; never anything else, and never
+    /// inside this project. `progress` gets (bytes copied, bytes in all) as the copy goes.
+    ///
+    /// The caller writes the manifest first and makes no frames meanwhile (the engine does this on
+    /// its own thread, between commands).
+    pub fn copy_to(&self, store: &FrameStore, dest: &Path, mut progress: impl FnMut(u64, u64)) -> Result<()> {
+        let refuse = |reason: &str| ProjectError::SaveAs { path: dest.display().to_string(), reason: reason.into() };
+        let replace = check_copy_destination(&self.dir, dest).map_err(|r| refuse(&r))?;
+        store.flush()?;
+        let failed =
+            |e: io::Error| refuse(&format!("{e} (nothing was left there): free some space or choose another folder"));
+        let mut files = Vec::new();
+        if self.manifest_path().is_file() {
+            files.push(PathBuf::from("manifest.json"));
+        }
+        for entry in fs::read_dir(store.dir()).map_err(failed)? {
+            let entry = entry.map_err(failed)?;
+            if entry.file_type().map_err(failed)?.is_file() {
+                files.push(Path::new("store").join(entry.file_name()));
+            }
+        }
+        let mut sizes = Vec::with_capacity(files.len());
+        for f in &files {
+            sizes.push(fs::metadata(self.dir.join(f)).map_err(failed)?.len());
+        }
+        let total = sizes.iter().sum();
+        let mut staged = Staged::new(dest, true, replace).map_err(failed)?;
+        let mut done = 0;
+        progress(0, total);
+        fs::create_dir(staged.temp().join("store")).map_err(failed)?;
+        for f in &files {
+            copy_file(&self.dir.join(f), &staged.temp().join(f), &mut |n| {
+                done += n;
+                progress(done, total);
+            })
+            .map_err(failed)?;
+        }
+        for d in [staged.temp().join("store"), staged.temp().to_path_buf()] {
+            File::open(&d).and_then(|d| d.sync_all()).map_err(failed)?;
+        }
+        staged.commit().map_err(failed)
+    }
+}
+
+/// Copies `from` to a new file `to` and syncs it, reporting bytes as they are written.
+fn copy_file(from: &Path, to: &Path, progress: &mut impl FnMut(u64)) -> io::Result<()> {
+    let mut src = File::open(from)?;
+    let mut dst = File::create_new(to)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = src.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        dst.write_all(&buf[..n])?;
+        progress(n as u64);
+    }
+    dst.sync_all()
+}
+
+/// Whether a project copy may go to `dest` (`Ok(true)`: something there is replaced), or why not.
+fn check_copy_destination(src: &Path, dest: &Path) -> std::result::Result<bool, String> {
+    let parent = parent_of(dest);
+    let (Ok(src), Ok(parent), Some(name)) = (fs::canonicalize(src), fs::canonicalize(&parent), dest.file_name()) else {
+        return Err("its folder does not exist: choose an existing folder".into());
+    };
+    let resolved = parent.join(name);
+    if resolved.starts_with(&src) {
+        return Err("that is the open project or a folder inside it: choose a place outside the project".into());
+    }
+    if src.starts_with(&resolved) {
+        return Err("it holds the open project: choose another name".into());
+    }
+    match fs::symlink_metadata(dest) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(format!("{e}: choose another name")),
+        Ok(m) if m.is_dir() && is_project(dest) => match lock_holder(dest) {
+            Some(pid) => {
+                Err(format!("that project is open in another Spool process (pid {pid}): close it there first"))
+            }
+            None => Ok(true),
+        },
+        Ok(m) if m.is_dir() && fs::read_dir(dest).is_ok_and(|mut d| d.next().is_none()) => Ok(true),
+        Ok(_) => Err(
+            "something that is not a Spool project is there, and Spool only replaces a project: choose another name"
+                .into(),
+        ),
     }
 }
 
@@ -288,21 +402,22 @@ fn take_lock(dir: &Path) -> Result<PathBuf> {
                 write!(f, "{}", std::process::id()).map_err(io)?;
                 return Ok(path);
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let holder = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u32>().ok());
-                match holder {
-                    // Our own pid counts too: another engine in this process has the project.
-                    Some(pid) if Path::new(&format!("/proc/{pid}")).exists() => {
-                        return Err(ProjectError::Locked(dir.display().to_string(), pid));
-                    }
-                    // Stale (its process is gone) or unreadable: take it over.
-                    _ => std::fs::remove_file(&path).map_err(io)?,
-                }
-            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match lock_holder(dir) {
+                Some(pid) => return Err(ProjectError::Locked(dir.display().to_string(), pid)),
+                // Stale (its process is gone) or unreadable: take it over.
+                None => std::fs::remove_file(&path).map_err(io)?,
+            },
             Err(source) => return Err(ProjectError::Io { path: path.display().to_string(), source }),
         }
     }
     Err(ProjectError::Locked(dir.display().to_string(), 0))
+}
+
+/// The running process that has the project in `dir` open, if any. Our own pid counts too: another
+/// engine in this process has the project.
+fn lock_holder(dir: &Path) -> Option<u32> {
+    let pid = fs::read_to_string(dir.join("lock")).ok()?.trim().parse::<u32>().ok()?;
+    process_alive(pid).then_some(pid)
 }
 
 #[cfg(test)]

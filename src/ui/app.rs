@@ -38,6 +38,8 @@ pub struct AppOptions {
     pub generate_on_start: bool,
     /// Project folder to open; `None`: `$SPOOL_PROJECT`, else the default project.
     pub project: Option<PathBuf>,
+    /// The recent-projects list (`project::recent`); `None`: the app keeps none (tests, demos).
+    pub recent_file: Option<PathBuf>,
 }
 
 impl Default for AppOptions {
@@ -47,6 +49,7 @@ impl Default for AppOptions {
             first_run: true,
             generate_on_start: false,
             project: None,
+            recent_file: None,
         }
     }
 }
@@ -96,6 +99,7 @@ pub(crate) enum IoDone {
     StartImage(Result<(String, Frame), String>),
     WeightsFolder(PathBuf),
     OpenProject(PathBuf),
+    SaveAs(PathBuf),
     ExportTo(PathBuf),
     Exported(Result<crate::export::ExportSummary, String>),
 }
@@ -139,8 +143,14 @@ pub struct App {
     stats_every: Option<(Duration, Instant)>,
     /// The running export, if any.
     pub(crate) export: Option<super::export_ui::ExportJob>,
+    /// The Export dialog, while open.
+    pub(crate) export_dialog: Option<super::export_ui::ExportDialog>,
+    /// Where a running Save as copies the project to.
+    pub(crate) saving_as: Option<PathBuf>,
+    /// Recently opened or saved projects, if the app keeps the list.
+    pub(crate) recent: Option<crate::project::recent::RecentProjects>,
     /// Starts an engine in another project folder ("Open project…"); `None` in tests.
-    opener: Option<super::EngineOpener>,
+    pub(crate) opener: Option<super::EngineOpener>,
     /// CPU time of recent UI frames (layout and event handling), for the benchmark.
     ui_times: VecDeque<Duration>,
     /// eframe's CPU time per whole frame, for the benchmark.
@@ -170,7 +180,14 @@ impl App {
         if engine.send(Command::LoadModel(options.model.clone())).is_err() {
             notices.push(Notice::error("the engine is not running", "restart Spool"));
         }
-        App {
+        let recent = options.recent_file.as_deref().map(|path| {
+            let (recent, warning) = crate::project::recent::RecentProjects::load(path);
+            if let Some(w) = warning {
+                notices.push(Notice::warning_text(&w));
+            }
+            recent
+        });
+        let mut app = App {
             engine,
             session: Session::default(),
             // SPOOL_CPU_VIEW=1 draws frames through an egui texture instead of the wgpu shaders (for
@@ -215,12 +232,17 @@ impl App {
             scroll_viewports: [egui::Rect::NOTHING; 2],
             opener: None,
             export: None,
+            export_dialog: None,
+            saving_as: None,
+            recent,
             stats_every: std::env::var_os("SPOOL_UI_STATS").map(|_| (Duration::from_secs(5), Instant::now())),
             ui_times: VecDeque::new(),
             frame_cpu: VecDeque::new(),
             show_intervals: VecDeque::new(),
             last_show: None,
-        }
+        };
+        app.remember_project();
+        app
     }
 
     /// Lets "Open project…" switch project folders by starting a new engine there.
@@ -233,6 +255,11 @@ impl App {
 
     pub fn session(&self) -> &Session {
         &self.session
+    }
+
+    /// The project folder the app works in.
+    pub fn project_dir(&self) -> &std::path::Path {
+        self.engine.project()
     }
 
     pub fn render_counters(&self) -> &Arc<RenderCounters> {
@@ -295,6 +322,13 @@ impl App {
     // ---- commands -------------------------------------------------------------------------------
 
     pub(crate) fn send(&mut self, cmd: Command) {
+        if let Some(dest) = &self.saving_as {
+            // The engine is copying the project; what it did now would land in the original, not
+            // in the copy the app switches to.
+            let text = format!("the project is being saved as {}", dest.display());
+            self.notices.push(Notice::warning(&text, "wait for the copy to finish, then do that again"));
+            return;
+        }
         if self.engine.send(cmd).is_err() {
             self.notices
                 .push(Notice::error("the engine thread has stopped", "restart Spool; frames made so far are on disk"));
@@ -534,43 +568,13 @@ impl App {
         });
     }
 
-    pub(crate) fn pick_project(&mut self) {
-        let tx = self.io_tx.clone();
-        let ctx = self.ctx.clone();
-        std::thread::spawn(move || {
-            if let Some(path) = rfd::FileDialog::new()
-                .set_title("Open a project folder (an empty folder starts a new project)")
-                .pick_folder()
-            {
-                let _ = tx.send(IoDone::OpenProject(path));
-                ctx.request_repaint();
-            }
-        });
-    }
-
-    /// Switches to another project folder: a new engine works there; the old one shuts down after
-    /// flushing its frames, so nothing is lost.
-    pub(crate) fn open_project(&mut self, dir: &std::path::Path) {
-        let Some(opener) = &self.opener else { return };
-        match opener(dir) {
-            Ok(engine) => {
-                self.engine = engine;
-                self.session = Session::default();
-                self.thumbs = Thumbs::default();
-                self.history = History::new(200);
-                self.shown_cache = None;
-                self.selected_segment = None;
-                self.pending_echoes = 0;
-                self.play.playhead = 0;
-                self.play.live = true;
-                self.notices = Notices::default();
-                self.load_model();
-            }
-            Err(e) => self.notices.push(Notice::error(
-                &format!("could not open project {}: {e}", dir.display()),
-                "pick another folder; the current project stays open",
-            )),
-        }
+    /// Shows the new project's first frames, not the old project's playhead.
+    pub(crate) fn reset_view(&mut self) {
+        self.shown_cache = None;
+        self.selected_segment = None;
+        self.pending_echoes = 0;
+        self.play.playhead = 0;
+        self.play.live = true;
     }
 
     pub(crate) fn save_project(&mut self) {
@@ -605,6 +609,10 @@ impl App {
             let switched = matches!(&event, crate::engine::Event::CurrentTake(_));
             let loaded = matches!(&event, crate::engine::Event::ModelLoaded(_));
             let opened = matches!(&event, crate::engine::Event::ProjectOpened { .. });
+            let saved_as = match &event {
+                crate::engine::Event::SavedAs { path, result } => Some((path.clone(), result.clone())),
+                _ => None,
+            };
             if self.stats_every.is_some() && matches!(&event, crate::engine::Event::Finished { .. }) {
                 self.print_ui_stats();
             }
@@ -645,6 +653,9 @@ impl App {
                 self.play.playhead =
                     if self.play.live { len.saturating_sub(1) } else { self.play.playhead.min(len.saturating_sub(1)) };
             }
+            if let Some((path, result)) = saved_as {
+                self.save_as_finished(path, result);
+            }
             if loaded {
                 self.notices.clear_errors();
                 if std::mem::take(&mut self.generate_on_start) {
@@ -672,7 +683,10 @@ impl App {
                     self.notices.push(Notice::error(&e, "use a PNG, JPEG, WebP, BMP or GIF image"));
                 }
                 IoDone::WeightsFolder(p) => self.settings.weights = Some(p),
-                IoDone::OpenProject(p) => self.open_project(&p),
+                IoDone::OpenProject(p) => {
+                    self.open_project(&p);
+                }
+                IoDone::SaveAs(p) => self.save_as(p),
                 IoDone::ExportTo(p) => self.export_to(p),
                 IoDone::Exported(r) => self.export_finished(r),
             }
@@ -690,6 +704,10 @@ impl App {
 
     /// Keyboard shortcuts. Taken before any widget runs so a focused text field cannot swallow them.
     fn shortcuts(&mut self, ctx: &egui::Context) {
+        if self.saving_as.is_some() {
+            // The window is disabled while the project is copied; so are its keys.
+            return;
+        }
         let cmd = |m: Modifiers, k: Key| KeyboardShortcut::new(m, k);
         let typing = ctx.egui_wants_keyboard_input();
         let (apply, gen_, export, extend, redo, undo, save, stop) = ctx.input_mut(|i| {
@@ -712,7 +730,7 @@ impl App {
             self.generate();
         }
         if export && self.session.current_len() > 0 && self.export.is_none() {
-            self.pick_export();
+            self.open_export_dialog();
         }
         if extend {
             self.extend();
@@ -922,6 +940,9 @@ impl App {
         self.handle_dropped_files(&ctx);
         self.advance(&ctx);
         self.notices.expire(Instant::now());
+        if self.saving_as.is_some() {
+            ui.disable();
+        }
         if self.session.current.is_none() {
             // Before the first take the first segment is the editor's prompt.
             if let Some(p) = self.draft.segments.first_mut().and_then(|s| s.prompts.first_mut()) {
@@ -970,6 +991,7 @@ impl App {
             .show(ui, |ui| {
                 self.frame_area(ui);
             });
+        self.export_dialog_ui(ui);
     }
 
     /// The frame view with notices over its top edge.
@@ -1038,7 +1060,14 @@ impl App {
                         "Generate a take first"
                     });
                 if export.clicked() {
-                    self.pick_export();
+                    self.open_export_dialog();
+                }
+                let save_as = ui
+                    .add_enabled(self.can_save_as(), egui::Button::new("Save as…"))
+                    .on_hover_text("Copy the project to a new NAME.spool folder and continue in the copy")
+                    .on_disabled_hover_text("Stop generating first; a copy is made when nothing is being generated");
+                if save_as.clicked() {
+                    self.pick_save_as();
                 }
                 if ui
                     .button("Save project")
@@ -1047,6 +1076,7 @@ impl App {
                 {
                     self.save_project();
                 }
+                self.recent_menu(ui);
                 let open = ui
                     .add_enabled(self.opener.is_some(), egui::Button::new("Open project…"))
                     .on_hover_text("Open a project folder, or pick an empty folder to start a new project");
@@ -1098,6 +1128,7 @@ impl App {
                 .current_take()
                 .map_or("no take yet".to_string(), |t| format!("take {} · {} frames", t.info.id.0 + 1, t.frames.len()));
             ui.label(small(&take));
+            self.save_as_status(ui);
             self.export_status(ui);
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 // The hint gives way (truncates) when the bar is busy, e.g. with export progress.

@@ -1,6 +1,8 @@
-//! Export from the app: the current take to MP4, GIF or a PNG sequence (format from the file name
-//! chosen in the save dialog), on a worker thread with progress and Cancel in the status bar. The
-//! UI and the engine never wait on it; frames are read back from the frame store one at a time.
+//! Export from the app: the Export dialog picks a take and, optionally, frames A..B of it (checked
+//! as `spool export --take --range` checks them: both go through `export::select_frames` and
+//! `export::export_stored`); the save dialog's file name picks the format (MP4, GIF or a PNG
+//! folder). The export runs on a worker thread with progress and Cancel in the status bar; the UI
+//! and the engine never wait on it, and frames are read back from the store one at a time.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,8 +11,11 @@ use std::time::Instant;
 
 use super::app::{App, IoDone};
 use super::notices::Notice;
+use super::session::TakeView;
 use super::theme;
+use crate::engine::TakeId;
 use crate::export::{ExportOptions, Progress};
+use crate::store::FrameId;
 
 /// A running export.
 pub(crate) struct ExportJob {
@@ -20,10 +25,44 @@ pub(crate) struct ExportJob {
     pub cancel: Arc<AtomicBool>,
 }
 
+/// What the Export dialog has chosen.
+pub(crate) struct ExportDialog {
+    pub take: TakeId,
+    /// `A..B`, or empty for the whole take.
+    pub range: String,
+}
+
 impl App {
+    /// Opens the Export dialog on the current take.
+    pub(crate) fn open_export_dialog(&mut self) {
+        if let Some(take) = self.session.current {
+            self.export_dialog = Some(ExportDialog { take, range: String::new() });
+        }
+    }
+
+    /// The take and frames the dialog has chosen (the whole current take without the dialog), or
+    /// what is wrong with the choice.
+    fn export_choice(&self) -> Result<(&TakeView, &[FrameId]), String> {
+        let (id, range) = match &self.export_dialog {
+            Some(d) => (Some(d.take), d.range.trim()),
+            None => (self.session.current, ""),
+        };
+        let take = id.and_then(|id| self.session.take(id)).ok_or("there is no take to export: generate one first")?;
+        let range =
+            if range.is_empty() { None } else { Some(crate::export::parse_range(range).map_err(|e| e.to_string())?) };
+        let ids = crate::export::select_frames(&take.frames, range).map_err(|e| e.to_string())?;
+        Ok((take, ids))
+    }
+
+    /// Asks where to write the chosen frames (a save dialog beside the UI thread).
     pub(crate) fn pick_export(&mut self) {
-        let Some(take) = self.session.current_take() else { return };
-        let name = format!("take-{}.mp4", take.info.id.0 + 1);
+        let Ok((take, ids)) = self.export_choice() else { return };
+        let first = take.frames.iter().position(|id| Some(id) == ids.first()).unwrap_or(0);
+        let name = if ids.len() == take.frames.len() {
+            format!("take-{}.mp4", take.info.id.0 + 1)
+        } else {
+            format!("take-{}-frames-{first}-{}.mp4", take.info.id.0 + 1, first + ids.len())
+        };
         let tx = self.io_tx.clone();
         let ctx = self.ctx.clone();
         std::thread::spawn(move || {
@@ -40,31 +79,28 @@ impl App {
         });
     }
 
-    /// Exports the current take to `path` (`.mp4`, `.gif`, or a folder for PNGs) on a worker thread.
+    /// Exports what the Export dialog has chosen (the whole current take without it) to `path`
+    /// (`.mp4`, `.gif`, or a folder for PNGs) on a worker thread, and closes the dialog.
     pub fn export_to(&mut self, path: PathBuf) {
         if self.export.is_some() {
             self.notices.push(Notice::warning("an export is already running", "wait for it or cancel it first"));
             return;
         }
-        let Some(take) = self.session.current_take() else {
-            self.notices.push(Notice::warning("there is no take to export", "generate one first"));
-            return;
+        let (take, ids) = match self.export_choice() {
+            Ok(choice) => choice,
+            Err(e) => {
+                self.notices.push(Notice::error_text(&e));
+                return;
+            }
         };
-        if take.frames.is_empty() {
-            self.notices.push(Notice::warning("the take has no frames yet", "wait for the first frame"));
-            return;
-        }
-        let ids = take.frames.clone();
-        let mut metadata = vec![
-            ("timeline".to_string(), take.info.timeline.to_json()),
-            ("seed".to_string(), take.info.settings.seed.to_string()),
-        ];
-        if let Some(m) = &self.session.model {
-            metadata.push(("model".to_string(), m.id.clone()));
-        }
-        if let Some(p) = take.info.timeline.segments.first().and_then(|s| s.prompts.first()) {
-            metadata.push(("title".to_string(), p.text.clone()));
-        }
+        let ids = ids.to_vec();
+        let model = self.session.model.as_ref();
+        let metadata = crate::export::take_metadata(
+            &take.info.timeline,
+            take.info.settings.seed,
+            model.map(|m| m.id.as_str()),
+            model.and_then(|m| m.weights_hash.as_deref()),
+        );
         let options = ExportOptions {
             fps: self.settings.playback_fps,
             scale: self.settings.export_scale,
@@ -73,6 +109,7 @@ impl App {
             force: true,
             ..Default::default()
         };
+        self.export_dialog = None;
         let done = Arc::new(AtomicUsize::new(0));
         let cancel = Arc::new(AtomicBool::new(false));
         self.export =
@@ -83,14 +120,8 @@ impl App {
         std::thread::Builder::new()
             .name("spool-export".into())
             .spawn(move || {
-                let frames = ids.into_iter().map(|id| {
-                    store
-                        .frame(id)
-                        .map_err(|e| e.to_string())
-                        .and_then(|f| crate::export::ExportFrame::into_rgb_image(&*f))
-                });
                 let mut last_repaint = Instant::now();
-                let result = crate::export::export(frames, &path, &options, |p: Progress| {
+                let result = crate::export::export_stored(&store, &ids, &path, &options, |p: Progress| {
                     done.store(p.frames_done, Ordering::Relaxed);
                     // A few repaints a second are enough for a progress bar.
                     if last_repaint.elapsed().as_millis() > 100 {
@@ -107,6 +138,65 @@ impl App {
                 ctx.request_repaint();
             })
             .expect("spawning the export thread");
+    }
+
+    /// The Export dialog: take, frames, and the button that asks for the file.
+    pub(crate) fn export_dialog_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(dialog) = &self.export_dialog else { return };
+        let mut take = dialog.take;
+        let mut range = dialog.range.clone();
+        let (mut export, mut close) = (false, false);
+        let fps = self.settings.playback_fps;
+        let choice = self.export_choice().map(|(_, ids)| ids.len());
+        egui::Window::new("Export")
+            .collapsible(false)
+            .resizable(false)
+            .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
+            .show(ui.ctx(), |ui| {
+                egui::Grid::new("export-grid").num_columns(2).spacing(egui::vec2(10.0, 8.0)).show(ui, |ui| {
+                    let label = ui.label("Take");
+                    let name = |t: &TakeView| format!("Take {} ({} frames)", t.info.id.0 + 1, t.frames.len());
+                    let selected = self.session.take(take).map_or_else(String::new, name);
+                    let combo = egui::ComboBox::from_id_salt("export-take")
+                        .selected_text(selected)
+                        .width(170.0)
+                        .show_ui(ui, |ui| {
+                            for t in &self.session.takes {
+                                ui.selectable_value(&mut take, t.info.id, name(t));
+                            }
+                        });
+                    let _ = combo.response.labelled_by(label.id);
+                    ui.end_row();
+
+                    let label = ui.label("Frames");
+                    ui.add(egui::TextEdit::singleline(&mut range).hint_text("all, or A..B").desired_width(170.0))
+                        .labelled_by(label.id)
+                        .on_hover_text("Frames A..B of the take (B not included), e.g. 0..48; empty for all");
+                    ui.end_row();
+                });
+                let (text, color) = match &choice {
+                    Ok(n) => (format!("{n} frames, {:.1} s at {fps} fps", *n as f32 / fps), theme::TEXT_DIM),
+                    Err(e) => (e.clone(), theme::ERROR),
+                };
+                ui.add(egui::Label::new(egui::RichText::new(text).size(12.0).color(color)).wrap());
+                ui.horizontal(|ui| {
+                    let ready = choice.is_ok() && self.export.is_none();
+                    export = ui
+                        .add_enabled(ready, egui::Button::new("Export to file…"))
+                        .on_hover_text("Choose the file: .mp4, .gif, or a folder for PNG frames")
+                        .clicked();
+                    close = ui.button("Cancel").clicked();
+                });
+            });
+        if let Some(d) = &mut self.export_dialog {
+            d.take = take;
+            d.range = range;
+        }
+        if close {
+            self.export_dialog = None;
+        } else if export {
+            self.pick_export();
+        }
     }
 
     /// Progress and Cancel for a running export, in the status bar.

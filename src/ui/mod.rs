@@ -10,6 +10,7 @@ mod hud;
 pub mod image_input;
 mod notices;
 mod playback;
+mod projects;
 mod prompt;
 pub mod session;
 mod settings;
@@ -37,14 +38,9 @@ pub fn waker(ctx: &egui::Context) -> Waker {
 /// "Open project…" can switch folders; the error is a one-line reason for the user.
 pub type EngineOpener = Box<dyn Fn(&Path) -> Result<Engine, String>>;
 
-/// Where projects live by default: `$XDG_DATA_HOME/spool/projects` (or `~/.local/share/…`), else the
-/// system's temp folder.
+/// Where projects live by default: `projects/` in Spool's data folder (`project::data_dir`).
 fn projects_dir() -> PathBuf {
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(std::env::temp_dir);
-    data.join("spool").join("projects")
+    crate::project::data_dir().join("projects")
 }
 
 /// The project the app opens: the one asked for, else `$SPOOL_PROJECT`, else the default project,
@@ -113,6 +109,11 @@ pub fn run(project: Option<PathBuf>) -> anyhow::Result<()> {
     let first_run = project.is_none();
     run_with(
         move || crate::cli::models::factory(assets.clone()),
-        AppOptions { project, first_run, ..AppOptions::default() },
+        AppOptions {
+            project,
+            first_run,
+            recent_file: Some(crate::project::recent::default_path()),
+            ..AppOptions::default()
+        },
     )
 }

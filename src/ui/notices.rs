@@ -51,24 +51,18 @@ impl Notice {
     pub fn info(text: &str, fix: &str) -> Self {
         Self::new(Level::Info, text, Some(fix))
     }
-    /// An engine warning: its text already says what to do after the colon.
+    /// A warning whose text already says what to do after its last colon (engine warnings).
     pub fn warning_text(text: &str) -> Self {
         let (t, f) = split_fix(text);
         Self::new(Level::Warning, t, f)
     }
+    /// An error whose text already says what to do after its last colon.
+    pub fn error_text(text: &str) -> Self {
+        let (t, f) = split_fix(text);
+        Self::new(Level::Error, t, f)
+    }
     pub fn from_engine(e: &EngineError) -> Self {
-        let text = e.to_string();
-        let mut n = match e {
-            // Load reasons carry their own fix after the last colon.
-            EngineError::Load { .. } => {
-                let (t, f) = split_fix(&text);
-                Self::new(Level::Error, t, f)
-            }
-            _ => {
-                let (t, f) = split_fix(&text);
-                Self::new(Level::Error, t, f)
-            }
-        };
+        let mut n = Self::error_text(&e.to_string());
         n.settings_action = matches!(e, EngineError::Load { .. } | EngineError::NoModel);
         n
     }

@@ -56,6 +56,8 @@ pub struct Session {
     /// Arrival times of recent frames, for the generation fps over the last second or so.
     arrivals: VecDeque<Instant>,
     pub frames_received: u64,
+    /// (bytes done, bytes in all) of a running Save as.
+    pub save_progress: Option<(u64, u64)>,
 }
 
 impl Default for Session {
@@ -72,6 +74,7 @@ impl Default for Session {
             frame_times: VecDeque::new(),
             arrivals: VecDeque::new(),
             frames_received: 0,
+            save_progress: None,
         }
     }
 }
@@ -123,6 +126,9 @@ impl Session {
                 self.last_finish = Some((take, how));
                 self.progress = None;
             }
+            Event::SaveAsProgress { done, total } => self.save_progress = Some((done, total)),
+            // The app acts on the result (it switches to the copy, or shows why not).
+            Event::SavedAs { .. } => self.save_progress = None,
             Event::Warning(w) => return Some(Report::Warning(w)),
             Event::Error(e) => return Some(Report::Error(e)),
         }

@@ -145,7 +145,8 @@ pub struct Harness {
 pub const GUIDED_DEFAULT: f32 = 1.5;
 
 /// A factory making doubles with `chunk` frames per step; the name "broken" fails to load, and
-/// the name "guided" makes a double that accepts a guidance scale (it only logs it).
+/// the name "guided" makes a double that accepts a guidance scale (it only logs it). The weights
+/// path, if any, only sets the weights hash.
 pub fn factory(chunk: usize, log: Arc<Mutex<Log>>, control: Arc<Control>) -> ModelFactory {
     Box::new(move |spec: &ModelSpec| {
         if spec.name == "broken" {
@@ -162,6 +163,8 @@ pub fn factory(chunk: usize, log: Arc<Mutex<Log>>, control: Arc<Control>) -> Mod
             default_guidance: (spec.name == "guided").then_some(GUIDED_DEFAULT),
             max_prompt_tokens: 16,
             device: "cpu".into(),
+            // Stands for the weight files' content: the same weights path, the same hash.
+            weights_hash: spec.weights.as_ref().map(|w| format!("test:{}", w.display())),
         };
         Ok(Box::new(Double { info, cache: Vec::new(), log: log.clone(), control: control.clone() })
             as Box<dyn VideoModel>)
@@ -232,4 +235,30 @@ pub fn frames(events: &[Event]) -> Vec<(u32, u64, u64, f32, f32)> {
             _ => None,
         })
         .collect()
+}
+
+/// Whether the tests run as root (needed to mount a tmpfs; CI runs as root).
+pub fn is_root() -> bool {
+    std::process::Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// A tmpfs mounted for a test, unmounted however the test ends.
+pub struct Mount(pub std::path::PathBuf);
+
+impl Mount {
+    /// Mounts a tmpfs with `options` (e.g. `size=64k`, `ro,size=64k`) on the new folder `at`.
+    /// Needs root.
+    pub fn tmpfs(at: &std::path::Path, options: &str) -> Mount {
+        std::fs::create_dir(at).unwrap();
+        let status =
+            std::process::Command::new("mount").args(["-t", "tmpfs", "-o", options, "tmpfs"]).arg(at).status().unwrap();
+        assert!(status.success(), "running as root but `mount -t tmpfs -o {options}` failed");
+        Mount(at.to_path_buf())
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
 }

@@ -213,6 +213,7 @@ pub fn factory(size: u32, delay: Arc<AtomicU64>) -> ModelFactory {
             default_guidance: None,
             max_prompt_tokens: 64,
             device: "cpu".into(),
+            weights_hash: None,
         };
         Ok(Box::new(Demo { info, cache: Vec::new(), delay: delay.clone() }) as Box<dyn VideoModel>)
     })

@@ -77,6 +77,11 @@ fn read_config(path: &Path) -> Result<Config> {
 }
 
 impl TextEncoder {
+    /// The files [`TextEncoder::load`] reads from `dir`.
+    pub fn files(dir: &Path) -> [std::path::PathBuf; 4] {
+        [CONFIG_FILE, VOCAB_FILE, EMBEDDINGS_FILE, ENCODER_FILE].map(|f| dir.join(f))
+    }
+
     /// Loads `config.json`, `vocab.txt`, `embeddings.safetensors` and `encoder.safetensors` from
     /// `dir`. A missing, truncated or mismatched file is an error naming the file (and the tensor).
     pub fn load(dir: &Path, device: &Device) -> Result<Self, ModelError> {

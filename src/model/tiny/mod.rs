@@ -491,6 +491,10 @@ impl SpoolTiny {
         let (tokens, _) = text.encode("")?;
         let bias = Tensor::zeros(tokens.dim(0)?, DType::F32, tokens.device())?;
         core.set_unconditional(&Conditioning { tokens, bias })?;
+        let model_files = ["config.json", cfg.files.model.as_str(), cfg.files.ae.as_str()].map(|f| model_dir.join(f));
+        let text_files = TextEncoder::files(text_dir);
+        let weights_hash =
+            crate::model::weights::content_hash(model_files.iter().chain(&text_files).map(|p| p.as_path()))?;
         let info = ModelInfo {
             id: "spool-tiny".into(),
             width: cfg.image_size as u32,
@@ -502,6 +506,7 @@ impl SpoolTiny {
             default_guidance: Some(cfg.guidance_scale),
             max_prompt_tokens: cfg.text_max_tokens,
             device: "cpu".into(),
+            weights_hash: Some(weights_hash),
         };
         Ok(SpoolTiny { core, text, info })
     }
