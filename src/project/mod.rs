@@ -296,15 +296,14 @@ fn check_copy_destination(src: &Path, dest: &Path) -> std::result::Result<bool, 
     if src.starts_with(&resolved) {
         return Err("it holds the open project: choose another name".into());
     }
+    // The lock comes first: a project just opened elsewhere may not have written its manifest yet.
+    if let Some(pid) = lock_holder(dest) {
+        return Err(format!("that project is open in another Spool process (pid {pid}): close it there first"));
+    }
     match fs::symlink_metadata(dest) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(format!("{e}: choose another name")),
-        Ok(m) if m.is_dir() && is_project(dest) => match lock_holder(dest) {
-            Some(pid) => {
-                Err(format!("that project is open in another Spool process (pid {pid}): close it there first"))
-            }
-            None => Ok(true),
-        },
+        Ok(m) if m.is_dir() && is_project(dest) => Ok(true),
         Ok(m) if m.is_dir() && fs::read_dir(dest).is_ok_and(|mut d| d.next().is_none()) => Ok(true),
         Ok(_) => Err(
             "something that is not a Spool project is there, and Spool only replaces a project: choose another name"
