@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender};
 
 pub use protocol::*;
+pub use stats::RollingDurations;
 
 use crate::model::VideoModel;
 use crate::project::{Project, ProjectError};

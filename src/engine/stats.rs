@@ -1,4 +1,5 @@
-//! Rolling latency figures for one run of frames (DESIGN.md §6).
+//! Rolling latency figures for one run of frames (DESIGN.md §6), and the rolling window of durations
+//! they (and the app's own readout) are computed from.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -8,21 +9,65 @@ use super::protocol::{FrameTiming, Stats};
 /// How many recent frames the rolling percentiles cover.
 const WINDOW: usize = 64;
 
+/// The newest `cap` durations, for rolling percentiles.
+#[derive(Debug, Clone)]
+pub struct RollingDurations {
+    cap: usize,
+    values: VecDeque<Duration>,
+}
+
+impl RollingDurations {
+    pub fn new(cap: usize) -> Self {
+        RollingDurations { cap, values: VecDeque::with_capacity(cap + 1) }
+    }
+
+    /// Adds `d`, dropping the oldest value once the window is full.
+    pub fn push(&mut self, d: Duration) {
+        self.values.push_back(d);
+        if self.values.len() > self.cap {
+            self.values.pop_front();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The values at quantiles `ps` (each in 0..=1, nearest rank) from one sort; `None` while empty.
+    pub fn quantiles<const N: usize>(&self, ps: [f64; N]) -> Option<[Duration; N]> {
+        let mut sorted: Vec<Duration> = self.values.iter().copied().collect();
+        sorted.sort_unstable();
+        let last = sorted.len().checked_sub(1)?;
+        Some(ps.map(|p| sorted[(last as f64 * p).round() as usize]))
+    }
+}
+
 /// Accumulates the timings of one run.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RunStats {
     first: Option<FrameTiming>,
     /// When the first chunk finished decoding: steady fps counts from here.
     steady_from: Option<(Instant, u64)>,
     last_decoded: Option<Instant>,
-    recent: VecDeque<Duration>,
+    recent: RollingDurations,
     frames: u64,
     first_chunk: usize,
 }
 
 impl RunStats {
     pub fn new(chunk_frames: usize) -> Self {
-        RunStats { first_chunk: chunk_frames.max(1), ..Default::default() }
+        RunStats {
+            first: None,
+            steady_from: None,
+            last_decoded: None,
+            recent: RollingDurations::new(WINDOW),
+            frames: 0,
+            first_chunk: chunk_frames.max(1),
+        }
     }
 
     pub fn record(&mut self, timing: &FrameTiming) {
@@ -32,18 +77,11 @@ impl RunStats {
             self.steady_from = Some((timing.decoded, self.frames));
         }
         self.last_decoded = Some(timing.decoded);
-        self.recent.push_back(timing.generation());
-        if self.recent.len() > WINDOW {
-            self.recent.pop_front();
-        }
+        self.recent.push(timing.generation());
     }
 
     pub fn snapshot(&self, cache_bytes: usize) -> Stats {
-        let mut sorted: Vec<Duration> = self.recent.iter().copied().collect();
-        sorted.sort();
-        let pct = |p: f64| -> Option<Duration> {
-            (!sorted.is_empty()).then(|| sorted[((sorted.len() - 1) as f64 * p).round() as usize])
-        };
+        let [p50, p95] = self.recent.quantiles([0.5, 0.95]).map_or([None; 2], |q| q.map(Some));
         let steady_fps = match (self.steady_from, self.last_decoded) {
             (Some((t0, n0)), Some(t1)) if self.frames > n0 && t1 > t0 => {
                 Some((self.frames - n0) as f64 / (t1 - t0).as_secs_f64())
@@ -53,8 +91,8 @@ impl RunStats {
         Stats {
             first_frame: self.first.map(|t| t.decoded - t.command),
             first_frame_no_text: self.first.map(|t| t.decoded - t.text_ready),
-            frame_p50: pct(0.5),
-            frame_p95: pct(0.95),
+            frame_p50: p50,
+            frame_p95: p95,
             steady_fps,
             frames: self.frames,
             cache_bytes,
@@ -65,6 +103,18 @@ impl RunStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_window_keeps_the_newest_values() {
+        let ms = Duration::from_millis;
+        let mut w = RollingDurations::new(3);
+        assert_eq!(w.quantiles([0.5]), None);
+        for v in [90, 1, 2, 3] {
+            w.push(ms(v));
+        }
+        assert_eq!(w.len(), 3);
+        assert_eq!(w.quantiles([0.0, 0.5, 1.0]), Some([ms(1), ms(2), ms(3)]), "90 was dropped");
+    }
 
     #[test]
     fn figures_follow_the_timings() {

@@ -5,7 +5,6 @@
 //! app draws nothing), then lays out the panels. The panels live in their own modules as further
 //! `impl App` blocks; this file keeps the state, the commands and the frame loop.
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,11 +17,14 @@ use super::session::{Report, Session};
 use super::thumbs::Thumbs;
 use super::undo::History;
 use super::{theme, vocab};
-use crate::engine::{Command, Engine, EngineState, FrameCount, GenSettings, ModelSpec, TakeId};
+use crate::engine::{Command, Engine, EngineState, FrameCount, GenSettings, ModelSpec, RollingDurations, TakeId};
 use crate::model::Frame;
 use crate::render::{FrameView, RenderCounters, ShownFrame, ViewOptions};
 use crate::store::FrameId;
 use crate::timeline::{Segment, Timeline, WeightedPrompt, check_prompt};
+
+/// How many recent UI frames the benchmark figures (`SPOOL_UI_STATS`) cover.
+const BENCH_WINDOW: usize = 600;
 
 /// The models the settings offer, default first.
 pub const MODELS: &[&str] = &["spool-tiny", "wan-causal"];
@@ -131,7 +133,7 @@ pub struct App {
     pub(crate) prompt_error: Option<String>,
     pub(crate) settings_open: bool,
     /// Newest frame arrival → first paint, for the readout.
-    pub(crate) display_lag: VecDeque<Duration>,
+    pub(crate) display_lag: RollingDurations,
     shown_id: Option<FrameId>,
     shown_cache: Option<ShownFrame>,
     pub(crate) ctx: egui::Context,
@@ -152,11 +154,11 @@ pub struct App {
     /// Starts an engine in another project folder ("Open project…"); `None` in tests.
     pub(crate) opener: Option<super::EngineOpener>,
     /// CPU time of recent UI frames (layout and event handling), for the benchmark.
-    ui_times: VecDeque<Duration>,
+    ui_times: RollingDurations,
     /// eframe's CPU time per whole frame, for the benchmark.
-    frame_cpu: VecDeque<Duration>,
+    frame_cpu: RollingDurations,
     /// Time between UI frames while stats are on.
-    show_intervals: VecDeque<Duration>,
+    show_intervals: RollingDurations,
     last_show: Option<Instant>,
 }
 
@@ -223,7 +225,7 @@ impl App {
             first_run: options.first_run,
             prompt_error: None,
             settings_open: true,
-            display_lag: VecDeque::new(),
+            display_lag: RollingDurations::new(64),
             shown_id: None,
             shown_cache: None,
             ctx: ctx.clone(),
@@ -236,9 +238,9 @@ impl App {
             saving_as: None,
             recent,
             stats_every: std::env::var_os("SPOOL_UI_STATS").map(|_| (Duration::from_secs(5), Instant::now())),
-            ui_times: VecDeque::new(),
-            frame_cpu: VecDeque::new(),
-            show_intervals: VecDeque::new(),
+            ui_times: RollingDurations::new(BENCH_WINDOW),
+            frame_cpu: RollingDurations::new(BENCH_WINDOW),
+            show_intervals: RollingDurations::new(BENCH_WINDOW),
             last_show: None,
         };
         app.remember_project();
@@ -880,10 +882,7 @@ impl App {
         if let Some(n) = &self.session.newest
             && n.id.0 == key
         {
-            self.display_lag.push_back(n.decoded.elapsed());
-            if self.display_lag.len() > 64 {
-                self.display_lag.pop_front();
-            }
+            self.display_lag.push(n.decoded.elapsed());
         }
     }
 
@@ -898,31 +897,17 @@ impl App {
         }
     }
 
-    /// (p50, p95, frames) of the UI thread's time per frame over the last 600 frames.
-    pub fn ui_frame_times(&self) -> Option<(Duration, Duration, usize)> {
-        let mut v: Vec<Duration> = self.ui_times.iter().copied().collect();
-        v.sort();
-        let pct = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-        (!v.is_empty()).then(|| (pct(0.5), pct(0.95), v.len()))
-    }
-
     /// Lays out the whole window.
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let started = Instant::now();
         if self.stats_every.is_some() {
             if let Some(prev) = self.last_show {
-                self.show_intervals.push_back(started - prev);
-                if self.show_intervals.len() > 600 {
-                    self.show_intervals.pop_front();
-                }
+                self.show_intervals.push(started - prev);
             }
             self.last_show = Some(started);
         }
         self.show_inner(ui);
-        self.ui_times.push_back(started.elapsed());
-        if self.ui_times.len() > 600 {
-            self.ui_times.pop_front();
-        }
+        self.ui_times.push(started.elapsed());
         if self.stats_every.is_some() && std::env::var_os("SPOOL_CONTINUOUS").is_some() {
             // Benchmark mode: draw as fast as the renderer allows.
             ui.ctx().request_repaint();
@@ -1146,36 +1131,23 @@ impl App {
 impl App {
     /// For benchmarks: the UI thread's frame times and the frame-to-screen lag so far.
     fn print_ui_stats(&self) {
-        if let Some((p50, p95, n)) = self.ui_frame_times() {
+        if let Some([p50, p95]) = self.ui_times.quantiles([0.5, 0.95]) {
+            let n = self.ui_times.len();
             eprintln!("ui frame time over {n} frames: p50 {:.1} ms, p95 {:.1} ms", ms(p50), ms(p95));
         }
-        let mut iv: Vec<Duration> = self.show_intervals.iter().copied().collect();
-        iv.sort();
-        if !iv.is_empty() {
-            eprintln!(
-                "time between ui frames: p50 {:.1} ms, p05 {:.1} ms",
-                ms(iv[iv.len() / 2]),
-                ms(iv[iv.len() / 20])
-            );
+        if let Some([p50, p05]) = self.show_intervals.quantiles([0.5, 0.05]) {
+            eprintln!("time between ui frames: p50 {:.1} ms, p05 {:.1} ms", ms(p50), ms(p05));
         }
-        let mut cpu: Vec<Duration> = self.frame_cpu.iter().copied().collect();
-        cpu.sort();
-        if !cpu.is_empty() {
-            eprintln!(
-                "whole-frame cpu over {} frames: p50 {:.1} ms, p95 {:.1} ms",
-                cpu.len(),
-                ms(cpu[cpu.len() / 2]),
-                ms(cpu[(cpu.len() - 1) * 95 / 100])
-            );
+        if let Some([p50, p95]) = self.frame_cpu.quantiles([0.5, 0.95]) {
+            let n = self.frame_cpu.len();
+            eprintln!("whole-frame cpu over {n} frames: p50 {:.1} ms, p95 {:.1} ms", ms(p50), ms(p95));
         }
-        let mut lag: Vec<Duration> = self.display_lag.iter().copied().collect();
-        lag.sort();
-        if !lag.is_empty() {
+        if let Some([p50, p95]) = self.display_lag.quantiles([0.5, 0.95]) {
             eprintln!(
                 "frame decoded -> drawn over {} frames: p50 {:.1} ms, p95 {:.1} ms; generation {:?} fps",
-                lag.len(),
-                ms(lag[lag.len() / 2]),
-                ms(lag[(lag.len() - 1) * 95 / 100]),
+                self.display_lag.len(),
+                ms(p50),
+                ms(p95),
                 self.session.stats.steady_fps.map(|f| (f * 10.0).round() / 10.0)
             );
         }
@@ -1190,10 +1162,7 @@ impl eframe::App for App {
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         // eframe's whole-frame CPU time of the previous frame (layout, tessellation, render submit).
         if let Some(cpu) = frame.info().cpu_usage {
-            self.frame_cpu.push_back(Duration::from_secs_f32(cpu));
-            if self.frame_cpu.len() > 600 {
-                self.frame_cpu.pop_front();
-            }
+            self.frame_cpu.push(Duration::from_secs_f32(cpu));
         }
         self.show(ui);
     }

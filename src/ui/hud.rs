@@ -27,11 +27,7 @@ impl App {
         let s = &self.session.stats;
         let gen_fps = self.session.arrival_fps(Instant::now()).or(s.steady_fps);
         let ahead = self.session.current_len().saturating_sub(self.play.playhead + 1);
-        let lag = {
-            let mut v: Vec<Duration> = self.display_lag.iter().copied().collect();
-            v.sort();
-            v.get(v.len() / 2).copied()
-        };
+        let lag = self.display_lag.quantiles([0.5]).map(|[p50]| p50);
         let model = self.session.model.as_ref().map_or("no model".to_string(), |m| format!("{} · {}", m.id, m.device));
         let play_fps = self.settings.playback_fps;
         let realtime = gen_fps.map(|g| g >= f64::from(play_fps));
