@@ -342,25 +342,15 @@ impl TinyNet {
 
     /// One denoising step: velocity `v` `(tokens, latent_channels)` for noisy latent tokens `x_t`.
     pub fn decoder_step(&self, x_t: &Tensor, base: &Tensor, tm: &TimeMod, cond: &CondState) -> Result<Tensor> {
-        let heads = self.cfg.heads;
-        let mut x = self.dec_in.forward(x_t)?.add(base)?;
-        for ((blk, m), text) in self.dec_blocks.iter().zip(&tm.blocks).zip(&cond.dec) {
-            let qkv = blk.attn.qkv(&m.norm1.forward(&x)?, heads)?;
-            let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
-            let o = attention(&q, &k.t()?, &v, &[])?;
-            x = (&x + blk.attn.out.forward(&merge_heads(&o)?)?.broadcast_mul(&m.gate1)?)?;
-            x = (&x + blk.xattn.forward(&blk.norm2.forward(&x)?, text)?)?;
-            x = (&x + blk.mlp.forward(&m.norm3.forward(&x)?)?.broadcast_mul(&m.gate2)?)?;
-        }
-        self.out_proj.forward(&tm.out.forward(&x)?)
+        Ok(self.decoder_steps(x_t, base, tm, &[cond])?.remove(0))
     }
 
-    /// [`decoder_step`](Self::decoder_step) for the same `x_t`, `base` and `t` under each of `conds`
+    /// The decoder for the same `x_t`, `base` and `t` under each of `conds`
     /// (classifier-free guidance: the prompt and the empty prompt), run as one batch: the rows of
     /// all passes go through each linear layer together, the self-attention is one batched matmul
     /// over (pass, head), and only the cross-attention runs per conditioning. The passes are equal
     /// until the first cross-attention, so that prefix is computed once. Returns one velocity per
-    /// conditioning, equal to separate `decoder_step` calls up to float rounding.
+    /// conditioning; one conditioning is the plain step.
     pub fn decoder_steps(
         &self,
         x_t: &Tensor,
@@ -384,12 +374,13 @@ impl TinyNet {
                 rows = b;
             }
             let xn = blk.norm2.forward(&x)?;
-            let parts = conds
+            let mut parts = conds
                 .iter()
                 .enumerate()
                 .map(|(i, c)| blk.xattn.forward(&xn.narrow(0, i * n, n)?, &c.dec[bi]))
                 .collect::<Result<Vec<_>>>()?;
-            x = (&x + Tensor::cat(&parts, 0)?)?;
+            let text = if b == 1 { parts.remove(0) } else { Tensor::cat(&parts, 0)? };
+            x = (&x + text)?;
             x = (&x + blk.mlp.forward(&m.norm3.forward(&x)?)?.broadcast_mul(&m.gate2)?)?;
         }
         let v = self.out_proj.forward(&tm.out.forward(&x)?)?;
