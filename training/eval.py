@@ -40,6 +40,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from spool_tiny.data import BG_KINDS, COLOURS, MOTIONS, World, save_strip  # noqa: E402
+from spool_tiny.text import TextEncoder  # noqa: E402
 
 JUDGED_MOTIONS = ["still", "left", "right", "up", "down", "up-left", "up-right", "down-left", "down-right"]
 OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up", "up-left": "down-right",
@@ -95,6 +96,11 @@ def pixel_measures(video, palette):
     return px, bg_idx, fg, area >= 20, cx, cy
 
 
+def object_colour(px, fg, bg_idx, t, palette):
+    """palette index nearest the median foreground pixel of frame t, the background's colour excluded"""
+    return int(nearest_colour(px[t][fg[t]].median(dim=0).values, palette, exclude=int(bg_idx[t])))
+
+
 def motion_ok(name, present, cx, cy):
     pres = [t for t in range(min(len(present), 12)) if present[t]]
     if len(pres) < 8:  # the object must be there for most of frames 0..11
@@ -125,9 +131,7 @@ def judge_clip(video, sc, world, judge):
         frames = [t for t in range(len(present)) if present[t]]
         r["cls"] = majority([int(cls[t]) == o["cls"] for t in frames])
         if world.tint[o["cls"]]:
-            cols = [int(nearest_colour(px[t][fg[t]].median(dim=0).values, pal, exclude=int(bg_idx[t])) == o["col"])
-                    for t in frames]
-            r["colour"] = majority(cols)
+            r["colour"] = majority([object_colour(px, fg, bg_idx, t, pal) == o["col"] for t in frames])
         name = MOTIONS[o["mot"]][0]
         if name in JUDGED_MOTIONS:
             r["motion"] = motion_ok(name, present, cx, cy)
@@ -212,10 +216,9 @@ class RustGen:
 class TorchGen:
     """the PyTorch reference (for the ablation variants, which the app does not run)."""
 
-    def __init__(self, weights, variant, guidance, K):
+    def __init__(self, weights, variant, guidance, K, text):
         from safetensors.torch import load_file
         from spool_tiny import model as M
-        from spool_tiny.text import TextEncoder
         cfg = json.load(open(os.path.join(weights, "config.json")))
         M.CFG.n_full = cfg["n_full"]
         Net = M.NonSeparable if variant == "nonsep" else M.SpoolTiny
@@ -225,7 +228,7 @@ class TorchGen:
         self.model.load_state_dict({k: v.float() for k, v in load_file(os.path.join(weights, "model.safetensors")).items()})
         self.model.eval()
         _, self.ae = M.load_safetensors(None, os.path.join(weights, "ae.safetensors"))
-        self.text = TextEncoder(os.path.join(HERE, "..", "assets", "minilm"), "cpu")
+        self.text = text
 
     @torch.no_grad()
     def batch(self, captions, T, seed):
@@ -311,7 +314,7 @@ def part_switch(world, gen, judge, a, res):
             if not present[t]:
                 return False
             if kind == "colour":
-                return int(nearest_colour(px[t][fg[t]].median(dim=0).values, pal, exclude=int(bg_idx[t]))) == o["col"]
+                return object_colour(px, fg, bg_idx, t, pal) == o["col"]
             return int(cls[t]) == o["cls"]
         det = next((t - c for t in range(c, a.T - 2) if new(t) and new(t + 1) and new(t + 2)), None)
         step = (v[1:] - v[:-1]).abs().mean((1, 2, 3))
@@ -384,15 +387,13 @@ def main():
     torch.manual_seed(a.seed)
     world = World("cpu")
     judge = load_judge(a.judge, world.n_classes)
+    text = TextEncoder(os.path.join(HERE, "..", "assets", "minilm"), "cpu")
+    world.fits = text.fits
     if a.backend == "torch":
-        gen = TorchGen(a.weights, a.variant, a.guidance, a.K)
-        world.fits = lambda cap: not gen.text.tokenize([cap])[2][0]
+        gen = TorchGen(a.weights, a.variant, a.guidance, a.K, text)
     else:
         extra = ["--steps", str(a.K)] + (["--guidance", str(a.guidance)] if a.guidance is not None else [])
         gen = RustGen(a.spool, a.weights, extra)
-        from spool_tiny.text import TextEncoder
-        tk = TextEncoder(os.path.join(HERE, "..", "assets", "minilm"), "cpu").tokenize
-        world.fits = lambda cap: not tk([cap])[2][0]
     res = dict(args=vars(a))
     t0 = time.time()
     if a.only in ("all", "detectors", "adherence"):

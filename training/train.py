@@ -91,8 +91,7 @@ class Trainer:
             self.opt.load_state_dict(ck["opt"]); self.state.update(ck["state"])
             log(f"resumed {self.state}", self.logf)
         self.text = get_text_encoder(args.minilm, self.dev)
-        tk = self.text.tokenize
-        self.world.fits = lambda cap: not tk([cap])[2][0]
+        self.world.fits = self.text.fits
         if args.init and self.state["ae_step"] == 0 and self.state["gen_step"] == 0:
             self.load_init(args.init)
         if args.init_assets and self.state["ae_step"] == 0 and self.state["gen_step"] == 0:

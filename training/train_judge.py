@@ -11,6 +11,7 @@ AE). Not shipped with the app: it lives in training/judge/.
 """
 import argparse
 import json
+import math
 import os
 import random
 import sys
@@ -125,7 +126,7 @@ def main():
     while time.time() - t0 < budget:
         frac = (time.time() - t0) / budget
         for g in opt.param_groups:
-            g["lr"] = a.lr * min(1.0, (step + 1) / 100) * (0.05 + 0.95 * 0.5 * (1 + torch.cos(torch.tensor(3.14159 * frac)).item()))
+            g["lr"] = a.lr * min(1.0, (step + 1) / 100) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
         x, cls, vis, bgk, _ = batch(world, ae, rng, a.clips, 4, 0.5)
         # light photometric noise so the judge does not key on exact render colours
         x = (x + 0.03 * torch.randn_like(x)).clamp(-1, 1)

@@ -466,6 +466,17 @@ class DiffusionDecoder(nn.Module):
 # whole generator
 # ----------------------------------------------------------------------------------------------------------
 
+def init_adaln_zero(net: nn.Module, ada_blocks, zero: tuple):
+    """Linear layers truncated-normal (std 0.02) with zero bias; the adaLN blocks' modulations and the
+    `zero` layers start at zero (adaLN-zero: each block starts as the identity, the output as 0)."""
+    for m in net.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            nn.init.zeros_(m.bias)
+    for m in [blk.ada for blk in ada_blocks] + list(zero):
+        nn.init.zeros_(m.weight); nn.init.zeros_(m.bias)
+
+
 class SpoolTiny(nn.Module):
     def __init__(self):
         super().__init__()
@@ -475,14 +486,7 @@ class SpoolTiny(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                nn.init.zeros_(m.bias)
-        for blk in self.decoder.blocks:  # adaLN-zero
-            nn.init.zeros_(blk.ada.weight); nn.init.zeros_(blk.ada.bias)
-        nn.init.zeros_(self.decoder.ada_out.weight); nn.init.zeros_(self.decoder.ada_out.bias)
-        nn.init.zeros_(self.decoder.out_proj.weight); nn.init.zeros_(self.decoder.out_proj.bias)
+        init_adaln_zero(self, self.decoder.blocks, (self.decoder.ada_out, self.decoder.out_proj))
 
     def forward_train(self, x_t, t, lat_ctx_in, ctx, ctx_bias, dec_ctx=None, dec_bias=None):
         """Teacher-forced parallel forward over a clip.
@@ -522,14 +526,7 @@ class NonSeparable(nn.Module):
         self.ada_out = nn.Linear(D, 2 * D)
         self.out_proj = nn.Linear(D, CFG.latent_channels)
         self._masks = {}
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                nn.init.zeros_(m.bias)
-        for blk in self.blocks:
-            nn.init.zeros_(blk.ada.weight); nn.init.zeros_(blk.ada.bias)
-        for m in (self.ada_out, self.out_proj):
-            nn.init.zeros_(m.weight); nn.init.zeros_(m.bias)
+        init_adaln_zero(self, self.blocks, (self.ada_out, self.out_proj))
 
     def masks(self, T, device, dtype):
         key = (T, str(device), dtype)
@@ -601,10 +598,9 @@ def rollout_nonseparable(model: NonSeparable, ctx, bias, T: int, K: int = 4, see
         for k, tk in enumerate(ts):
             xt = torch.cat([torch.zeros_like(frames), x[:, None]], 1)
             tt = torch.zeros(B, f + 1, device=dev); tt[:, f] = tk
-            v = model.forward_train(xt, tt, frames, ctx, bias)[:, f]
-            if uncond is not None and guidance != 1.0:
-                vu = model.forward_train(xt, tt, frames, ctx, bias, uncond[0], uncond[1])[:, f]
-                v = vu + guidance * (v - vu)
+            # the clean history keeps the caption; only the noisy frame's text is swapped for the empty one
+            v = guided_v(lambda c, cb: model.forward_train(xt, tt, frames, ctx, bias, c, cb)[:, f], ctx, bias,
+                         uncond, guidance)
             x0 = x - tk * v
             if k + 1 < K:
                 x = (1 - ts[k + 1]) * x0 + ts[k + 1] * torch.randn(x.shape, generator=gen, device=dev)
@@ -617,13 +613,14 @@ def sampling_times(K: int, shift: float = CFG.sampler_shift):
     return [shift * x / (1.0 + (shift - 1.0) * x) for x in u]
 
 
-def guided_v(decoder, x, h, tt, ctx, ctx_bias, uncond=None, guidance: float = 1.0):
-    """Classifier-free guidance on the decoder only: v_u + g (v_c - v_u), where v_u sees the empty prompt's
-    text (uncond = (ctx [B,n',D], bias [B,n'])) and the same encoder output h. g = 1 is one plain pass."""
-    v = decoder(x, h, tt, ctx, ctx_bias)
+def guided_v(predict, ctx, ctx_bias, uncond=None, guidance: float = 1.0):
+    """Classifier-free guidance: v_u + g (v_c - v_u), with v = predict(text, text_bias) for the prompt's
+    text and for the empty prompt's (uncond = (ctx [B,n',D], bias [B,n'])); everything else `predict`
+    sees (x_t, t, the encoder output or history) is the same for both. g = 1 is one plain pass."""
+    v = predict(ctx, ctx_bias)
     if uncond is None or guidance == 1.0:
         return v
-    vu = decoder(x, h, tt, uncond[0], uncond[1])
+    vu = predict(*uncond)
     return vu + guidance * (v - vu)
 
 
@@ -642,7 +639,7 @@ def sample_frame(model: SpoolTiny, h, ctx, ctx_bias, K: int, gen: torch.Generato
     x0 = None
     for k, t in enumerate(ts):
         tt = torch.full((B,), t, device=h.device, dtype=h.dtype)
-        v = guided_v(model.decoder, x, h, tt, ctx, ctx_bias, uncond, guidance)
+        v = guided_v(lambda c, cb: model.decoder(x, h, tt, c, cb), ctx, ctx_bias, uncond, guidance)
         x0 = x - t * v
         if k + 1 < K:
             x = (1 - ts[k + 1]) * x0 + ts[k + 1] * eps(k + 1)

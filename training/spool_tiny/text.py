@@ -230,6 +230,10 @@ class TextEncoder(torch.nn.Module):
             flags.append(trunc)
         return ids, mask, flags
 
+    def fits(self, text: str) -> bool:
+        """whether `text` fits the token limit untruncated (the data's captions must)"""
+        return not self.tokenizer.encode(text)[1]
+
     @torch.no_grad()
     def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """(tokens [B, 32, 384] f32 with zeros at padding, mask [B, 32] bool) on the encoder's device."""
