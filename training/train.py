@@ -98,10 +98,15 @@ class Trainer:
             self.load_init_assets(args.init_assets)
         self.rng = random.Random(args.seed * 1000 + self.state["ae_step"] + self.state["gen_step"])
         self.train_fn = self.model.forward_train
+        self.ema_fn = self.ema.forward_train
         if args.compile and self.dev.type == "cuda":
             if args.variant != "nonsep":
-                self.model.encoder.mask(args.T, torch.device("cuda", torch.cuda.current_device()), torch.bfloat16)
-            self.train_fn = torch.compile(self.model.forward_train)
+                for net in (self.model, self.ema):  # masks made outside the compiled graphs
+                    for S in (1, args.T):
+                        net.encoder.mask(S, torch.device("cuda", torch.cuda.current_device()), torch.bfloat16)
+            # static shapes: one graph for the clips and one for --img-batch's single frames
+            self.train_fn = torch.compile(self.model.forward_train, dynamic=False)
+            self.ema_fn = torch.compile(self.ema.forward_train, dynamic=False)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         self.last_export = time.time()
@@ -244,10 +249,22 @@ class Trainer:
         return t
 
     def gen_step(self, train=True, seed=None):
+        """One training batch: the clip loss, plus (training only, --img-batch) a batch of single frames, i.e.
+        frame 0 alone, the frame whose layout and object identity come from the caption alone."""
         a = self.a
-        B, T = a.batch, a.T
         seed = self.rng.getrandbits(31) if seed is None else seed
-        b = self.world.sample(B, T=T, split="train", seed=seed, p_switch=a.p_switch)
+        loss, err = self.clip_loss(self.world.sample(a.batch, T=a.T, split="train", seed=seed, p_switch=a.p_switch),
+                                   train)
+        if train and a.img_batch:
+            b1 = self.world.sample(a.img_batch, T=1, split="train", seed=seed ^ 0x5A5A5A, p_switch=0.0)
+            loss = loss + a.img_weight * self.clip_loss(b1, train)[0]
+        return loss, err
+
+    def clip_loss(self, b, train):
+        """Flow-matching loss of a rendered batch b (teacher forcing). Returns (weighted loss, plain error per
+        frame [B,T]); the plain error is what val_loss and the log report, whatever the weighting."""
+        a = self.a
+        B, T = b.video.shape[:2]
         with torch.no_grad(), torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
             z = self.ae.encode(b.video.flatten(0, 1)).float()
         x0 = latent_to_tokens(z).reshape(B, T, 64, 16)
@@ -263,20 +280,42 @@ class Trainer:
         target = eps - x0
         sig = torch.rand(B, 1, 1, 1, device=self.dev) * a.ctx_noise
         sig = sig * (torch.rand(B, 1, 1, 1, device=self.dev) < a.p_ctx_noise) * float(train)
-        lat_in = x0[:, :T - 1] + sig * torch.randn_like(x0[:, :T - 1])
+        lat_in = x0[:, :T - 1]
         with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
             ctx_all = (self.model if train else self.ema).text_proj(tok)  # [U,32,D]
             ctx = ctx_all[idx]
             cb = bias[idx]
+            if train and a.p_self_ctx > 0 and T > 1:
+                lat_in = self.own_history(x0, ctx.detach(), cb)
+            lat_in = lat_in + sig * torch.randn_like(lat_in)
             drop = (torch.rand(B, device=self.dev) < (a.p_uncond if train else 0.0))[:, None, None, None]
             dctx = torch.where(drop, ctx_all[-1].expand_as(ctx), ctx)
             dcb = torch.where(drop[..., 0], bias[-1].expand_as(cb), cb)
             v = self.train_fn(xt, t, lat_in, ctx, cb, dctx, dcb)
-        err = (v.float() - target).pow(2).mean(dim=(2, 3))  # [B,T]
+        err_tok = (v.float() - target).pow(2).mean(dim=3)  # [B,T,64]
+        # object tokens weigh 1 + obj_weight x coverage: they are a few of the 64 tokens, but the class is there
+        wt = 1 + a.obj_weight * b.obj_cover.reshape(B, T, 64)
+        err_w = (err_tok * wt).sum(2) / wt.sum(2)
         w = torch.ones(T, device=self.dev)
         w[0] = a.frame0_weight  # frame 0 (layout from the caption alone) is trained on purpose
-        loss = (err * w).sum(1).mean() / w.sum()
-        return loss, err
+        loss = (err_w * w).sum(1).mean() / w.sum()
+        return loss, err_tok.mean(2)
+
+    @torch.no_grad()
+    def own_history(self, x0, ctx, cb):
+        """Encoder inputs that look like the model's own output (Self-Forcing's point, made cheap): for a
+        share p_self_ctx of the clips, frames 0..T-2 are replaced by the EMA model's one-step reconstruction
+        x0_hat = x_s - s v from a fresh noise level s ~ U(self_ctx_min, self_ctx_max). They carry the model's
+        own softening (the blur that makes objects fade over long rollouts) but stay aligned with the ground
+        truth, so the clean next frame remains the right target: the model learns to restore, not copy."""
+        a = self.a
+        B, T = x0.shape[:2]
+        s = a.self_ctx_min + (a.self_ctx_max - a.self_ctx_min) * torch.rand(B, T, device=self.dev)
+        xs = (1 - s[..., None, None]) * x0 + s[..., None, None] * torch.randn_like(x0)
+        v = self.ema_fn(xs, s, x0[:, :T - 1], ctx, cb)
+        x0_hat = (xs - s[..., None, None] * v.float())[:, :T - 1]
+        pick = (torch.rand(B, 1, 1, 1, device=self.dev) < a.p_self_ctx)
+        return torch.where(pick, x0_hat, x0[:, :T - 1])
 
     @torch.no_grad()
     def val_loss(self, n=8):
@@ -335,7 +374,7 @@ class Trainer:
                 except Exception as e:
                     log(f"compiled step failed ({e!r:.300}); falling back to eager", self.logf)
                     self.a.compile = False
-                    self.train_fn = self.model.forward_train
+                    self.train_fn, self.ema_fn = self.model.forward_train, self.ema.forward_train
                     self.opt.zero_grad(set_to_none=True)
                     loss, err = self.gen_step()
                     loss.backward()
@@ -436,6 +475,14 @@ def main():
     p.add_argument("--p-ctx-noise", type=float, default=0.6)
     p.add_argument("--p-switch", type=float, default=0.3)
     p.add_argument("--frame0-weight", type=float, default=4.0)
+    p.add_argument("--obj-weight", type=float, default=0.0,
+                   help="extra loss weight of a latent token per unit of object coverage (0 = plain mean)")
+    p.add_argument("--img-batch", type=int, default=0, help="extra single-frame (frame 0) clips per step")
+    p.add_argument("--img-weight", type=float, default=0.5, help="weight of the single-frame loss")
+    p.add_argument("--p-self-ctx", type=float, default=0.0,
+                   help="share of clips whose encoder history is the EMA model's own one-step reconstruction")
+    p.add_argument("--self-ctx-min", type=float, default=0.1)
+    p.add_argument("--self-ctx-max", type=float, default=0.6)
     p.add_argument("--export-every", type=float, default=120)
     p.add_argument("--compile", action="store_true")
     p.add_argument("--no-sprites", action="store_true")

@@ -12,7 +12,7 @@ fi
 end=$(( $(date +%s) + SECS ))
 while [ $(date +%s) -lt $end ]; do
   sleep 10
-  if grep -q " done$" "$ROOT/main/log.txt" 2>/dev/null && ! pgrep -f "train(_judge)?\.py" > /dev/null; then break; fi
+  if ! pgrep -f "train(_judge)?\.py" > /dev/null; then break; fi
 done
 for d in "$ROOT"/*/; do
   n=$(basename "$d"); echo "== $n"; tail -n 4 "$d/stdout.txt" 2>/dev/null | cut -c1-300
@@ -25,10 +25,12 @@ if [ "$MODE" = weights ]; then
     [ -f "$ROOT/abl_$v/export/config.json" ] && cp "$ROOT/abl_$v/export/config.json" "$OUT/abl_${v}_config.json"
   done
 else
-  E="$ROOT/main/export"
-  for f in model.safetensors config.json; do [ -f "$E/$f" ] && cp "$E/$f" "$OUT/"; done
-  cp "$ROOT/main/log.txt" "$OUT/main_log.txt" 2>/dev/null
-  cp "$ROOT/main/samples/rollout_latest.png" "$OUT/main_rollout.png" 2>/dev/null
+  for d in "$ROOT"/main "$ROOT"/alt; do  # run 2 has main only; run 3 main and alt
+    [ -d "$d/export" ] || continue; n=$(basename "$d")
+    for f in model.safetensors config.json; do [ -f "$d/export/$f" ] && cp "$d/export/$f" "$OUT/${n}_$f"; done
+    cp "$d/log.txt" "$OUT/${n}_log.txt" 2>/dev/null
+    cp "$d/samples/rollout_latest.png" "$OUT/${n}_rollout.png" 2>/dev/null
+  done
   J="$ROOT/judge"; [ -f "$ROOT/judge2/judge.safetensors" ] && J="$ROOT/judge2"
   for f in judge.safetensors judge.json; do [ -f "$J/$f" ] && cp "$J/$f" "$OUT/"; done
   (cd "$ROOT" && tar cf "$OUT/side.tar" judge*/stdout.txt abl_*/log.txt abl_*/stdout.txt abl_*/samples/rollout_latest.png abl_*/export/config.json 2>/dev/null)

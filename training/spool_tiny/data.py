@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 DATA_VERSION = "procedural-v2"
 H = W = 128
+LATENT_HW = 8  # the autoencoder's latent grid (model.CFG.latent_hw); obj_cover is per latent token
 
 COLOURS = [  # name, rgb, synonyms (first = canonical)
     ("red", (220, 40, 40), ["red", "crimson", "scarlet", "cherry red", "ruby", "bright red"]),
@@ -116,6 +117,7 @@ class Batch:
     caption_idx: torch.Tensor  # [B,T]
     labels: dict  # obj_class/obj_colour/obj_motion [B,T,3] (-1 none; colour -1 for emoji), obj_visible,
                   # obj_x/obj_y [B,T,3] (normalized -1..1), bg_kind/bg_c1/bg_c2 [B,T], switch_frame [B]
+    obj_cover: torch.Tensor  # [B,T,8,8] share of each latent token's 16x16 pixels covered by objects (0..1)
 
 
 class World:
@@ -522,14 +524,15 @@ class World:
                 bg_kind[b, t] = bgs["kind"]; bg_c1[b, t] = bgs["c1"]; bg_c2[b, t] = bgs["c2"]
         dev = self.device
         tt = lambda a, dt=torch.float32: torch.as_tensor(a, dtype=dt, device=dev)
-        video = self.render(bgA, bgB, tt(wB), tt(pan), tt(ox), tt(oy), tt(os_), tt(oth), tt(oa),
+        video, cover = self.render(bgA, bgB, tt(wB), tt(pan), tt(ox), tt(oy), tt(os_), tt(oth), tt(oa),
                             tt(ocls, torch.long), tt(otint), T,
                             any_b=bool((wB > 0).any()), slots_on=[bool(v) for v in (oa > 0).any(axis=(0, 1))])
         labels = {k: tt(v, torch.long) for k, v in lab.items()}
         labels.update(obj_x=tt(lab_x), obj_y=tt(lab_y), obj_visible=tt(lab_vis, torch.bool),
                       bg_kind=tt(bg_kind, torch.long), bg_c1=tt(bg_c1, torch.long), bg_c2=tt(bg_c2, torch.long),
                       switch_frame=tt(switch_frame, torch.long))
-        return Batch(video=video, captions=caps, caption_idx=tt(cap_idx, torch.long), labels=labels)
+        return Batch(video=video, captions=caps, caption_idx=tt(cap_idx, torch.long), labels=labels,
+                     obj_cover=cover)
 
     # ------------------------------------------------------------------------------------------------------
     def _render_bg(self, bgs, pan, T):
@@ -602,6 +605,7 @@ class World:
             w = wB[:, :, None, None, None]
             frame = frame * (1 - w) + frameB * w
         frame = frame.reshape(B * T, 3, H, W)
+        clear = torch.ones(B * T, 1, H, W, device=frame.device)  # product of (1 - alpha) over the objects
         for slot in range(ocls.shape[1]):
             a_s = oa[:, :, slot].reshape(-1)
             if not (slots_on[slot] if slots_on is not None else bool((a_s > 0).any())):
@@ -623,7 +627,9 @@ class World:
             rgb01 = spr[:, :3] * tint01[:, :, None, None]  # premultiplied by sprite alpha
             rgb = rgb01 * 2 - spr[:, 3:4]  # premultiplied [-1,1] colour
             frame = frame * (1 - alpha) + rgb * a_s[:, None, None, None]
-        return frame.reshape(B, T, 3, H, W).clamp(-1, 1)
+            clear = clear * (1 - alpha)
+        cover = F.avg_pool2d(1 - clear, H // LATENT_HW).reshape(B, T, LATENT_HW, LATENT_HW)
+        return frame.reshape(B, T, 3, H, W).clamp(-1, 1), cover
 
 
 def save_strip(video, path, max_cols=12, captions=None):
