@@ -180,6 +180,34 @@ fn a_blended_change_crossfades_the_conditioning() {
 }
 
 #[test]
+fn discarding_a_take_stops_it_keeps_its_frames_and_persists() {
+    let h = Harness::new(1);
+    h.engine.send(generate("p", 4)).unwrap();
+    h.until(finished);
+    h.control.delay_ms.store(20, Ordering::SeqCst);
+    h.engine.send(Command::Branch { take: TakeId(0), keep: 2 }).unwrap();
+    h.engine.send(Command::Extend { frames: FrameCount::Forever }).unwrap();
+    h.until(|e| matches!(e, Event::Frame(f) if f.take == TakeId(1) && f.index == 3));
+    // Undo of the branch while it generates: the run stops, the take is marked, nothing is deleted.
+    h.engine.send(Command::SetDiscarded { take: TakeId(1), discarded: true }).unwrap();
+    let ev = h.until(|e| matches!(e, Event::TakeDiscarded { .. }));
+    assert!(ev.iter().any(|e| matches!(e, Event::Finished { take: TakeId(1), how: Finish::Stopped, .. })));
+    assert!(matches!(ev.last(), Some(Event::TakeDiscarded { take: TakeId(1), discarded: true })));
+    h.engine.send(Command::SetDiscarded { take: TakeId(7), discarded: true }).unwrap();
+    let ev = h.until(|e| matches!(e, Event::Error(_)));
+    assert!(matches!(ev.last(), Some(Event::Error(EngineError::UnknownTake(TakeId(7))))));
+
+    let project = h.dir.path().join("project");
+    let Harness { engine, dir, .. } = h;
+    drop(engine);
+    let (_p, manifest, store, _) = Project::open(&project, 4).unwrap();
+    assert!(manifest.takes[1].discarded && !manifest.takes[0].discarded, "the mark is saved");
+    assert!(manifest.takes[1].len() >= 4, "a discarded take keeps its frames");
+    assert!(store.stored_frames() as u64 >= 4 + manifest.takes[1].len() - 2);
+    drop(dir);
+}
+
+#[test]
 fn a_stored_take_resumes_on_a_fresh_model_by_rebuilding_the_cache() {
     let h = Harness::new(1);
     h.engine.send(generate("p", 6)).unwrap();

@@ -291,6 +291,47 @@ fn timeline_segments_edit_and_undo_redo() {
 }
 
 #[test]
+fn undo_and_redo_take_back_generate_branch_and_switch() {
+    let (mut g, _) = demo_gui(0);
+    let undo = |g: &mut Gui| g.h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    let redo = |g: &mut Gui| g.h.key_press_modifiers(egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, egui::Key::Z);
+    let discarded = |a: &App, id: u32| a.session().take(TakeId(id)).is_some_and(|t| t.info.discarded);
+    g.h.state_mut().set_generate_frames(Some(6));
+    g.click("Generate");
+    g.until("take 1 is made", |a| a.session().current_len() == 6 && Gui::idle_app(a));
+    g.h.key_press(egui::Key::ArrowLeft);
+    g.h.key_press(egui::Key::ArrowLeft);
+    g.h.run_steps(3);
+    let head = g.app().playback().playhead;
+    g.click(&format!("Branch from frame {head}"));
+    g.until("the branch is current", |a| a.session().current == Some(TakeId(1)));
+
+    // Undo the branch: back on take 1, the branch gone from the list but its frames kept.
+    undo(&mut g);
+    g.until("the branch is undone", |a| discarded(a, 1) && a.session().current == Some(TakeId(0)));
+    assert!(g.h.query_by_label_contains("Take 2 · ").is_none(), "the takes panel hides the undone branch");
+    assert_eq!(g.app().session().take(TakeId(1)).unwrap().frames.len() as u64, head + 1);
+    // Undo the generate: no take is shown; the editor keeps the prompt.
+    undo(&mut g);
+    g.until("the generate is undone", |a| discarded(a, 0) && a.session().current.is_none());
+    assert!(g.h.query_by_label_contains("Take 1 · ").is_none());
+    assert_eq!(g.app().session().current_len(), 0);
+    // Redo both: the takes come back in order, the branch current again.
+    redo(&mut g);
+    g.until("take 1 is back", |a| !discarded(a, 0) && a.session().current == Some(TakeId(0)));
+    redo(&mut g);
+    g.until("the branch is back", |a| !discarded(a, 1) && a.session().current == Some(TakeId(1)));
+    assert!(g.h.query_by_label_contains("Take 2 · ").is_some());
+
+    // A switch is undone too.
+    g.h.get_by_label_contains("Take 1 · ").click();
+    g.until("take 1 is current", |a| a.session().current == Some(TakeId(0)));
+    undo(&mut g);
+    g.until("back on the branch", |a| a.session().current == Some(TakeId(1)));
+    assert_eq!(g.app().session().current_len(), head + 1);
+}
+
+#[test]
 fn keyboard_shortcuts_generate_stop_play_and_step() {
     let (mut g, _) = demo_gui(10);
     g.h.state_mut().set_generate_frames(None);

@@ -82,6 +82,12 @@ pub enum Command {
     },
     /// Makes `take` current (its cache is rebuilt on the next `Extend`).
     SwitchTake(TakeId),
+    /// Marks a take discarded (undo of the generate or branch that made it) or kept again (redo).
+    /// Nothing is deleted. Discarding the take being generated stops it first.
+    SetDiscarded {
+        take: TakeId,
+        discarded: bool,
+    },
     /// Copies the project to a new project folder (see `Project::copy_to`), reporting
     /// [`Event::SaveAsProgress`] and then [`Event::SavedAs`]. Refused while a run is in progress
     /// (paused included), so no frame is made during the copy and none is missing from it. The
@@ -165,6 +171,8 @@ pub struct TakeInfo {
     pub len: u64,
     pub timeline: Timeline,
     pub settings: GenSettings,
+    /// Set by [`Command::SetDiscarded`]: the app hides the take; its frames stay in the project.
+    pub discarded: bool,
 }
 
 /// Errors the engine reports; it keeps accepting commands after each.
@@ -204,6 +212,11 @@ pub enum Event {
     TakeCreated(TakeInfo),
     /// The current take changed (switch, branch, generate).
     CurrentTake(TakeId),
+    /// A take was discarded or kept again ([`Command::SetDiscarded`]).
+    TakeDiscarded {
+        take: TakeId,
+        discarded: bool,
+    },
     /// A take's timeline changed.
     TimelineChanged {
         take: TakeId,

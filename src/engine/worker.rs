@@ -239,6 +239,15 @@ impl Worker {
                 self.emit(Event::CurrentTake(id));
                 Ok(())
             }
+            Command::SetDiscarded { take, discarded } => {
+                self.take(take)?;
+                if self.run.as_ref().is_some_and(|r| r.take == take) {
+                    self.finish(Finish::Stopped);
+                }
+                self.takes[take.0 as usize].info.discarded = discarded;
+                self.emit(Event::TakeDiscarded { take, discarded });
+                Ok(())
+            }
             Command::SaveAs(path) => {
                 let result = self.save_as(&path);
                 self.emit(Event::SavedAs { path, result });
@@ -322,7 +331,7 @@ impl Worker {
         }
         self.finish(Finish::Stopped);
         let id = TakeId(self.takes.len() as u32);
-        let info = TakeInfo { id, parent: None, len: 0, timeline, settings };
+        let info = TakeInfo { id, parent: None, len: 0, timeline, settings, discarded: false };
         self.takes.push(Take { info: info.clone(), frames: Vec::new() });
         self.current = Some(id);
         self.emit(Event::TakeCreated(info));
@@ -410,6 +419,7 @@ impl Worker {
         let id = TakeId(self.takes.len() as u32);
         info.id = id;
         info.parent = Some((from, keep));
+        info.discarded = false;
         info.len = keep;
         self.takes.push(Take { info: info.clone(), frames });
         self.current = Some(id);
@@ -641,6 +651,7 @@ fn take_from_record(r: &TakeRecord) -> Take {
         len: frames.len() as u64,
         timeline: r.timeline.clone(),
         settings: GenSettings { seed: r.seed, steps: r.steps, guidance: r.guidance },
+        discarded: r.discarded,
     };
     Take { info, frames }
 }
@@ -654,6 +665,7 @@ fn take_record(t: &Take) -> TakeRecord {
         guidance: t.info.settings.guidance,
         timeline: t.info.timeline.clone(),
         frames: TakeRecord::runs(&t.frames),
+        discarded: t.info.discarded,
     }
 }
 

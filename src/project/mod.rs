@@ -75,6 +75,10 @@ pub struct TakeRecord {
     pub timeline: Timeline,
     #[serde(default)]
     pub frames: Vec<[u64; 2]>,
+    /// Undone in the app (hidden from the takes list); its frames are kept, and a redo brings it
+    /// back. Absent means kept.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub discarded: bool,
 }
 
 impl TakeRecord {
@@ -434,6 +438,7 @@ mod tests {
             seed: 0,
             steps: None,
             guidance: None,
+            discarded: false,
             timeline: Timeline::single("a"),
             frames: runs,
         };

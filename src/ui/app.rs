@@ -5,6 +5,7 @@
 //! app draws nothing), then lays out the panels. The panels live in their own modules as further
 //! `impl App` blocks; this file keeps the state, the commands and the frame loop.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -123,7 +124,7 @@ pub struct App {
     pub(crate) extend_frames: u32,
     pub(crate) settings: Settings,
     pub(crate) play: Playback,
-    pub(crate) history: History<Timeline>,
+    pub(crate) history: History<EditState>,
     pub(crate) notices: Notices,
     pub(crate) start_image: Option<StartImage>,
     pub(crate) io_tx: Sender<IoDone>,
@@ -160,6 +161,14 @@ pub struct App {
     /// Time between UI frames while stats are on.
     show_intervals: RollingDurations,
     last_show: Option<Instant>,
+}
+
+/// What undo and redo restore: the draft timeline, the current take and which takes are kept.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct EditState {
+    draft: Timeline,
+    take: Option<TakeId>,
+    kept: BTreeSet<TakeId>,
 }
 
 impl App {
@@ -396,6 +405,7 @@ impl App {
             FrameCount::new(u64::from(self.gen_frames.max(1))).unwrap_or(FrameCount::Forever)
         };
         let start_image = self.start_image.as_ref().map(|s| s.frame.clone());
+        self.record_edit();
         self.draft = timeline.clone();
         self.first_run = false;
         self.play.live = true;
@@ -449,7 +459,7 @@ impl App {
         if self.session.current.is_none() || !self.check_editor() {
             return;
         }
-        self.history.record(&self.draft);
+        self.record_edit();
         let seg = Segment { start: self.next_frame(), prompts: self.editor_prompts(), blend: self.crossfade };
         self.draft.change_from(seg.clone());
         self.send(Command::ChangePrompt(seg));
@@ -463,6 +473,7 @@ impl App {
         }
         let keep = (self.play.playhead + 1).min(take.frames.len() as u64);
         let id = take.info.id;
+        self.record_edit();
         self.play.live = true;
         self.send(Command::Branch { take: id, keep });
     }
@@ -471,6 +482,12 @@ impl App {
         if self.session.current == Some(id) {
             return;
         }
+        self.record_edit();
+        self.show_take(id);
+    }
+
+    /// Makes `id` the current take (no undo record: switch_take and undo/redo record).
+    fn show_take(&mut self, id: TakeId) {
         self.play.live = false;
         self.play.playing = false;
         self.play.playhead = 0;
@@ -486,7 +503,8 @@ impl App {
             return;
         }
         if record {
-            self.history.record(&before);
+            let state = self.edit_state(before);
+            self.history.record(&state);
         }
         self.push_timeline();
     }
@@ -499,30 +517,72 @@ impl App {
                 let t = self.draft.clone();
                 self.send(Command::SetTimeline(t));
             }
-        } else if self.draft.validate().is_ok() {
-            // Before the first take the first segment mirrors the editor.
-            if let Some(p) = self.draft.segments.first().and_then(|s| s.prompts.first())
-                && p.text.trim() != self.prompt.trim()
-                && !p.text.trim().is_empty()
-            {
-                self.prompt = p.text.clone();
-            }
+        } else {
+            self.mirror_prompt();
         }
     }
 
+    /// Without a take, the editor shows the draft's first prompt.
+    fn mirror_prompt(&mut self) {
+        if self.draft.validate().is_ok()
+            && let Some(p) = self.draft.segments.first().and_then(|s| s.prompts.first())
+            && p.text.trim() != self.prompt.trim()
+            && !p.text.trim().is_empty()
+        {
+            self.prompt = p.text.clone();
+        }
+    }
+
+    /// The state undo/redo would come back to, with `draft` as the timeline.
+    fn edit_state(&self, draft: Timeline) -> EditState {
+        let kept = self.session.takes.iter().filter(|t| !t.info.discarded).map(|t| t.info.id).collect();
+        EditState { draft, take: self.session.current, kept }
+    }
+
+    /// Records the present state before an edit, a generate, a branch or a take switch.
+    pub(crate) fn record_edit(&mut self) {
+        let state = self.edit_state(self.draft.clone());
+        self.history.record(&state);
+    }
+
     pub(crate) fn undo(&mut self) {
-        if let Some(prev) = self.history.undo(&self.draft) {
-            self.draft = prev;
-            self.clamp_selection();
-            self.push_timeline();
+        let now = self.edit_state(self.draft.clone());
+        if let Some(prev) = self.history.undo(&now) {
+            self.restore(prev);
         }
     }
 
     pub(crate) fn redo(&mut self) {
-        if let Some(next) = self.history.redo(&self.draft) {
-            self.draft = next;
-            self.clamp_selection();
-            self.push_timeline();
+        let now = self.edit_state(self.draft.clone());
+        if let Some(next) = self.history.redo(&now) {
+            self.restore(next);
+        }
+    }
+
+    /// Brings back a recorded state: takes made after it are discarded (their frames stay in the
+    /// project), takes it had are kept again, its take becomes current and its timeline the draft.
+    fn restore(&mut self, target: EditState) {
+        let changes: Vec<(TakeId, bool)> = self
+            .session
+            .takes
+            .iter()
+            .map(|t| (t.info.id, !target.kept.contains(&t.info.id)))
+            .filter(|&(id, discard)| self.session.take(id).is_some_and(|t| t.info.discarded != discard))
+            .collect();
+        for (take, discarded) in changes {
+            self.send(Command::SetDiscarded { take, discarded });
+        }
+        self.draft = target.draft;
+        self.clamp_selection();
+        match target.take {
+            Some(id) => {
+                if self.session.current != Some(id) {
+                    self.show_take(id);
+                }
+                self.push_timeline();
+            }
+            // Back before the first take: only the editor follows.
+            None => self.mirror_prompt(),
         }
     }
 
@@ -1071,13 +1131,13 @@ impl App {
                 ui.separator();
                 let redo = ui
                     .add_enabled(self.history.can_redo(), egui::Button::new("Redo"))
-                    .on_hover_text("Redo timeline edit (Ctrl+Shift+Z)");
+                    .on_hover_text("Redo (Ctrl+Shift+Z): timeline edits, generate, branch and take switches");
                 if redo.clicked() {
                     self.redo();
                 }
                 let undo = ui
                     .add_enabled(self.history.can_undo(), egui::Button::new("Undo"))
-                    .on_hover_text("Undo timeline edit (Ctrl+Z)");
+                    .on_hover_text("Undo (Ctrl+Z): timeline edits, generate, branch and take switches; an undone take keeps its frames in the project");
                 if undo.clicked() {
                     self.undo();
                 }

@@ -161,7 +161,7 @@ impl App {
                         .selected_text(selected)
                         .width(170.0)
                         .show_ui(ui, |ui| {
-                            for t in &self.session.takes {
+                            for t in self.session.takes.iter().filter(|t| !t.info.discarded) {
                                 ui.selectable_value(&mut take, t.info.id, name(t));
                             }
                         });

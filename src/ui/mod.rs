@@ -70,6 +70,9 @@ pub fn native_options() -> eframe::NativeOptions {
             .with_drag_and_drop(true),
         renderer: eframe::Renderer::Wgpu,
         multisampling: 0,
+        // The UI is flat colours: dithering buys nothing visible and costs ~10% of a software
+        // rasterizer's frame (lavapipe spends its time per covered pixel; BENCHMARKS.md).
+        dithering: false,
         ..Default::default()
     }
 }

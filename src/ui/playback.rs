@@ -203,7 +203,7 @@ impl App {
             r.on_hover_text(format!("{info_label}\nClick to edit; drag to move"));
         }
         if let Some(i) = drag_start {
-            self.history.record(&self.draft);
+            self.record_edit();
             self.selected_segment = Some(i);
         }
         if let Some((i, f)) = drag {

@@ -85,7 +85,8 @@ impl Session {
         match event {
             Event::ProjectOpened { takes, current, recovered } => {
                 self.takes = takes.into_iter().map(|info| TakeView { info, frames: Vec::new() }).collect();
-                self.current = current;
+                // A discarded take is never the one shown, even if the engine still points at it.
+                self.current = current.filter(|id| self.take(*id).is_some_and(|t| !t.info.discarded));
                 if !recovered.is_empty() {
                     return Some(Report::Warning(format!(
                         "the project was repaired while opening: {}: nothing more to do",
@@ -111,6 +112,14 @@ impl Session {
                 }
             }
             Event::CurrentTake(id) => self.current = Some(id),
+            Event::TakeDiscarded { take, discarded } => {
+                if let Some(t) = self.take_mut(take) {
+                    t.info.discarded = discarded;
+                }
+                if discarded && self.current == Some(take) {
+                    self.current = None;
+                }
+            }
             Event::TimelineChanged { take, timeline } => {
                 if let Some(t) = self.take_mut(take) {
                     t.info.timeline = timeline;

@@ -1,5 +1,6 @@
 //! The takes panel: every generate, extend and branch as a list; click one to switch to it.
-//! Branching (rewind to the playhead and continue from there) keeps the old take.
+//! Branching (rewind to the playhead and continue from there) keeps the old take. Takes discarded
+//! by undo are not listed (their frames stay in the project; redo lists them again).
 
 use super::app::App;
 use super::theme;
@@ -7,7 +8,7 @@ use super::theme;
 impl App {
     pub(crate) fn takes_panel(&mut self, ui: &mut egui::Ui) {
         theme::section(ui, "Takes");
-        if self.session.takes.is_empty() {
+        if self.session.takes.iter().all(|t| t.info.discarded) {
             ui.add(
                 egui::Label::new(
                     egui::RichText::new("Each Generate makes a take; branches appear here too.")
@@ -19,7 +20,7 @@ impl App {
             return;
         }
         let mut switch = None;
-        for t in self.session.takes.iter().rev() {
+        for t in self.session.takes.iter().rev().filter(|t| !t.info.discarded) {
             let current = self.session.current == Some(t.info.id);
             let parent = match t.info.parent {
                 Some((p, keep)) => format!(" · from take {} @ {}", p.0 + 1, keep),

@@ -87,7 +87,7 @@ impl App {
                             .desired_width(w.max(80.0)),
                     );
                     if r.gained_focus() {
-                        self.history.record(&self.draft);
+                        self.record_edit();
                     }
                     if many {
                         ui.add(egui::DragValue::new(&mut weight).range(0.05..=10.0).speed(0.02).prefix("×"))
