@@ -19,8 +19,22 @@ use spool::engine::{Engine, EngineConfig, EngineState, ModelFactory, ModelSpec, 
 use spool::ui::{App, AppOptions};
 
 struct Gui {
-    h: Harness<'static, App>,
+    h: Harness<'static, Window>,
     _dir: tempfile::TempDir,
+}
+
+/// The app as its window shows it: eframe clears the window to the app's clear colour before egui
+/// paints (the panels have no fill of their own), egui_kittest clears to transparent, so the
+/// snapshots get the clear colour painted first.
+struct Window(App);
+
+impl eframe::App for Window {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        let [r, g, b, a] = eframe::App::clear_color(&self.0, ui.visuals());
+        let clear = egui::Rgba::from_rgba_premultiplied(r, g, b, a);
+        ui.painter().rect_filled(ui.ctx().content_rect(), 0.0, clear);
+        self.0.ui(ui, frame);
+    }
 }
 
 fn options(model: &str) -> AppOptions {
@@ -36,7 +50,7 @@ fn gui_in(dir: tempfile::TempDir, factory: ModelFactory, opts: AppOptions, size:
     let store = dir.path().join("project");
     let h = Harness::builder().with_size(size).with_pixels_per_point(ppp).wgpu().build_eframe(move |cc| {
         let engine = Engine::spawn(EngineConfig::new(store), factory, Some(spool::ui::waker(&cc.egui_ctx))).unwrap();
-        App::new(cc, engine, opts)
+        Window(App::new(cc, engine, opts))
     });
     let mut g = Gui { h, _dir: dir };
     g.until("the model loads", |a| a.session().model.is_some() || !a.notices().items().is_empty());
@@ -61,7 +75,11 @@ fn double_gui(delay_ms: u64) -> (Gui, Arc<common::Control>) {
 
 impl Gui {
     fn app(&self) -> &App {
-        self.h.state()
+        &self.h.state().0
+    }
+
+    fn app_mut(&mut self) -> &mut App {
+        &mut self.h.state_mut().0
     }
 
     /// Steps the UI until `cond` holds; panics after 15 s.
@@ -70,7 +88,7 @@ impl Gui {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             self.h.step();
-            if cond(self.h.state()) {
+            if cond(&self.h.state().0) {
                 self.h.step();
                 return;
             }
@@ -131,7 +149,7 @@ fn frame_view_centre(g: &mut Gui) -> [u8; 4] {
 #[test]
 fn type_prompt_generate_frames_arrive_and_readout_shows_numbers() {
     let (mut g, _) = demo_gui(2);
-    g.h.state_mut().set_generate_frames(Some(12));
+    g.app_mut().set_generate_frames(Some(12));
     g.type_prompt("a yellow square moving right on a blue background");
     assert_eq!(g.app().prompt(), "a yellow square moving right on a blue background");
     g.click("Generate");
@@ -174,7 +192,7 @@ fn type_prompt_generate_frames_arrive_and_readout_shows_numbers() {
 #[test]
 fn pause_resume_stop_extend_branch_and_switch_through_the_ui() {
     let (mut g, control) = double_gui(15);
-    g.h.state_mut().set_generate_frames(None);
+    g.app_mut().set_generate_frames(None);
     g.click("Generate");
     g.until("frames arrive", |a| a.session().current_len() >= 4);
 
@@ -196,7 +214,7 @@ fn pause_resume_stop_extend_branch_and_switch_through_the_ui() {
     let stopped_at = g.app().session().current_len();
 
     control.delay_ms.store(0, Ordering::SeqCst);
-    g.h.state_mut().set_extend_frames(5);
+    g.app_mut().set_extend_frames(5);
     g.click("Extend");
     g.until("extended by 5", |a| a.session().current_len() == stopped_at + 5 && a.session().state == EngineState::Idle);
 
@@ -225,7 +243,7 @@ fn pause_resume_stop_extend_branch_and_switch_through_the_ui() {
 #[test]
 fn a_prompt_change_mid_stream_lands_in_the_timeline() {
     let (mut g, _) = demo_gui(60);
-    g.h.state_mut().set_generate_frames(None);
+    g.app_mut().set_generate_frames(None);
     g.type_prompt("a red circle moving left on a blue background");
     g.click("Generate");
     g.until("frames arrive", |a| a.session().current_len() >= 3);
@@ -284,7 +302,7 @@ fn timeline_segments_edit_and_undo_redo() {
     assert_eq!(g.app().draft_timeline().segments[1].prompts.len(), 2);
 
     // The planned timeline goes with Generate: its second segment conditions the take.
-    g.h.state_mut().set_generate_frames(Some(start as u32 + 4));
+    g.app_mut().set_generate_frames(Some(start as u32 + 4));
     g.click("Generate");
     g.until("done", |a| a.session().current_len() == start + 4 && a.session().state == EngineState::Idle);
     assert_eq!(g.app().session().current_timeline().unwrap().segments.len(), 2);
@@ -296,7 +314,7 @@ fn undo_and_redo_take_back_generate_branch_and_switch() {
     let undo = |g: &mut Gui| g.h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
     let redo = |g: &mut Gui| g.h.key_press_modifiers(egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, egui::Key::Z);
     let discarded = |a: &App, id: u32| a.session().take(TakeId(id)).is_some_and(|t| t.info.discarded);
-    g.h.state_mut().set_generate_frames(Some(6));
+    g.app_mut().set_generate_frames(Some(6));
     g.click("Generate");
     g.until("take 1 is made", |a| a.session().current_len() == 6 && Gui::idle_app(a));
     g.h.key_press(egui::Key::ArrowLeft);
@@ -334,7 +352,7 @@ fn undo_and_redo_take_back_generate_branch_and_switch() {
 #[test]
 fn keyboard_shortcuts_generate_stop_play_and_step() {
     let (mut g, _) = demo_gui(10);
-    g.h.state_mut().set_generate_frames(None);
+    g.app_mut().set_generate_frames(None);
     g.h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Enter);
     g.until("generating", |a| a.session().current_len() >= 10);
     g.h.key_press(egui::Key::Escape);
@@ -399,7 +417,7 @@ fn errors_show_in_place_with_the_fix_and_nothing_is_lost() {
     assert_eq!(g.app().prompt(), prompt);
 
     // An engine error mid-run is shown and generation can go on.
-    g.h.state_mut().set_generate_frames(Some(3));
+    g.app_mut().set_generate_frames(Some(3));
     g.type_prompt("   ");
     g.click("Generate");
     assert!(g.app().session().takes.is_empty(), "an empty prompt is refused before the engine");
@@ -426,7 +444,7 @@ fn start_image_by_drag_and_drop() {
     g.h.input_mut().dropped_files.push(Arc::new(Dropped(path)));
     g.until("the image loads", App::has_start_image);
     assert!(g.h.query_by_label_contains("start.png").is_some());
-    g.h.state_mut().set_generate_frames(Some(2));
+    g.app_mut().set_generate_frames(Some(2));
     g.click("Generate");
     g.until("two frames", |a| a.session().current_len() == 2 && a.session().state == EngineState::Idle);
     g.h.key_press(egui::Key::Home);
@@ -438,7 +456,7 @@ fn start_image_by_drag_and_drop() {
 #[test]
 fn reopening_the_project_brings_back_takes_and_frames() {
     let (mut g, _) = demo_gui(0);
-    g.h.state_mut().set_generate_frames(Some(6));
+    g.app_mut().set_generate_frames(Some(6));
     g.type_prompt("a green square moving up on a white background");
     g.click("Generate");
     g.until("6 frames", |a| a.session().current_len() == 6 && a.session().state == EngineState::Idle);
@@ -546,7 +564,7 @@ fn layout_1024x700_first_run() {
 #[test]
 fn layout_1024x700_after_generating() {
     let (mut g, _) = demo_gui(0);
-    g.h.state_mut().set_generate_frames(Some(24));
+    g.app_mut().set_generate_frames(Some(24));
     g.type_prompt("a yellow star spinning on a starfield");
     g.click("Generate");
     g.until("24 frames", |a| a.session().current_len() == 24 && a.session().state == EngineState::Idle);
@@ -559,7 +577,7 @@ fn layout_1024x700_after_generating() {
 fn layout_4k_at_2x() {
     let delay = Arc::new(AtomicU64::new(0));
     let mut g = gui_with(demo::factory(128, delay), options("spool-tiny"), egui::vec2(1920.0, 1080.0), 2.0);
-    g.h.state_mut().set_generate_frames(Some(16));
+    g.app_mut().set_generate_frames(Some(16));
     g.click("Generate");
     g.until("16 frames", |a| a.session().current_len() == 16 && a.session().state == EngineState::Idle);
     assert_clean_layout(&g, egui::vec2(1920.0, 1080.0));
@@ -571,11 +589,11 @@ fn layout_4k_at_2x() {
 #[test]
 fn export_the_current_take_off_the_ui_thread() {
     let (mut g, _) = demo_gui(0);
-    g.h.state_mut().set_generate_frames(Some(8));
+    g.app_mut().set_generate_frames(Some(8));
     g.click("Generate");
     g.until("8 frames", |a| a.session().current_len() == 8 && a.session().state == EngineState::Idle);
     let out = g._dir.path().join("clip.gif");
-    g.h.state_mut().export_to(out.clone());
+    g.app_mut().export_to(out.clone());
     g.until("the export finishes", |a| !a.exporting());
     let n = &g.app().notices().items()[0];
     assert!(n.text.contains("exported 8 frames"), "{n:?}");
@@ -611,7 +629,7 @@ fn guidance_setting_is_offered_by_models_with_guidance_and_goes_with_the_take() 
     g.h.get_by_role_and_label(Role::SpinButton, "Guidance").set_value_accesskit(3.5);
     g.h.run_steps(2);
 
-    g.h.state_mut().set_generate_frames(Some(2));
+    g.app_mut().set_generate_frames(Some(2));
     g.click("Generate");
     g.until("two frames", |a| a.session().current_len() == 2 && a.session().state == EngineState::Idle);
     assert_eq!(g.app().session().takes[0].info.settings.guidance, Some(3.5));
@@ -633,7 +651,7 @@ fn project_gui(dir: tempfile::TempDir, project: &str) -> Gui {
                 .map_err(|e| e.to_string())
         });
         let engine = opener(&store).unwrap();
-        App::new(cc, engine, opts).with_opener(opener)
+        Window(App::new(cc, engine, opts).with_opener(opener))
     });
     let mut g = Gui { h, _dir: dir };
     g.until("the model loads", |a| a.session().model.is_some());
@@ -643,7 +661,7 @@ fn project_gui(dir: tempfile::TempDir, project: &str) -> Gui {
 impl Gui {
     fn generate(&mut self, frames: u32) {
         let before = self.app().session().takes.len();
-        self.h.state_mut().set_generate_frames(Some(frames));
+        self.app_mut().set_generate_frames(Some(frames));
         self.click("Generate");
         self.until("the take is made", |a| {
             a.session().takes.len() == before + 1 && a.session().current_len() == u64::from(frames) && Gui::idle_app(a)
@@ -712,12 +730,12 @@ fn save_as_switches_to_a_copy_with_the_same_takes() {
     let before: Vec<(u32, usize)> = g.app().session().takes.iter().map(|t| (t.info.id.0, t.frames.len())).collect();
 
     // Refused while generating, with the reason; nothing is copied.
-    g.h.state_mut().set_extend_frames(10_000);
+    g.app_mut().set_extend_frames(10_000);
     g.click("Extend");
     g.until("generating", |a| a.session().busy());
     assert!(g.h.get_by_label("Save as…").accesskit_node().is_disabled());
     let copy = g._dir.path().join("copy");
-    g.h.state_mut().save_as(copy.clone());
+    g.app_mut().save_as(copy.clone());
     assert!(!g.app().saving_as());
     assert!(g.app().notices().items().iter().any(|n| n.text == "generation is running"), "{:?}", g.app().notices());
     g.click("Stop");
@@ -729,13 +747,13 @@ fn save_as_switches_to_a_copy_with_the_same_takes() {
     // A name that is a file is refused in place; the original stays open.
     let file = g._dir.path().join("taken.spool");
     std::fs::write(&file, "not a project").unwrap();
-    g.h.state_mut().save_as(file.clone());
+    g.app_mut().save_as(file.clone());
     g.until("the refusal shows", |a| !a.saving_as() && a.notices().has_errors());
     assert!(g.h.query_by_label_contains("not a Spool project").is_some(), "the reason shows in place");
     assert!(g.app().project_dir().ends_with("orig.spool"));
 
     // Saved as "copy": ".spool" is added, the app switches to the copy, and the takes are the same.
-    g.h.state_mut().save_as(copy);
+    g.app_mut().save_as(copy);
     g.until("the copy is open with its takes", |a| {
         a.project_dir().ends_with("copy.spool") && a.session().takes.len() == 2 && a.session().model.is_some()
     });
@@ -747,7 +765,7 @@ fn save_as_switches_to_a_copy_with_the_same_takes() {
         std::fs::read_dir(g._dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
     assert!(!names.iter().any(|n| n.contains("partial")), "{names:?}");
     // The copy works: it extends.
-    g.h.state_mut().set_extend_frames(2);
+    g.app_mut().set_extend_frames(2);
     g.click("Extend");
     g.until("extended", |a| a.session().current_len() == before_copy[1].1 as u64 + 2 && Gui::idle_app(a));
 }
@@ -755,7 +773,7 @@ fn save_as_switches_to_a_copy_with_the_same_takes() {
 #[test]
 fn export_dialog_writes_the_chosen_take_and_frame_range() {
     let (mut g, _) = demo_gui(0);
-    g.h.state_mut().set_generate_frames(Some(8));
+    g.app_mut().set_generate_frames(Some(8));
     g.click("Generate");
     g.until("8 frames", |a| a.session().current_len() == 8 && Gui::idle_app(a));
     g.h.key_press(egui::Key::Home);
@@ -784,7 +802,7 @@ fn export_dialog_writes_the_chosen_take_and_frame_range() {
 
     // The file dialog's answer: a PNG folder.
     let out = g._dir.path().join("range/");
-    g.h.state_mut().export_to(out.clone());
+    g.app_mut().export_to(out.clone());
     g.until("the export finishes", |a| !a.exporting());
     assert!(g.h.query_by_label("Export to file…").is_none(), "the dialog closed");
     let n = &g.app().notices().items()[0];

@@ -1002,7 +1002,7 @@ impl App {
             },
         );
         egui::Panel::bottom("status-bar")
-            .frame(egui::Frame::new().fill(theme::BG).inner_margin(egui::Margin::symmetric(12, 3)))
+            .frame(egui::Frame::new().inner_margin(egui::Margin::symmetric(12, 3)))
             .show(ui, |ui| self.status_bar(ui));
         egui::Panel::bottom("timeline").frame(theme::panel_frame()).show(ui, |ui| {
             self.timeline_strip(ui);
@@ -1031,11 +1031,9 @@ impl App {
                 self.scroll_viewports[1] = out.inner_rect;
             },
         );
-        egui::CentralPanel::default()
-            .frame(egui::Frame::new().fill(theme::BG).inner_margin(egui::Margin::same(10)))
-            .show(ui, |ui| {
-                self.frame_area(ui);
-            });
+        egui::CentralPanel::default().frame(egui::Frame::new().inner_margin(egui::Margin::same(10))).show(ui, |ui| {
+            self.frame_area(ui);
+        });
         self.export_dialog_ui(ui);
     }
 
@@ -1045,9 +1043,8 @@ impl App {
         let response = ui.allocate_rect(rect, egui::Sense::click());
         let shown = self.frame_to_show();
         let options = self.view_options();
-        let painter_rect = rect;
-        ui.painter().rect_filled(painter_rect, 6.0, theme::VIEW_BG);
-        let inner = painter_rect.shrink(1.0);
+        // The view paints its whole rect (letterbox included): nothing is drawn under it.
+        let inner = rect;
         self.view.paint(ui, inner, shown.as_ref(), options);
         if let Some(s) = &shown {
             self.note_shown(s.key);
@@ -1219,6 +1216,10 @@ fn ms(d: Duration) -> f64 {
 }
 
 impl eframe::App for App {
+    fn clear_color(&self, _visuals: &egui::Visuals) -> [f32; 4] {
+        egui::Rgba::from(theme::PANEL).to_array()
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         // eframe's whole-frame CPU time of the previous frame (layout, tessellation, render submit).
         if let Some(cpu) = frame.info().cpu_usage {

@@ -3,9 +3,7 @@
 
 use egui::{Color32, CornerRadius, FontFamily, FontId, Margin, Stroke, TextStyle, Visuals};
 
-/// Window background (behind the panels).
-pub const BG: Color32 = Color32::from_rgb(13, 15, 19);
-/// Panels.
+/// The window's clear colour, which every panel shows through.
 pub const PANEL: Color32 = Color32::from_rgb(21, 24, 30);
 /// Raised surfaces inside panels (cards, the HUD).
 pub const CARD: Color32 = Color32::from_rgb(28, 32, 40);
@@ -116,7 +114,10 @@ pub fn section(ui: &mut egui::Ui, title: &str) {
 
 /// A panel frame with the theme's padding.
 pub fn panel_frame() -> egui::Frame {
-    egui::Frame::new().fill(PANEL).inner_margin(Margin::symmetric(12, 10))
+    // No fill: panels sit on the window's clear colour (`PANEL`). A software rasterizer (lavapipe)
+    // pays for every covered pixel, ~25 ms per full 1280×800 layer; drawing the backdrop as panel
+    // fills cost two such layers per frame (BENCHMARKS.md, "Desktop app").
+    egui::Frame::new().inner_margin(Margin::symmetric(12, 10))
 }
 
 /// A raised card.
