@@ -47,6 +47,14 @@ fn main() -> ExitCode {
 
 #[cfg(feature = "gui")]
 fn open_app(project: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    // The window needs a core of its own: its renderer may be software (lavapipe), and on a 2-core
+    // machine a model on both cores both slows generation and delays frames on screen (BENCHMARKS.md,
+    // "Desktop app"). The model's thread pool (rayon, and candle through it) reads this variable.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // SAFETY: nothing else runs yet: the engine, writer and render threads start after this.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", cores.saturating_sub(1).max(1).to_string()) };
+    }
     spool::ui::run(project)
 }
 
