@@ -90,6 +90,7 @@ class Trainer:
             self.ema.load_state_dict(ck["ema"]); self.opt_ae.load_state_dict(ck["opt_ae"])
             self.opt.load_state_dict(ck["opt"]); self.state.update(ck["state"])
             log(f"resumed {self.state}", self.logf)
+        self.class_judge = self.load_class_judge(args.class_judge) if args.class_weight > 0 else None
         self.text = get_text_encoder(args.minilm, self.dev)
         self.world.fits = self.text.fits
         if args.init and self.state["ae_step"] == 0 and self.state["gen_step"] == 0:
@@ -110,6 +111,25 @@ class Trainer:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         self.last_export = time.time()
+
+    def load_class_judge(self, path):
+        """The teacher for --class-weight: a judge from `train_judge.py --split train`, never the evaluation
+        judge (the class mark would then measure how well the generator fools its own teacher)."""
+        import hashlib
+        from safetensors.torch import load_file
+        from train_judge import Judge
+        if not path:
+            sys.exit("--class-weight needs --class-judge: train one with `train_judge.py --split train`")
+        eval_judge = os.path.join(os.path.dirname(os.path.abspath(__file__)), "judge", "judge.safetensors")
+        digest = lambda p: hashlib.sha256(open(p, "rb").read()).hexdigest()
+        if os.path.exists(eval_judge) and digest(path) == digest(eval_judge):
+            sys.exit(f"--class-judge {path} is the evaluation judge: train a separate one with "
+                     "`train_judge.py --split train --seed N`")
+        j = Judge(self.world.n_classes).to(self.dev)
+        j.load_state_dict({k: v.float() for k, v in load_file(path).items()})
+        j.requires_grad_(False)
+        log(f"class loss: weight {self.a.class_weight} through judge {path}", self.logf)
+        return j.eval()
 
     def load_init(self, d):
         """start from exported f32 weights (ema_f32_*.safetensors, ae_f32.safetensors) of an earlier run."""
@@ -293,13 +313,29 @@ class Trainer:
             dcb = torch.where(drop[..., 0], bias[-1].expand_as(cb), cb)
             v = self.train_fn(xt, t, lat_in, ctx, cb, dctx, dcb)
         err_tok = (v.float() - target).pow(2).mean(dim=3)  # [B,T,64]
+        extra = self.class_loss(xt, t, v, b) if train and self.class_judge is not None else 0.0
         # object tokens weigh 1 + obj_weight x coverage: they are a few of the 64 tokens, but the class is there
         wt = 1 + a.obj_weight * b.obj_cover.reshape(B, T, 64)
         err_w = (err_tok * wt).sum(2) / wt.sum(2)
         w = torch.ones(T, device=self.dev)
         w[0] = a.frame0_weight  # frame 0 (layout from the caption alone) is trained on purpose
-        loss = (err_w * w).sum(1).mean() / w.sum()
+        loss = (err_w * w).sum(1).mean() / w.sum() + extra
         return loss, err_tok.mean(2)
+
+    def class_loss(self, xt, t, v, b):
+        """--class-weight × the teacher judge's cross-entropy on frame 0's one-step prediction
+        x0_hat = x_t - t v, decoded by the (frozen) AE, on frames with exactly one visible object: the
+        gradient asks the decoder to draw the caption's class, which the flow loss alone has not taught
+        (training/README.md, run 3). Frame 0 only: later frames copy their history."""
+        a, lab = self.a, b.labels
+        one = lab["obj_visible"][:, :1, 0] & (lab["obj_class"][:, :1, 0] >= 0) & (lab["obj_class"][:, :1, 1] < 0)
+        rows = one[:, 0].nonzero()[:, 0][:a.class_frames]
+        if rows.numel() == 0:
+            return 0.0
+        x0 = xt[rows, 0] - t[rows, 0, None, None] * v[rows, 0].float()
+        with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
+            logits, _ = self.class_judge(self.ae.decode(tokens_to_latent(x0), clamp=False))
+        return a.class_weight * F.cross_entropy(logits.float(), lab["obj_class"][rows, 0, 0])
 
     @torch.no_grad()
     def own_history(self, x0, ctx, cb):
@@ -355,6 +391,7 @@ class Trainer:
 
     def gen_phase(self):
         a = self.a
+        self.ae.requires_grad_(False)  # frozen from here; the class loss's gradient passes through it into v
         budget = a.gen_minutes * 60
         t_last = time.time()
         n0 = self.state["gen_step"]
@@ -479,6 +516,10 @@ def main():
                    help="extra loss weight of a latent token per unit of object coverage (0 = plain mean)")
     p.add_argument("--img-batch", type=int, default=0, help="extra single-frame (frame 0) clips per step")
     p.add_argument("--img-weight", type=float, default=0.5, help="weight of the single-frame loss")
+    p.add_argument("--class-weight", type=float, default=0.0,
+                   help="teacher judge's class cross-entropy on frame 0's decoded one-step prediction")
+    p.add_argument("--class-judge", default=None, help="judge.safetensors from train_judge.py --split train")
+    p.add_argument("--class-frames", type=int, default=256, help="at most this many frames per batch")
     p.add_argument("--p-self-ctx", type=float, default=0.0,
                    help="share of clips whose encoder history is the EMA model's own one-step reconstruction")
     p.add_argument("--self-ctx-min", type=float, default=0.1)

@@ -45,11 +45,12 @@ class Judge(nn.Module):
         return self.cls(h), self.bg(h)
 
 
-def one_object_scenes(world, rng, n):
-    """scenes of exactly one object, any (class, colour, motion) pair (held-out pairs included), no pan"""
+def one_object_scenes(world, rng, n, split="eval"):
+    """scenes of exactly one object, no pan; split "eval": any (class, colour, motion) pair (held-out pairs
+    included), "train": the training pairs only"""
     out = []
     for _ in range(n):
-        sc = world._sample_scene(rng, "eval")
+        sc = world._sample_scene(rng, split)
         sc["objs"] = sc["objs"][:1]
         sc["bg"]["pan"] = 0
         world._place(rng, sc["objs"])
@@ -57,9 +58,9 @@ def one_object_scenes(world, rng, n):
     return out
 
 
-def batch(world, ae, rng, clips, T, p_ae):
-    b = world.sample(clips, T=T, split="eval", seed=rng.getrandbits(31), p_switch=0.0,
-                     scenes=one_object_scenes(world, rng, clips))
+def batch(world, ae, rng, clips, T, p_ae, split="eval"):
+    b = world.sample(clips, T=T, split=split, seed=rng.getrandbits(31), p_switch=0.0,
+                     scenes=one_object_scenes(world, rng, clips, split))
     x = b.video.flatten(0, 1)
     cls = b.labels["obj_class"][:, :, 0].flatten()
     vis = b.labels["obj_visible"][:, :, 0].flatten()
@@ -74,7 +75,7 @@ def batch(world, ae, rng, clips, T, p_ae):
 
 
 @torch.no_grad()
-def measure(judge, world, ae, seed, clips=256, T=24):
+def measure(judge, world, ae, seed, clips=256, T=24, split="eval"):
     """accuracy on fresh ground truth, raw and through the AE; per frame and per clip (majority vote)."""
     judge.eval()
     res = {}
@@ -82,7 +83,7 @@ def measure(judge, world, ae, seed, clips=256, T=24):
         rng = random.Random(seed)
         fc = fn = cc = bgc = 0
         for i in range(clips // 32):
-            x, cls, vis, bgk, _ = batch(world, ae, rng, 32, T, p_ae)
+            x, cls, vis, bgk, _ = batch(world, ae, rng, 32, T, p_ae, split)
             with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=x.is_cuda):
                 lc, lb = judge(x)
             pc = lc.float().argmax(1)
@@ -108,6 +109,9 @@ def main():
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--init", default=None, help="judge.safetensors to continue from")
+    p.add_argument("--split", choices=["eval", "train"], default="eval",
+                   help="eval: the evaluation judge (training/judge/); train: a teacher for train.py's "
+                        "--class-judge, which must never be the evaluation judge")
     a = p.parse_args()
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(a.seed)
@@ -127,7 +131,7 @@ def main():
         frac = (time.time() - t0) / budget
         for g in opt.param_groups:
             g["lr"] = a.lr * min(1.0, (step + 1) / 100) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
-        x, cls, vis, bgk, _ = batch(world, ae, rng, a.clips, 4, 0.5)
+        x, cls, vis, bgk, _ = batch(world, ae, rng, a.clips, 4, 0.5, a.split)
         # light photometric noise so the judge does not key on exact render colours
         x = (x + 0.03 * torch.randn_like(x)).clamp(-1, 1)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
@@ -140,8 +144,9 @@ def main():
         step += 1
         if step % 100 == 0:
             print(time.strftime("%H:%M:%S"), f"judge step {step} loss {loss.item():.4f}", flush=True)
-    res = measure(judge, world, ae, seed=12345)
-    res.update(steps=step, minutes=a.minutes, seed=a.seed, init=a.init, lr=a.lr, n_classes=world.n_classes,
+    res = measure(judge, world, ae, seed=12345, split=a.split)
+    res.update(steps=step, minutes=a.minutes, seed=a.seed, init=a.init, lr=a.lr, split=a.split,
+               n_classes=world.n_classes,
                bg_kinds=BG_KINDS)
     print(json.dumps(res), flush=True)
     from safetensors.torch import save_file
