@@ -343,15 +343,21 @@ class Trainer:
         share p_self_ctx of the clips, frames 0..T-2 are replaced by the EMA model's one-step reconstruction
         x0_hat = x_s - s v from a fresh noise level s ~ U(self_ctx_min, self_ctx_max). They carry the model's
         own softening (the blur that makes objects fade over long rollouts) but stay aligned with the ground
-        truth, so the clean next frame remains the right target: the model learns to restore, not copy."""
+        truth, so the clean next frame remains the right target: the model learns to restore, not copy.
+        The first round(p_self_ctx x B) clips get it (the clips of a batch are independent draws), so the EMA
+        pass runs only on them and keeps one static shape for torch.compile."""
         a = self.a
         B, T = x0.shape[:2]
-        s = a.self_ctx_min + (a.self_ctx_max - a.self_ctx_min) * torch.rand(B, T, device=self.dev)
-        xs = (1 - s[..., None, None]) * x0 + s[..., None, None] * torch.randn_like(x0)
-        v = self.ema_fn(xs, s, x0[:, :T - 1], ctx, cb)
+        k = round(a.p_self_ctx * B)
+        hist = x0[:, :T - 1]
+        if k == 0:
+            return hist
+        xk = x0[:k]
+        s = a.self_ctx_min + (a.self_ctx_max - a.self_ctx_min) * torch.rand(k, T, device=self.dev)
+        xs = (1 - s[..., None, None]) * xk + s[..., None, None] * torch.randn_like(xk)
+        v = self.ema_fn(xs, s, xk[:, :T - 1], ctx[:k], cb[:k])
         x0_hat = (xs - s[..., None, None] * v.float())[:, :T - 1]
-        pick = (torch.rand(B, 1, 1, 1, device=self.dev) < a.p_self_ctx)
-        return torch.where(pick, x0_hat, x0[:, :T - 1])
+        return torch.cat([x0_hat, hist[k:]], 0)
 
     @torch.no_grad()
     def val_loss(self, n=8):

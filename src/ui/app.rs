@@ -535,7 +535,7 @@ impl App {
 
     /// The state undo/redo would come back to, with `draft` as the timeline.
     fn edit_state(&self, draft: Timeline) -> EditState {
-        let kept = self.session.takes.iter().filter(|t| !t.info.discarded).map(|t| t.info.id).collect();
+        let kept = self.session.kept_takes().map(|t| t.info.id).collect();
         EditState { draft, take: self.session.current, kept }
     }
 
@@ -566,8 +566,9 @@ impl App {
             .session
             .takes
             .iter()
-            .map(|t| (t.info.id, !target.kept.contains(&t.info.id)))
-            .filter(|&(id, discard)| self.session.take(id).is_some_and(|t| t.info.discarded != discard))
+            .map(|t| (t.info.id, t.info.discarded, !target.kept.contains(&t.info.id)))
+            .filter(|&(_, is, should)| is != should)
+            .map(|(id, _, discard)| (id, discard))
             .collect();
         for (take, discarded) in changes {
             self.send(Command::SetDiscarded { take, discarded });
@@ -1044,12 +1045,11 @@ impl App {
         let shown = self.frame_to_show();
         let options = self.view_options();
         // The view paints its whole rect (letterbox included): nothing is drawn under it.
-        let inner = rect;
-        self.view.paint(ui, inner, shown.as_ref(), options);
+        self.view.paint(ui, rect, shown.as_ref(), options);
         if let Some(s) = &shown {
             self.note_shown(s.key);
             let (take, index) = self.shown_frame().unwrap_or((TakeId(0), 0));
-            let fit = crate::render::fit_rect(inner, s.frame.width, s.frame.height);
+            let fit = crate::render::fit_rect(rect, s.frame.width, s.frame.height);
             let tag = format!("take {} · frame {}", take.0 + 1, index);
             ui.painter().text(
                 fit.left_bottom() + egui::vec2(8.0, -8.0),

@@ -161,7 +161,7 @@ impl App {
                         .selected_text(selected)
                         .width(170.0)
                         .show_ui(ui, |ui| {
-                            for t in self.session.takes.iter().filter(|t| !t.info.discarded) {
+                            for t in self.session.kept_takes() {
                                 ui.selectable_value(&mut take, t.info.id, name(t));
                             }
                         });

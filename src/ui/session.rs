@@ -210,6 +210,11 @@ impl Session {
         }
     }
 
+    /// The takes the app lists: all but those undo discarded.
+    pub fn kept_takes(&self) -> impl DoubleEndedIterator<Item = &TakeView> {
+        self.takes.iter().filter(|t| !t.info.discarded)
+    }
+
     pub fn take(&self, id: TakeId) -> Option<&TakeView> {
         self.takes.iter().find(|t| t.info.id == id)
     }

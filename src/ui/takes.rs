@@ -8,7 +8,7 @@ use super::theme;
 impl App {
     pub(crate) fn takes_panel(&mut self, ui: &mut egui::Ui) {
         theme::section(ui, "Takes");
-        if self.session.takes.iter().all(|t| t.info.discarded) {
+        if self.session.kept_takes().next().is_none() {
             ui.add(
                 egui::Label::new(
                     egui::RichText::new("Each Generate makes a take; branches appear here too.")
@@ -20,7 +20,7 @@ impl App {
             return;
         }
         let mut switch = None;
-        for t in self.session.takes.iter().rev().filter(|t| !t.info.discarded) {
+        for t in self.session.kept_takes().rev() {
             let current = self.session.current == Some(t.info.id);
             let parent = match t.info.parent {
                 Some((p, keep)) => format!(" · from take {} @ {}", p.0 + 1, keep),
