@@ -1,5 +1,5 @@
-//! The CLI's input rules: each broken rule is a one-line error naming the problem and the fix,
-//! a non-zero exit code, found before any compute, and nothing written.
+//! The CLI's input rules (each broken rule is a one-line error naming the problem and the fix,
+//! a non-zero exit code, found before any compute, and nothing written) and what `bench --append` records.
 
 use std::path::Path;
 use std::process::Command;
@@ -136,4 +136,23 @@ fn guidance_out_of_range_is_refused() {
     let out = Command::new(env!("CARGO_BIN_EXE_spool")).args(["generate", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("--guidance <G>") && help.contains("Classifier-free guidance"), "{help}");
+}
+
+#[test]
+fn bench_rows_name_the_weights_they_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let weights = root.join("assets/spool-tiny");
+    let out = Command::new(env!("CARGO_BIN_EXE_spool"))
+        .args(["bench", "--frames", "64", "--runs", "1", "--append", "rows.md", "--weights"])
+        .arg(&weights)
+        .current_dir(dir.path())
+        .env("SPOOL_ASSETS", root.join("assets"))
+        .output()
+        .expect("spool runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows = std::fs::read_to_string(dir.path().join("rows.md")).unwrap();
+    assert!(rows.lines().any(|l| l.contains("| steady_fps |")), "{rows}");
+    let named = format!("--weights {}", weights.display());
+    assert!(rows.lines().all(|l| l.contains(&named)), "every row names the weights:\n{rows}");
 }

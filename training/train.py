@@ -25,8 +25,9 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from spool_tiny.data import DATA_VERSION, World, save_strip  # noqa: E402
 from spool_tiny import model as M  # noqa: E402
-from spool_tiny.model import (AutoEncoder, NonSeparable, SpoolTiny, latent_to_tokens, load_safetensors,  # noqa: E402
-                              rollout, rollout_nonseparable, save_safetensors, tokens_to_latent)
+from spool_tiny.model import (AutoEncoder, NonSeparable, SpoolTiny, guided_v, latent_to_tokens,  # noqa: E402
+                              load_safetensors, rollout, rollout_nonseparable, sampling_times, save_safetensors,
+                              tokens_to_latent)
 
 SAMPLE_PROMPTS = [
     "a red circle moving left on a blue background",
@@ -71,6 +72,7 @@ class Trainer:
         self.ae = AutoEncoder().to(self.dev)
         if args.variant == "fullres":  # ablation: every history element at full resolution (no MSC pooling)
             M.CFG.n_full = M.CFG.window
+        M.CFG.decoder_blocks = args.decoder_blocks
         Net = NonSeparable if args.variant == "nonsep" else SpoolTiny
         self.model = Net().to(self.dev)
         self.ema = Net().to(self.dev)
@@ -90,13 +92,16 @@ class Trainer:
             self.ema.load_state_dict(ck["ema"]); self.opt_ae.load_state_dict(ck["opt_ae"])
             self.opt.load_state_dict(ck["opt"]); self.state.update(ck["state"])
             log(f"resumed {self.state}", self.logf)
-        self.class_judge = self.load_class_judge(args.class_judge) if args.class_weight > 0 else None
+        use_judge = args.class_weight > 0 or args.sample_class_weight > 0
+        self.class_judge = self.load_class_judge(args.class_judge) if use_judge else None
         self.text = get_text_encoder(args.minilm, self.dev)
         self.world.fits = self.text.fits
         if args.init and self.state["ae_step"] == 0 and self.state["gen_step"] == 0:
             self.load_init(args.init)
         if args.init_assets and self.state["ae_step"] == 0 and self.state["gen_step"] == 0:
             self.load_init_assets(args.init_assets)
+            if args.whiten:
+                self.whiten()
         self.rng = random.Random(args.seed * 1000 + self.state["ae_step"] + self.state["gen_step"])
         self.train_fn = self.model.forward_train
         self.ema_fn = self.ema.forward_train
@@ -111,6 +116,7 @@ class Trainer:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         self.last_export = time.time()
+        self.ce_log = {}  # latest teacher cross-entropies, for the log
 
     def load_class_judge(self, path):
         """The teacher for --class-weight: a judge from `train_judge.py --split train`, never the evaluation
@@ -128,7 +134,8 @@ class Trainer:
         j = Judge(self.world.n_classes).to(self.dev)
         j.load_state_dict({k: v.float() for k, v in load_file(path).items()})
         j.requires_grad_(False)
-        log(f"class loss: weight {self.a.class_weight} through judge {path}", self.logf)
+        log(f"class loss: weight {self.a.class_weight} (one-step), {self.a.sample_class_weight} (sampled) "
+            f"through judge {path}", self.logf)
         return j.eval()
 
     def load_init(self, d):
@@ -149,13 +156,32 @@ class Trainer:
 
     def load_init_assets(self, d):
         """start from shipped (f16) weights: the AE always, the generator unless --fresh-gen."""
-        gen, ae = load_safetensors(None if self.a.fresh_gen else os.path.join(d, "model.safetensors"),
-                                   os.path.join(d, "ae.safetensors"), self.dev)
+        from safetensors.torch import load_file
+        _, ae = load_safetensors(None, os.path.join(d, "ae.safetensors"), self.dev)
         self.ae.load_state_dict(ae.state_dict())
-        if gen is not None:
-            self.model.load_state_dict(gen.state_dict()); self.ema.load_state_dict(gen.state_dict())
+        gen = None
+        if not self.a.fresh_gen:
+            gen = {k: v.float() for k, v in load_file(os.path.join(d, "model.safetensors")).items()}
+            n = M.grow_decoder(self.model, gen)  # --decoder-blocks deeper than the file: identity blocks added
+            self.ema.load_state_dict(self.model.state_dict())
+            if n != M.CFG.decoder_blocks:
+                log(f"decoder grown from {n} to {M.CFG.decoder_blocks} blocks (new ones start as the identity)",
+                    self.logf)
         self.state["phase"] = "gen"
         log(f"initialised from assets {d} (generator: {gen is not None}); AE phase skipped", self.logf)
+
+    @torch.no_grad()
+    def whiten(self):
+        """--whiten: re-express the loaded AE's latent (and the loaded generator) in whitened coordinates
+        (model.whiten_latent), from 2,048 fresh training frames. The AE's pictures and the generator's function
+        are unchanged; the noise and the loss now treat every latent direction alike."""
+        zs = [self.ae.encode(self.world.sample(64, T=4, split="train", seed=20_000 + i, p_switch=0.3)
+                             .video.flatten(0, 1)).float() for i in range(8)]
+        z = torch.cat(zs)
+        f = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+        lam = torch.linalg.eigvalsh(f.T @ f / f.shape[0]).flip(0)
+        M.whiten_latent(self.ae, z, [self.model, self.ema])
+        log(f"whitened the latent: second-moment eigenvalues {[round(v, 3) for v in lam.tolist()]} -> 1", self.logf)
 
     # ------------------------------------------------------------------------------------------------------
     def save_ckpt(self):
@@ -278,6 +304,8 @@ class Trainer:
         if train and a.img_batch:
             b1 = self.world.sample(a.img_batch, T=1, split="train", seed=seed ^ 0x5A5A5A, p_switch=0.0)
             loss = loss + a.img_weight * self.clip_loss(b1, train)[0]
+            if a.sample_class_weight > 0:
+                loss = loss + self.sample_class_loss(b1)
         return loss, err
 
     def clip_loss(self, b, train):
@@ -333,9 +361,45 @@ class Trainer:
         if rows.numel() == 0:
             return 0.0
         x0 = xt[rows, 0] - t[rows, 0, None, None] * v[rows, 0].float()
+        return a.class_weight * self.judge_ce(x0, lab["obj_class"][rows, 0, 0], "ce1")
+
+    def judge_ce(self, x0, cls, name):
+        """the teacher judge's cross-entropy on latent frames x0 [N,64,16], decoded by the frozen AE; the
+        last value is kept (detached, no sync) for the log under `name`"""
         with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
             logits, _ = self.class_judge(self.ae.decode(tokens_to_latent(x0), clamp=False))
-        return a.class_weight * F.cross_entropy(logits.float(), lab["obj_class"][rows, 0, 0])
+        ce = F.cross_entropy(logits.float(), cls)
+        self.ce_log[name] = ce.detach()
+        return ce
+
+    def sample_class_loss(self, b):
+        """--sample-class-weight × the teacher judge's cross-entropy on frame 0 *as the app samples it*: the
+        training model runs the app's sampler (K = --sample-steps, fresh noise between steps, guidance
+        --guidance) from pure noise with gradients through every step, on single frames with exactly one
+        visible object. Unlike the one-step term it rewards the chain that is shipped, where the shape
+        must be chosen at high noise (training/README.md, run 4)."""
+        a, lab = self.a, b.labels
+        one = lab["obj_visible"][:, 0, 0] & (lab["obj_class"][:, 0, 0] >= 0) & (lab["obj_class"][:, 0, 1] < 0)
+        rows = one.nonzero()[:, 0][:a.class_frames]
+        n = rows.numel()
+        if n == 0:
+            return 0.0
+        tok, bias = self.encode_text([b.captions[i][0] for i in rows.tolist()] + [""])
+        m = self.model
+        with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
+            ctx_all = m.text_proj(tok)
+            ctx, cb = ctx_all[:n], bias[:n]
+            unc = (ctx_all[n:].expand(n, -1, -1), bias[n:].expand(n, -1))
+            h = m.encoder(torch.zeros(n, 0, 64, 16, device=self.dev), ctx, cb)[:, 0]  # frame 0: BOS only
+            ts = sampling_times(a.sample_steps)
+            x = torch.randn(n, 64, 16, device=self.dev)
+            for k, t in enumerate(ts):
+                tt = torch.full((n,), t, device=self.dev)
+                v = guided_v(lambda c, q: m.decoder(x, h, tt, c, q), ctx, cb, unc, a.guidance)
+                x0 = x - t * v.float()
+                if k + 1 < len(ts):
+                    x = (1 - ts[k + 1]) * x0 + ts[k + 1] * torch.randn_like(x0)
+        return a.sample_class_weight * self.judge_ce(x0, lab["obj_class"][rows, 0, 0], "ceK")
 
     @torch.no_grad()
     def own_history(self, x0, ctx, cb):
@@ -441,6 +505,7 @@ class Trainer:
                 self.state["gen_loss"] = acc / max(accn, 1)
                 log(f"gen step {step} loss {acc / max(accn, 1):.4f} (frame0 {acc0 / max(accn, 1):.4f}) "
                     f"gn {gn.item():.3f} lr {lr:.2e} {(step - n0) / max(dt, 1e-9):.2f} steps/s "
+                    + "".join(f"{k} {v.item():.3f} " for k, v in self.ce_log.items()) +
                     f"elapsed {self.state['gen_elapsed']:.0f}s mem {torch.cuda.max_memory_allocated() / 2**30 if self.dev.type == 'cuda' else 0:.1f}GiB",
                     self.logf)
                 t_last = time.time(); n0 = step; acc = acc0 = 0.0; accn = 0
@@ -526,6 +591,9 @@ def main():
                    help="teacher judge's class cross-entropy on frame 0's decoded one-step prediction")
     p.add_argument("--class-judge", default=None, help="judge.safetensors from train_judge.py --split train")
     p.add_argument("--class-frames", type=int, default=256, help="at most this many frames per batch")
+    p.add_argument("--sample-class-weight", type=float, default=0.0,
+                   help="teacher judge's class cross-entropy on frame 0 sampled as the app does (needs --img-batch)")
+    p.add_argument("--sample-steps", type=int, default=4, help="sampler steps of --sample-class-weight")
     p.add_argument("--p-self-ctx", type=float, default=0.0,
                    help="share of clips whose encoder history is the EMA model's own one-step reconstruction")
     p.add_argument("--self-ctx-min", type=float, default=0.1)
@@ -536,12 +604,18 @@ def main():
     p.add_argument("--no-preflight", action="store_true")
     p.add_argument("--variant", choices=["scd", "fullres", "nonsep"], default="scd",
                    help="scd = the shipped design; fullres / nonsep = ablation variants (not shipped)")
+    p.add_argument("--whiten", action="store_true",
+                   help="with --init-assets: whiten the AE latent first (AE and generator re-expressed exactly)")
+    p.add_argument("--decoder-blocks", type=int, default=3,
+                   help="decoder depth; with --init-assets of a shallower model the extra blocks start as the identity")
     p.add_argument("--init-assets", default=None, help="dir with f16 model/ae safetensors (e.g. assets/spool-tiny)")
     p.add_argument("--fresh-gen", action="store_true", help="with --init-assets: take only the AE")
     p.add_argument("--p-uncond", type=float, default=0.15, help="decoder caption dropout for CFG")
-    p.add_argument("--guidance", type=float, default=3.0, help="CFG scale for samples; written to config.json")
+    p.add_argument("--guidance", type=float, default=3.0, help="CFG scale for samples and --sample-class-weight; written to config.json")
     p.add_argument("--init", default=None, help="dir with ema_f32_*/ae_f32 safetensors to start from")
     args = p.parse_args()
+    if args.sample_class_weight > 0 and not args.img_batch:
+        p.error("--sample-class-weight samples frame 0 of the --img-batch frames: give --img-batch N")
     Trainer(args).run()
 
 

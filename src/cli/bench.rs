@@ -64,8 +64,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "steps": steps, "guidance": guidance,
         "threads": rayon_threads(), "width": info.width, "height": info.height,
     });
+    // The row must say which weights it measured: another folder is another model.
+    let weights = args.model.weights.as_ref().map(|w| format!(" --weights {}", w.display())).unwrap_or_default();
     let command = format!(
-        "`spool bench --model {} --frames {} --runs {}` (steps {steps}, guidance {guidance}, {} threads)",
+        "`spool bench --model {}{weights} --frames {} --runs {}` (steps {steps}, guidance {guidance}, {} threads)",
         info.id,
         args.frames,
         args.runs,

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Wait up to SECONDS (or until the main run says done), print progress, copy results to $OUT.
-# usage: bash training/device/collect.sh ROOT SECONDS [weights]   ("weights": the ablation models instead)
+# usage: bash training/device/collect.sh ROOT SECONDS [weights|final]  (runs 2-4)   ("weights": the ablation models instead)
 ROOT=${1:-/tmp/c2}; SECS=${2:-60}; MODE=$3
 # second judge stage: once the ablation runs have left GPU 1, continue the judge there for 3 minutes
 if [ -f "$ROOT/judge/judge.safetensors" ] && [ ! -d "$ROOT/judge2" ] && ! pgrep -f "variant" > /dev/null; then
@@ -24,15 +24,22 @@ if [ "$MODE" = weights ]; then
     [ -f "$ROOT/abl_$v/export/model.safetensors" ] && cp "$ROOT/abl_$v/export/model.safetensors" "$OUT/abl_${v}_model.safetensors"
     [ -f "$ROOT/abl_$v/export/config.json" ] && cp "$ROOT/abl_$v/export/config.json" "$OUT/abl_${v}_config.json"
   done
-else
-  for d in "$ROOT"/main "$ROOT"/alt; do  # run 2 has main only; run 3 main and alt
+else  # at most 8 files come back per call: logs and strips while running, weights with MODE=final
+  for d in "$ROOT"/main "$ROOT"/alt; do  # run 2 has main only; runs 3 and 4 main and alt
     [ -d "$d/export" ] || continue; n=$(basename "$d")
-    for f in model.safetensors config.json; do [ -f "$d/export/$f" ] && cp "$d/export/$f" "$OUT/${n}_$f"; done
     cp "$d/log.txt" "$OUT/${n}_log.txt" 2>/dev/null
-    cp "$d/samples/rollout_latest.png" "$OUT/${n}_rollout.png" 2>/dev/null
+    if [ "$MODE" = final ]; then
+      for f in model.safetensors config.json; do [ -f "$d/export/$f" ] && cp "$d/export/$f" "$OUT/${n}_$f"; done
+    else
+      cp "$d/samples/rollout_latest.png" "$OUT/${n}_rollout.png" 2>/dev/null
+    fi
   done
-  J="$ROOT/judge"; [ -f "$ROOT/judge2/judge.safetensors" ] && J="$ROOT/judge2"
-  for f in judge.safetensors judge.json; do [ -f "$J/$f" ] && cp "$J/$f" "$OUT/"; done
-  (cd "$ROOT" && tar cf "$OUT/side.tar" judge*/stdout.txt abl_*/log.txt abl_*/stdout.txt abl_*/samples/rollout_latest.png abl_*/export/config.json 2>/dev/null)
+  if [ "$MODE" = final ]; then
+    J="$ROOT/judge"; [ -f "$ROOT/judge2/judge.safetensors" ] && J="$ROOT/judge2"; [ -d "$ROOT/teach" ] && J="$ROOT/teach"
+    for f in judge.safetensors judge.json; do [ -f "$J/$f" ] && cp "$J/$f" "$OUT/"; done
+  else
+    (cd "$ROOT" && tar cf "$OUT/side.tar" judge*/stdout.txt teach/stdout.txt teach/judge.json abl_*/log.txt \
+      abl_*/stdout.txt abl_*/samples/rollout_latest.png abl_*/export/config.json 2>/dev/null)
+  fi
 fi
 ls -la "$OUT"

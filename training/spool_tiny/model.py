@@ -716,12 +716,65 @@ def save_safetensors(model: SpoolTiny, path_model: str, path_ae: str, ae: AutoEn
         json.dump(config_dict(extra_config), f, indent=1)
 
 
+@torch.no_grad()
+def whiten_latent(ae: AutoEncoder, z: torch.Tensor, models=()):
+    """Re-express the latent space in whitened coordinates z_w = P z, P = Λ^(-1/2) Uᵀ from the second moment
+    E[z zᵀ] = U Λ Uᵀ of sample latents z [N,C,H,W] (uncentred, so no bias has to move). The AE's last
+    encoder layer (1×1) and first decoder layer (3×3, zero padding: linear) absorb P and P⁻¹ exactly and
+    latent_scale becomes 1; each generator in `models` absorbs them in its latent-facing linear layers
+    (encoder/decoder in_proj take z: A P⁻¹; decoder out_proj gives v: P B), so it computes the same
+    function of the same pictures. Why: the raw latent's spectrum is skewed (background colour in 3 directions
+    with most of the variance, the object's shape in directions ~40× smaller), so N(0, I) noise drowns the
+    shape first and the flow loss hardly weighs it; whitened, every direction has the same SNR at every t.
+    Returns P."""
+    f = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]).double()
+    lam, U = torch.linalg.eigh(f.T @ f / f.shape[0])
+    P = (U * lam.rsqrt()).T  # [C,C]
+    Pi = U * lam.sqrt()  # P⁻¹
+    s = ae.latent_scale.double()
+    w = ae.enc.conv_out.weight  # [C,128,1,1]
+    ae.enc.conv_out.weight.copy_((P @ (s * w.double()[:, :, 0, 0]))[:, :, None, None].to(w.dtype))
+    ae.enc.conv_out.bias.copy_((P @ (s * ae.enc.conv_out.bias.double())).to(w.dtype))
+    wd = ae.dec.conv_in.weight  # [128,C,3,3]; decode feeds it z / latent_scale
+    ae.dec.conv_in.weight.copy_((torch.einsum("oikl,ij->ojkl", wd.double(), Pi) / s).to(wd.dtype))
+    ae.latent_scale.fill_(1.0)
+    for m in models:
+        for lin in (m.encoder.in_proj, m.decoder.in_proj):
+            lin.weight.copy_((lin.weight.double() @ Pi).to(lin.weight.dtype))
+        o = m.decoder.out_proj
+        o.weight.copy_((P @ o.weight.double()).to(o.weight.dtype))
+        o.bias.copy_((P @ o.bias.double()).to(o.bias.dtype))
+    return P.float()
+
+
+def decoder_depth(sd: dict) -> int:
+    """number of decoder blocks in a generator state dict"""
+    return 1 + max(int(k.split(".")[2]) for k in sd if k.startswith("decoder.blocks."))
+
+
+def grow_decoder(model: "SpoolTiny", sd: dict):
+    """Load a generator state dict whose decoder has fewer blocks than `model`'s: the extra blocks (appended
+    after the loaded ones) start as the identity (adaLN-zero gates and a zero cross-attention output), so
+    the grown model computes exactly what the loaded one did and training adds capacity from there."""
+    n = decoder_depth(sd)
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    extra = [k for k in missing if not (k.startswith("decoder.blocks.") and int(k.split(".")[2]) >= n)]
+    if extra or unexpected:
+        raise ValueError(f"cannot grow: missing {extra[:4]}, unexpected {unexpected[:4]}")
+    with torch.no_grad():
+        for blk in model.decoder.blocks[n:]:
+            for m in (blk.ada, blk.xattn.out):
+                m.weight.zero_(); m.bias.zero_()
+    return n
+
+
 def load_safetensors(path_model: str | None = None, path_ae: str | None = None, device="cpu"):
     from safetensors.torch import load_file
     model = ae = None
     if path_model:
-        model = SpoolTiny()
         sd = {k: v.float() for k, v in load_file(path_model).items()}
+        CFG.decoder_blocks = decoder_depth(sd)  # the file says how deep its decoder is (config.json agrees)
+        model = SpoolTiny()
         model.load_state_dict(sd)
         model.to(device)
     if path_ae:

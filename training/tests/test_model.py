@@ -10,8 +10,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from spool_tiny.model import (CFG, AutoEncoder, IncrementalEncoder, SpoolTiny, element_rules,  # noqa: E402
-                              encoder_attention_mask, load_safetensors, rollout, sample_frame,
-                              save_safetensors)
+                              encoder_attention_mask, grow_decoder, latent_to_tokens, load_safetensors, rollout,
+                              sample_frame, save_safetensors, whiten_latent)
 
 
 def _randomize(model, scale=0.05, seed=0):
@@ -152,10 +152,63 @@ def test_nonseparable_is_causal_and_guidance_one_is_plain():
     print("nonseparable causal, guidance ok")
 
 
+def test_whiten_latent_is_exact():
+    """whitening re-expresses the AE and the generator: same pictures, v maps by P, second moment = I"""
+    torch.manual_seed(0)
+    ae, m = AutoEncoder(), SpoolTiny()
+    _randomize(m, seed=1)
+    with torch.no_grad():
+        ae.enc.conv_out.weight.mul_(torch.linspace(0.1, 3.0, CFG.latent_channels)[:, None, None, None])  # skewed
+        ae.latent_scale.fill_(0.7)
+        x = torch.rand(24, 3, 128, 128) * 2 - 1
+        z = ae.encode(x)
+        ae_w, m_w = AutoEncoder(), SpoolTiny()
+        ae_w.load_state_dict(ae.state_dict()); m_w.load_state_dict(m.state_dict())
+        P = whiten_latent(ae_w, z, [m_w])
+        zw = ae_w.encode(x)
+        close = lambda a, b: (a - b).abs().max() <= 1e-4 * b.abs().max()  # f32, P may be ill-conditioned here
+        assert close(zw, torch.einsum("ij,njhw->nihw", P, z))
+        f = zw.permute(0, 2, 3, 1).reshape(-1, CFG.latent_channels)
+        assert torch.allclose(f.T @ f / f.shape[0], torch.eye(CFG.latent_channels), atol=1e-3)
+        assert close(ae_w.decode(zw, clamp=False), ae.decode(z, clamp=False))
+        tok = latent_to_tokens(z).reshape(12, 2, 64, -1)
+        xt, t = torch.randn_like(tok), torch.rand(12, 2)
+        ctx, cb = torch.randn(12, 5, CFG.d_model), torch.zeros(12, 5)
+        v = m.forward_train(xt, t, tok[:, :1], ctx, cb)
+        vw = m_w.forward_train(xt @ P.T, t, tok[:, :1] @ P.T, ctx, cb)
+        assert close(vw, v @ P.T)
+
+
+def test_grown_decoder_starts_as_the_shallow_one():
+    torch.manual_seed(0)
+    m = SpoolTiny()
+    _randomize(m, seed=2)
+    n = CFG.decoder_blocks
+    try:
+        CFG.decoder_blocks = n + 2
+        deep = SpoolTiny()
+        _randomize(deep, seed=3)  # whatever the new blocks held, growing must make them the identity
+        assert grow_decoder(deep, m.state_dict()) == n
+    finally:
+        CFG.decoder_blocks = n
+    x, t = torch.randn(2, 3, 64, CFG.latent_channels), torch.rand(2, 3)
+    lat, ctx, cb = torch.randn(2, 2, 64, CFG.latent_channels), torch.randn(2, 7, CFG.d_model), torch.zeros(2, 7)
+    with torch.no_grad():
+        assert torch.equal(deep.forward_train(x, t, lat, ctx, cb), m.forward_train(x, t, lat, ctx, cb))
+    bad = {k: v for k, v in m.state_dict().items() if k != "encoder.pos"}
+    try:
+        grow_decoder(deep, bad)
+        raise AssertionError("a missing non-decoder key must be refused")
+    except ValueError:
+        pass
+
+
 if __name__ == "__main__":
     test_rules_window()
     test_parallel_equals_incremental()
     test_decoder_and_train_forward()
     test_autoencoder_shapes_and_export()
     test_nonseparable_is_causal_and_guidance_one_is_plain()
+    test_whiten_latent_is_exact()
+    test_grown_decoder_starts_as_the_shallow_one()
     print("ok")
