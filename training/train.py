@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from spool_tiny.data import DATA_VERSION, World, save_strip  # noqa: E402
+from spool_tiny.data import DATA_VERSION, Planner, World, save_strip  # noqa: E402
 from spool_tiny import model as M  # noqa: E402
 from spool_tiny.model import (AutoEncoder, NonSeparable, SpoolTiny, guided_v, latent_to_tokens,  # noqa: E402
                               load_safetensors, rollout, rollout_nonseparable, sampling_times, save_safetensors,
@@ -96,6 +96,9 @@ class Trainer:
         self.class_judge = self.load_class_judge(args.class_judge) if use_judge else None
         self.text = get_text_encoder(args.minilm, self.dev)
         self.world.fits = self.text.fits
+        self.planner = None
+        if args.plan_workers:
+            self.planner = Planner(args.plan_workers, not args.no_sprites, os.path.join(args.minilm, "vocab.txt"))
         if args.init and self.state["ae_step"] == 0 and self.state["gen_step"] == 0:
             self.load_init(args.init)
         if args.init_assets and self.state["ae_step"] == 0 and self.state["gen_step"] == 0:
@@ -298,11 +301,18 @@ class Trainer:
         """One training batch: the clip loss, plus (training only, --img-batch) a batch of single frames, i.e.
         frame 0 alone, the frame whose layout and object identity come from the caption alone."""
         a = self.a
-        seed = self.rng.getrandbits(31) if seed is None else seed
-        loss, err = self.clip_loss(self.world.sample(a.batch, T=a.T, split="train", seed=seed, p_switch=a.p_switch),
-                                   train)
-        if train and a.img_batch:
-            b1 = self.world.sample(a.img_batch, T=1, split="train", seed=seed ^ 0x5A5A5A, p_switch=0.0)
+
+        def jobs(seed=None):  # World.plan arguments of one step: the clips, then (training) the single frames
+            seed = self.rng.getrandbits(31) if seed is None else seed
+            j = [(a.batch, a.T, "train", seed, a.p_switch)]
+            return j + [(a.img_batch, 1, "train", seed ^ 0x5A5A5A, 0.0)] if train and a.img_batch else j
+        if seed is None and self.planner is not None:
+            plans = self.planner.next(jobs)
+        else:
+            plans = [self.world.plan(*j) for j in jobs(seed)]
+        loss, err = self.clip_loss(self.world.render_plan(plans[0]), train)
+        if len(plans) > 1:
+            b1 = self.world.render_plan(plans[1])
             loss = loss + a.img_weight * self.clip_loss(b1, train)[0]
             if a.sample_class_weight > 0:
                 loss = loss + self.sample_class_loss(b1)
@@ -600,6 +610,8 @@ def main():
     p.add_argument("--self-ctx-max", type=float, default=0.6)
     p.add_argument("--export-every", type=float, default=120)
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--plan-workers", type=int, default=0,
+                   help="processes that plan the next batches (scenes, captions) while the GPU trains; 0 = inline")
     p.add_argument("--no-sprites", action="store_true")
     p.add_argument("--no-preflight", action="store_true")
     p.add_argument("--variant", choices=["scd", "fullres", "nonsep"], default="scd",

@@ -23,10 +23,13 @@ Held-out split (fixed; `split="eval"` draws only from it, `split="train"` never 
 """
 from __future__ import annotations
 
+import collections
 import json
 import math
+import multiprocessing
 import os
 import random
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,6 +147,7 @@ class World:
                 c["names"] += [f"numeral {ch}", f"figure {ch}"]
         self.tint = [c["tint"] for c in self.classes]
         self.palette = torch.tensor([c[1] for c in COLOURS], dtype=torch.float32, device=self.device) / 127.5 - 1
+        self.palette_np = self.palette.cpu().numpy()  # for plan(), which never touches the device
         self.n_classes = len(self.classes)
         self.fits = None  # optional caption-length check (set by train.py from the tokenizer)
 
@@ -395,6 +399,12 @@ class World:
     # batch sampling + GPU rendering
     # ------------------------------------------------------------------------------------------------------
     def sample(self, B, T=24, split="train", seed=None, p_switch=0.35, scenes=None):
+        """B rendered clips of T frames (see Batch); deterministic in seed."""
+        return self.render_plan(self.plan(B, T, split, seed, p_switch, scenes))
+
+    def plan(self, B, T=24, split="train", seed=None, p_switch=0.35, scenes=None):
+        """The CPU half of `sample`: scenes, captions, per-frame object states and labels as numpy arrays (a
+        picklable dict, no torch), so a worker process can plan the next batches while the GPU trains."""
         rng = random.Random(seed)
         O = 6  # object slots: 0-2 scene A, 3-5 scene B (whole-scene switch)
         ox = np.zeros((B, T, O)); oy = np.zeros((B, T, O)); os_ = np.full((B, T, O), 0.2)
@@ -405,7 +415,7 @@ class World:
         lab_x = np.zeros((B, T, 3)); lab_y = np.zeros((B, T, 3)); lab_vis = np.zeros((B, T, 3), bool)
         bg_kind = np.zeros((B, T), np.int64); bg_c1 = np.zeros((B, T), np.int64); bg_c2 = np.zeros((B, T), np.int64)
         caps, cap_idx, switch_frame = [], np.zeros((B, T), np.int64), np.full(B, -1)
-        pal = self.palette.cpu().numpy()
+        pal = self.palette_np
         for b in range(B):
             ev = split == "eval"
             force_held = ev and rng.random() < 0.5
@@ -522,6 +532,17 @@ class World:
             for t in range(T):
                 bgs = bgB[-1] if (c is not None and t >= c) else bgA[-1]
                 bg_kind[b, t] = bgs["kind"]; bg_c1[b, t] = bgs["c1"]; bg_c2[b, t] = bgs["c2"]
+        return dict(T=T, bgA=bgA, bgB=bgB, wB=wB, pan=pan, ox=ox, oy=oy, os_=os_, oth=oth, oa=oa, ocls=ocls,
+                    otint=otint, lab=lab, lab_x=lab_x, lab_y=lab_y, lab_vis=lab_vis, bg_kind=bg_kind, bg_c1=bg_c1,
+                    bg_c2=bg_c2, caps=caps, cap_idx=cap_idx, switch_frame=switch_frame)
+
+    def render_plan(self, p):
+        """The device half of `sample`: render a `plan` into a Batch."""
+        T, bgA, bgB, wB, pan, ox, oy = p["T"], p["bgA"], p["bgB"], p["wB"], p["pan"], p["ox"], p["oy"]
+        os_, oth, oa, ocls, otint, lab = p["os_"], p["oth"], p["oa"], p["ocls"], p["otint"], p["lab"]
+        lab_x, lab_y, lab_vis, bg_kind, bg_c1, bg_c2 = (p[k] for k in ("lab_x", "lab_y", "lab_vis", "bg_kind",
+                                                                        "bg_c1", "bg_c2"))
+        caps, cap_idx, switch_frame = p["caps"], p["cap_idx"], p["switch_frame"]
         dev = self.device
         tt = lambda a, dt=torch.float32: torch.as_tensor(a, dtype=dt, device=dev)
         video, cover = self.render(bgA, bgB, tt(wB), tt(pan), tt(ox), tt(oy), tt(os_), tt(oth), tt(oa),
@@ -630,6 +651,37 @@ class World:
             clear = clear * (1 - alpha)
         cover = F.avg_pool2d(1 - clear, H // LATENT_HW).reshape(B, T, LATENT_HW, LATENT_HW)
         return frame.reshape(B, T, 3, H, W).clamp(-1, 1), cover
+
+
+_PLAN_WORLD = None  # a planning-only World in each Planner process
+
+
+def _planner_init(use_sprites, vocab_path):
+    global _PLAN_WORLD
+    from spool_tiny.text import WordPieceTokenizer
+    _PLAN_WORLD = World("cpu", use_sprites=use_sprites)
+    _PLAN_WORLD.fits = WordPieceTokenizer(vocab_path).fits
+
+
+def _plan(job):
+    return _PLAN_WORLD.plan(*job)
+
+
+class Planner:
+    """World.plan in `workers` spawned processes, `depth` batches ahead, so the GPU does not wait on the
+    Python scene and caption sampling. `next(jobs)` takes the next batch's list of plan() argument tuples
+    (called in order, so seeds drawn there come in the same order as inline) and returns that batch's plans;
+    the results are identical to planning inline."""
+
+    def __init__(self, workers, use_sprites, vocab_path, depth=3):
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_planner_init, initargs=(use_sprites, vocab_path))
+        self.depth, self.pending = depth, collections.deque()
+
+    def next(self, jobs):
+        while len(self.pending) < self.depth:
+            self.pending.append([self.pool.submit(_plan, j) for j in jobs()])
+        return [f.result() for f in self.pending.popleft()]
 
 
 def save_strip(video, path, max_cols=12, captions=None):

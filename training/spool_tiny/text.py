@@ -80,6 +80,10 @@ class WordPieceTokenizer:
         self.sep = self.vocab["[SEP]"]
         self.pad = self.vocab["[PAD]"]
 
+    def fits(self, text: str) -> bool:
+        """whether `text` fits the token limit untruncated"""
+        return not self.encode(text)[1]
+
     def normalize(self, text: str) -> str:
         out = []
         for ch in text:
@@ -232,7 +236,7 @@ class TextEncoder(torch.nn.Module):
 
     def fits(self, text: str) -> bool:
         """whether `text` fits the token limit untruncated (the data's captions must)"""
-        return not self.tokenizer.encode(text)[1]
+        return self.tokenizer.fits(text)
 
     @torch.no_grad()
     def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

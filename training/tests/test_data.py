@@ -5,7 +5,8 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from spool_tiny.data import EVAL_ONLY_PHRASES, EVAL_ONLY_WORDS, World  # noqa: E402
+from spool_tiny.data import EVAL_ONLY_PHRASES, EVAL_ONLY_WORDS, Planner, World  # noqa: E402
+from spool_tiny.text import WordPieceTokenizer  # noqa: E402
 
 
 def test_batch_and_split():
@@ -37,6 +38,33 @@ def test_batch_and_split():
         assert k in b.labels
 
 
+def test_planner_matches_inline_planning():
+    """plans from the worker processes equal inline plans, in the order the seeds were drawn"""
+    import random
+    import numpy as np
+    vocab = os.path.join(os.path.dirname(__file__), "..", "..", "assets", "minilm", "vocab.txt")
+    w = World("cpu")
+    w.fits = WordPieceTokenizer(vocab).fits
+    rng = random.Random(5)
+    jobs = lambda: [(3, 12, "train", rng.getrandbits(31), 0.5), (4, 1, "train", rng.getrandbits(31), 0.0)]
+    planner = Planner(2, True, vocab, depth=2)
+    got = [planner.next(jobs) for _ in range(3)]
+    rng = random.Random(5)
+    want = [[w.plan(*j) for j in jobs()] for _ in range(3)]
+    for g, e in zip(sum(got, []), sum(want, [])):
+        assert g.keys() == e.keys()
+        for k in e:
+            if isinstance(e[k], np.ndarray):
+                assert np.array_equal(g[k], e[k]), k
+            elif k == "lab":
+                assert all(np.array_equal(g[k][n], e[k][n]) for n in e[k]), k
+            else:
+                assert g[k] == e[k], k
+    b = w.render_plan(got[0][0])
+    assert b.video.shape == (3, 12, 3, 128, 128) and len(b.captions) == 3
+
+
 if __name__ == "__main__":
     test_batch_and_split()
+    test_planner_matches_inline_planning()
     print("ok")
