@@ -30,6 +30,8 @@ else  # at most 8 files come back per call: logs and strips while running, weigh
     cp "$d/log.txt" "$OUT/${n}_log.txt" 2>/dev/null
     if [ "$MODE" = final ]; then
       for f in model.safetensors config.json; do [ -f "$d/export/$f" ] && cp "$d/export/$f" "$OUT/${n}_$f"; done
+      # a --whiten run changes the AE too (the export's bytes differ from assets' even when it does not)
+      grep -q "whitened the latent" "$d/log.txt" && cp "$d/export/ae.safetensors" "$OUT/${n}_ae.safetensors"
     else
       cp "$d/samples/rollout_latest.png" "$OUT/${n}_rollout.png" 2>/dev/null
     fi
