@@ -351,7 +351,7 @@ class Trainer:
             dcb = torch.where(drop[..., 0], bias[-1].expand_as(cb), cb)
             v = self.train_fn(xt, t, lat_in, ctx, cb, dctx, dcb)
         err_tok = (v.float() - target).pow(2).mean(dim=3)  # [B,T,64]
-        extra = self.class_loss(xt, t, v, b) if train and self.class_judge is not None else 0.0
+        extra = self.class_loss(xt, t, v, b) if train and a.class_weight > 0 else 0.0
         # object tokens weigh 1 + obj_weight x coverage: they are a few of the 64 tokens, but the class is there
         wt = 1 + a.obj_weight * b.obj_cover.reshape(B, T, 64)
         err_w = (err_tok * wt).sum(2) / wt.sum(2)
