@@ -25,9 +25,8 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from spool_tiny.data import DATA_VERSION, Planner, World, save_strip  # noqa: E402
 from spool_tiny import model as M  # noqa: E402
-from spool_tiny.model import (AutoEncoder, NonSeparable, SpoolTiny, guided_v, latent_to_tokens,  # noqa: E402
-                              load_safetensors, rollout, rollout_nonseparable, sampling_times, save_safetensors,
-                              tokens_to_latent)
+from spool_tiny.model import (AutoEncoder, NonSeparable, SpoolTiny, latent_to_tokens, load_safetensors,  # noqa: E402
+                              rollout, rollout_nonseparable, save_safetensors, tokens_to_latent)
 
 SAMPLE_PROMPTS = [
     "a red circle moving left on a blue background",
@@ -180,10 +179,7 @@ class Trainer:
         are unchanged; the noise and the loss now treat every latent direction alike."""
         zs = [self.ae.encode(self.world.sample(64, T=4, split="train", seed=20_000 + i, p_switch=0.3)
                              .video.flatten(0, 1)).float() for i in range(8)]
-        z = torch.cat(zs)
-        f = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-        lam = torch.linalg.eigvalsh(f.T @ f / f.shape[0]).flip(0)
-        M.whiten_latent(self.ae, z, [self.model, self.ema])
+        _, lam = M.whiten_latent(self.ae, torch.cat(zs), [self.model, self.ema])
         log(f"whitened the latent: second-moment eigenvalues {[round(v, 3) for v in lam.tolist()]} -> 1", self.logf)
 
     # ------------------------------------------------------------------------------------------------------
@@ -365,13 +361,17 @@ class Trainer:
         x0_hat = x_t - t v, decoded by the (frozen) AE, on frames with exactly one visible object: the
         gradient asks the decoder to draw the caption's class, which the flow loss alone has not taught
         (training/README.md, run 3). Frame 0 only: later frames copy their history."""
-        a, lab = self.a, b.labels
-        one = lab["obj_visible"][:, :1, 0] & (lab["obj_class"][:, :1, 0] >= 0) & (lab["obj_class"][:, :1, 1] < 0)
-        rows = one[:, 0].nonzero()[:, 0][:a.class_frames]
+        a, rows = self.a, self.one_object_rows(b)
         if rows.numel() == 0:
             return 0.0
         x0 = xt[rows, 0] - t[rows, 0, None, None] * v[rows, 0].float()
-        return a.class_weight * self.judge_ce(x0, lab["obj_class"][rows, 0, 0], "ce1")
+        return a.class_weight * self.judge_ce(x0, b.labels["obj_class"][rows, 0, 0], "ce1")
+
+    def one_object_rows(self, b):
+        """clips of b whose frame 0 shows exactly one object, at most --class-frames of them"""
+        lab = b.labels
+        one = lab["obj_visible"][:, 0, 0] & (lab["obj_class"][:, 0, 0] >= 0) & (lab["obj_class"][:, 0, 1] < 0)
+        return one.nonzero()[:, 0][:self.a.class_frames]
 
     def judge_ce(self, x0, cls, name):
         """the teacher judge's cross-entropy on latent frames x0 [N,64,16], decoded by the frozen AE; the
@@ -388,9 +388,7 @@ class Trainer:
         --guidance) from pure noise with gradients through every step, on single frames with exactly one
         visible object. Unlike the one-step term it rewards the chain that is shipped, where the shape
         must be chosen at high noise (training/README.md, run 4)."""
-        a, lab = self.a, b.labels
-        one = lab["obj_visible"][:, 0, 0] & (lab["obj_class"][:, 0, 0] >= 0) & (lab["obj_class"][:, 0, 1] < 0)
-        rows = one.nonzero()[:, 0][:a.class_frames]
+        a, rows = self.a, self.one_object_rows(b)
         n = rows.numel()
         if n == 0:
             return 0.0
@@ -401,15 +399,8 @@ class Trainer:
             ctx, cb = ctx_all[:n], bias[:n]
             unc = (ctx_all[n:].expand(n, -1, -1), bias[n:].expand(n, -1))
             h = m.encoder(torch.zeros(n, 0, 64, 16, device=self.dev), ctx, cb)[:, 0]  # frame 0: BOS only
-            ts = sampling_times(a.sample_steps)
-            x = torch.randn(n, 64, 16, device=self.dev)
-            for k, t in enumerate(ts):
-                tt = torch.full((n,), t, device=self.dev)
-                v = guided_v(lambda c, q: m.decoder(x, h, tt, c, q), ctx, cb, unc, a.guidance)
-                x0 = x - t * v.float()
-                if k + 1 < len(ts):
-                    x = (1 - ts[k + 1]) * x0 + ts[k + 1] * torch.randn_like(x0)
-        return a.sample_class_weight * self.judge_ce(x0, lab["obj_class"][rows, 0, 0], "ceK")
+            x0 = M.denoise_frame(m, h.float(), ctx, cb, a.sample_steps, uncond=unc, guidance=a.guidance)
+        return a.sample_class_weight * self.judge_ce(x0.float(), b.labels["obj_class"][rows, 0, 0], "ceK")
 
     @torch.no_grad()
     def own_history(self, x0, ctx, cb):

@@ -624,11 +624,10 @@ def guided_v(predict, ctx, ctx_bias, uncond=None, guidance: float = 1.0):
     return vu + guidance * (v - vu)
 
 
-@torch.no_grad()
-def sample_frame(model: SpoolTiny, h, ctx, ctx_bias, K: int, gen: torch.Generator | None = None,
-                 noise=None, uncond=None, guidance: float = 1.0):
-    """Denoise one latent frame given encoder output h [B,64,D]. noise: optional list of K tensors [B,64,16].
-    uncond/guidance: see guided_v."""
+def denoise_frame(model: SpoolTiny, h, ctx, ctx_bias, K: int, gen: torch.Generator | None = None,
+                  noise=None, uncond=None, guidance: float = 1.0):
+    """The app's sampler for one latent frame given encoder output h [B,64,D] (gradients flow if enabled).
+    noise: optional list of K tensors [B,64,16]. uncond/guidance: see guided_v."""
     B = h.shape[0]
     ts = sampling_times(K)
     def eps(k):
@@ -644,6 +643,9 @@ def sample_frame(model: SpoolTiny, h, ctx, ctx_bias, K: int, gen: torch.Generato
         if k + 1 < K:
             x = (1 - ts[k + 1]) * x0 + ts[k + 1] * eps(k + 1)
     return x0
+
+
+sample_frame = torch.no_grad()(denoise_frame)  # inference: the same sampler without autograd
 
 
 @torch.no_grad()
@@ -726,7 +728,7 @@ def whiten_latent(ae: AutoEncoder, z: torch.Tensor, models=()):
     function of the same pictures. Why: the raw latent's spectrum is skewed (background colour in 3 directions
     with most of the variance, the object's shape in directions ~40× smaller), so N(0, I) noise drowns the
     shape first and the flow loss hardly weighs it; whitened, every direction has the same SNR at every t.
-    Returns P."""
+    Returns (P, the second moment's eigenvalues, largest first)."""
     f = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]).double()
     lam, U = torch.linalg.eigh(f.T @ f / f.shape[0])
     P = (U * lam.rsqrt()).T  # [C,C]
@@ -744,7 +746,7 @@ def whiten_latent(ae: AutoEncoder, z: torch.Tensor, models=()):
         o = m.decoder.out_proj
         o.weight.copy_((P @ o.weight.double()).to(o.weight.dtype))
         o.bias.copy_((P @ o.bias.double()).to(o.bias.dtype))
-    return P.float()
+    return P.float(), lam.flip(0).float()
 
 
 def decoder_depth(sd: dict) -> int:

@@ -164,7 +164,7 @@ def test_whiten_latent_is_exact():
         z = ae.encode(x)
         ae_w, m_w = AutoEncoder(), SpoolTiny()
         ae_w.load_state_dict(ae.state_dict()); m_w.load_state_dict(m.state_dict())
-        P = whiten_latent(ae_w, z, [m_w])
+        P, _ = whiten_latent(ae_w, z, [m_w])
         zw = ae_w.encode(x)
         close = lambda a, b: (a - b).abs().max() <= 1e-4 * b.abs().max()  # f32, P may be ill-conditioned here
         assert close(zw, torch.einsum("ij,njhw->nihw", P, z))
