@@ -1,14 +1,15 @@
 //! spool-tiny in candle against the PyTorch reference (`training/spool_tiny/model.py`).
 //!
 //! The fixtures in `tests/fixtures/tiny/` come from `training/make_tiny_fixtures.py`: a reduced config
-//! of the same structure with random f16 weights, its inputs and the reference's outputs. Every
-//! comparison requires `max |candle − reference| ≤ 1e-4 × rms(reference)` in f32.
+//! of the same structure with random f16 weights, its inputs and the reference's outputs; those in
+//! `tests/fixtures/tiny_ae_f8/` an autoencoder of the 2×2-patched layout. Every comparison requires
+//! `max |candle − reference| ≤ 1e-4 × rms(reference)` in f32.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, IndexOp, Tensor};
-use spool::model::tiny::{EncoderCache, TinyModel};
+use spool::model::tiny::{AutoEncoder, Config, EncoderCache, TinyModel, Weights};
 use spool::model::{Conditioning, ModelError};
 
 const TOLERANCE: f32 = 1e-4;
@@ -21,7 +22,11 @@ struct Fixtures(HashMap<String, Tensor>);
 
 impl Fixtures {
     fn load() -> Fixtures {
-        let map = candle_core::safetensors::load(fixture_dir().join("fixtures.safetensors"), &Device::Cpu)
+        Fixtures::load_from(&fixture_dir())
+    }
+
+    fn load_from(dir: &Path) -> Fixtures {
+        let map = candle_core::safetensors::load(dir.join("fixtures.safetensors"), &Device::Cpu)
             .expect("fixtures.safetensors");
         Fixtures(map)
     }
@@ -60,14 +65,25 @@ fn model() -> TinyModel {
     TinyModel::load(&fixture_dir(), &Device::Cpu).expect("fixture model loads")
 }
 
+fn check_autoencoder(label: &str, ae: &AutoEncoder, fx: &Fixtures) {
+    let z = ae.encode(&fx.get("ae_enc.x")).unwrap();
+    assert_close(&format!("{label} encode"), &z, &fx.get("ae_enc.z"));
+    let x = ae.decode(&fx.get("ae_dec.z")).unwrap();
+    assert_close(&format!("{label} decode"), &x, &fx.get("ae_dec.x"));
+}
+
 #[test]
 fn autoencoder_matches_reference() {
-    let fx = Fixtures::load();
-    let m = model();
-    let z = m.autoencoder().encode(&fx.get("ae_enc.x")).unwrap();
-    assert_close("ae encode", &z, &fx.get("ae_enc.z"));
-    let x = m.autoencoder().decode(&fx.get("ae_dec.z")).unwrap();
-    assert_close("ae decode", &x, &fx.get("ae_dec.x"));
+    check_autoencoder("ae", model().autoencoder(), &Fixtures::load());
+}
+
+#[test]
+fn patched_autoencoder_matches_reference() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_ae_f8");
+    let cfg = Config::load(&dir.join("config.json")).expect("f8 config");
+    assert_eq!(cfg.ae_patch, 2, "the fixture is the 2×2-patched layout");
+    let ae = AutoEncoder::new(&cfg, &Weights::load(&dir.join("ae.safetensors"), &Device::Cpu).unwrap()).unwrap();
+    check_autoencoder("ae f8c4", &ae, &Fixtures::load_from(&dir));
 }
 
 #[test]

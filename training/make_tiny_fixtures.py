@@ -12,7 +12,9 @@ identical numbers. Inputs are stored in f16 where they are f16-exact. Every inpu
 so random generators never have to agree.
 
 Output in tests/fixtures/tiny/: config.json, model.safetensors, ae.safetensors (the model directory
-format the app loads) and fixtures.safetensors (inputs and expected outputs, f32).
+format the app loads) and fixtures.safetensors (inputs and expected outputs, f32); and in
+tests/fixtures/tiny_ae_f8/ the same for an autoencoder of the 2×2-patched layout (AE_LAYOUTS "f8c4",
+narrower): config.json, ae.safetensors, fixtures.safetensors.
 
 Run:  python3 training/make_tiny_fixtures.py [--model-dir DIR_CONTAINING_spool_tiny] [--out DIR]
 """
@@ -34,6 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SMALL = dict(d_model=64, heads=4, head_dim=16, encoder_blocks=2, decoder_blocks=2)
 AE_ENC = [8, 12, 16, 24, 32]
 AE_DEC = [32, 24, 16, 8]
+AE_F8 = dict(ae_enc_channels=(8, 12, 16, 24), ae_dec_channels=(24, 16, 12), ae_patch=2)
 N_ELEMENTS = 16  # BOS + 15 frames: more than N_SINK + WINDOW, so eviction and pooling are exercised
 STEPS = 4
 
@@ -76,21 +79,33 @@ def main():
                 p.copy_(1.0 + randn(*p.shape, std=0.1))
             else:  # pos, bos
                 p.copy_(randn(*p.shape, std=0.5))
-    ae = M.AutoEncoder().eval()
-    shrink_autoencoder(M, ae)
-    with torch.no_grad():
-        for name, p in ae.named_parameters():
-            if name.endswith(".bias"):
-                p.copy_(randn(*p.shape, std=0.02))
-            else:
-                fan_in = p.shape[1] * p.shape[2] * p.shape[3]
-                std = math.sqrt(2.0 / fan_in) * (0.5 if "conv_out" in name else 1.0)
-                p.copy_(randn(*p.shape, std=std))
-        ae.latent_scale.fill_(0.8125)  # exact in f16
+    def random_autoencoder(layout):
+        M.set_ae_layout(layout)
+        ae = M.AutoEncoder().eval()
+        with torch.no_grad():
+            for name, p in ae.named_parameters():
+                if name.endswith(".bias"):
+                    p.copy_(randn(*p.shape, std=0.02))
+                else:
+                    fan_in = p.shape[1] * p.shape[2] * p.shape[3]
+                    std = math.sqrt(2.0 / fan_in) * (0.5 if "conv_out" in name else 1.0)
+                    p.copy_(randn(*p.shape, std=std))
+            ae.latent_scale.fill_(0.8125)  # exact in f16
+            for p in list(ae.parameters()) + list(ae.buffers()):
+                p.copy_(p.half().float())
+        return ae
+
+    def autoencoder_fixtures(ae):
+        x = randn(1, 3, 128, 128, std=0.5).clamp(-1, 1).half().float()
+        z = randn(1, 16, 8, 8).half().float()
+        with torch.no_grad():
+            return {"ae_enc.x": x[0], "ae_enc.z": ae.encode(x)[0], "ae_dec.z": z[0], "ae_dec.x": ae.decode(z)[0]}
+
+    ae = random_autoencoder(dict(ae_enc_channels=tuple(AE_ENC), ae_dec_channels=tuple(AE_DEC), ae_patch=1))
 
     # Round every weight to f16 and back: the file holds f16, both sides compute with these values.
     with torch.no_grad():
-        for p in list(model.parameters()) + list(ae.parameters()) + list(ae.buffers()):
+        for p in model.parameters():
             p.copy_(p.half().float())
 
     os.makedirs(args.out, exist_ok=True)
@@ -100,16 +115,9 @@ def main():
                        os.path.join(args.out, "ae.safetensors"), ae=ae,
                        config_path=os.path.join(args.out, "config.json"), extra_config=extra)
 
-    fx = {}
+    fx = autoencoder_fixtures(ae)
     D = M.CFG.d_model
     with torch.no_grad():
-        # ------------------------------------------------------------ autoencoder
-        x = randn(1, 3, 128, 128, std=0.5).clamp(-1, 1).half().float()
-        fx["ae_enc.x"] = x[0]
-        fx["ae_enc.z"] = ae.encode(x)[0]
-        z = randn(1, 16, 8, 8).half().float()
-        fx["ae_dec.z"] = z[0]
-        fx["ae_dec.x"] = ae.decode(z)[0]
 
         # ------------------------------------------------------------ conditionings
         def conditioning(n, pad, weighted):
@@ -183,28 +191,30 @@ def main():
             prev = x0
         fx["roll.latents"] = torch.stack(outs)
 
-    # Inputs that are f16-exact are stored as f16 (half the bytes, same values); expected outputs f32.
-    f16_inputs = {"ae_enc.x", "ae_dec.z", "cond_a.tokens", "cond_b.tokens", "enc.latents"}
-    fx = {k: (v.half() if k in f16_inputs else v.float()).detach().contiguous() for k, v in fx.items()}
     meta = {"reference": "training/spool_tiny/model.py", "reference_sha256": model_sha,
             "steps": str(STEPS), "switch": "10", "tolerance": "max abs err <= 1e-4 * rms"}
-    save_file(fx, os.path.join(args.out, "fixtures.safetensors"), metadata=meta)
-    total = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))
-    print(f"wrote {len(fx)} fixture tensors to {args.out} ({total / 1e6:.2f} MB), reference sha256 {model_sha[:12]}")
+    f16_inputs = {"ae_enc.x", "ae_dec.z", "cond_a.tokens", "cond_b.tokens", "enc.latents"}
+    write_fixtures(fx, f16_inputs, args.out, meta, save_file)
+
+    # ---------------------------------------------------------------- the 2×2-patched autoencoder layout
+    # (its own generator, so the fixtures above do not depend on it)
+    gen = torch.Generator().manual_seed(4321)
+    ae8 = random_autoencoder(AE_F8)
+    out8 = os.path.join(args.out, "..", "tiny_ae_f8")
+    os.makedirs(out8, exist_ok=True)
+    M.save_safetensors(model, os.path.join(out8, "unused_model.safetensors"), os.path.join(out8, "ae.safetensors"),
+                       ae=ae8, config_path=os.path.join(out8, "config.json"),
+                       extra_config=dict(fixture=dict(reference_sha256=model_sha, note="f8c4 autoencoder only")))
+    os.remove(os.path.join(out8, "unused_model.safetensors"))
+    write_fixtures(autoencoder_fixtures(ae8), {"ae_enc.x", "ae_dec.z"}, out8, meta, save_file)
 
 
-def shrink_autoencoder(M, ae):
-    """Same structure as the SPEC's autoencoder, narrower (the reference hardcodes the SPEC widths,
-    so its modules are swapped for narrower ones; its forward code is unchanged)."""
-    e, d = AE_ENC, AE_DEC
-    ae.enc.conv_in = nn.Conv2d(3, e[0], 3, padding=1)
-    ae.enc.down = nn.ModuleList([nn.Conv2d(e[i], e[i + 1], 4, stride=2, padding=1) for i in range(4)])
-    ae.enc.res = M.ResBlock(e[4])
-    ae.enc.conv_out = nn.Conv2d(e[4], M.CFG.latent_channels, 1)
-    ae.dec.conv_in = nn.Conv2d(M.CFG.latent_channels, d[0], 3, padding=1)
-    ae.dec.res = M.ResBlock(d[0])
-    ae.dec.up = nn.ModuleList([nn.Conv2d(d[i], d[i + 1], 3, padding=1) for i in range(3)])
-    ae.dec.conv_out = nn.Conv2d(d[3], 12, 3, padding=1)
+def write_fixtures(fx, f16_inputs, out, meta, save_file):
+    """Inputs that are f16-exact are stored as f16 (half the bytes, same values); expected outputs f32."""
+    fx = {k: (v.half() if k in f16_inputs else v.float()).detach().contiguous() for k, v in fx.items()}
+    save_file(fx, os.path.join(out, "fixtures.safetensors"), metadata=meta)
+    total = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
+    print(f"wrote {len(fx)} fixture tensors to {out} ({total / 1e6:.2f} MB), reference sha256 {meta['reference_sha256'][:12]}")
 
 
 if __name__ == "__main__":

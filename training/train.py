@@ -68,10 +68,12 @@ class Trainer:
         torch.manual_seed(args.seed)
         random.seed(args.seed)
         self.world = World(self.dev, use_sprites=not args.no_sprites)
+        M.set_ae_layout(M.AE_LAYOUTS[args.ae_layout])  # --init-assets replaces it with its file's layout
         self.ae = AutoEncoder().to(self.dev)
         if args.variant == "fullres":  # ablation: every history element at full resolution (no MSC pooling)
             M.CFG.n_full = M.CFG.window
         M.CFG.decoder_blocks = args.decoder_blocks
+        M.CFG.text_pool = args.text_pool
         Net = NonSeparable if args.variant == "nonsep" else SpoolTiny
         self.model = Net().to(self.dev)
         self.ema = Net().to(self.dev)
@@ -104,6 +106,8 @@ class Trainer:
             self.load_init_assets(args.init_assets)
             if args.whiten:
                 self.whiten()
+        if args.init_gen and self.state["ae_step"] == 0 and self.state["gen_step"] == 0:
+            self.load_generator(args.init_gen)
         self.rng = random.Random(args.seed * 1000 + self.state["ae_step"] + self.state["gen_step"])
         self.train_fn = self.model.forward_train
         self.ema_fn = self.ema.forward_train
@@ -157,20 +161,27 @@ class Trainer:
         log(f"initialised from {d} (generator weights: {bool(sd)}); AE phase skipped", self.logf)
 
     def load_init_assets(self, d):
-        """start from shipped (f16) weights: the AE always, the generator unless --fresh-gen."""
-        from safetensors.torch import load_file
+        """start from shipped (f16) weights: the AE (in its file's layout) always, the generator unless
+        --fresh-gen."""
         _, ae = load_safetensors(None, os.path.join(d, "ae.safetensors"), self.dev)
-        self.ae.load_state_dict(ae.state_dict())
-        gen = None
+        self.ae = ae
+        self.opt_ae = torch.optim.AdamW(self.ae.parameters(), lr=self.a.ae_lr, betas=(0.9, 0.99), weight_decay=0.0)
         if not self.a.fresh_gen:
-            gen = {k: v.float() for k, v in load_file(os.path.join(d, "model.safetensors")).items()}
-            n = M.grow_decoder(self.model, gen)  # --decoder-blocks deeper than the file: identity blocks added
-            self.ema.load_state_dict(self.model.state_dict())
-            if n != M.CFG.decoder_blocks:
-                log(f"decoder grown from {n} to {M.CFG.decoder_blocks} blocks (new ones start as the identity)",
-                    self.logf)
+            self.load_generator(d)
         self.state["phase"] = "gen"
-        log(f"initialised from assets {d} (generator: {gen is not None}); AE phase skipped", self.logf)
+        log(f"initialised from assets {d} (generator: {not self.a.fresh_gen}); AE phase skipped", self.logf)
+
+    def load_generator(self, d):
+        """the generator of d/model.safetensors (f16); --init-gen takes only this, and the AE phase still
+        runs: a new autoencoder under a generator that already knows text, motion and the cache"""
+        from safetensors.torch import load_file
+        gen = {k: v.float() for k, v in load_file(os.path.join(d, "model.safetensors")).items()}
+        n = M.grow_decoder(self.model, gen)  # --decoder-blocks deeper than the file: identity blocks added
+        self.ema.load_state_dict(self.model.state_dict())
+        if n != M.CFG.decoder_blocks:
+            log(f"decoder grown from {n} to {M.CFG.decoder_blocks} blocks (new ones start as the identity)",
+                self.logf)
+        log(f"generator from {d}", self.logf)
 
     @torch.no_grad()
     def whiten(self):
@@ -179,7 +190,7 @@ class Trainer:
         are unchanged; the noise and the loss now treat every latent direction alike."""
         zs = [self.ae.encode(self.world.sample(64, T=4, split="train", seed=20_000 + i, p_switch=0.3)
                              .video.flatten(0, 1)).float() for i in range(8)]
-        _, lam = M.whiten_latent(self.ae, torch.cat(zs), [self.model, self.ema])
+        _, lam = M.whiten_latent(self.ae, torch.cat(zs), [self.model, self.ema], self.a.whiten_floor)
         log(f"whitened the latent: second-moment eigenvalues {[round(v, 3) for v in lam.tolist()]} -> 1", self.logf)
 
     # ------------------------------------------------------------------------------------------------------
@@ -281,6 +292,8 @@ class Trainer:
         log(f"AE done: raw latent std {std:.4f} mean {z.mean().item():.4f} -> latent_scale {1 / std:.4f}; "
             f"eval recon mse {rec:.5f}", self.logf)
         self.state["ae_eval_mse"] = rec
+        if self.a.whiten:
+            self.whiten()
         self.state["phase"] = "gen"
         self.export("ae-done")
 
@@ -608,9 +621,17 @@ def main():
     p.add_argument("--variant", choices=["scd", "fullres", "nonsep"], default="scd",
                    help="scd = the shipped design; fullres / nonsep = ablation variants (not shipped)")
     p.add_argument("--whiten", action="store_true",
-                   help="with --init-assets: whiten the AE latent first (AE and generator re-expressed exactly)")
+                   help="whiten the AE latent once it is loaded (--init-assets) or trained (AE and generator re-expressed exactly)")
+    p.add_argument("--whiten-floor", type=float, default=0.02,
+                   help="--whiten scales eigenvalues below this x their mean as if they were that")
     p.add_argument("--decoder-blocks", type=int, default=3,
                    help="decoder depth; with --init-assets of a shallower model the extra blocks start as the identity")
+    p.add_argument("--text-pool", action="store_true",
+                   help="the decoder's adaLN also takes the pooled text (experimental: the app cannot load it yet)")
+    p.add_argument("--ae-layout", choices=sorted(M.AE_LAYOUTS), default="f16c16",
+                   help="the autoencoder trained in phase 1 (model.AE_LAYOUTS); with --init-assets the file's")
+    p.add_argument("--init-gen", default=None,
+                   help="dir with a model.safetensors: start the generator from it, train a new AE first")
     p.add_argument("--init-assets", default=None, help="dir with f16 model/ae safetensors (e.g. assets/spool-tiny)")
     p.add_argument("--fresh-gen", action="store_true", help="with --init-assets: take only the AE")
     p.add_argument("--p-uncond", type=float, default=0.15, help="decoder caption dropout for CFG")

@@ -1,6 +1,11 @@
 #!/bin/bash
-# Wait up to SECONDS (or until the main run says done), print progress, copy results to $OUT.
-# usage: bash training/device/collect.sh ROOT SECONDS [weights|final]  (runs 2-4)   ("weights": the ablation models instead)
+# Wait up to SECONDS (or until no training process is left), print progress, copy results to $OUT.
+# usage: bash training/device/collect.sh ROOT SECONDS [weights|final]
+#   ROOT holds one directory per run (main, alt, run 8's arms ...; judge* and teach are side runs).
+#   running: poll.tar (each run's log and latest rollout strip, the side runs' logs)
+#   final:   RUN_model.safetensors for each run + final.tar (configs, logs, a --whiten run's AE, the judge)
+#   weights: the ablation models instead (abl_*)
+# At most 8 files come back per call, hence the tars.
 ROOT=${1:-/tmp/c2}; SECS=${2:-60}; MODE=$3
 # second judge stage: once the ablation runs have left GPU 1, continue the judge there for 3 minutes
 if [ -f "$ROOT/judge/judge.safetensors" ] && [ ! -d "$ROOT/judge2" ] && ! pgrep -f "variant" > /dev/null; then
@@ -15,33 +20,31 @@ while [ $(date +%s) -lt $end ]; do
   if ! pgrep -f "train(_judge)?\.py" > /dev/null; then break; fi
 done
 for d in "$ROOT"/*/; do
-  n=$(basename "$d"); echo "== $n"; tail -n 4 "$d/stdout.txt" 2>/dev/null | cut -c1-300
+  n=$(basename "$d"); echo "== $n"; tail -n 3 "$d/stdout.txt" 2>/dev/null | cut -c1-300
   grep -h "val loss" "$d/log.txt" 2>/dev/null | tail -n 2
 done
 nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader
+cd "$ROOT" || exit 1
+runs=$(for d in */export; do [ -d "$d" ] && case "$d" in abl_*) ;; *) dirname "$d";; esac; done)
 if [ "$MODE" = weights ]; then
   for v in scd fullres nonsep; do
-    [ -f "$ROOT/abl_$v/export/model.safetensors" ] && cp "$ROOT/abl_$v/export/model.safetensors" "$OUT/abl_${v}_model.safetensors"
-    [ -f "$ROOT/abl_$v/export/config.json" ] && cp "$ROOT/abl_$v/export/config.json" "$OUT/abl_${v}_config.json"
+    [ -f "abl_$v/export/model.safetensors" ] && cp "abl_$v/export/model.safetensors" "$OUT/abl_${v}_model.safetensors"
+    [ -f "abl_$v/export/config.json" ] && cp "abl_$v/export/config.json" "$OUT/abl_${v}_config.json"
   done
-else  # at most 8 files come back per call: logs and strips while running, weights with MODE=final
-  for d in "$ROOT"/main "$ROOT"/alt; do  # run 2 has main only; runs 3 and 4 main and alt
-    [ -d "$d/export" ] || continue; n=$(basename "$d")
-    cp "$d/log.txt" "$OUT/${n}_log.txt" 2>/dev/null
-    if [ "$MODE" = final ]; then
-      for f in model.safetensors config.json; do [ -f "$d/export/$f" ] && cp "$d/export/$f" "$OUT/${n}_$f"; done
-      # a --whiten run changes the AE too (the export's bytes differ from assets' even when it does not)
-      grep -q "whitened the latent" "$d/log.txt" && cp "$d/export/ae.safetensors" "$OUT/${n}_ae.safetensors"
-    else
-      cp "$d/samples/rollout_latest.png" "$OUT/${n}_rollout.png" 2>/dev/null
-    fi
+elif [ "$MODE" = final ]; then
+  files=""
+  for n in $runs; do
+    cp "$n/export/model.safetensors" "$OUT/${n}_model.safetensors" 2>/dev/null
+    files="$files $n/export/config.json $n/log.txt"
+    # a --whiten run changes the AE too
+    grep -q "whitened the latent" "$n/log.txt" && files="$files $n/export/ae.safetensors"
   done
-  if [ "$MODE" = final ]; then
-    J="$ROOT/judge"; [ -f "$ROOT/judge2/judge.safetensors" ] && J="$ROOT/judge2"; [ -d "$ROOT/teach" ] && J="$ROOT/teach"
-    for f in judge.safetensors judge.json; do [ -f "$J/$f" ] && cp "$J/$f" "$OUT/"; done
-  else
-    (cd "$ROOT" && tar cf "$OUT/side.tar" judge*/stdout.txt teach/stdout.txt teach/judge.json abl_*/log.txt \
-      abl_*/stdout.txt abl_*/samples/rollout_latest.png abl_*/export/config.json 2>/dev/null)
-  fi
+  J=judge; [ -f judge2/judge.safetensors ] && J=judge2; [ -d teach ] && J=teach
+  tar cf "$OUT/final.tar" $files $J/judge.safetensors $J/judge.json 2>/dev/null
+else
+  files=""
+  for n in $runs; do files="$files $n/log.txt $n/samples/rollout_latest.png"; done
+  tar cf "$OUT/poll.tar" $files judge*/stdout.txt teach/stdout.txt teach/judge.json abl_*/log.txt \
+    abl_*/stdout.txt abl_*/samples/rollout_latest.png abl_*/export/config.json 2>/dev/null
 fi
 ls -la "$OUT"

@@ -57,9 +57,24 @@ class Config:
     sampler_shift: float = 3.0
     default_steps: int = 4
     data_version: str = "procedural-v1"
+    text_pool: bool = False  # experimental (train.py --text-pool; not in the app yet): see DiffusionDecoder
+    # autoencoder layout: widths of the encoder's stages (one stride-2 conv between neighbours) and the
+    # decoder's (one ×2 upsample between neighbours, then a final pixel shuffle ×2); ae_patch 2 makes
+    # the convolutional latent 16×16×(C/4), folded 2×2 into the 8×8×C latent (AE_LAYOUTS)
+    ae_enc_channels: tuple = (32, 48, 64, 96, 128)
+    ae_dec_channels: tuple = (128, 96, 64, 32)
+    ae_patch: int = 1
 
 
 CFG = Config()
+
+# train.py --ae-layout: "f16c16" is the v1 autoencoder (8×8×16, each latent pixel a 16×16-pixel patch);
+# "f8c4" is a 16×16×4 latent (8×8-pixel patches, the layout image diffusion models use) folded 2×2 into the
+# same 8×8×16 tokens, so the generator is unchanged but an object's shape is spread over more latent pixels
+AE_LAYOUTS = {
+    "f16c16": dict(ae_enc_channels=(32, 48, 64, 96, 128), ae_dec_channels=(128, 96, 64, 32), ae_patch=1),
+    "f8c4": dict(ae_enc_channels=(32, 48, 64, 96), ae_dec_channels=(96, 64, 48), ae_patch=2),
+}
 NEG = -1e4  # value used for "-inf" in ctx_bias (SPEC)
 MASK_NEG = -1e9  # value used for disallowed keys in the parallel encoder mask
 
@@ -82,40 +97,70 @@ class ResBlock(nn.Module):
         return h + self.conv2(F.silu(self.conv1(F.silu(h))))
 
 
+def identity_1x1(ch: int) -> nn.Conv2d:
+    conv = nn.Conv2d(ch, ch, 1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.eye(ch)[:, :, None, None]); conv.bias.zero_()
+    return conv
+
+
 class Encoder2d(nn.Module):
     def __init__(self):
         super().__init__()
-        self.conv_in = nn.Conv2d(3, 32, 3, padding=1)
-        chans = [32, 48, 64, 96, 128]
+        chans, p = CFG.ae_enc_channels, CFG.ae_patch
+        self.conv_in = nn.Conv2d(3, chans[0], 3, padding=1)
         self.down = nn.ModuleList(
-            [nn.Conv2d(chans[i], chans[i + 1], 4, stride=2, padding=1) for i in range(4)])
-        self.res = ResBlock(128)
-        self.conv_out = nn.Conv2d(128, CFG.latent_channels, 1)
+            [nn.Conv2d(chans[i], chans[i + 1], 4, stride=2, padding=1) for i in range(len(chans) - 1)])
+        self.res = ResBlock(chans[-1])
+        self.conv_out = nn.Conv2d(chans[-1], CFG.latent_channels // (p * p), 1)
+        # patched layouts: a 1×1 map after the 2×2 fold, where --whiten's map is folded in
+        self.proj = identity_1x1(CFG.latent_channels) if p > 1 else None
 
     def forward(self, x):
         h = F.silu(self.conv_in(x))
         for d in self.down:
             h = F.silu(d(h))
         h = self.res(h)
-        return self.conv_out(h)
+        z = self.conv_out(h)
+        return z if self.proj is None else self.proj(F.pixel_unshuffle(z, CFG.ae_patch))
 
 
 class Decoder2d(nn.Module):
     def __init__(self):
         super().__init__()
-        self.conv_in = nn.Conv2d(CFG.latent_channels, 128, 3, padding=1)
-        self.res = ResBlock(128)
-        chans = [128, 96, 64, 32]
-        self.up = nn.ModuleList([nn.Conv2d(chans[i], chans[i + 1], 3, padding=1) for i in range(3)])
-        self.conv_out = nn.Conv2d(32, 12, 3, padding=1)
+        chans, p = CFG.ae_dec_channels, CFG.ae_patch
+        self.proj = identity_1x1(CFG.latent_channels) if p > 1 else None
+        self.conv_in = nn.Conv2d(CFG.latent_channels // (p * p), chans[0], 3, padding=1)
+        self.res = ResBlock(chans[0])
+        self.up = nn.ModuleList([nn.Conv2d(chans[i], chans[i + 1], 3, padding=1) for i in range(len(chans) - 1)])
+        self.conv_out = nn.Conv2d(chans[-1], 12, 3, padding=1)
 
     def forward(self, z, clamp: bool = True):
+        if self.proj is not None:
+            z = F.pixel_shuffle(self.proj(z), CFG.ae_patch)
         h = F.silu(self.conv_in(z))
         h = self.res(h)
         for u in self.up:
             h = F.silu(u(F.interpolate(h, scale_factor=2, mode="nearest")))
         x = F.pixel_shuffle(self.conv_out(h), 2)
         return x.clamp(-1, 1) if clamp else x
+
+
+def ae_layout_of(sd: dict) -> dict:
+    """The CFG autoencoder fields of an AE state dict (keys enc.*, dec.*), read from its tensor shapes."""
+    n_down = 1 + max(int(k.split(".")[2]) for k in sd if k.startswith("enc.down."))
+    n_up = 1 + max(int(k.split(".")[2]) for k in sd if k.startswith("dec.up."))
+    enc = [sd["enc.conv_in.weight"].shape[0]] + [sd[f"enc.down.{i}.weight"].shape[0] for i in range(n_down)]
+    dec = [sd["dec.conv_in.weight"].shape[0]] + [sd[f"dec.up.{i}.weight"].shape[0] for i in range(n_up)]
+    patch = 1
+    if "enc.proj.weight" in sd:
+        patch = int(round(math.sqrt(CFG.latent_channels / sd["enc.conv_out.weight"].shape[0])))
+    return dict(ae_enc_channels=tuple(enc), ae_dec_channels=tuple(dec), ae_patch=patch)
+
+
+def set_ae_layout(layout: dict):
+    for k, v in layout.items():
+        setattr(CFG, k, v)
 
 
 class AutoEncoder(nn.Module):
@@ -128,7 +173,7 @@ class AutoEncoder(nn.Module):
         self.register_buffer("latent_scale", torch.ones(()))
 
     def encode(self, x):
-        """x [N,3,128,128] in [-1,1] -> scaled latent [N,16,8,8]."""
+        """x [N,3,128,128] in [-1,1] -> scaled latent [N,16,8,8] (every layout)."""
         return self.enc(x) * self.latent_scale
 
     def decode(self, z, clamp: bool = True):
@@ -450,11 +495,17 @@ class DiffusionDecoder(nn.Module):
         self.norm_out = layer_norm(D, affine=False)
         self.ada_out = nn.Linear(D, 2 * D)
         self.out_proj = nn.Linear(D, CFG.latent_channels)
+        # CFG.text_pool: the text, pooled with the cross-attention's own weights exp(ctx_bias), also drives
+        # every adaLN modulation (as class labels do in DiT), a global path beside the cross-attention
+        self.text_pool = nn.Linear(D, D) if CFG.text_pool else None
 
     def forward(self, x_t, h, t, ctx, ctx_bias):
         """x_t [N,64,16] noisy latent tokens, h [N,64,D] encoder output, t [N], ctx [N,n,D], ctx_bias [N,n]
         -> v [N,64,16]"""
         temb = self.t_embed(t)
+        if self.text_pool is not None:
+            w = torch.softmax(ctx_bias.float(), dim=-1).to(ctx.dtype)
+            temb = temb + self.text_pool((w[..., None] * ctx).sum(1))
         x = self.in_proj(x_t) + self.cond_proj(h) + self.pos
         for blk in self.blocks:
             x = blk(x, temb, ctx, ctx_bias)
@@ -486,7 +537,8 @@ class SpoolTiny(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        init_adaln_zero(self, self.decoder.blocks, (self.decoder.ada_out, self.decoder.out_proj))
+        zero = (self.decoder.ada_out, self.decoder.out_proj)
+        init_adaln_zero(self, self.decoder.blocks, zero + ((self.decoder.text_pool,) if CFG.text_pool else ()))
 
     def forward_train(self, x_t, t, lat_ctx_in, ctx, ctx_bias, dec_ctx=None, dec_bias=None):
         """Teacher-forced parallel forward over a clip.
@@ -719,26 +771,33 @@ def save_safetensors(model: SpoolTiny, path_model: str, path_ae: str, ae: AutoEn
 
 
 @torch.no_grad()
-def whiten_latent(ae: AutoEncoder, z: torch.Tensor, models=()):
+def whiten_latent(ae: AutoEncoder, z: torch.Tensor, models=(), floor: float = 0.0):
     """Re-express the latent space in whitened coordinates z_w = P z, P = Λ^(-1/2) Uᵀ from the second moment
     E[z zᵀ] = U Λ Uᵀ of sample latents z [N,C,H,W] (uncentred, so no bias has to move). The AE's last
-    encoder layer (1×1) and first decoder layer (3×3, zero padding: linear) absorb P and P⁻¹ exactly and
+    encoder layer (1×1) and first decoder layer (v1: 3×3, zero padding: linear) absorb P and P⁻¹ exactly and
     latent_scale becomes 1; each generator in `models` absorbs them in its latent-facing linear layers
     (encoder/decoder in_proj take z: A P⁻¹; decoder out_proj gives v: P B), so it computes the same
     function of the same pictures. Why: the raw latent's spectrum is skewed (background colour in 3 directions
     with most of the variance, the object's shape in directions ~40× smaller), so N(0, I) noise drowns the
     shape first and the flow loss hardly weighs it; whitened, every direction has the same SNR at every t.
+    floor: eigenvalues below floor × their mean are scaled as if they were that (directions the AE hardly
+    uses stay small instead of being blown up to unit variance; 0 = exact whitening).
     Returns (P, the second moment's eigenvalues, largest first)."""
     f = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]).double()
     lam, U = torch.linalg.eigh(f.T @ f / f.shape[0])
-    P = (U * lam.rsqrt()).T  # [C,C]
-    Pi = U * lam.sqrt()  # P⁻¹
+    scale = lam.clamp(min=floor * lam.mean().item())
+    P = (U * scale.rsqrt()).T  # [C,C]
+    Pi = U * scale.sqrt()  # P⁻¹
     s = ae.latent_scale.double()
-    w = ae.enc.conv_out.weight  # [C,128,1,1]
-    ae.enc.conv_out.weight.copy_((P @ (s * w.double()[:, :, 0, 0]))[:, :, None, None].to(w.dtype))
-    ae.enc.conv_out.bias.copy_((P @ (s * ae.enc.conv_out.bias.double())).to(w.dtype))
-    wd = ae.dec.conv_in.weight  # [128,C,3,3]; decode feeds it z / latent_scale
-    ae.dec.conv_in.weight.copy_((torch.einsum("oikl,ij->ojkl", wd.double(), Pi) / s).to(wd.dtype))
+    # the layers next to the latent: 1×1 convs (the 2×2-patched layouts' proj, or v1's conv_out) and v1's
+    # 3×3 dec.conv_in (zero padding: linear in z)
+    enc_last = ae.enc.proj if ae.enc.proj is not None else ae.enc.conv_out
+    dec_first = ae.dec.proj if ae.dec.proj is not None else ae.dec.conv_in
+    w = enc_last.weight  # [C,in,1,1]
+    enc_last.weight.copy_((P @ (s * w.double()[:, :, 0, 0]))[:, :, None, None].to(w.dtype))
+    enc_last.bias.copy_((P @ (s * enc_last.bias.double())).to(w.dtype))
+    wd = dec_first.weight  # [out,C,k,k]; decode feeds it z / latent_scale
+    dec_first.weight.copy_((torch.einsum("oikl,ij->ojkl", wd.double(), Pi) / s).to(wd.dtype))
     ae.latent_scale.fill_(1.0)
     for m in models:
         for lin in (m.encoder.in_proj, m.decoder.in_proj):
@@ -757,10 +816,13 @@ def decoder_depth(sd: dict) -> int:
 def grow_decoder(model: "SpoolTiny", sd: dict):
     """Load a generator state dict whose decoder has fewer blocks than `model`'s: the extra blocks (appended
     after the loaded ones) start as the identity (adaLN-zero gates and a zero cross-attention output), so
-    the grown model computes exactly what the loaded one did and training adds capacity from there."""
+    the grown model computes exactly what the loaded one did and training adds capacity from there.
+    Likewise a text_pool layer the file lacks starts at zero (it is built zero-initialised)."""
     n = decoder_depth(sd)
     missing, unexpected = model.load_state_dict(sd, strict=False)
-    extra = [k for k in missing if not (k.startswith("decoder.blocks.") and int(k.split(".")[2]) >= n)]
+    grown = lambda k: k.startswith("decoder.text_pool.") or (
+        k.startswith("decoder.blocks.") and int(k.split(".")[2]) >= n)
+    extra = [k for k in missing if not grown(k)]
     if extra or unexpected:
         raise ValueError(f"cannot grow: missing {extra[:4]}, unexpected {unexpected[:4]}")
     with torch.no_grad():
@@ -776,12 +838,14 @@ def load_safetensors(path_model: str | None = None, path_ae: str | None = None, 
     if path_model:
         sd = {k: v.float() for k, v in load_file(path_model).items()}
         CFG.decoder_blocks = decoder_depth(sd)  # the file says how deep its decoder is (config.json agrees)
+        CFG.text_pool = "decoder.text_pool.weight" in sd
         model = SpoolTiny()
         model.load_state_dict(sd)
         model.to(device)
     if path_ae:
-        ae = AutoEncoder()
         sd = {k: v.float() for k, v in load_file(path_ae).items()}
+        set_ae_layout(ae_layout_of(sd))  # the file says which layout it is
+        ae = AutoEncoder()
         sd["latent_scale"] = sd.pop("ae.latent_scale").reshape(())
         ae.load_state_dict(sd)
         ae.to(device)

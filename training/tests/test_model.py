@@ -9,9 +9,10 @@ import tempfile
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from spool_tiny.model import (CFG, AutoEncoder, IncrementalEncoder, SpoolTiny, element_rules,  # noqa: E402
-                              encoder_attention_mask, grow_decoder, latent_to_tokens, load_safetensors, rollout,
-                              sample_frame, save_safetensors, whiten_latent)
+from spool_tiny.model import (AE_LAYOUTS, CFG, AutoEncoder, IncrementalEncoder, SpoolTiny,  # noqa: E402
+                              ae_layout_of, element_rules, encoder_attention_mask, grow_decoder, latent_to_tokens,
+                              load_safetensors, rollout, sample_frame, save_safetensors, set_ae_layout,
+                              whiten_latent)
 
 
 def _randomize(model, scale=0.05, seed=0):
@@ -152,13 +153,46 @@ def test_nonseparable_is_causal_and_guidance_one_is_plain():
     print("nonseparable causal, guidance ok")
 
 
+def in_layout(name, fn):
+    """run fn with the autoencoder layout `name`, then restore v1's"""
+    try:
+        set_ae_layout(AE_LAYOUTS[name])
+        return fn()
+    finally:
+        set_ae_layout(AE_LAYOUTS["f16c16"])
+
+
 def test_whiten_latent_is_exact():
+    for layout in AE_LAYOUTS:
+        in_layout(layout, check_whitening)
+
+
+def test_patched_layout_round_trip():
+    """an f8c4 AE: 16x16x4 conv latent folded 2x2 into 8x8x16; its file says its layout"""
+    def check():
+        torch.manual_seed(0)
+        ae = AutoEncoder()
+        x = torch.rand(2, 3, 128, 128) * 2 - 1
+        with torch.no_grad():
+            z = ae.encode(x)
+            assert z.shape == (2, 16, 8, 8)
+            with tempfile.TemporaryDirectory() as d:
+                save_safetensors(SpoolTiny(), f"{d}/m.safetensors", f"{d}/a.safetensors", ae=ae)
+                set_ae_layout(AE_LAYOUTS["f16c16"])  # loading must restore the file's layout
+                _, ae2 = load_safetensors(None, f"{d}/a.safetensors")
+            assert ae_layout_of(ae2.state_dict()) == AE_LAYOUTS["f8c4"] and CFG.ae_patch == 2
+            assert (ae2.decode(z) - ae.decode(z)).abs().max() < 2e-2  # f16 file
+    in_layout("f8c4", check)
+
+
+def check_whitening():
     """whitening re-expresses the AE and the generator: same pictures, v maps by P, second moment = I"""
     torch.manual_seed(0)
     ae, m = AutoEncoder(), SpoolTiny()
     _randomize(m, seed=1)
     with torch.no_grad():
-        ae.enc.conv_out.weight.mul_(torch.linspace(0.1, 3.0, CFG.latent_channels)[:, None, None, None])  # skewed
+        last = ae.enc.proj if ae.enc.proj is not None else ae.enc.conv_out
+        last.weight.mul_(torch.linspace(0.1, 3.0, CFG.latent_channels)[:, None, None, None])  # skewed
         ae.latent_scale.fill_(0.7)
         x = torch.rand(24, 3, 128, 128) * 2 - 1
         z = ae.encode(x)
@@ -210,5 +244,6 @@ if __name__ == "__main__":
     test_autoencoder_shapes_and_export()
     test_nonseparable_is_causal_and_guidance_one_is_plain()
     test_whiten_latent_is_exact()
+    test_patched_layout_round_trip()
     test_grown_decoder_starts_as_the_shallow_one()
     print("ok")

@@ -1,5 +1,9 @@
 //! spool-tiny's per-frame autoencoder: 3×128×128 pixels ⇄ 16×8×8 latents (training/SPEC.md).
 //!
+//! Two layouts, told apart by config.json (`ae_enc_channels`, `ae_dec_channels`, `ae_patch`): v1
+//! convolves straight down to the 8×8×16 latent; the 2×2-patched one ("f8c4" in training) stops at
+//! 16×16×4 and folds each 2×2 block into one latent pixel's 16 channels, then a 1×1 map.
+//!
 //! The decoder's "nearest ×2 upsample, then 3×3 conv" stages are computed without the upsample: each
 //! of the four output phases `(a, b)` (output pixel `(2y+a, 2x+b)`) only ever reads a 2×2 neighbourhood
 //! of the low-resolution input, so one 2×2 conv with `4·c_out` outputs over the input (padding 1)
@@ -13,7 +17,9 @@
 use candle_core::Tensor;
 
 use super::config::Config;
-use super::kernels::{Act, act, bias_act, im2col, interleave_phases, shuffle_to_planar};
+use super::kernels::{
+    Act, act, bias_act, depth_to_space, im2col, interleave_phases, shuffle_to_planar, space_to_depth,
+};
 use super::weights::Weights;
 use crate::model::Result;
 
@@ -120,6 +126,13 @@ impl UpConv {
     }
 }
 
+/// The 2×2 fold of the patched layout and the 1×1 maps next to it (`enc.proj`, `dec.proj`).
+struct Patch {
+    size: usize,
+    enc_proj: Conv,
+    dec_proj: Conv,
+}
+
 /// The autoencoder, `enc.*` / `dec.*` / `ae.latent_scale`.
 pub struct AutoEncoder {
     enc_in: Conv,
@@ -130,26 +143,41 @@ pub struct AutoEncoder {
     dec_res: Res,
     up: Vec<UpConv>,
     dec_out: Conv,
+    patch: Option<Patch>,
     latent_scale: f32,
 }
 
 impl AutoEncoder {
+    /// Builds the layout `cfg` describes (validated: at least two widths each, sizes consistent).
     pub fn new(cfg: &Config, w: &Weights) -> Result<AutoEncoder> {
-        let e = &cfg.ae_enc_channels;
-        let d = &cfg.ae_dec_channels;
+        let (e, d) = (&cfg.ae_enc_channels, &cfg.ae_dec_channels);
+        let (e_last, d_last) = (e[e.len() - 1], d[d.len() - 1]);
         let lc = cfg.latent_channels;
-        let down =
-            (0..4).map(|i| Conv::load(w, &format!("enc.down.{i}"), e[i], e[i + 1], 4, 2, 1)).collect::<Result<_>>()?;
-        let up = (0..3).map(|i| UpConv::load(w, &format!("dec.up.{i}"), d[i], d[i + 1])).collect::<Result<_>>()?;
+        let conv_lc = lc / (cfg.ae_patch * cfg.ae_patch);
+        let down = (0..e.len() - 1)
+            .map(|i| Conv::load(w, &format!("enc.down.{i}"), e[i], e[i + 1], 4, 2, 1))
+            .collect::<Result<_>>()?;
+        let up =
+            (0..d.len() - 1).map(|i| UpConv::load(w, &format!("dec.up.{i}"), d[i], d[i + 1])).collect::<Result<_>>()?;
+        let patch = if cfg.ae_patch > 1 {
+            Some(Patch {
+                size: cfg.ae_patch,
+                enc_proj: Conv::load(w, "enc.proj", lc, lc, 1, 1, 0)?,
+                dec_proj: Conv::load(w, "dec.proj", lc, lc, 1, 1, 0)?,
+            })
+        } else {
+            None
+        };
         Ok(AutoEncoder {
             enc_in: Conv::load(w, "enc.conv_in", 3, e[0], 3, 1, 1)?,
             down,
-            enc_res: Res::load(w, "enc.res", e[4])?,
-            enc_out: Conv::load(w, "enc.conv_out", e[4], lc, 1, 1, 0)?,
-            dec_in: Conv::load(w, "dec.conv_in", lc, d[0], 3, 1, 1)?,
+            enc_res: Res::load(w, "enc.res", e_last)?,
+            enc_out: Conv::load(w, "enc.conv_out", e_last, conv_lc, 1, 1, 0)?,
+            dec_in: Conv::load(w, "dec.conv_in", conv_lc, d[0], 3, 1, 1)?,
             dec_res: Res::load(w, "dec.res", d[0])?,
             up,
-            dec_out: Conv::load(w, "dec.conv_out", d[3], 12, 3, 1, 1)?,
+            dec_out: Conv::load(w, "dec.conv_out", d_last, 12, 3, 1, 1)?,
+            patch,
             latent_scale: w.scalar("ae.latent_scale")?,
         })
     }
@@ -161,13 +189,19 @@ impl AutoEncoder {
             h = d.forward(&h, Act::Silu)?;
         }
         let h = self.enc_res.forward(&h)?;
-        let z = self.enc_out.forward(&h, Act::None)?; // (h, w, C)
+        let mut z = self.enc_out.forward(&h, Act::None)?; // (h, w, C / patch²)
+        if let Some(p) = &self.patch {
+            z = p.enc_proj.forward(&space_to_depth(&z, p.size)?, Act::None)?;
+        }
         Ok(z.permute((2, 0, 1))?.affine(f64::from(self.latent_scale), 0.0)?)
     }
 
     /// Scaled latent `(C, h, w)` → pixels `(3, 16h, 16w)`, clamped to [-1, 1].
     pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
-        let z = (z.permute((1, 2, 0))? / f64::from(self.latent_scale))?.contiguous()?;
+        let mut z = (z.permute((1, 2, 0))? / f64::from(self.latent_scale))?.contiguous()?;
+        if let Some(p) = &self.patch {
+            z = depth_to_space(&p.dec_proj.forward(&z, Act::None)?, p.size)?;
+        }
         let h = self.dec_in.forward(&z, Act::Silu)?;
         let mut h = self.dec_res.forward(&h)?;
         for u in &self.up {

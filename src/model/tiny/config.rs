@@ -64,10 +64,15 @@ pub struct Config {
     /// without caption dropout, which means 1.
     pub guidance_scale: f32,
     pub data_version: String,
-    /// Autoencoder widths. Not in the SPEC's config (its widths are fixed there); present so parity
-    /// fixtures can use a narrower autoencoder of the same structure.
+    /// Autoencoder widths: the encoder's stages (a stride-2 conv between neighbours) and the
+    /// decoder's (a ×2 upsample between neighbours, then a final ×2 pixel shuffle). The SPEC's v1
+    /// widths are the defaults; parity fixtures use narrower ones, the "f8c4" layout fewer stages.
     pub ae_enc_channels: Vec<usize>,
     pub ae_dec_channels: Vec<usize>,
+    /// 1: the convolutional latent is the latent. 2: it has `latent_hw·2` sides and a quarter of the
+    /// channels, folded 2×2 into the latent (space-to-depth, PyTorch's `pixel_unshuffle` order)
+    /// and followed by a 1×1 map (`enc.proj`; `dec.proj` before the unfold).
+    pub ae_patch: usize,
     pub files: Files,
 }
 
@@ -106,6 +111,7 @@ impl Default for Config {
             data_version: String::new(),
             ae_enc_channels: vec![32, 48, 64, 96, 128],
             ae_dec_channels: vec![128, 96, 64, 32],
+            ae_patch: 1,
             files: Files::default(),
         }
     }
@@ -141,7 +147,10 @@ impl Config {
         if self.name != "spool-tiny" || self.version != 1 {
             return Err(format!("it describes {} v{}; this build runs spool-tiny v1", self.name, self.version));
         }
-        let checks: [(bool, &str); 12] = [
+        let stages = |n: usize| n.checked_sub(1).and_then(|n| 1usize.checked_shl(u32::try_from(n).ok()?));
+        let (enc_scale, dec_scale) = (stages(self.ae_enc_channels.len()), stages(self.ae_dec_channels.len()));
+        let patch_area = self.ae_patch * self.ae_patch;
+        let checks: [(bool, &str); 13] = [
             (self.heads * self.head_dim == self.d_model, "heads × head_dim must equal d_model"),
             (self.latent_hw.is_multiple_of(2), "latent_hw must be even (2×2 pooling)"),
             (self.tokens_per_frame == self.latent_hw * self.latent_hw, "tokens_per_frame must be latent_hw²"),
@@ -149,9 +158,16 @@ impl Config {
             (self.alibi_slopes.len() == self.heads, "alibi_slopes needs one slope per head"),
             (self.n_full >= 1 && self.window >= self.n_full, "need 1 ≤ n_full ≤ window"),
             (self.time_embed_dim.is_multiple_of(2), "time_embed_dim must be even"),
-            (self.ae_enc_channels.len() == 5, "ae_enc_channels needs 5 widths"),
-            (self.ae_dec_channels.len() == 4, "ae_dec_channels needs 4 widths"),
-            (self.image_size == self.latent_hw * 16, "image_size must be 16 × latent_hw"),
+            (matches!(self.ae_patch, 1 | 2), "ae_patch must be 1 or 2"),
+            (self.latent_channels.is_multiple_of(patch_area), "latent_channels must be a multiple of ae_patch²"),
+            (
+                enc_scale.map(|s| s * self.ae_patch * self.latent_hw) == Some(self.image_size),
+                "image_size must be latent_hw × ae_patch × 2^(len(ae_enc_channels) − 1)",
+            ),
+            (
+                dec_scale.map(|s| 2 * s * self.ae_patch * self.latent_hw) == Some(self.image_size),
+                "image_size must be latent_hw × ae_patch × 2^len(ae_dec_channels)",
+            ),
             (self.max_steps >= 1 && self.default_steps >= 1, "steps must be at least 1"),
             (self.encoder_blocks >= 1 && self.decoder_blocks >= 1, "needs at least one block each"),
         ];

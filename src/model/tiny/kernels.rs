@@ -324,6 +324,24 @@ impl CustomOp1 for Phases<'_> {
     }
 }
 
+/// Channels-last space-to-depth (PyTorch's `pixel_unshuffle` order): `(H, W, C)` → `(H/r, W/r, C·r²)`,
+/// output channel `c·r² + i·r + j` taken from pixel `(y·r + i, x·r + j)`.
+pub fn space_to_depth(x: &Tensor, r: usize) -> Result<Tensor> {
+    let (h, w, c) = x.dims3()?;
+    Ok(x.reshape((h / r, r, w / r, r, c))?.permute((0, 2, 4, 1, 3))?.contiguous()?.reshape((
+        h / r,
+        w / r,
+        c * r * r,
+    ))?)
+}
+
+/// The inverse of [`space_to_depth`] (PyTorch's `pixel_shuffle`): `(H, W, C·r²)` → `(H·r, W·r, C)`.
+pub fn depth_to_space(x: &Tensor, r: usize) -> Result<Tensor> {
+    let (h, w, cr) = x.dims3()?;
+    let c = cr / (r * r);
+    Ok(x.reshape((h, w, c, r, r))?.permute((0, 3, 1, 4, 2))?.contiguous()?.reshape((h * r, w * r, c))?)
+}
+
 /// The autoencoder's last step: channels-last `(h·w, 12)` conv output plus bias → pixel shuffle ×2
 /// (channel `c·4 + i·2 + j` → output channel c, row offset i, column offset j) → planar
 /// `(3, 2h, 2w)`, clamped to [-1, 1].
