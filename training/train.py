@@ -73,7 +73,6 @@ class Trainer:
         if args.variant == "fullres":  # ablation: every history element at full resolution (no MSC pooling)
             M.CFG.n_full = M.CFG.window
         M.CFG.decoder_blocks = args.decoder_blocks
-        M.CFG.text_pool = args.text_pool
         Net = NonSeparable if args.variant == "nonsep" else SpoolTiny
         self.model = Net().to(self.dev)
         self.ema = Net().to(self.dev)
@@ -626,8 +625,6 @@ def main():
                    help="--whiten scales eigenvalues below this x their mean as if they were that")
     p.add_argument("--decoder-blocks", type=int, default=3,
                    help="decoder depth; with --init-assets of a shallower model the extra blocks start as the identity")
-    p.add_argument("--text-pool", action="store_true",
-                   help="the decoder's adaLN also takes the pooled text (experimental: the app cannot load it yet)")
     p.add_argument("--ae-layout", choices=sorted(M.AE_LAYOUTS), default="f16c16",
                    help="the autoencoder trained in phase 1 (model.AE_LAYOUTS); with --init-assets the file's")
     p.add_argument("--init-gen", default=None,

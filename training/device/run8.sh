@@ -6,7 +6,8 @@
 #   ctl    nothing (more training alone)
 #   shift1 --t-shift 1 (training noise levels uniform instead of shifted towards pure noise: more of the
 #          middle range, where the shape is decided)
-#   pool   --text-pool (the decoder's adaLN also takes the pooled text, a global path beside cross-attention)
+#   pool   --text-pool (the decoder's adaLN also takes the pooled text, a global path beside cross-attention;
+#          the option was removed after this run, which showed no effect: check out 3ece24c to rerun it)
 #   img    --img-batch 1024 --img-weight 2 --obj-weight 4 (frame 0, whose shape comes from the caption
 #          alone, weighs as much as the clips; object tokens weigh more)
 # usage: bash training/device/run8.sh ROOT MINUTES INIT   then watch with collect.sh ROOT SECONDS [final]

@@ -57,7 +57,6 @@ class Config:
     sampler_shift: float = 3.0
     default_steps: int = 4
     data_version: str = "procedural-v1"
-    text_pool: bool = False  # experimental (train.py --text-pool; not in the app yet): see DiffusionDecoder
     # autoencoder layout: widths of the encoder's stages (one stride-2 conv between neighbours) and the
     # decoder's (one ×2 upsample between neighbours, then a final pixel shuffle ×2); ae_patch 2 makes
     # the convolutional latent 16×16×(C/4), folded 2×2 into the 8×8×C latent (AE_LAYOUTS)
@@ -495,17 +494,11 @@ class DiffusionDecoder(nn.Module):
         self.norm_out = layer_norm(D, affine=False)
         self.ada_out = nn.Linear(D, 2 * D)
         self.out_proj = nn.Linear(D, CFG.latent_channels)
-        # CFG.text_pool: the text, pooled with the cross-attention's own weights exp(ctx_bias), also drives
-        # every adaLN modulation (as class labels do in DiT), a global path beside the cross-attention
-        self.text_pool = nn.Linear(D, D) if CFG.text_pool else None
 
     def forward(self, x_t, h, t, ctx, ctx_bias):
         """x_t [N,64,16] noisy latent tokens, h [N,64,D] encoder output, t [N], ctx [N,n,D], ctx_bias [N,n]
         -> v [N,64,16]"""
         temb = self.t_embed(t)
-        if self.text_pool is not None:
-            w = torch.softmax(ctx_bias.float(), dim=-1).to(ctx.dtype)
-            temb = temb + self.text_pool((w[..., None] * ctx).sum(1))
         x = self.in_proj(x_t) + self.cond_proj(h) + self.pos
         for blk in self.blocks:
             x = blk(x, temb, ctx, ctx_bias)
@@ -537,8 +530,7 @@ class SpoolTiny(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        zero = (self.decoder.ada_out, self.decoder.out_proj)
-        init_adaln_zero(self, self.decoder.blocks, zero + ((self.decoder.text_pool,) if CFG.text_pool else ()))
+        init_adaln_zero(self, self.decoder.blocks, (self.decoder.ada_out, self.decoder.out_proj))
 
     def forward_train(self, x_t, t, lat_ctx_in, ctx, ctx_bias, dec_ctx=None, dec_bias=None):
         """Teacher-forced parallel forward over a clip.
@@ -816,13 +808,10 @@ def decoder_depth(sd: dict) -> int:
 def grow_decoder(model: "SpoolTiny", sd: dict):
     """Load a generator state dict whose decoder has fewer blocks than `model`'s: the extra blocks (appended
     after the loaded ones) start as the identity (adaLN-zero gates and a zero cross-attention output), so
-    the grown model computes exactly what the loaded one did and training adds capacity from there.
-    Likewise a text_pool layer the file lacks starts at zero (it is built zero-initialised)."""
+    the grown model computes exactly what the loaded one did and training adds capacity from there."""
     n = decoder_depth(sd)
     missing, unexpected = model.load_state_dict(sd, strict=False)
-    grown = lambda k: k.startswith("decoder.text_pool.") or (
-        k.startswith("decoder.blocks.") and int(k.split(".")[2]) >= n)
-    extra = [k for k in missing if not grown(k)]
+    extra = [k for k in missing if not (k.startswith("decoder.blocks.") and int(k.split(".")[2]) >= n)]
     if extra or unexpected:
         raise ValueError(f"cannot grow: missing {extra[:4]}, unexpected {unexpected[:4]}")
     with torch.no_grad():
@@ -838,7 +827,6 @@ def load_safetensors(path_model: str | None = None, path_ae: str | None = None, 
     if path_model:
         sd = {k: v.float() for k, v in load_file(path_model).items()}
         CFG.decoder_blocks = decoder_depth(sd)  # the file says how deep its decoder is (config.json agrees)
-        CFG.text_pool = "decoder.text_pool.weight" in sd
         model = SpoolTiny()
         model.load_state_dict(sd)
         model.to(device)
