@@ -203,6 +203,7 @@ class Trainer:
         from safetensors.torch import save_file
         if self.state["phase"] != "ae":
             self.val_loss()
+            self.class_probe()
         final = os.path.join(self.a.out, "export")
         ex = os.path.join(self.a.out, "export_tmp")
         os.makedirs(ex, exist_ok=True)
@@ -404,15 +405,42 @@ class Trainer:
         n = rows.numel()
         if n == 0:
             return 0.0
-        tok, bias = self.encode_text([b.captions[i][0] for i in rows.tolist()] + [""])
-        m = self.model
+        x0 = self.sample_frame0(self.model, [b.captions[i][0] for i in rows.tolist()], M.denoise_frame)
+        return a.sample_class_weight * self.judge_ce(x0.float(), b.labels["obj_class"][rows, 0, 0], "ceK")
+
+    def sample_frame0(self, net, captions, sampler, gen=None):
+        """frame 0 of each caption sampled from noise as the app samples it (K = --sample-steps, guidance
+        --guidance): the encoder sees BOS only. `sampler`: M.denoise_frame (autograd) or M.sample_frame."""
+        n = len(captions)
+        tok, bias = self.encode_text(list(captions) + [""])
         with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
-            ctx_all = m.text_proj(tok)
+            ctx_all = net.text_proj(tok)
             ctx, cb = ctx_all[:n], bias[:n]
             unc = (ctx_all[n:].expand(n, -1, -1), bias[n:].expand(n, -1))
-            h = m.encoder(torch.zeros(n, 0, 64, 16, device=self.dev), ctx, cb)[:, 0]  # frame 0: BOS only
-            x0 = M.denoise_frame(m, h.float(), ctx, cb, a.sample_steps, uncond=unc, guidance=a.guidance)
-        return a.sample_class_weight * self.judge_ce(x0.float(), b.labels["obj_class"][rows, 0, 0], "ceK")
+            h = net.encoder(torch.zeros(n, 0, 64, 16, device=self.dev), ctx, cb)[:, 0]
+            return sampler(net, h.float(), ctx, cb, self.a.sample_steps, gen, uncond=unc, guidance=self.a.guidance)
+
+    @torch.no_grad()
+    def class_probe(self, n=128):
+        """Diagnosis only, never in the loss: the *evaluation* judge's class accuracy on n fixed one-object
+        frames of training pairs, through the AE alone and on frame 0 generated from their captions by the
+        EMA model. A live signal for the one mark the flow loss does not show (runs 3-8);
+        the full evaluation (eval.py) stays the measure."""
+        from eval import load_judge
+        from train_judge import one_object_scenes
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "judge", "judge.safetensors")
+        if not os.path.exists(path):
+            return
+        judge = load_judge(path, self.world.n_classes).to(self.dev)
+        rng = random.Random(31)
+        b = self.world.sample(n, T=1, split="train", seed=31, p_switch=0.0,
+                              scenes=one_object_scenes(self.world, rng, n, "train"))
+        cls = b.labels["obj_class"][:, 0, 0]
+        right = lambda x: (judge(x.float())[0].argmax(1) == cls).float().mean().item()  # noqa: E731
+        gen = torch.Generator(device=self.dev).manual_seed(7)
+        x0 = self.sample_frame0(self.ema, [c[0] for c in b.captions], M.sample_frame, gen)
+        log(f"class probe (eval judge, {n} one-object frames): AE {right(self.ae.decode(self.ae.encode(b.video[:, 0]))):.3f}"
+            f", frame 0 sampled {right(self.ae.decode(tokens_to_latent(x0.float()))):.3f}", self.logf)
 
     @torch.no_grad()
     def own_history(self, x0, ctx, cb):

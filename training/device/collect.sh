@@ -21,7 +21,7 @@ while [ $(date +%s) -lt $end ]; do
 done
 for d in "$ROOT"/*/; do
   n=$(basename "$d"); echo "== $n"; tail -n 3 "$d/stdout.txt" 2>/dev/null | cut -c1-300
-  grep -h "val loss" "$d/log.txt" 2>/dev/null | tail -n 2
+  grep -h -e "val loss" -e "class probe" "$d/log.txt" 2>/dev/null | tail -n 4
 done
 nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader
 cd "$ROOT" || exit 1
