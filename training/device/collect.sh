@@ -3,7 +3,7 @@
 # usage: bash training/device/collect.sh ROOT SECONDS [weights|final]
 #   ROOT holds one directory per run (main, alt, run 8's arms ...; judge* and teach are side runs).
 #   running: poll.tar (each run's log and latest rollout strip, the side runs' logs)
-#   final:   RUN_model.safetensors for each run + final.tar (configs, logs, a --whiten run's AE, the judge)
+#   final:   RUN_model.safetensors for each run + final.tar (configs, logs, a run's own AE, the judge)
 #   weights: the ablation models instead (abl_*)
 # At most 8 files come back per call, hence the tars.
 ROOT=${1:-/tmp/c2}; SECS=${2:-60}; MODE=$3
@@ -36,8 +36,8 @@ elif [ "$MODE" = final ]; then
   for n in $runs; do
     cp "$n/export/model.safetensors" "$OUT/${n}_model.safetensors" 2>/dev/null
     files="$files $n/export/config.json $n/log.txt"
-    # a --whiten run changes the AE too
-    grep -q "whitened the latent" "$n/log.txt" && files="$files $n/export/ae.safetensors"
+    # a run that trained its own AE (phase 1) or whitened one has an AE of its own
+    grep -q -e "whitened the latent" -e "AE done" "$n/log.txt" && files="$files $n/export/ae.safetensors"
   done
   J=judge; [ -f judge2/judge.safetensors ] && J=judge2; [ -d teach ] && J=teach
   tar cf "$OUT/final.tar" $files $J/judge.safetensors $J/judge.json 2>/dev/null
