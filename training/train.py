@@ -68,8 +68,7 @@ class Trainer:
         torch.manual_seed(args.seed)
         random.seed(args.seed)
         self.world = World(self.dev, use_sprites=not args.no_sprites)
-        M.set_ae_layout(M.AE_LAYOUTS[args.ae_layout])  # --init-assets replaces it with its file's layout
-        self.ae = AutoEncoder().to(self.dev)
+        self.set_ae(M.AE_LAYOUTS[args.ae_layout])  # a checkpoint or --init/--init-assets: their file's layout
         if args.variant == "fullres":  # ablation: every history element at full resolution (no MSC pooling)
             M.CFG.n_full = M.CFG.window
         M.CFG.decoder_blocks = args.decoder_blocks
@@ -78,7 +77,6 @@ class Trainer:
         self.ema = Net().to(self.dev)
         self.ema.load_state_dict(self.model.state_dict())
         self.ema.requires_grad_(False)
-        self.opt_ae = torch.optim.AdamW(self.ae.parameters(), lr=args.ae_lr, betas=(0.9, 0.99), weight_decay=0.0)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
         self.state = dict(phase="ae", ae_step=0, ae_elapsed=0.0, gen_step=0, gen_elapsed=0.0, ae_loss=None,
                           gen_loss=None)
@@ -88,7 +86,7 @@ class Trainer:
         self.ckpt_path = os.path.join(args.out, "ckpt.pt")
         if os.path.exists(self.ckpt_path):
             ck = torch.load(self.ckpt_path, map_location=self.dev)
-            self.ae.load_state_dict(ck["ae"]); self.model.load_state_dict(ck["model"])
+            self.set_ae(M.ae_layout_of(ck["ae"]), ck["ae"]); self.model.load_state_dict(ck["model"])
             self.ema.load_state_dict(ck["ema"]); self.opt_ae.load_state_dict(ck["opt_ae"])
             self.opt.load_state_dict(ck["opt"]); self.state.update(ck["state"])
             log(f"resumed {self.state}", self.logf)
@@ -104,7 +102,7 @@ class Trainer:
         if args.init_assets and self.state["ae_step"] == 0 and self.state["gen_step"] == 0:
             self.load_init_assets(args.init_assets)
             if args.whiten:
-                self.whiten()
+                self.whiten([self.model, self.ema])
         if args.init_gen and self.state["ae_step"] == 0 and self.state["gen_step"] == 0:
             self.load_generator(args.init_gen)
         self.rng = random.Random(args.seed * 1000 + self.state["ae_step"] + self.state["gen_step"])
@@ -143,12 +141,21 @@ class Trainer:
             f"through judge {path}", self.logf)
         return j.eval()
 
+    def set_ae(self, layout, state=None):
+        """a new autoencoder of `layout` (model.AE_LAYOUTS entry or ae_layout_of a state dict), loaded from
+        `state` if given, and its optimizer"""
+        M.set_ae_layout(layout)
+        self.ae = AutoEncoder().to(self.dev)
+        if state is not None:
+            self.ae.load_state_dict(state)
+        self.opt_ae = torch.optim.AdamW(self.ae.parameters(), lr=self.a.ae_lr, betas=(0.9, 0.99), weight_decay=0.0)
+
     def load_init(self, d):
         """start from exported f32 weights (ema_f32_*.safetensors, ae_f32.safetensors) of an earlier run."""
         from safetensors.torch import load_file
         sa = load_file(os.path.join(d, "ae_f32.safetensors"))
         sa["latent_scale"] = sa["latent_scale"].reshape(())
-        self.ae.load_state_dict(sa)
+        self.set_ae(M.ae_layout_of(sa), sa)
         sd = {}
         for i in (0, 1):
             p = os.path.join(d, f"ema_f32_{i}.safetensors")
@@ -162,9 +169,8 @@ class Trainer:
     def load_init_assets(self, d):
         """start from shipped (f16) weights: the AE (in its file's layout) always, the generator unless
         --fresh-gen."""
-        _, ae = load_safetensors(None, os.path.join(d, "ae.safetensors"), self.dev)
-        self.ae = ae
-        self.opt_ae = torch.optim.AdamW(self.ae.parameters(), lr=self.a.ae_lr, betas=(0.9, 0.99), weight_decay=0.0)
+        _, ae = load_safetensors(None, os.path.join(d, "ae.safetensors"))
+        self.set_ae(M.ae_layout_of(ae.state_dict()), ae.state_dict())
         if not self.a.fresh_gen:
             self.load_generator(d)
         self.state["phase"] = "gen"
@@ -183,14 +189,16 @@ class Trainer:
         log(f"generator from {d}", self.logf)
 
     @torch.no_grad()
-    def whiten(self):
-        """--whiten: re-express the loaded AE's latent (and the loaded generator) in whitened coordinates
-        (model.whiten_latent), from 2,048 fresh training frames. The AE's pictures and the generator's function
-        are unchanged; the noise and the loss now treat every latent direction alike."""
+    def whiten(self, generators):
+        """--whiten: re-express the AE's latent (and `generators`: those trained on this latent) in whitened
+        coordinates (model.whiten_latent), from 2,048 fresh training frames. The AE's pictures and the
+        generators' function are unchanged; the noise and the loss now treat every latent direction alike."""
         zs = [self.ae.encode(self.world.sample(64, T=4, split="train", seed=20_000 + i, p_switch=0.3)
                              .video.flatten(0, 1)).float() for i in range(8)]
-        _, lam = M.whiten_latent(self.ae, torch.cat(zs), [self.model, self.ema], self.a.whiten_floor)
-        log(f"whitened the latent: second-moment eigenvalues {[round(v, 3) for v in lam.tolist()]} -> 1", self.logf)
+        _, lam = M.whiten_latent(self.ae, torch.cat(zs), generators, self.a.whiten_floor)
+        floor = self.a.whiten_floor * lam.mean().item()
+        log(f"whitened the latent: second-moment eigenvalues {[round(v, 3) for v in lam.tolist()]} -> 1"
+            f" (those below {floor:.3f} scaled as if they were that)", self.logf)
 
     # ------------------------------------------------------------------------------------------------------
     def save_ckpt(self):
@@ -293,7 +301,7 @@ class Trainer:
             f"eval recon mse {rec:.5f}", self.logf)
         self.state["ae_eval_mse"] = rec
         if self.a.whiten:
-            self.whiten()
+            self.whiten([])  # the generator has not been trained on this AE's latent: nothing to re-express
         self.state["phase"] = "gen"
         self.export("ae-done")
 
@@ -431,16 +439,21 @@ class Trainer:
         path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "judge", "judge.safetensors")
         if not os.path.exists(path):
             return
-        judge = load_judge(path, self.world.n_classes).to(self.dev)
-        rng = random.Random(31)
-        b = self.world.sample(n, T=1, split="train", seed=31, p_switch=0.0,
-                              scenes=one_object_scenes(self.world, rng, n, "train"))
-        cls = b.labels["obj_class"][:, 0, 0]
-        right = lambda x: (judge(x.float())[0].argmax(1) == cls).float().mean().item()  # noqa: E731
-        gen = torch.Generator(device=self.dev).manual_seed(7)
-        x0 = self.sample_frame0(self.ema, [c[0] for c in b.captions], M.sample_frame, gen)
-        log(f"class probe (eval judge, {n} one-object frames): AE {right(self.ae.decode(self.ae.encode(b.video[:, 0]))):.3f}"
-            f", frame 0 sampled {right(self.ae.decode(tokens_to_latent(x0.float()))):.3f}", self.logf)
+        with torch.random.fork_rng(devices=[self.dev] if self.dev.type == "cuda" else []):  # training RNG untouched
+            if getattr(self, "probe_judge", None) is None:
+                self.probe_judge = load_judge(path, self.world.n_classes).to(self.dev)
+            b = self.world.sample(n, T=1, split="train", seed=31, p_switch=0.0,
+                                  scenes=one_object_scenes(self.world, random.Random(31), n, "train"))
+            seen = b.labels["obj_visible"][:, 0, 0]  # a fading object may not be there yet at frame 0
+            cls = b.labels["obj_class"][:, 0, 0]
+            right = lambda x: (self.probe_judge(x.float())[0].argmax(1) == cls)[seen].float().mean().item()  # noqa: E731
+            msg = f"class probe (eval judge, {int(seen.sum())} one-object frames): AE " \
+                  f"{right(self.ae.decode(self.ae.encode(b.video[:, 0]))):.3f}"
+            if hasattr(self.ema, "encoder"):  # the SCD split (nonsep has no separate encoder to start from)
+                gen = torch.Generator(device=self.dev).manual_seed(7)
+                x0 = self.sample_frame0(self.ema, [c[0] for c in b.captions], M.sample_frame, gen)
+                msg += f", frame 0 sampled {right(self.ae.decode(tokens_to_latent(x0.float()))):.3f}"
+        log(msg, self.logf)
 
     @torch.no_grad()
     def own_history(self, x0, ctx, cb):
@@ -663,6 +676,12 @@ def main():
     p.add_argument("--guidance", type=float, default=3.0, help="CFG scale for samples and --sample-class-weight; written to config.json")
     p.add_argument("--init", default=None, help="dir with ema_f32_*/ae_f32 safetensors to start from")
     args = p.parse_args()
+    starts = [f for f, v in (("--init", args.init), ("--init-assets", args.init_assets), ("--init-gen", args.init_gen))
+              if v]
+    if len(starts) > 1:
+        p.error(f"{' and '.join(starts)} both say where to start: give one (--init-gen trains a new AE first)")
+    if args.whiten and (args.init or args.variant == "nonsep"):
+        p.error("--whiten works with --init-assets or a trained AE phase, and for the scd/fullres variants only")
     if args.sample_class_weight > 0 and not args.img_batch:
         p.error("--sample-class-weight samples frame 0 of the --img-batch frames: give --img-batch N")
     Trainer(args).run()

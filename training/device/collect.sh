@@ -5,7 +5,8 @@
 #   running: poll.tar (each run's log and latest rollout strip, the side runs' logs)
 #   final:   RUN_model.safetensors for each run + final.tar (configs, logs, a run's own AE, the judge)
 #   weights: the ablation models instead (abl_*)
-# At most 8 files come back per call, hence the tars.
+# At most 8 files and 64 MiB come back per call, hence the tars; final mode brings each run's model
+# (~12 MiB) as its own file, so it fits at most 4 runs.
 ROOT=${1:-/tmp/c2}; SECS=${2:-60}; MODE=$3
 # second judge stage: once the ablation runs have left GPU 1, continue the judge there for 3 minutes
 if [ -f "$ROOT/judge/judge.safetensors" ] && [ ! -d "$ROOT/judge2" ] && ! pgrep -f "variant" > /dev/null; then

@@ -211,6 +211,14 @@ def check_whitening():
         v = m.forward_train(xt, t, tok[:, :1], ctx, cb)
         vw = m_w.forward_train(xt @ P.T, t, tok[:, :1] @ P.T, ctx, cb)
         assert close(vw, v @ P.T)
+        # with a floor, directions below floor x the mean eigenvalue are not blown up to 1: still exact
+        ae_f = AutoEncoder(); ae_f.load_state_dict(ae.state_dict())
+        whiten_latent(ae_f, z, [], floor=0.5)
+        zf = ae_f.encode(x)
+        assert close(ae_f.decode(zf, clamp=False), ae.decode(z, clamp=False))
+        f = zf.permute(0, 2, 3, 1).reshape(-1, CFG.latent_channels)
+        ev = torch.linalg.eigvalsh(f.T @ f / f.shape[0])
+        assert ev.max() < 1 + 1e-3 and ev.min() < 0.9 and (ev > 1 - 1e-3).sum() >= 1, ev
 
 
 def test_grown_decoder_starts_as_the_shallow_one():

@@ -148,7 +148,8 @@ pub struct AutoEncoder {
 }
 
 impl AutoEncoder {
-    /// Builds the layout `cfg` describes (validated: at least two widths each, sizes consistent).
+    /// Builds the layout `cfg` describes. `cfg` must have passed [`Config::validate`] (as every
+    /// [`Config::load`] does): at least one width each, sizes consistent.
     pub fn new(cfg: &Config, w: &Weights) -> Result<AutoEncoder> {
         let (e, d) = (&cfg.ae_enc_channels, &cfg.ae_dec_channels);
         let (e_last, d_last) = (e[e.len() - 1], d[d.len() - 1]);

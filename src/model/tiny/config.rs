@@ -147,9 +147,12 @@ impl Config {
         if self.name != "spool-tiny" || self.version != 1 {
             return Err(format!("it describes {} v{}; this build runs spool-tiny v1", self.name, self.version));
         }
-        let stages = |n: usize| n.checked_sub(1).and_then(|n| 1usize.checked_shl(u32::try_from(n).ok()?));
-        let (enc_scale, dec_scale) = (stages(self.ae_enc_channels.len()), stages(self.ae_dec_channels.len()));
-        let patch_area = self.ae_patch * self.ae_patch;
+        // Checked products: absurd numbers fail validation instead of overflowing.
+        let scale = |widths: usize, extra: usize| {
+            let stages = u32::try_from(widths.checked_sub(1)?).ok()?;
+            2usize.checked_pow(stages)?.checked_mul(extra)?.checked_mul(self.ae_patch)?.checked_mul(self.latent_hw)
+        };
+        let patch_area = self.ae_patch.checked_mul(self.ae_patch).filter(|&a| a > 0);
         let checks: [(bool, &str); 13] = [
             (self.heads * self.head_dim == self.d_model, "heads × head_dim must equal d_model"),
             (self.latent_hw.is_multiple_of(2), "latent_hw must be even (2×2 pooling)"),
@@ -159,13 +162,16 @@ impl Config {
             (self.n_full >= 1 && self.window >= self.n_full, "need 1 ≤ n_full ≤ window"),
             (self.time_embed_dim.is_multiple_of(2), "time_embed_dim must be even"),
             (matches!(self.ae_patch, 1 | 2), "ae_patch must be 1 or 2"),
-            (self.latent_channels.is_multiple_of(patch_area), "latent_channels must be a multiple of ae_patch²"),
             (
-                enc_scale.map(|s| s * self.ae_patch * self.latent_hw) == Some(self.image_size),
+                patch_area.is_some_and(|a| self.latent_channels.is_multiple_of(a)),
+                "latent_channels must be a multiple of ae_patch²",
+            ),
+            (
+                scale(self.ae_enc_channels.len(), 1) == Some(self.image_size),
                 "image_size must be latent_hw × ae_patch × 2^(len(ae_enc_channels) − 1)",
             ),
             (
-                dec_scale.map(|s| 2 * s * self.ae_patch * self.latent_hw) == Some(self.image_size),
+                scale(self.ae_dec_channels.len(), 2) == Some(self.image_size),
                 "image_size must be latent_hw × ae_patch × 2^len(ae_dec_channels)",
             ),
             (self.max_steps >= 1 && self.default_steps >= 1, "steps must be at least 1"),
@@ -186,5 +192,30 @@ impl Config {
     /// Elements seen pooled at once: the window minus those seen at full resolution.
     pub fn pooled_slots(&self) -> usize {
         self.window - self.n_full
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    #[test]
+    fn autoencoder_layouts_validate() {
+        let f8c4 = Config {
+            ae_enc_channels: vec![32, 48, 64, 96],
+            ae_dec_channels: vec![96, 64, 48],
+            ae_patch: 2,
+            ..Config::default()
+        };
+        assert_eq!(Config::default().validate(), Ok(()));
+        assert_eq!(f8c4.validate(), Ok(()));
+        let v1_widths_patched = Config { ae_patch: 2, ..Config::default() };
+        assert!(v1_widths_patched.validate().unwrap_err().contains("image_size"));
+        for patch in [0, 3, usize::MAX] {
+            let bad = Config { ae_patch: patch, ..f8c4.clone() };
+            assert!(bad.validate().is_err(), "ae_patch {patch} must be refused, not overflow");
+        }
+        let many = Config { ae_enc_channels: vec![8; 70], ..Config::default() };
+        assert!(many.validate().is_err());
     }
 }
