@@ -15,13 +15,7 @@ ROOT=${1:-/tmp/c8}; MIN=${2:-10}; INIT=${3:-assets/spool-tiny}
 nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
 common="--init-assets $INIT --gen-minutes $MIN --batch 128 --lr 4e-4 --warmup 200 --compile \
   --export-every 150 --p-uncond 0.15 --img-batch 256 --seed 11 --plan-workers 6"
-i=0
 arms=("ctl:" "shift1:--t-shift 1" "img:--img-batch 1024 --img-weight 2 --obj-weight 4")  # pool: at 3ece24c only
-for arm in "${arms[@]}"; do
-  n=${arm%%:*}; extra=${arm#*:}
-  mkdir -p "$ROOT/$n"
-  CUDA_VISIBLE_DEVICES=$i PYTHONUNBUFFERED=1 setsid nohup python3 training/train.py --out "$ROOT/$n" $common \
-    $extra > "$ROOT/$n/stdout.txt" 2>&1 < /dev/null &
-  i=$((i + 1))
-done
+source "$(dirname "$0")/arms.sh"
+launch_arms "$ROOT" "$common" "${arms[@]}"
 echo "launched run 8 under $ROOT: ${arms[*]%%:*} for $MIN min each"

@@ -10,12 +10,6 @@ common="--ae-layout f8c4 --init-gen $INIT --ae-minutes $AE --gen-minutes $GEN --
   --warmup 200 --compile --export-every 150 --p-uncond 0.15 --img-batch 256 --seed 12 --plan-workers 6"
 arms=("main:--whiten")
 [ "$(nvidia-smi -L | wc -l)" -ge 2 ] && arms+=("alt:")
-i=0
-for arm in "${arms[@]}"; do
-  n=${arm%%:*}; extra=${arm#*:}
-  mkdir -p "$ROOT/$n"
-  CUDA_VISIBLE_DEVICES=$i PYTHONUNBUFFERED=1 setsid nohup python3 training/train.py --out "$ROOT/$n" $common \
-    $extra > "$ROOT/$n/stdout.txt" 2>&1 < /dev/null &
-  i=$((i + 1))
-done
+source "$(dirname "$0")/arms.sh"
+launch_arms "$ROOT" "$common" "${arms[@]}"
 echo "launched run 9 under $ROOT: ${arms[*]%%:*} (AE $AE min, generator $GEN min)"
