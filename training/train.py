@@ -104,7 +104,7 @@ class Trainer:
             if args.whiten:
                 self.whiten([self.model, self.ema])
         if args.init_gen and self.state["ae_step"] == 0 and self.state["gen_step"] == 0:
-            self.load_generator(args.init_gen)
+            self.load_generator(args.init_gen, new_latent=True)
         self.rng = random.Random(args.seed * 1000 + self.state["ae_step"] + self.state["gen_step"])
         self.train_fn = self.model.forward_train
         self.ema_fn = self.ema.forward_train
@@ -176,17 +176,25 @@ class Trainer:
         self.state["phase"] = "gen"
         log(f"initialised from assets {d} (generator: {not self.a.fresh_gen}); AE phase skipped", self.logf)
 
-    def load_generator(self, d):
+    def load_generator(self, d, new_latent=False):
         """the generator of d/model.safetensors (f16); --init-gen takes only this, and the AE phase still
-        runs: a new autoencoder under a generator that already knows text, motion and the cache"""
+        runs: a new autoencoder under a generator that already knows text, motion and the cache. With
+        new_latent the layers that read or write the latent start afresh (in_proj as at init, out_proj at
+        zero: v = 0 and no gradient into the body until out_proj has learned the new latent), so the first
+        steps do not push garbage gradients through the body trained on the old one."""
         from safetensors.torch import load_file
         gen = {k: v.float() for k, v in load_file(os.path.join(d, "model.safetensors")).items()}
         n = M.grow_decoder(self.model, gen)  # --decoder-blocks deeper than the file: identity blocks added
+        if new_latent:
+            with torch.no_grad():
+                for lin in (self.model.encoder.in_proj, self.model.decoder.in_proj):
+                    torch.nn.init.trunc_normal_(lin.weight, std=0.02); lin.bias.zero_()
+                self.model.decoder.out_proj.weight.zero_(); self.model.decoder.out_proj.bias.zero_()
         self.ema.load_state_dict(self.model.state_dict())
         if n != M.CFG.decoder_blocks:
             log(f"decoder grown from {n} to {M.CFG.decoder_blocks} blocks (new ones start as the identity)",
                 self.logf)
-        log(f"generator from {d}", self.logf)
+        log(f"generator from {d}" + (" (latent in/out layers reset for the new AE)" if new_latent else ""), self.logf)
 
     @torch.no_grad()
     def whiten(self, generators):
