@@ -68,7 +68,8 @@ class Trainer:
         torch.manual_seed(args.seed)
         random.seed(args.seed)
         self.world = World(self.dev, use_sprites=not args.no_sprites)
-        self.set_ae(M.AE_LAYOUTS[args.ae_layout])  # a checkpoint or --init/--init-assets: their file's layout
+        M.set_ae_layout(M.AE_LAYOUTS[args.ae_layout])
+        self.use_ae(AutoEncoder())  # a checkpoint or --init/--init-assets replace it with theirs, in their layout
         if args.variant == "fullres":  # ablation: every history element at full resolution (no MSC pooling)
             M.CFG.n_full = M.CFG.window
         M.CFG.decoder_blocks = args.decoder_blocks
@@ -86,7 +87,7 @@ class Trainer:
         self.ckpt_path = os.path.join(args.out, "ckpt.pt")
         if os.path.exists(self.ckpt_path):
             ck = torch.load(self.ckpt_path, map_location=self.dev)
-            self.set_ae(M.ae_layout_of(ck["ae"]), ck["ae"]); self.model.load_state_dict(ck["model"])
+            self.use_ae(M.ae_from_state(ck["ae"])); self.model.load_state_dict(ck["model"])
             self.ema.load_state_dict(ck["ema"]); self.opt_ae.load_state_dict(ck["opt_ae"])
             self.opt.load_state_dict(ck["opt"]); self.state.update(ck["state"])
             log(f"resumed {self.state}", self.logf)
@@ -120,6 +121,7 @@ class Trainer:
         torch.backends.cudnn.allow_tf32 = True
         self.last_export = time.time()
         self.ce_log = {}  # latest teacher cross-entropies, for the log
+        self.probe = None  # class_probe's judge and fixed frames, made at its first call
 
     def load_class_judge(self, path):
         """The teacher for --class-weight: a judge from `train_judge.py --split train`, never the evaluation
@@ -141,13 +143,9 @@ class Trainer:
             f"through judge {path}", self.logf)
         return j.eval()
 
-    def set_ae(self, layout, state=None):
-        """a new autoencoder of `layout` (model.AE_LAYOUTS entry or ae_layout_of a state dict), loaded from
-        `state` if given, and its optimizer"""
-        M.set_ae_layout(layout)
-        self.ae = AutoEncoder().to(self.dev)
-        if state is not None:
-            self.ae.load_state_dict(state)
+    def use_ae(self, ae):
+        """train and use `ae` (any layout), with a fresh optimizer"""
+        self.ae = ae.to(self.dev)
         self.opt_ae = torch.optim.AdamW(self.ae.parameters(), lr=self.a.ae_lr, betas=(0.9, 0.99), weight_decay=0.0)
 
     def load_init(self, d):
@@ -155,7 +153,7 @@ class Trainer:
         from safetensors.torch import load_file
         sa = load_file(os.path.join(d, "ae_f32.safetensors"))
         sa["latent_scale"] = sa["latent_scale"].reshape(())
-        self.set_ae(M.ae_layout_of(sa), sa)
+        self.use_ae(M.ae_from_state(sa))
         sd = {}
         for i in (0, 1):
             p = os.path.join(d, f"ema_f32_{i}.safetensors")
@@ -169,8 +167,7 @@ class Trainer:
     def load_init_assets(self, d):
         """start from shipped (f16) weights: the AE (in its file's layout) always, the generator unless
         --fresh-gen."""
-        _, ae = load_safetensors(None, os.path.join(d, "ae.safetensors"))
-        self.set_ae(M.ae_layout_of(ae.state_dict()), ae.state_dict())
+        self.use_ae(load_safetensors(None, os.path.join(d, "ae.safetensors"))[1])
         if not self.a.fresh_gen:
             self.load_generator(d)
         self.state["phase"] = "gen"
@@ -448,13 +445,14 @@ class Trainer:
         if not os.path.exists(path):
             return
         with torch.random.fork_rng(devices=[self.dev] if self.dev.type == "cuda" else []):  # training RNG untouched
-            if getattr(self, "probe_judge", None) is None:
-                self.probe_judge = load_judge(path, self.world.n_classes).to(self.dev)
-            b = self.world.sample(n, T=1, split="train", seed=31, p_switch=0.0,
-                                  scenes=one_object_scenes(self.world, random.Random(31), n, "train"))
+            if self.probe is None:  # the same judge and frames at every export
+                self.probe = (load_judge(path, self.world.n_classes).to(self.dev),
+                              self.world.sample(n, T=1, split="train", seed=31, p_switch=0.0,
+                                                scenes=one_object_scenes(self.world, random.Random(31), n, "train")))
+            judge, b = self.probe
             seen = b.labels["obj_visible"][:, 0, 0]  # a fading object may not be there yet at frame 0
             cls = b.labels["obj_class"][:, 0, 0]
-            right = lambda x: (self.probe_judge(x.float())[0].argmax(1) == cls)[seen].float().mean().item()  # noqa: E731
+            right = lambda x: (judge(x.float())[0].argmax(1) == cls)[seen].float().mean().item()  # noqa: E731
             msg = f"class probe (eval judge, {int(seen.sum())} one-object frames): AE " \
                   f"{right(self.ae.decode(self.ae.encode(b.video[:, 0]))):.3f}"
             if hasattr(self.ema, "encoder"):  # the SCD split (nonsep has no separate encoder to start from)

@@ -162,6 +162,14 @@ def set_ae_layout(layout: dict):
         setattr(CFG, k, v)
 
 
+def ae_from_state(sd: dict) -> "AutoEncoder":
+    """An AutoEncoder in the layout of state dict `sd` (module keys, latent_scale as a buffer), loaded."""
+    set_ae_layout(ae_layout_of(sd))
+    ae = AutoEncoder()
+    ae.load_state_dict(sd)
+    return ae
+
+
 class AutoEncoder(nn.Module):
     """Keys: enc.*, dec.*, plus `ae.latent_scale` (a buffer here, written by save_safetensors)."""
 
@@ -743,17 +751,19 @@ def config_dict(extra: dict | None = None):
     return d
 
 
-def save_safetensors(model: SpoolTiny, path_model: str, path_ae: str, ae: AutoEncoder | None = None,
+def save_safetensors(model: SpoolTiny | None, path_model: str, path_ae: str, ae: AutoEncoder | None = None,
                      config_path: str | None = None, extra_config: dict | None = None,
                      dtype=torch.float16):
     """Write f16 safetensors with the SPEC key names (and config.json next to path_model unless given).
-    `ae=None` writes a freshly initialised AutoEncoder (current torch RNG state), e.g. for parity fixtures."""
+    `ae=None` writes a freshly initialised AutoEncoder (current torch RNG state), e.g. for parity fixtures;
+    `model=None` writes no generator file (an autoencoder-only directory; the config still describes one)."""
     import os
     from safetensors.torch import save_file
     if ae is None:
         ae = AutoEncoder()
-    sd = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model_state_for_export(model).items()}
-    save_file(sd, path_model, metadata={"format": "pt", "spool": "spool-tiny-v1"})
+    if model is not None:
+        sd = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model_state_for_export(model).items()}
+        save_file(sd, path_model, metadata={"format": "pt", "spool": "spool-tiny-v1"})
     sda = {k: v.detach().to("cpu", dtype).contiguous() for k, v in ae_state_for_export(ae).items()}
     save_file(sda, path_ae, metadata={"format": "pt", "spool": "spool-tiny-ae-v1"})
     if config_path is None:
@@ -832,9 +842,6 @@ def load_safetensors(path_model: str | None = None, path_ae: str | None = None, 
         model.to(device)
     if path_ae:
         sd = {k: v.float() for k, v in load_file(path_ae).items()}
-        set_ae_layout(ae_layout_of(sd))  # the file says which layout it is
-        ae = AutoEncoder()
         sd["latent_scale"] = sd.pop("ae.latent_scale").reshape(())
-        ae.load_state_dict(sd)
-        ae.to(device)
+        ae = ae_from_state(sd).to(device)  # the file says which layout it is
     return model, ae
