@@ -5,60 +5,25 @@
 //! `tests/fixtures/tiny_ae_f8/` an autoencoder of the 2×2-patched layout. Every comparison requires
 //! `max |candle − reference| ≤ 1e-4 × rms(reference)` in f32.
 
-use std::collections::HashMap;
+mod parity;
+
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, IndexOp, Tensor};
+use candle_core::{Device, IndexOp, Tensor};
+use parity::{Fixtures, assert_close};
 use spool::model::tiny::{AutoEncoder, Config, EncoderCache, TinyModel, Weights};
 use spool::model::{Conditioning, ModelError};
-
-const TOLERANCE: f32 = 1e-4;
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny")
 }
 
-struct Fixtures(HashMap<String, Tensor>);
-
-impl Fixtures {
-    fn load() -> Fixtures {
-        Fixtures::load_from(&fixture_dir())
-    }
-
-    fn load_from(dir: &Path) -> Fixtures {
-        let map = candle_core::safetensors::load(dir.join("fixtures.safetensors"), &Device::Cpu)
-            .expect("fixtures.safetensors");
-        Fixtures(map)
-    }
-
-    fn get(&self, name: &str) -> Tensor {
-        self.0.get(name).unwrap_or_else(|| panic!("fixture `{name}` missing")).to_dtype(DType::F32).unwrap()
-    }
-
-    fn has(&self, name: &str) -> bool {
-        self.0.contains_key(name)
-    }
-
-    fn cond(&self, which: &str) -> Conditioning {
-        Conditioning {
-            tokens: self.get(&format!("cond_{which}.tokens")),
-            bias: self.get(&format!("cond_{which}.bias")),
-        }
-    }
+fn fixtures(dir: &Path) -> Fixtures {
+    Fixtures::load(&dir.join("fixtures.safetensors"))
 }
 
-/// Asserts the tolerance and returns `max_err / rms` for the report.
-fn assert_close(name: &str, got: &Tensor, want: &Tensor) -> f32 {
-    assert_eq!(got.dims(), want.dims(), "{name}: shape");
-    let g = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let w = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let rms = (w.iter().map(|x| x * x).sum::<f32>() / w.len() as f32).sqrt();
-    let max = g.iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-    let ratio = max / rms;
-    println!("{name:<28} max abs err {max:.3e}  rms {rms:.3e}  ratio {ratio:.2e}");
-    assert!(g.iter().all(|x| x.is_finite()), "{name}: non-finite output");
-    assert!(ratio <= TOLERANCE, "{name}: max abs err {max:e} > {TOLERANCE:e} × rms {rms:e}");
-    ratio
+fn cond(fx: &Fixtures, which: &str) -> Conditioning {
+    Conditioning { tokens: fx.get(&format!("cond_{which}.tokens")), bias: fx.get(&format!("cond_{which}.bias")) }
 }
 
 fn model() -> TinyModel {
@@ -74,7 +39,7 @@ fn check_autoencoder(label: &str, ae: &AutoEncoder, fx: &Fixtures) {
 
 #[test]
 fn autoencoder_matches_reference() {
-    check_autoencoder("ae", model().autoencoder(), &Fixtures::load());
+    check_autoencoder("ae", model().autoencoder(), &fixtures(&fixture_dir()));
 }
 
 #[test]
@@ -83,24 +48,24 @@ fn patched_autoencoder_matches_reference() {
     let cfg = Config::load(&dir.join("config.json")).expect("f8 config");
     assert_eq!(cfg.ae_patch, 2, "the fixture is the 2×2-patched layout");
     let ae = AutoEncoder::new(&cfg, &Weights::load(&dir.join("ae.safetensors"), &Device::Cpu).unwrap()).unwrap();
-    check_autoencoder("ae f8c4", &ae, &Fixtures::load_from(&dir));
+    check_autoencoder("ae f8c4", &ae, &fixtures(&dir));
 }
 
 #[test]
 fn text_proj_matches_reference() {
-    let fx = Fixtures::load();
+    let fx = fixtures(&fixture_dir());
     let m = model();
-    let cs = m.net().prepare_cond(&fx.cond("a")).unwrap();
+    let cs = m.net().prepare_cond(&cond(&fx, "a")).unwrap();
     assert_close("text_proj", &cs.ctx, &fx.get("text.ctx_a"));
 }
 
 #[test]
 fn encoder_steps_and_cache_match_reference() {
-    let fx = Fixtures::load();
+    let fx = fixtures(&fixture_dir());
     let m = model();
     let net = m.net();
     let cfg = m.config().clone();
-    let (a, b) = (net.prepare_cond(&fx.cond("a")).unwrap(), net.prepare_cond(&fx.cond("b")).unwrap());
+    let (a, b) = (net.prepare_cond(&cond(&fx, "a")).unwrap(), net.prepare_cond(&cond(&fx, "b")).unwrap());
     let lat = fx.get("enc.latents");
     let hs = fx.get("enc.h");
     let n = hs.dim(0).unwrap();
@@ -143,10 +108,10 @@ fn encoder_steps_and_cache_match_reference() {
 
 #[test]
 fn decoder_step_matches_reference() {
-    let fx = Fixtures::load();
+    let fx = fixtures(&fixture_dir());
     let m = model();
     let net = m.net();
-    let cond = net.prepare_cond(&fx.cond("a")).unwrap();
+    let cond = net.prepare_cond(&cond(&fx, "a")).unwrap();
     let base = net.decoder_base(&fx.get("dec.h")).unwrap();
     for i in 0..2 {
         let t = fx.get(&format!("dec.t{i}")).to_vec1::<f32>().unwrap()[0];
@@ -161,9 +126,9 @@ fn decoder_step_matches_reference() {
 /// under the new prompt as the contract says.
 #[test]
 fn rollout_matches_reference() {
-    let fx = Fixtures::load();
+    let fx = fixtures(&fixture_dir());
     let mut m = model();
-    let (a, b) = (fx.cond("a"), fx.cond("b"));
+    let (a, b) = (cond(&fx, "a"), cond(&fx, "b"));
     let noise = fx.get("roll.noise");
     let want = fx.get("roll.latents");
     m.reset();
@@ -184,9 +149,9 @@ fn rollout_matches_reference() {
 
 #[test]
 fn recache_matches_reference() {
-    let fx = Fixtures::load();
+    let fx = fixtures(&fixture_dir());
     let mut m = model();
-    let (a, b) = (fx.cond("a"), fx.cond("b"));
+    let (a, b) = (cond(&fx, "a"), cond(&fx, "b"));
     let lat = fx.get("enc.latents");
     let hs = fx.get("enc.h");
     m.reset();
@@ -204,9 +169,9 @@ fn recache_matches_reference() {
 
 #[test]
 fn cache_memory_is_flat_once_the_window_is_full() {
-    let fx = Fixtures::load();
+    let fx = fixtures(&fixture_dir());
     let mut m = model();
-    let a = fx.cond("a");
+    let a = cond(&fx, "a");
     let lat = fx.get("enc.latents");
     let window = m.config().window;
     let mut sizes = Vec::new();

@@ -7,6 +7,7 @@
 
 pub mod text;
 pub mod tiny;
+pub mod wan;
 pub mod weights;
 
 use candle_core::{DType, Device, Tensor};

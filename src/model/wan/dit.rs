@@ -1,0 +1,268 @@
+//! The causal Wan2.1 DiT, one chunk of latent frames per call, as Self-Forcing runs it.
+//!
+//! Per call: 2×2 patches of the chunk's latent frames → tokens; a timestep embedding shared by the
+//! chunk's frames (one `t` per chunk, as the sampler uses it) → six modulation vectors per block;
+//! each block is adaLN self-attention over [cached frames ; the chunk] with 3D RoPE, cross-attention
+//! to the prompt (LayerNorm with affine, no modulation, no gate), and an adaLN GELU feed-forward;
+//! q and k are RMS-normalised over the full width before the head split. The head maps tokens back
+//! to 2×2×16 latent values.
+//!
+//! A forward pass never touches the cache: it returns the chunk's rotated keys and values for
+//! every block, which the caller commits ([`KvCache::commit`]) after the t = 0 pass. Per-prompt
+//! work (text embedding, each block's cross-attention keys/values) is [`WanDit::prepare_text`],
+//! done once per conditioning. Layers and names follow the checkpoint's keys (Wan's own).
+
+use std::path::Path;
+
+use candle_core::{D, DType, Device, Module, Tensor};
+use candle_nn::Linear;
+
+use super::cache::{ChunkKv, KvCache};
+use super::config::{PATCH, WanConfig};
+use super::rope;
+use crate::model::Result;
+use crate::model::weights::WeightsFile;
+
+fn linear(w: &WeightsFile, name: &str, d_in: usize, d_out: usize) -> Result<Linear> {
+    Ok(Linear::new(
+        w.tensor(&format!("{name}.weight"), &[d_out, d_in])?,
+        Some(w.tensor(&format!("{name}.bias"), &[d_out])?),
+    ))
+}
+
+/// `[tokens, dim]` → `[heads, tokens, head_dim]`.
+fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
+    let (n, d) = x.dims2()?;
+    Ok(x.reshape((n, heads, d / heads))?.transpose(0, 1)?.contiguous()?)
+}
+
+fn merge_heads(x: &Tensor) -> Result<Tensor> {
+    let (h, n, d) = x.dims3()?;
+    Ok(x.transpose(0, 1)?.reshape((n, h * d))?)
+}
+
+/// Softmax attention with scale 1/√head_dim and no mask, `[heads, tokens, head_dim]` in and out.
+fn attend(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+    let scale = 1.0 / (q.dim(D::Minus1)? as f64).sqrt();
+    let scores = (q.matmul(&k.t()?)? * scale)?;
+    Ok(candle_nn::ops::softmax_last_dim(&scores)?.matmul(v)?)
+}
+
+/// q, k, v, o projections with RMS-normalised q and k (over the full width, before the head split).
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    norm_q: Tensor,
+    norm_k: Tensor,
+    heads: usize,
+    eps: f32,
+}
+
+impl Attention {
+    fn load(w: &WeightsFile, prefix: &str, cfg: &WanConfig) -> Result<Attention> {
+        let d = cfg.dim;
+        let lin = |n: &str| linear(w, &format!("{prefix}.{n}"), d, d);
+        Ok(Attention {
+            q: lin("q")?,
+            k: lin("k")?,
+            v: lin("v")?,
+            o: lin("o")?,
+            norm_q: w.tensor(&format!("{prefix}.norm_q.weight"), &[d])?,
+            norm_k: w.tensor(&format!("{prefix}.norm_k.weight"), &[d])?,
+            heads: cfg.heads,
+            eps: cfg.eps as f32,
+        })
+    }
+
+    fn query(&self, x: &Tensor) -> Result<Tensor> {
+        split_heads(&candle_nn::ops::rms_norm(&self.q.forward(x)?, &self.norm_q, self.eps)?, self.heads)
+    }
+
+    /// Keys and values of `x`, split into heads (keys not yet rotated).
+    fn keys_values(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let k = candle_nn::ops::rms_norm(&self.k.forward(x)?, &self.norm_k, self.eps)?;
+        Ok((split_heads(&k, self.heads)?, split_heads(&self.v.forward(x)?, self.heads)?))
+    }
+
+    fn out(&self, heads: &Tensor) -> Result<Tensor> {
+        Ok(self.o.forward(&merge_heads(heads)?)?)
+    }
+}
+
+struct Block {
+    /// `[6, dim]`: added to the timestep's projection, giving shift/scale/gate for self-attention
+    /// (0, 1, 2) and for the feed-forward (3, 4, 5).
+    modulation: Tensor,
+    self_attn: Attention,
+    norm3: (Tensor, Tensor),
+    cross_attn: Attention,
+    ffn_in: Linear,
+    ffn_out: Linear,
+}
+
+/// A prompt prepared for the DiT: each block's cross-attention keys and values.
+pub struct TextCond {
+    kv: Vec<(Tensor, Tensor)>,
+}
+
+pub struct WanDit {
+    cfg: WanConfig,
+    device: Device,
+    /// The patch embedding's Conv3d (kernel = stride = 1×2×2) as a matmul over patches flattened
+    /// (channel, row, column), the order of the kernel's own flattening.
+    patch: Linear,
+    text_in: Linear,
+    text_out: Linear,
+    time_in: Linear,
+    time_out: Linear,
+    time_projection: Linear,
+    blocks: Vec<Block>,
+    /// `[2, dim]`: added to the (unprojected) time embedding: the head's shift and scale.
+    head_modulation: Tensor,
+    head: Linear,
+    /// Affine-free LayerNorm as candle's fused op: weight 1, bias 0.
+    ones: Tensor,
+    zeros: Tensor,
+}
+
+impl WanDit {
+    /// Loads the DiT from a safetensors file with Wan's key names.
+    pub fn load(path: &Path, cfg: &WanConfig, device: &Device) -> Result<WanDit> {
+        cfg.validate()?;
+        let w = WeightsFile::open(path, device, "the wan-causal DiT weights (see the README's wan-causal section)")?;
+        let d = cfg.dim;
+        let patch_w = w.tensor("patch_embedding.weight", &[d, cfg.latent_channels, 1, PATCH, PATCH])?;
+        let patch =
+            Linear::new(patch_w.reshape((d, cfg.patch_values()))?, Some(w.tensor("patch_embedding.bias", &[d])?));
+        let blocks = (0..cfg.blocks)
+            .map(|i| {
+                let p = format!("blocks.{i}");
+                Ok(Block {
+                    modulation: w.tensor(&format!("{p}.modulation"), &[1, 6, d])?.squeeze(0)?,
+                    self_attn: Attention::load(&w, &format!("{p}.self_attn"), cfg)?,
+                    norm3: (w.tensor(&format!("{p}.norm3.weight"), &[d])?, w.tensor(&format!("{p}.norm3.bias"), &[d])?),
+                    cross_attn: Attention::load(&w, &format!("{p}.cross_attn"), cfg)?,
+                    ffn_in: linear(&w, &format!("{p}.ffn.0"), d, cfg.ffn_dim)?,
+                    ffn_out: linear(&w, &format!("{p}.ffn.2"), cfg.ffn_dim, d)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(WanDit {
+            patch,
+            text_in: linear(&w, "text_embedding.0", cfg.text_dim, d)?,
+            text_out: linear(&w, "text_embedding.2", d, d)?,
+            time_in: linear(&w, "time_embedding.0", cfg.freq_dim, d)?,
+            time_out: linear(&w, "time_embedding.2", d, d)?,
+            time_projection: linear(&w, "time_projection.1", d, 6 * d)?,
+            blocks,
+            head_modulation: w.tensor("head.modulation", &[1, 2, d])?.squeeze(0)?,
+            head: linear(&w, "head.head", d, cfg.patch_values())?,
+            ones: Tensor::ones(d, DType::F32, device)?,
+            zeros: Tensor::zeros(d, DType::F32, device)?,
+            cfg: cfg.clone(),
+            device: device.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &WanConfig {
+        &self.cfg
+    }
+
+    /// Embeds a prompt's token embeddings `[tokens ≤ text_len, text_dim]` (zero-padded to
+    /// `text_len` rows, as the reference does) and computes every block's cross-attention keys and
+    /// values.
+    pub fn prepare_text(&self, context: &Tensor) -> Result<TextCond> {
+        let (n, width) = context.dims2()?;
+        if n > self.cfg.text_len || width != self.cfg.text_dim {
+            return Err(crate::model::ModelError::Invalid(format!(
+                "wan-causal: prompt embeddings of shape [{n}, {width}] do not fit [≤ {}, {}]",
+                self.cfg.text_len, self.cfg.text_dim
+            )));
+        }
+        let ctx = context.to_dtype(DType::F32)?.pad_with_zeros(0, 0, self.cfg.text_len - n)?;
+        let ctx = self.text_out.forward(&self.text_in.forward(&ctx)?.gelu()?)?;
+        let kv = self.blocks.iter().map(|b| b.cross_attn.keys_values(&ctx)).collect::<Result<Vec<_>>>()?;
+        Ok(TextCond { kv })
+    }
+
+    /// One pass over a chunk of latent frames `x` `[channels, frames, h, w]` at time `t` (0..1000,
+    /// the same for every frame), starting at absolute latent frame `first_frame` and attending to
+    /// what `cache` holds. Returns the flow prediction (same shape as `x`) and the chunk's keys and
+    /// values for [`KvCache::commit`].
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        t: f32,
+        text: &TextCond,
+        cache: &KvCache,
+        first_frame: usize,
+    ) -> Result<(Tensor, ChunkKv)> {
+        let cfg = &self.cfg;
+        let (c, frames, h, w) = x.dims4()?;
+        if (c, h, w) != (cfg.latent_channels, cfg.latent_h, cfg.latent_w) {
+            return Err(crate::model::ModelError::Invalid(format!(
+                "wan-causal: a latent chunk of shape [{c}, {frames}, {h}, {w}] does not match the model's [{}, F, {}, {}]",
+                cfg.latent_channels, cfg.latent_h, cfg.latent_w
+            )));
+        }
+        let (gh, gw) = cfg.grid();
+        let patches = x
+            .to_dtype(DType::F32)?
+            .reshape(vec![c, frames, gh, PATCH, gw, PATCH])?
+            .permute([1, 2, 4, 0, 3, 5])?
+            .reshape((frames * gh * gw, cfg.patch_values()))?;
+        let mut x = self.patch.forward(&patches)?;
+
+        let e = self.time_out.forward(&self.time_in.forward(&self.sinusoid(t)?)?.silu()?)?;
+        let e0 = self.time_projection.forward(&e.silu()?)?.reshape((6, cfg.dim))?;
+        let (cos, sin) = rope::tables(cfg, first_frame, frames, &self.device)?;
+        let eps = cfg.eps as f32;
+        let norm = |x: &Tensor| candle_nn::ops::layer_norm(x, &self.ones, &self.zeros, eps);
+        let modulate = |x: &Tensor, shift: &Tensor, scale: &Tensor| -> Result<Tensor> {
+            Ok(norm(x)?.broadcast_mul(&(scale + 1.0)?)?.broadcast_add(shift)?)
+        };
+
+        let mut chunk_kv = Vec::with_capacity(self.blocks.len());
+        for (i, (b, (ck, cv))) in self.blocks.iter().zip(&text.kv).enumerate() {
+            let m = (&b.modulation + &e0)?;
+            let m = |j: usize| m.narrow(0, j, 1);
+            // self-attention over [cache ; chunk]
+            let y = modulate(&x, &m(0)?, &m(1)?)?;
+            let q = rope::apply(&b.self_attn.query(&y)?, &cos, &sin)?;
+            let (k, v) = b.self_attn.keys_values(&y)?;
+            let k = rope::apply(&k, &cos, &sin)?;
+            let attn = match cache.attended(i, frames)? {
+                Some((pk, pv)) => attend(&q, &Tensor::cat(&[&pk, &k], 1)?, &Tensor::cat(&[&pv, &v], 1)?)?,
+                None => attend(&q, &k, &v)?,
+            };
+            x = (x + b.self_attn.out(&attn)?.broadcast_mul(&m(2)?)?)?;
+            chunk_kv.push((k, v));
+            // cross-attention to the prompt
+            let y = candle_nn::ops::layer_norm(&x, &b.norm3.0, &b.norm3.1, eps)?;
+            x = (&x + b.cross_attn.out(&attend(&b.cross_attn.query(&y)?, ck, cv)?)?)?;
+            // feed-forward
+            let y = b.ffn_out.forward(&b.ffn_in.forward(&modulate(&x, &m(3)?, &m(4)?)?)?.gelu()?)?;
+            x = (x + y.broadcast_mul(&m(5)?)?)?;
+        }
+
+        let hm = self.head_modulation.broadcast_add(&e)?;
+        let out = self.head.forward(&modulate(&x, &hm.narrow(0, 0, 1)?, &hm.narrow(0, 1, 1)?)?)?;
+        // head channels are ordered (row, column, channel) within the patch
+        let v = out
+            .reshape(vec![frames, gh, gw, PATCH, PATCH, c])?
+            .permute([5, 0, 1, 3, 2, 4])?
+            .reshape((c, frames, h, w))?;
+        Ok((v, chunk_kv))
+    }
+
+    /// `[1, freq_dim]`: cos then sin of `t·10000^(−j/half)`, computed in f64 as the reference does.
+    fn sinusoid(&self, t: f32) -> Result<Tensor> {
+        let half = self.cfg.freq_dim / 2;
+        let angles: Vec<f64> = (0..half).map(|j| t as f64 * 10000f64.powf(-(j as f64) / half as f64)).collect();
+        let emb: Vec<f32> =
+            angles.iter().map(|a| a.cos() as f32).chain(angles.iter().map(|a| a.sin() as f32)).collect();
+        Ok(Tensor::from_vec(emb, (1, 2 * half), &self.device)?)
+    }
+}

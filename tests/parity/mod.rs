@@ -1,0 +1,46 @@
+//! What the parity tests share: fixtures written by the PyTorch reference scripts
+//! (`training/make_*_fixtures.py`) and the tolerance every comparison is held to,
+//! `max |candle − reference| ≤ 1e-4 × rms(reference)` in f32.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+
+pub const TOLERANCE: f32 = 1e-4;
+
+/// The tensors of one fixture file, by name.
+pub struct Fixtures(HashMap<String, Tensor>);
+
+impl Fixtures {
+    pub fn load(path: &Path) -> Fixtures {
+        let map = candle_core::safetensors::load(path, &Device::Cpu)
+            .unwrap_or_else(|e| panic!("fixture file {}: {e}", path.display()));
+        Fixtures(map)
+    }
+
+    /// Tensor `name` as f32.
+    pub fn get(&self, name: &str) -> Tensor {
+        self.0.get(name).unwrap_or_else(|| panic!("fixture `{name}` missing")).to_dtype(DType::F32).unwrap()
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+}
+
+/// Asserts the tolerance and returns `max_err / rms` for the report.
+pub fn assert_close(name: &str, got: &Tensor, want: &Tensor) -> f32 {
+    assert_eq!(got.dims(), want.dims(), "{name}: shape");
+    let g = got.flatten_all().unwrap().to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap();
+    let w = want.flatten_all().unwrap().to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap();
+    let rms = (w.iter().map(|x| x * x).sum::<f32>() / w.len() as f32).sqrt();
+    let max = g.iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let ratio = max / rms;
+    println!("{name:<28} max abs err {max:.3e}  rms {rms:.3e}  ratio {ratio:.2e}");
+    assert!(g.iter().all(|x| x.is_finite()), "{name}: non-finite output");
+    assert!(ratio <= TOLERANCE, "{name}: max abs err {max:e} > {TOLERANCE:e} × rms {rms:e}");
+    ratio
+}
