@@ -11,7 +11,7 @@ mod parity;
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use parity::{Fixtures, assert_close};
 use spool::model::wan::sampler::{self, STEP_TIMES};
 use spool::model::wan::{CachePolicy, KvCache, TextCond, WanConfig, WanDit};
@@ -60,8 +60,12 @@ const RUNS: [Run; 2] = [
 ];
 
 fn setup() -> (WanDit, TextCond, Fixtures) {
+    setup_in(DType::F32)
+}
+
+fn setup_in(dtype: DType) -> (WanDit, TextCond, Fixtures) {
     let fx = Fixtures::load(&dir().join("rollout.safetensors"));
-    let dit = WanDit::load(&dir().join("dit.safetensors"), &tiny(), &Device::Cpu).expect("fixture DiT loads");
+    let dit = WanDit::load(&dir().join("dit.safetensors"), &tiny(), &Device::Cpu, dtype).expect("fixture DiT loads");
     let text = dit.prepare_text(&fx.get("context")).unwrap();
     (dit, text, fx)
 }
@@ -173,23 +177,83 @@ fn out_of_order_commits_and_bad_shapes_are_clear_errors() {
     let (_, kv) = dit.forward(&x0, 0.0, &text, &cache, 3).unwrap();
     let err = cache.commit(3, kv).unwrap_err().to_string();
     assert!(err.contains("starting at latent frame 3") && err.contains("in order"), "{err}");
-    let wrong = Tensor::zeros((16, 3, 8, 10), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let wrong = Tensor::zeros((16, 3, 8, 10), DType::F32, &Device::Cpu).unwrap();
     let err = dit.forward(&wrong, 0.0, &text, &cache, 0).err().unwrap().to_string();
     assert!(err.contains("[16, 3, 8, 10]") && err.contains("[16, F, 8, 12]"), "{err}");
     let err = sampler::sample_chunk(&dit, &text, &cache, 5, |_| Ok(x0.clone())).err().unwrap().to_string();
     assert!(err.contains("1 to 4 steps"), "{err}");
-    let long = Tensor::zeros((17, 32), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let long = Tensor::zeros((17, 32), DType::F32, &Device::Cpu).unwrap();
     let err = dit.prepare_text(&long).err().unwrap().to_string();
     assert!(err.contains("[17, 32]"), "{err}");
 }
 
 #[test]
 fn a_missing_or_mismatched_tensor_names_the_file_and_tensor() {
-    let err = WanDit::load(&dir().join("dit.safetensors"), &WanConfig { ffn_dim: 96, ..tiny() }, &Device::Cpu)
-        .err()
-        .unwrap()
-        .to_string();
+    let err =
+        WanDit::load(&dir().join("dit.safetensors"), &WanConfig { ffn_dim: 96, ..tiny() }, &Device::Cpu, DType::F32)
+            .err()
+            .unwrap()
+            .to_string();
     assert!(err.contains("blocks.0.ffn.0.weight") && err.contains("dit.safetensors"), "{err}");
-    let err = WanDit::load(&dir().join("missing.safetensors"), &tiny(), &Device::Cpu).err().unwrap().to_string();
+    let err =
+        WanDit::load(&dir().join("missing.safetensors"), &tiny(), &Device::Cpu, DType::F32).err().unwrap().to_string();
     assert!(err.contains("missing.safetensors") && err.contains("wan-causal"), "{err}");
+}
+
+#[test]
+fn a_training_checkpoint_loads_its_ema_weights() {
+    // the fixture's checkpoint holds the same f16 values under the training wrapper's prefixes
+    let (dit, text, fx) = setup();
+    let ckpt =
+        WanDit::load(&dir().join("dit_checkpoint.pt"), &tiny(), &Device::Cpu, DType::F32).expect("checkpoint loads");
+    let ckpt_text = ckpt.prepare_text(&fx.get("context")).unwrap();
+    let cache = KvCache::new(CachePolicy::SELF_FORCING, tiny().frame_tokens());
+    let x = fx.get("a.c0.s0.x");
+    let (want, _) = dit.forward(&x, STEP_TIMES[0], &text, &cache, 0).unwrap();
+    let (got, _) = ckpt.forward(&x, STEP_TIMES[0], &ckpt_text, &cache, 0).unwrap();
+    let diff = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert_eq!(diff, 0.0, "the checkpoint's generator_ema holds the fixture's weights");
+}
+
+#[test]
+fn unusable_checkpoints_say_what_is_wrong() {
+    let tmp = tempfile::tempdir().unwrap();
+    let garbage = tmp.path().join("self_forcing_dmd.pt");
+    std::fs::write(&garbage, b"not a zip file").unwrap();
+    let err = WanDit::load(&garbage, &tiny(), &Device::Cpu, DType::F32).err().unwrap().to_string();
+    assert!(err.contains("self_forcing_dmd.pt") && err.contains("zip-format"), "{err}");
+
+    // a 14B checkpoint is named as such, not reported as a shape mismatch
+    let wide = Tensor::zeros((5120, 16, 1, 2, 2), DType::F16, &Device::Cpu).unwrap();
+    let path = tmp.path().join("wan14b.safetensors");
+    candle_core::safetensors::save(&[("model.patch_embedding.weight".to_string(), wide)].into_iter().collect(), &path)
+        .unwrap();
+    let err = WanDit::load(&path, &tiny(), &Device::Cpu, DType::F32).err().unwrap().to_string();
+    assert!(err.contains("14B") && err.contains("self_forcing_dmd.pt"), "{err}");
+}
+
+#[test]
+fn bf16_compute_stays_within_the_reduced_precision_bound() {
+    // matmuls and kept keys/values in bf16, the rest f32: every teacher-forced step of the
+    // evicting run has cosine similarity ≥ 0.999 with the f32 reference
+    let (dit, text, fx) = setup_in(DType::BF16);
+    let run = &RUNS[1];
+    let mut cache = KvCache::new(run.policy, tiny().frame_tokens());
+    let mut worst = 1f64;
+    for c in 0..run.chunks {
+        let chunk = run.chunk(c);
+        for (k, &t) in STEP_TIMES.iter().enumerate() {
+            let p = format!("{chunk}.s{k}");
+            let (v, _) = dit.forward(&fx.get(&format!("{p}.x")), t, &text, &cache, c * CHUNK).unwrap();
+            let (a, b) = (v.flatten_all().unwrap(), fx.get(&format!("{p}.v")).flatten_all().unwrap());
+            let dot =
+                |x: &Tensor, y: &Tensor| f64::from((x * y).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap());
+            worst = worst.min(dot(&a, &b) / (dot(&a, &a) * dot(&b, &b)).sqrt());
+        }
+        sampler::commit_chunk(&dit, &text, &mut cache, &fx.get(&format!("{chunk}.s3.x0"))).unwrap();
+    }
+    println!("bf16 worst cosine {worst:.6}");
+    assert!(worst >= 0.999, "bf16 cosine {worst}");
+    let (k, _) = cache.block(0).unwrap();
+    assert_eq!(k.dtype(), DType::BF16, "kept keys are in the compute dtype");
 }

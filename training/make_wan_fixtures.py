@@ -1,4 +1,4 @@
-"""Writes the wan-causal parity fixtures: tests/fixtures/wan_tiny/{dit,rollout}.safetensors.
+"""Writes the wan-causal parity fixtures: tests/fixtures/wan_tiny/{dit,rollout}.safetensors, dit_checkpoint.pt.
 
 The Rust port of the causal Wan2.1 DiT that Self-Forcing (SF, guandeh17/Self-Forcing @33593df) runs
 is tested against the *reference* PyTorch code, imported from an SF checkout (`--sf`) and run in f32
@@ -16,6 +16,9 @@ ffn 128, freq_dim 256, text_dim 32, 2 layers, qk_norm, cross_attn_norm, eps 1e-6
 dit.safetensors: the model's state_dict (Wan key names, no prefix) in f16. Weights are random with
 scales chosen so activations are O(1) and the output depends strongly on input, cache and context;
 they are rounded to f16 first, so the reference ran with exactly the stored values.
+
+dit_checkpoint.pt: the same weights laid out as a Self-Forcing training checkpoint (zip torch.save;
+`generator_ema` with the training wrapper's key prefixes, and a one-tensor `generator` decoy).
 
 rollout.safetensors (f32; video tensors as [C,F,H,W] = [16,3,8,12]):
   context [16,32] (5 random f16-exact rows, 11 zero rows: SF passes zero-padded context, no mask),
@@ -46,6 +49,9 @@ import types
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sf_import import bare_packages, cuda_device_zero, stub_tokenizers  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 CFG = dict(model_type="t2v", patch_size=(1, 2, 2), text_len=16, in_dim=16, dim=64, ffn_dim=128,
@@ -74,17 +80,12 @@ def noise_seed(chunk, step=None):
     return 1000 + 100 * chunk + (0 if step is None else 1 + step)
 
 
-def import_reference(sf):
-    """Imports SF's causal_model, model, wan_wrapper and scheduler on a CPU-only torch."""
-    sys.dont_write_bytecode = True  # leave the checkout as extracted
-    sys.path.insert(0, sf)
-    # wan/__init__.py and wan/modules/__init__.py import the whole Wan stack (t2v/i2v pipelines,
-    # fsdp, CLIP, tokenizers needing ftfy/transformers): register bare packages with __path__ set so
-    # only the submodules we name are loaded. `utils` too, so no other `utils` on sys.path wins.
-    for name, sub in (("wan", "wan"), ("wan.modules", "wan/modules"), ("utils", "utils")):
-        pkg = types.ModuleType(name)
-        pkg.__path__ = [os.path.join(sf, sub)]
-        sys.modules[name] = pkg
+def import_reference(sf, f32_attention=True):
+    """Imports SF's causal_model, model, wan_wrapper and scheduler on a CPU-only torch. With
+    `f32_attention` off (a GPU speed run) SF's own attention stays and only the CUDA-asserting
+    cross-attention call is replaced, by SDPA in the inputs' dtype."""
+    # `utils` too, so no other `utils` on sys.path wins.
+    bare_packages(sf, ("wan", "wan.modules", "utils"))
     # diffusers is not installed: CausalWanModel only needs ModelMixin (an nn.Module with
     # from_pretrained, unused here), ConfigMixin and the register_to_config decorator.
     try:
@@ -110,34 +111,27 @@ def import_reference(sf):
             raise RuntimeError("einops stub called")
         mod.repeat = mod.rearrange = _unused
         sys.modules["einops"] = mod
-    # utils/wan_wrapper.py imports the umT5 tokenizer module (ftfy, regex, transformers): stub it.
-    tok = types.ModuleType("wan.modules.tokenizers")
-    tok.HuggingfaceTokenizer = object
-    sys.modules["wan.modules.tokenizers"] = tok
-    # t5.py evaluates torch.cuda.current_device() as a default argument at import time.
-    real_current_device = torch.cuda.current_device
-    torch.cuda.current_device = lambda: 0
-    try:
+    stub_tokenizers()  # utils/wan_wrapper.py imports it
+    with cuda_device_zero():
         import wan.modules.causal_model as cm
         import wan.modules.model as wm
         import utils.wan_wrapper as ww
         import utils.scheduler as sch
-    finally:
-        torch.cuda.current_device = real_current_device
 
     # attention.attention (used by the causal self-attention) falls back to SDPA but casts q, k, v
     # to bf16, and flash_attention (used by the cross-attention) asserts CUDA. Replace both with an
     # f32 SDPA of the same contract: [B, L, N, D] in and out, scale 1/sqrt(D), no mask. SF calls
     # them without lengths (context_lens is None), so a mask is never needed.
-    def sdpa_f32(q, k, v, q_lens=None, k_lens=None, dropout_p=0.0, softmax_scale=None,
-                 q_scale=None, causal=False, **_):
+    def sdpa(q, k, v, q_lens=None, k_lens=None, dropout_p=0.0, softmax_scale=None,
+             q_scale=None, causal=False, **_):
         assert q_lens is None and k_lens is None and softmax_scale is None and q_scale is None
-        assert not causal and dropout_p == 0.0 and q.dtype == torch.float32
+        assert not causal and dropout_p == 0.0 and (q.dtype == torch.float32 or not f32_attention)
         out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         return out.transpose(1, 2).contiguous()
 
-    cm.attention = sdpa_f32
-    wm.flash_attention = sdpa_f32
+    if f32_attention:
+        cm.attention = sdpa
+    wm.flash_attention = sdpa
     return cm, ww, sch
 
 
@@ -376,7 +370,16 @@ def main():
     save_file(dit, os.path.join(args.out, "dit.safetensors"), metadata=meta)
     save_file({k: v.float().contiguous() for k, v in out.items() if kept(k)},
               os.path.join(args.out, "rollout.safetensors"), metadata=meta)
-    for f in ("dit.safetensors", "rollout.safetensors"):
+    # The same weights as a training checkpoint is laid out (SF trainer/distillation.py `save`): a
+    # zip-format torch.save dict whose `generator_ema` holds them under the wrapper's prefixes
+    # (`model.`, FSDP's `_fsdp_wrapped_module.` on some), and a `generator` the loader must not
+    # prefer (here a single tensor, so taking it would fail loudly).
+    def wrapped(k):
+        return "model." + ("_fsdp_wrapped_module." + k if k.startswith("blocks.1.") else k)
+    ckpt = {"generator_ema": {wrapped(k): v.clone() for k, v in dit.items()},
+            "generator": {"model.head.head.bias": dit["head.head.bias"].clone()}}
+    torch.save(ckpt, os.path.join(args.out, "dit_checkpoint.pt"))
+    for f in ("dit.safetensors", "rollout.safetensors", "dit_checkpoint.pt"):
         print(f"wrote {os.path.join(args.out, f)}: {os.path.getsize(os.path.join(args.out, f))} bytes")
 
 

@@ -84,6 +84,20 @@ impl WeightsFile {
         &self.device
     }
 
+    /// The names of the stored tensors, in no particular order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// The stored shape of tensor `name`, if there is one.
+    pub fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.tensors.get(name).map(|r| r.shape.as_slice())
+    }
+
     /// The stored tensor `name`, checked to have `shape`. A scalar may be stored as shape `[]` or
     /// `[1]`; both match any shape of one element.
     pub fn raw(&self, name: &str, shape: &[usize]) -> Result<&RawTensor> {

@@ -14,20 +14,54 @@
 
 use std::path::Path;
 
-use candle_core::{D, DType, Device, Module, Tensor};
-use candle_nn::Linear;
+use candle_core::{D, DType, Device, Tensor};
 
 use super::cache::{ChunkKv, KvCache};
 use super::config::{PATCH, WanConfig};
+use super::load::DitWeights;
 use super::rope;
-use crate::model::Result;
-use crate::model::weights::WeightsFile;
+use crate::model::{ModelError, Result};
 
-fn linear(w: &WeightsFile, name: &str, d_in: usize, d_out: usize) -> Result<Linear> {
-    Ok(Linear::new(
-        w.tensor(&format!("{name}.weight"), &[d_out, d_in])?,
-        Some(w.tensor(&format!("{name}.bias"), &[d_out])?),
-    ))
+/// A linear layer whose matmul runs in the model's compute dtype (bf16 on a GPU); inputs, bias
+/// and output stay f32, so norms, modulation and the residual stream keep full precision.
+struct Linear {
+    /// `[out, in]` in the compute dtype.
+    w: Tensor,
+    b: Tensor,
+}
+
+impl Linear {
+    fn load(w: &DitWeights, name: &str, d_in: usize, d_out: usize, dtype: DType) -> Result<Linear> {
+        let weight = w.tensor(&format!("{name}.weight"), &[d_out, d_in])?;
+        Linear::new(weight, w.tensor(&format!("{name}.bias"), &[d_out])?, dtype)
+    }
+
+    fn new(w: Tensor, b: Tensor, dtype: DType) -> Result<Linear> {
+        Ok(Linear { w: w.to_dtype(dtype)?, b })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = x.to_dtype(self.w.dtype())?.matmul(&self.w.t()?)?.to_dtype(DType::F32)?;
+        Ok(y.broadcast_add(&self.b)?)
+    }
+}
+
+/// Names the Wan model a checkpoint holds when it is not this one, from the patch embedding's
+/// shape: a generic shape mismatch would not say what to download instead.
+fn check_model_kind(w: &DitWeights, cfg: &WanConfig) -> Result<()> {
+    let Some(shape) = w.shape("patch_embedding.weight") else { return Ok(()) };
+    let what = match (shape.first(), shape.get(1)) {
+        (Some(5120), _) => "Wan2.1-14B (width 5120)",
+        (_, Some(36)) => "an image-to-video Wan model (36 input channels)",
+        (_, Some(48)) => "Wan2.2-TI2V-5B (48 latent channels)",
+        _ => return Ok(()),
+    };
+    Err(ModelError::Invalid(format!(
+        "{} holds {what}; wan-causal runs the causal Wan2.1-T2V-1.3B of Self-Forcing / LongLive (width {}): \
+         point it at self_forcing_dmd.pt",
+        w.file(),
+        cfg.dim
+    )))
 }
 
 /// `[tokens, dim]` → `[heads, tokens, head_dim]`.
@@ -41,11 +75,13 @@ fn merge_heads(x: &Tensor) -> Result<Tensor> {
     Ok(x.transpose(0, 1)?.reshape((n, h * d))?)
 }
 
-/// Softmax attention with scale 1/√head_dim and no mask, `[heads, tokens, head_dim]` in and out.
+/// Softmax attention with scale 1/√head_dim and no mask, `[heads, tokens, head_dim]` in and out:
+/// the matmuls in the dtype of `k` and `v` (the compute dtype), the softmax in f32, output f32.
 fn attend(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
     let scale = 1.0 / (q.dim(D::Minus1)? as f64).sqrt();
-    let scores = (q.matmul(&k.t()?)? * scale)?;
-    Ok(candle_nn::ops::softmax_last_dim(&scores)?.matmul(v)?)
+    let scores = (q.to_dtype(k.dtype())?.matmul(&k.t()?)?.to_dtype(DType::F32)? * scale)?;
+    let p = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
+    Ok(p.matmul(v)?.to_dtype(DType::F32)?)
 }
 
 /// q, k, v, o projections with RMS-normalised q and k (over the full width, before the head split).
@@ -61,9 +97,9 @@ struct Attention {
 }
 
 impl Attention {
-    fn load(w: &WeightsFile, prefix: &str, cfg: &WanConfig) -> Result<Attention> {
+    fn load(w: &DitWeights, prefix: &str, cfg: &WanConfig, dtype: DType) -> Result<Attention> {
         let d = cfg.dim;
-        let lin = |n: &str| linear(w, &format!("{prefix}.{n}"), d, d);
+        let lin = |n: &str| Linear::load(w, &format!("{prefix}.{n}"), d, d, dtype);
         Ok(Attention {
             q: lin("q")?,
             k: lin("k")?,
@@ -80,14 +116,16 @@ impl Attention {
         split_heads(&candle_nn::ops::rms_norm(&self.q.forward(x)?, &self.norm_q, self.eps)?, self.heads)
     }
 
-    /// Keys and values of `x`, split into heads (keys not yet rotated).
+    /// Keys and values of `x`, split into heads: keys f32 (not yet rotated), values in the compute
+    /// dtype, as they are kept.
     fn keys_values(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let k = candle_nn::ops::rms_norm(&self.k.forward(x)?, &self.norm_k, self.eps)?;
-        Ok((split_heads(&k, self.heads)?, split_heads(&self.v.forward(x)?, self.heads)?))
+        let v = self.v.forward(x)?.to_dtype(self.v.w.dtype())?;
+        Ok((split_heads(&k, self.heads)?, split_heads(&v, self.heads)?))
     }
 
     fn out(&self, heads: &Tensor) -> Result<Tensor> {
-        Ok(self.o.forward(&merge_heads(heads)?)?)
+        self.o.forward(&merge_heads(heads)?)
     }
 }
 
@@ -128,37 +166,53 @@ pub struct WanDit {
 }
 
 impl WanDit {
-    /// Loads the DiT from a safetensors file with Wan's key names.
-    pub fn load(path: &Path, cfg: &WanConfig, device: &Device) -> Result<WanDit> {
+    /// Loads the DiT from a safetensors file with Wan's key names or a Self-Forcing / LongLive
+    /// training checkpoint ([`super::load`]). `dtype` is the compute dtype of the matmuls and of
+    /// the kept keys/values (f32 on the CPU, bf16 on a GPU); everything else is f32.
+    pub fn load(path: &Path, cfg: &WanConfig, device: &Device, dtype: DType) -> Result<WanDit> {
         cfg.validate()?;
-        let w = WeightsFile::open(path, device, "the wan-causal DiT weights (see the README's wan-causal section)")?;
+        if !matches!(dtype, DType::F32 | DType::BF16 | DType::F16) {
+            return Err(ModelError::Invalid(format!("wan-causal computes in f32, bf16 or f16, not {dtype:?}")));
+        }
+        let w = DitWeights::open(path, device)?;
+        check_model_kind(&w, cfg)?;
+        WanDit::build(&w, cfg, device, dtype)
+    }
+
+    /// A DiT of `cfg`'s shape with random weights, for speed benchmarks (`examples/wan_bench.rs`).
+    pub fn random(cfg: &WanConfig, device: &Device, dtype: DType) -> Result<WanDit> {
+        cfg.validate()?;
+        WanDit::build(&DitWeights::random(device), cfg, device, dtype)
+    }
+
+    fn build(w: &DitWeights, cfg: &WanConfig, device: &Device, dtype: DType) -> Result<WanDit> {
         let d = cfg.dim;
         let patch_w = w.tensor("patch_embedding.weight", &[d, cfg.latent_channels, 1, PATCH, PATCH])?;
         let patch =
-            Linear::new(patch_w.reshape((d, cfg.patch_values()))?, Some(w.tensor("patch_embedding.bias", &[d])?));
+            Linear::new(patch_w.reshape((d, cfg.patch_values()))?, w.tensor("patch_embedding.bias", &[d])?, dtype)?;
         let blocks = (0..cfg.blocks)
             .map(|i| {
                 let p = format!("blocks.{i}");
                 Ok(Block {
                     modulation: w.tensor(&format!("{p}.modulation"), &[1, 6, d])?.squeeze(0)?,
-                    self_attn: Attention::load(&w, &format!("{p}.self_attn"), cfg)?,
+                    self_attn: Attention::load(w, &format!("{p}.self_attn"), cfg, dtype)?,
                     norm3: (w.tensor(&format!("{p}.norm3.weight"), &[d])?, w.tensor(&format!("{p}.norm3.bias"), &[d])?),
-                    cross_attn: Attention::load(&w, &format!("{p}.cross_attn"), cfg)?,
-                    ffn_in: linear(&w, &format!("{p}.ffn.0"), d, cfg.ffn_dim)?,
-                    ffn_out: linear(&w, &format!("{p}.ffn.2"), cfg.ffn_dim, d)?,
+                    cross_attn: Attention::load(w, &format!("{p}.cross_attn"), cfg, dtype)?,
+                    ffn_in: Linear::load(w, &format!("{p}.ffn.0"), d, cfg.ffn_dim, dtype)?,
+                    ffn_out: Linear::load(w, &format!("{p}.ffn.2"), cfg.ffn_dim, d, dtype)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(WanDit {
             patch,
-            text_in: linear(&w, "text_embedding.0", cfg.text_dim, d)?,
-            text_out: linear(&w, "text_embedding.2", d, d)?,
-            time_in: linear(&w, "time_embedding.0", cfg.freq_dim, d)?,
-            time_out: linear(&w, "time_embedding.2", d, d)?,
-            time_projection: linear(&w, "time_projection.1", d, 6 * d)?,
+            text_in: Linear::load(w, "text_embedding.0", cfg.text_dim, d, dtype)?,
+            text_out: Linear::load(w, "text_embedding.2", d, d, dtype)?,
+            time_in: Linear::load(w, "time_embedding.0", cfg.freq_dim, d, dtype)?,
+            time_out: Linear::load(w, "time_embedding.2", d, d, dtype)?,
+            time_projection: Linear::load(w, "time_projection.1", d, 6 * d, dtype)?,
             blocks,
             head_modulation: w.tensor("head.modulation", &[1, 2, d])?.squeeze(0)?,
-            head: linear(&w, "head.head", d, cfg.patch_values())?,
+            head: Linear::load(w, "head.head", d, cfg.patch_values(), dtype)?,
             ones: Tensor::ones(d, DType::F32, device)?,
             zeros: Tensor::zeros(d, DType::F32, device)?,
             cfg: cfg.clone(),
@@ -176,14 +230,21 @@ impl WanDit {
     pub fn prepare_text(&self, context: &Tensor) -> Result<TextCond> {
         let (n, width) = context.dims2()?;
         if n > self.cfg.text_len || width != self.cfg.text_dim {
-            return Err(crate::model::ModelError::Invalid(format!(
+            return Err(ModelError::Invalid(format!(
                 "wan-causal: prompt embeddings of shape [{n}, {width}] do not fit [≤ {}, {}]",
                 self.cfg.text_len, self.cfg.text_dim
             )));
         }
         let ctx = context.to_dtype(DType::F32)?.pad_with_zeros(0, 0, self.cfg.text_len - n)?;
         let ctx = self.text_out.forward(&self.text_in.forward(&ctx)?.gelu()?)?;
-        let kv = self.blocks.iter().map(|b| b.cross_attn.keys_values(&ctx)).collect::<Result<Vec<_>>>()?;
+        let kv = self
+            .blocks
+            .iter()
+            .map(|b| {
+                let (k, v) = b.cross_attn.keys_values(&ctx)?;
+                Ok((k.to_dtype(v.dtype())?, v))
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(TextCond { kv })
     }
 
@@ -202,7 +263,7 @@ impl WanDit {
         let cfg = &self.cfg;
         let (c, frames, h, w) = x.dims4()?;
         if (c, h, w) != (cfg.latent_channels, cfg.latent_h, cfg.latent_w) {
-            return Err(crate::model::ModelError::Invalid(format!(
+            return Err(ModelError::Invalid(format!(
                 "wan-causal: a latent chunk of shape [{c}, {frames}, {h}, {w}] does not match the model's [{}, F, {}, {}]",
                 cfg.latent_channels, cfg.latent_h, cfg.latent_w
             )));
@@ -232,7 +293,7 @@ impl WanDit {
             let y = modulate(&x, &m(0)?, &m(1)?)?;
             let q = rope::apply(&b.self_attn.query(&y)?, &cos, &sin)?;
             let (k, v) = b.self_attn.keys_values(&y)?;
-            let k = rope::apply(&k, &cos, &sin)?;
+            let k = rope::apply(&k, &cos, &sin)?.to_dtype(v.dtype())?;
             let attn = match cache.attended(i, frames)? {
                 Some((pk, pv)) => attend(&q, &Tensor::cat(&[&pk, &k], 1)?, &Tensor::cat(&[&pv, &v], 1)?)?,
                 None => attend(&q, &k, &v)?,

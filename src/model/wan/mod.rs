@@ -1,22 +1,32 @@
 //! wan-causal in candle: the Self-Forcing family's causal Wan2.1-T2V-1.3B, for users with a GPU.
 //!
-//! Built in stages (ARCHITECTURE.md "wan-causal"); each is parity-tested on the CPU against the
-//! PyTorch reference run with a tiny random configuration (`tests/wan_parity.rs`,
-//! `training/make_wan_fixtures.py`):
+//! Built in stages (ARCHITECTURE.md, `src/model/wan/`); each part is parity-tested on the CPU
+//! against its PyTorch reference run with a tiny random configuration (`tests/wan_*.rs`, fixtures
+//! from `training/make_wan_fixtures.py`, `make_umt5_fixtures.py`, `make_umt5_tokenizer_fixture.py`,
+//! `make_taehv_fixtures.py`):
 //! - [`config`]: the DiT's numbers (the 1.3B model's and any tiny one's), the cache policy.
 //! - [`rope`]: the 3D rotary embedding (frame / height / width pairs, absolute frame positions).
 //! - [`cache`]: per-block keys/values of committed frames: sinks + a window, constant memory.
-//! - [`dit`]: the causal DiT, one chunk of latent frames per call, reading the cache, never writing it.
+//! - [`dit`]: the causal DiT, one chunk of latent frames per call, reading the cache, never writing
+//!   it; weights from safetensors or the released training checkpoints (`load`), or random ones
+//!   for benchmarks; matmuls in a chosen compute dtype (bf16 on a GPU).
 //! - [`sampler`]: the 4-step flow sampler (re-noising between steps) and the t = 0 commit pass.
+//! - [`umt5_tokenizer`] and [`umt5`]: the prompt → umT5-XXL token embeddings, the DiT's context.
+//! - [`taehv`]: the streaming TAEHV decoder, latents → video frames (1, then 4 per latent).
 //!
-//! Not yet here: the umT5-XXL text encoder, the latent decoder, the loader for the released
-//! `.pt` checkpoints and the `VideoModel` wiring; the app says wan-causal is not available.
+//! Not yet here: the `VideoModel` wiring (the engine counts one frame per latent; Wan's latents
+//! decode to 4) and the CUDA benchmark at the real size (`examples/wan_bench.rs`,
+//! `scripts/build-cuda`); the app says wan-causal is not available.
 
 pub mod cache;
 pub mod config;
 pub mod dit;
+mod load;
 pub mod rope;
 pub mod sampler;
+pub mod taehv;
+pub mod umt5;
+pub mod umt5_tokenizer;
 
 pub use cache::KvCache;
 pub use config::{CachePolicy, WanConfig};
