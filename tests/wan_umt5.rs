@@ -57,6 +57,16 @@ fn the_bucket_table_is_the_references() {
 }
 
 #[test]
+fn the_released_pth_layout_loads_the_same_weights() {
+    // the release is a plain torch.save state dict (models_t5_umt5-xxl-enc-bf16.pth)
+    let (model, fx) = setup();
+    let pth = UmT5::load(&dir().join("encoder.pth"), &tiny(), &Device::Cpu).expect("the .pth loads");
+    let ids = ids(&fx, "a");
+    let diff = (pth.encode(&ids).unwrap() - model.encode(&ids).unwrap()).unwrap();
+    assert_eq!(diff.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+}
+
+#[test]
 fn unpadded_outputs_match_the_reference() {
     let (model, fx) = setup();
     for case in ["a", "b"] {

@@ -160,7 +160,10 @@ def main():
               os.path.join(args.out, "encoder.safetensors"), metadata=meta)
     save_file({k: v.contiguous() for k, v in out.items()},
               os.path.join(args.out, "cases.safetensors"), metadata=meta)
-    for f in ("encoder.safetensors", "cases.safetensors"):
+    # the same weights as the release ships them (models_t5_umt5-xxl-enc-bf16.pth): a plain
+    # state dict saved by torch.save, zip format
+    torch.save({k: v.half().contiguous() for k, v in state.items()}, os.path.join(args.out, "encoder.pth"))
+    for f in ("encoder.safetensors", "cases.safetensors", "encoder.pth"):
         print(f, os.path.getsize(os.path.join(args.out, f)), "bytes")
 
 

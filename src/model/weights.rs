@@ -89,10 +89,6 @@ impl WeightsFile {
         self.tensors.keys().map(String::as_str)
     }
 
-    pub fn file(&self) -> &str {
-        &self.file
-    }
-
     /// The stored shape of tensor `name`, if there is one.
     pub fn shape(&self, name: &str) -> Option<&[usize]> {
         self.tensors.get(name).map(|r| r.shape.as_slice())

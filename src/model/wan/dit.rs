@@ -18,37 +18,41 @@ use candle_core::{D, DType, Device, Tensor};
 
 use super::cache::{ChunkKv, KvCache};
 use super::config::{PATCH, WanConfig};
-use super::load::DitWeights;
+use super::load::{Checkpoint, GENERATOR_DICTS};
 use super::rope;
 use crate::model::{ModelError, Result};
 
-/// A linear layer whose matmul runs in the model's compute dtype (bf16 on a GPU); inputs, bias
-/// and output stay f32, so norms, modulation and the residual stream keep full precision.
+/// A linear layer in the model's compute dtype (bf16 on a GPU): input cast to it, output in it.
+/// Activations between two layers stay in the compute dtype; the residual stream, the norms'
+/// inputs and the modulation are f32 (as [`f32`] converts at each residual add).
 struct Linear {
-    /// `[out, in]` in the compute dtype.
+    /// `[out, in]` and `[out]` in the compute dtype.
     w: Tensor,
     b: Tensor,
 }
 
 impl Linear {
-    fn load(w: &DitWeights, name: &str, d_in: usize, d_out: usize, dtype: DType) -> Result<Linear> {
+    fn load(w: &Checkpoint, name: &str, d_in: usize, d_out: usize, dtype: DType) -> Result<Linear> {
         let weight = w.tensor(&format!("{name}.weight"), &[d_out, d_in])?;
         Linear::new(weight, w.tensor(&format!("{name}.bias"), &[d_out])?, dtype)
     }
 
     fn new(w: Tensor, b: Tensor, dtype: DType) -> Result<Linear> {
-        Ok(Linear { w: w.to_dtype(dtype)?, b })
+        Ok(Linear { w: w.to_dtype(dtype)?, b: b.to_dtype(dtype)? })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.to_dtype(self.w.dtype())?.matmul(&self.w.t()?)?.to_dtype(DType::F32)?;
-        Ok(y.broadcast_add(&self.b)?)
+        Ok(x.to_dtype(self.w.dtype())?.matmul(&self.w.t()?)?.broadcast_add(&self.b)?)
     }
+}
+
+fn f32(x: &Tensor) -> Result<Tensor> {
+    Ok(x.to_dtype(DType::F32)?)
 }
 
 /// Names the Wan model a checkpoint holds when it is not this one, from the patch embedding's
 /// shape: a generic shape mismatch would not say what to download instead.
-fn check_model_kind(w: &DitWeights, cfg: &WanConfig) -> Result<()> {
+fn check_model_kind(w: &Checkpoint, cfg: &WanConfig) -> Result<()> {
     let Some(shape) = w.shape("patch_embedding.weight") else { return Ok(()) };
     let what = match (shape.first(), shape.get(1)) {
         (Some(5120), _) => "Wan2.1-14B (width 5120)",
@@ -75,13 +79,13 @@ fn merge_heads(x: &Tensor) -> Result<Tensor> {
     Ok(x.transpose(0, 1)?.reshape((n, h * d))?)
 }
 
-/// Softmax attention with scale 1/√head_dim and no mask, `[heads, tokens, head_dim]` in and out:
-/// the matmuls in the dtype of `k` and `v` (the compute dtype), the softmax in f32, output f32.
+/// Softmax attention with scale 1/√head_dim and no mask, `[heads, tokens, head_dim]` in and out,
+/// all in the compute dtype (the softmax accumulates in f32 inside its kernel): the scores are
+/// the largest tensors of a step, so every extra pass over them costs.
 fn attend(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
     let scale = 1.0 / (q.dim(D::Minus1)? as f64).sqrt();
-    let scores = (q.to_dtype(k.dtype())?.matmul(&k.t()?)?.to_dtype(DType::F32)? * scale)?;
-    let p = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
-    Ok(p.matmul(v)?.to_dtype(DType::F32)?)
+    let scores = (q.matmul(&k.t()?)? * scale)?;
+    Ok(candle_nn::ops::softmax_last_dim(&scores)?.matmul(v)?)
 }
 
 /// q, k, v, o projections with RMS-normalised q and k (over the full width, before the head split).
@@ -97,7 +101,7 @@ struct Attention {
 }
 
 impl Attention {
-    fn load(w: &DitWeights, prefix: &str, cfg: &WanConfig, dtype: DType) -> Result<Attention> {
+    fn load(w: &Checkpoint, prefix: &str, cfg: &WanConfig, dtype: DType) -> Result<Attention> {
         let d = cfg.dim;
         let lin = |n: &str| Linear::load(w, &format!("{prefix}.{n}"), d, d, dtype);
         Ok(Attention {
@@ -112,16 +116,19 @@ impl Attention {
         })
     }
 
-    fn query(&self, x: &Tensor) -> Result<Tensor> {
-        split_heads(&candle_nn::ops::rms_norm(&self.q.forward(x)?, &self.norm_q, self.eps)?, self.heads)
+    /// RMS norm of a projection, in f32 as the reference computes it, back in the compute dtype.
+    fn rms(&self, y: &Tensor, weight: &Tensor) -> Result<Tensor> {
+        Ok(candle_nn::ops::rms_norm(&f32(y)?, weight, self.eps)?.to_dtype(y.dtype())?)
     }
 
-    /// Keys and values of `x`, split into heads: keys f32 (not yet rotated), values in the compute
-    /// dtype, as they are kept.
+    fn query(&self, x: &Tensor) -> Result<Tensor> {
+        split_heads(&self.rms(&self.q.forward(x)?, &self.norm_q)?, self.heads)
+    }
+
+    /// Keys (not yet rotated) and values of `x`, split into heads, in the compute dtype.
     fn keys_values(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let k = candle_nn::ops::rms_norm(&self.k.forward(x)?, &self.norm_k, self.eps)?;
-        let v = self.v.forward(x)?.to_dtype(self.v.w.dtype())?;
-        Ok((split_heads(&k, self.heads)?, split_heads(&v, self.heads)?))
+        let k = self.rms(&self.k.forward(x)?, &self.norm_k)?;
+        Ok((split_heads(&k, self.heads)?, split_heads(&self.v.forward(x)?, self.heads)?))
     }
 
     fn out(&self, heads: &Tensor) -> Result<Tensor> {
@@ -174,7 +181,8 @@ impl WanDit {
         if !matches!(dtype, DType::F32 | DType::BF16 | DType::F16) {
             return Err(ModelError::Invalid(format!("wan-causal computes in f32, bf16 or f16, not {dtype:?}")));
         }
-        let w = DitWeights::open(path, device)?;
+        let hint = "the wan-causal generator checkpoint (self_forcing_dmd.pt, or a safetensors file with Wan's names)";
+        let w = Checkpoint::open(path, device, hint, GENERATOR_DICTS)?;
         check_model_kind(&w, cfg)?;
         WanDit::build(&w, cfg, device, dtype)
     }
@@ -182,10 +190,10 @@ impl WanDit {
     /// A DiT of `cfg`'s shape with random weights, for speed benchmarks (`examples/wan_bench.rs`).
     pub fn random(cfg: &WanConfig, device: &Device, dtype: DType) -> Result<WanDit> {
         cfg.validate()?;
-        WanDit::build(&DitWeights::random(device), cfg, device, dtype)
+        WanDit::build(&Checkpoint::random(device), cfg, device, dtype)
     }
 
-    fn build(w: &DitWeights, cfg: &WanConfig, device: &Device, dtype: DType) -> Result<WanDit> {
+    fn build(w: &Checkpoint, cfg: &WanConfig, device: &Device, dtype: DType) -> Result<WanDit> {
         let d = cfg.dim;
         let patch_w = w.tensor("patch_embedding.weight", &[d, cfg.latent_channels, 1, PATCH, PATCH])?;
         let patch =
@@ -237,14 +245,7 @@ impl WanDit {
         }
         let ctx = context.to_dtype(DType::F32)?.pad_with_zeros(0, 0, self.cfg.text_len - n)?;
         let ctx = self.text_out.forward(&self.text_in.forward(&ctx)?.gelu()?)?;
-        let kv = self
-            .blocks
-            .iter()
-            .map(|b| {
-                let (k, v) = b.cross_attn.keys_values(&ctx)?;
-                Ok((k.to_dtype(v.dtype())?, v))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let kv = self.blocks.iter().map(|b| b.cross_attn.keys_values(&ctx)).collect::<Result<Vec<_>>>()?;
         Ok(TextCond { kv })
     }
 
@@ -274,10 +275,10 @@ impl WanDit {
             .reshape(vec![c, frames, gh, PATCH, gw, PATCH])?
             .permute([1, 2, 4, 0, 3, 5])?
             .reshape((frames * gh * gw, cfg.patch_values()))?;
-        let mut x = self.patch.forward(&patches)?;
+        let mut x = f32(&self.patch.forward(&patches)?)?;
 
-        let e = self.time_out.forward(&self.time_in.forward(&self.sinusoid(t)?)?.silu()?)?;
-        let e0 = self.time_projection.forward(&e.silu()?)?.reshape((6, cfg.dim))?;
+        let e = f32(&self.time_out.forward(&self.time_in.forward(&self.sinusoid(t)?)?.silu()?)?)?;
+        let e0 = f32(&self.time_projection.forward(&e.silu()?)?)?.reshape((6, cfg.dim))?;
         let (cos, sin) = rope::tables(cfg, first_frame, frames, &self.device)?;
         let eps = cfg.eps as f32;
         let norm = |x: &Tensor| candle_nn::ops::layer_norm(x, &self.ones, &self.zeros, eps);
@@ -293,23 +294,23 @@ impl WanDit {
             let y = modulate(&x, &m(0)?, &m(1)?)?;
             let q = rope::apply(&b.self_attn.query(&y)?, &cos, &sin)?;
             let (k, v) = b.self_attn.keys_values(&y)?;
-            let k = rope::apply(&k, &cos, &sin)?.to_dtype(v.dtype())?;
+            let k = rope::apply(&k, &cos, &sin)?;
             let attn = match cache.attended(i, frames)? {
                 Some((pk, pv)) => attend(&q, &Tensor::cat(&[&pk, &k], 1)?, &Tensor::cat(&[&pv, &v], 1)?)?,
                 None => attend(&q, &k, &v)?,
             };
-            x = (x + b.self_attn.out(&attn)?.broadcast_mul(&m(2)?)?)?;
+            x = (x + f32(&b.self_attn.out(&attn)?)?.broadcast_mul(&m(2)?)?)?;
             chunk_kv.push((k, v));
             // cross-attention to the prompt
             let y = candle_nn::ops::layer_norm(&x, &b.norm3.0, &b.norm3.1, eps)?;
-            x = (&x + b.cross_attn.out(&attend(&b.cross_attn.query(&y)?, ck, cv)?)?)?;
+            x = (&x + f32(&b.cross_attn.out(&attend(&b.cross_attn.query(&y)?, ck, cv)?)?)?)?;
             // feed-forward
             let y = b.ffn_out.forward(&b.ffn_in.forward(&modulate(&x, &m(3)?, &m(4)?)?)?.gelu()?)?;
-            x = (x + y.broadcast_mul(&m(5)?)?)?;
+            x = (x + f32(&y)?.broadcast_mul(&m(5)?)?)?;
         }
 
         let hm = self.head_modulation.broadcast_add(&e)?;
-        let out = self.head.forward(&modulate(&x, &hm.narrow(0, 0, 1)?, &hm.narrow(0, 1, 1)?)?)?;
+        let out = f32(&self.head.forward(&modulate(&x, &hm.narrow(0, 0, 1)?, &hm.narrow(0, 1, 1)?)?)?)?;
         // head channels are ordered (row, column, channel) within the patch
         let v = out
             .reshape(vec![frames, gh, gw, PATCH, PATCH, c])?

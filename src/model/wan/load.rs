@@ -1,11 +1,13 @@
-//! Where wan-causal's DiT weights come from.
+//! Where wan-causal's weights come from: the files users download, as they are.
 //!
-//! Two kinds of file: safetensors with Wan's own key names, and the released training checkpoints
-//! (Self-Forcing's `self_forcing_dmd.pt`, LongLive's `.pt`): zip-format `torch.save` dicts holding
-//! `generator_ema` (the EMA weights, taken first, as Self-Forcing's inference does with `--use_ema`)
-//! and/or `generator`. Their keys carry the training wrappers' prefixes (`model.`, FSDP's
-//! `_fsdp_wrapped_module.`, torch.compile's `_orig_mod.`), which are stripped. Tensors are read one
-//! at a time, checked for shape, and come out as f32; errors name the file and the tensor.
+//! Two kinds of file: safetensors (`taew2_1.safetensors`, or any file with the reference's key
+//! names), and zip-format `torch.save` files — a plain state dict (umT5's
+//! `models_t5_umt5-xxl-enc-bf16.pth`) or a training checkpoint whose dicts hold the weights
+//! (Self-Forcing's `self_forcing_dmd.pt`, LongLive's `.pt`: `generator_ema` — the EMA weights,
+//! taken first, as Self-Forcing's inference does with `--use_ema` — and/or `generator`). Keys lose
+//! the training wrappers' prefixes (`model.`, FSDP's `_fsdp_wrapped_module.`, torch.compile's
+//! `_orig_mod.`). Tensors are read one at a time, checked for shape, and come out as f32; errors
+//! name the file and the tensor.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,7 +19,7 @@ use crate::model::weights::WeightsFile;
 use crate::model::{ModelError, Result};
 
 /// The dicts of a training checkpoint that hold generator weights, in the order they are taken.
-const CHECKPOINT_KEYS: [&str; 2] = ["generator_ema", "generator"];
+pub(crate) const GENERATOR_DICTS: &[&str] = &["generator_ema", "generator"];
 
 enum Store {
     Safetensors(WeightsFile),
@@ -27,7 +29,7 @@ enum Store {
     Random,
 }
 
-pub(crate) struct DitWeights {
+pub(crate) struct Checkpoint {
     file: String,
     store: Store,
     /// Wan key → the key as stored.
@@ -41,21 +43,22 @@ fn wan_name(stored: &str) -> String {
     s.strip_prefix("model.").map(str::to_string).unwrap_or(s)
 }
 
-impl DitWeights {
-    /// Opens `path`: `.safetensors`, or else a PyTorch checkpoint.
-    pub fn open(path: &Path, device: &Device) -> Result<DitWeights> {
+impl Checkpoint {
+    /// Opens `path`: `.safetensors`, or else a PyTorch file whose weights are in the first of
+    /// `dicts` it has, or at its top level. `hint` names the file for the errors ("the umT5
+    /// text encoder (models_t5_umt5-xxl-enc-bf16.pth)").
+    pub fn open(path: &Path, device: &Device, hint: &str, dicts: &[&str]) -> Result<Checkpoint> {
         let file = path.display().to_string();
-        let hint = "the wan-causal generator checkpoint (self_forcing_dmd.pt, or a safetensors file with Wan's names)";
         if path.extension().is_some_and(|e| e == "safetensors") {
             let w = WeightsFile::open(path, &Device::Cpu, hint)?;
             let names = w.names().map(|n| (wan_name(n), n.to_string())).collect();
-            return Ok(DitWeights { file, store: Store::Safetensors(w), names, device: device.clone() });
+            return Ok(Checkpoint { file, store: Store::Safetensors(w), names, device: device.clone() });
         }
         if !path.exists() {
             return Err(ModelError::MissingWeights { path: file, hint: hint.to_string() });
         }
         let bad = |reason: String| ModelError::BadWeights { file: file.clone(), reason };
-        for key in CHECKPOINT_KEYS.iter().map(Some).chain([None]) {
+        for key in dicts.iter().map(Some).chain([None]) {
             let pth = match PthTensors::new(path, key.copied()) {
                 Ok(pth) => pth,
                 Err(e) if key.is_some() && e.to_string().contains("not found") => continue,
@@ -70,18 +73,15 @@ impl DitWeights {
                 continue;
             }
             let names = pth.tensor_infos().keys().map(|n| (wan_name(n), n.clone())).collect();
-            return Ok(DitWeights { file, store: Store::Pth(pth), names, device: device.clone() });
+            return Ok(Checkpoint { file, store: Store::Pth(pth), names, device: device.clone() });
         }
-        Err(bad(format!(
-            "holds no generator weights: neither {} nor a plain state dict of tensors; is it a Self-Forcing or \
-             LongLive generator checkpoint?",
-            CHECKPOINT_KEYS.join(" nor ")
-        )))
+        let held = if dicts.is_empty() { String::new() } else { format!("neither {} nor ", dicts.join(" nor ")) };
+        Err(bad(format!("holds no tensors: {held}a plain state dict; is it {hint}?")))
     }
 
     /// A source of random weights on `device` ([`Store::Random`]).
-    pub fn random(device: &Device) -> DitWeights {
-        DitWeights {
+    pub fn random(device: &Device) -> Checkpoint {
+        Checkpoint {
             file: "(random weights)".into(),
             store: Store::Random,
             names: HashMap::new(),

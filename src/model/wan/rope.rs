@@ -42,7 +42,9 @@ pub fn tables(cfg: &WanConfig, first_frame: usize, frames: usize, device: &Devic
     Ok((Tensor::from_vec(cos, (tokens, pairs), device)?, Tensor::from_vec(sin, (tokens, pairs), device)?))
 }
 
-/// Rotates `x` laid out `[heads, tokens, head_dim]` by the tables of [`tables`].
+/// Rotates `x` laid out `[heads, tokens, head_dim]` by the tables of [`tables`], in f32 whatever
+/// `x`'s dtype (bf16 tables would lose the angles' precision), returning `x`'s dtype.
 pub fn apply(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    Ok(candle_nn::rotary_emb::rope_i(&x.unsqueeze(0)?.contiguous()?, cos, sin)?.squeeze(0)?)
+    let x32 = x.to_dtype(candle_core::DType::F32)?.unsqueeze(0)?.contiguous()?;
+    Ok(candle_nn::rotary_emb::rope_i(&x32, cos, sin)?.squeeze(0)?.to_dtype(x.dtype())?)
 }

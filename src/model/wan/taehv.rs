@@ -24,7 +24,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig};
 
-use crate::model::weights::WeightsFile;
+use super::load::Checkpoint;
 use crate::model::{ModelError, Result};
 
 /// Channels of a Wan 2.1 latent.
@@ -48,15 +48,15 @@ const CONV_OUT: usize = 22;
 const PADDED: Conv2dConfig = Conv2dConfig { padding: 1, stride: 1, dilation: 1, groups: 1, cudnn_fwd_algo: None };
 
 /// The stored shape of `name`, or the missing-tensor error naming the file.
-fn shape_of<'a>(w: &'a WeightsFile, name: &str) -> Result<&'a [usize]> {
+fn shape_of(w: &Checkpoint, name: &str) -> Result<Vec<usize>> {
     w.shape(name).ok_or_else(|| ModelError::MissingTensor { file: w.file().to_string(), name: name.to_string() })
 }
 
 /// The output width of the 3×3 conv `decoder.{i}` (its weight's first dimension).
-fn width_of(w: &WeightsFile, i: usize) -> Result<usize> {
+fn width_of(w: &Checkpoint, i: usize) -> Result<usize> {
     let name = format!("decoder.{i}.weight");
-    match shape_of(w, &name)? {
-        [n, _, 3, 3] => Ok(*n),
+    match shape_of(w, &name)?.as_slice() {
+        &[n, _, 3, 3] => Ok(n),
         got => Err(ModelError::Invalid(format!(
             "tensor `{name}` in {} has shape {got:?}, expected a 3×3 conv [out, in, 3, 3]: \
              the file is not a TAEHV decoder (taew2_1)",
@@ -65,7 +65,7 @@ fn width_of(w: &WeightsFile, i: usize) -> Result<usize> {
     }
 }
 
-fn conv3x3(w: &WeightsFile, prefix: &str, c_in: usize, c_out: usize, bias: bool) -> Result<Conv2d> {
+fn conv3x3(w: &Checkpoint, prefix: &str, c_in: usize, c_out: usize, bias: bool) -> Result<Conv2d> {
     let weight = w.tensor(&format!("{prefix}.weight"), &[c_out, c_in, 3, 3])?;
     let bias = if bias { Some(w.tensor(&format!("{prefix}.bias"), &[c_out])?) } else { None };
     Ok(Conv2d::new(weight, bias, PADDED))
@@ -78,7 +78,7 @@ struct MemBlock {
 }
 
 impl MemBlock {
-    fn load(w: &WeightsFile, i: usize, n: usize) -> Result<MemBlock> {
+    fn load(w: &Checkpoint, i: usize, n: usize) -> Result<MemBlock> {
         let c = |j: usize, c_in: usize| conv3x3(w, &format!("decoder.{i}.conv.{j}"), c_in, n, true);
         Ok(MemBlock { convs: [c(0, 2 * n)?, c(2, n)?, c(4, n)?] })
     }
@@ -113,10 +113,11 @@ impl Taehv {
     /// 1.5's 32) is refused by the first conv's input channels; Hunyuan 1's `taehv` has the same
     /// shapes as `taew2_1` and cannot be told apart here (the reference goes by file name).
     pub fn load(path: &Path, device: &Device) -> Result<Taehv> {
-        let w = WeightsFile::open(
+        let w = Checkpoint::open(
             path,
             device,
-            "the TAEHV decoder for Wan 2.1: taew2_1.safetensors from github.com/madebyollin/taehv",
+            "the TAEHV decoder for Wan 2.1: taew2_1.safetensors (or .pth) from github.com/madebyollin/taehv",
+            &[],
         )?;
         let first = format!("decoder.{CONV_IN}.weight");
         let latent_in = shape_of(&w, &first)?.get(1).copied().unwrap_or(0);

@@ -24,7 +24,7 @@ use std::path::Path;
 use candle_core::{Device, Module, Tensor};
 use candle_nn::Linear;
 
-use crate::model::weights::WeightsFile;
+use super::load::Checkpoint;
 use crate::model::{ModelError, Result};
 
 /// The encoder's shape. The attention width is `heads × head_dim` (equal to `dim` in umT5-XXL, not
@@ -160,10 +160,11 @@ impl UmT5 {
     /// Loads the encoder from a safetensors file with the reference's key names.
     pub fn load(path: &Path, cfg: &UmT5Config, device: &Device) -> Result<UmT5> {
         cfg.validate()?;
-        let w = WeightsFile::open(
+        let w = Checkpoint::open(
             path,
             device,
-            "the umT5-XXL text encoder weights (Wan2.1's models_t5_umt5-xxl-enc-bf16, with its own tensor names)",
+            "the umT5-XXL text encoder weights (Wan2.1's models_t5_umt5-xxl-enc-bf16.pth, or safetensors with its names)",
+            &[],
         )?;
         let (d, a, f) = (cfg.dim, cfg.attn_dim(), cfg.ffn_dim);
         let linear = |name: &str, d_in: usize, d_out: usize| -> Result<Linear> {
