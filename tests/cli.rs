@@ -55,6 +55,18 @@ fn bad_prompts_steps_and_models_are_refused() {
 }
 
 #[test]
+fn wan_causal_says_what_its_folder_lacks_and_that_it_cannot_run_yet() {
+    rejects(&["generate", "--prompt", "a", "--frames", "3", "--model", "wan-causal"], &["--weights DIR", "spool-tiny"]);
+    let weights = tempfile::tempdir().unwrap();
+    std::fs::write(weights.path().join("self_forcing_dmd.pt"), b"x").unwrap();
+    let w = weights.path().to_str().unwrap();
+    rejects(
+        &["generate", "--prompt", "a", "--frames", "3", "--model", "wan-causal", "--weights", w],
+        &["lacks the umT5 text encoder", "tokenizer.json", "taew2_1", "found generator checkpoint", "cannot run"],
+    );
+}
+
+#[test]
 fn missing_or_bad_files_are_refused() {
     rejects(&["generate", "--prompt", "a", "--frames", "3", "--weights", "/no/such/weights"], &["does not exist"]);
     rejects(&["generate", "--prompt", "a", "--frames", "3", "--image", "/no/such.png"], &["does not exist"]);

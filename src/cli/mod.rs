@@ -118,6 +118,9 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
         timeline.set_segment(seg.clone());
     }
     timeline.validate().map_err(|e| input(e.to_string()))?;
+    if args.model.model == "wan-causal" {
+        return Err(input(models::wan_unavailable(args.model.weights.as_deref())));
+    }
     let image = args.image.as_deref().map(decode_image).transpose()?;
     let metadata = vec![
         ("timeline".to_string(), timeline.to_json()),

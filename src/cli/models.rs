@@ -27,6 +27,19 @@ pub fn factory(assets: PathBuf) -> ModelFactory {
     Box::new(move |spec: &ModelSpec| load(&assets, spec))
 }
 
+/// Why wan-causal cannot be loaded: the files first (so a user can get them ready), then the
+/// state of the port (its parts exist, the app cannot run it yet; README "Models").
+pub(crate) fn wan_unavailable(weights: Option<&Path>) -> String {
+    let files = match weights {
+        None => "it needs --weights DIR, the folder with its downloaded files".to_string(),
+        Some(dir) => match crate::model::wan::files::find(dir) {
+            Ok(_) => format!("all of its files are in {}", dir.display()),
+            Err(e) => return format!("{e}; wan-causal cannot run in this version yet either: use --model spool-tiny"),
+        },
+    };
+    format!("wan-causal cannot run in this version yet ({files}): use --model spool-tiny")
+}
+
 fn load(assets: &Path, spec: &ModelSpec) -> Result<Box<dyn crate::model::VideoModel>, String> {
     match spec.name.as_str() {
         "spool-tiny" => {
@@ -35,7 +48,7 @@ fn load(assets: &Path, spec: &ModelSpec) -> Result<Box<dyn crate::model::VideoMo
                 .map_err(|e| format!("cannot load spool-tiny from {}: {e}", dir.display()))?;
             Ok(Box::new(model))
         }
-        "wan-causal" => Err("wan-causal is not available in this build yet: use --model spool-tiny".to_string()),
+        "wan-causal" => Err(wan_unavailable(spec.weights.as_deref())),
         other => Err(format!("unknown model \"{other}\": choose one of {}", super::args::MODEL_NAMES.join(", "))),
     }
 }

@@ -13,6 +13,7 @@
 //! - [`sampler`]: the 4-step flow sampler (re-noising between steps) and the t = 0 commit pass.
 //! - [`umt5_tokenizer`] and [`umt5`]: the prompt → umT5-XXL token embeddings, the DiT's context.
 //! - [`taehv`]: the streaming TAEHV decoder, latents → video frames (1, then 4 per latent).
+//! - [`files`]: finding those files in the folder a user points at.
 //!
 //! Not yet here: the `VideoModel` wiring (the engine counts one frame per latent; Wan's latents
 //! decode to 4) and the CUDA benchmark at the real size (`examples/wan_bench.rs`,
@@ -21,6 +22,7 @@
 pub mod cache;
 pub mod config;
 pub mod dit;
+pub mod files;
 mod load;
 pub mod rope;
 pub mod sampler;
