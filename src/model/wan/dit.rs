@@ -174,13 +174,10 @@ pub struct WanDit {
 
 impl WanDit {
     /// Loads the DiT from a safetensors file with Wan's key names or a Self-Forcing / LongLive
-    /// training checkpoint ([`super::load`]). `dtype` is the compute dtype of the matmuls and of
-    /// the kept keys/values (f32 on the CPU, bf16 on a GPU); everything else is f32.
+    /// training checkpoint ([`super::load`]). `dtype` is the compute dtype (f32 on the CPU, bf16 on
+    /// a GPU) of the matmuls, of the activations between layers, of attention and of the kept
+    /// keys/values; the residual stream, the norms and the modulation are f32.
     pub fn load(path: &Path, cfg: &WanConfig, device: &Device, dtype: DType) -> Result<WanDit> {
-        cfg.validate()?;
-        if !matches!(dtype, DType::F32 | DType::BF16 | DType::F16) {
-            return Err(ModelError::Invalid(format!("wan-causal computes in f32, bf16 or f16, not {dtype:?}")));
-        }
         let hint = "the wan-causal generator checkpoint (self_forcing_dmd.pt, or a safetensors file with Wan's names)";
         let w = Checkpoint::open(path, device, hint, GENERATOR_DICTS)?;
         check_model_kind(&w, cfg)?;
@@ -189,11 +186,14 @@ impl WanDit {
 
     /// A DiT of `cfg`'s shape with random weights, for speed benchmarks (`examples/wan_bench.rs`).
     pub fn random(cfg: &WanConfig, device: &Device, dtype: DType) -> Result<WanDit> {
-        cfg.validate()?;
         WanDit::build(&Checkpoint::random(device), cfg, device, dtype)
     }
 
     fn build(w: &Checkpoint, cfg: &WanConfig, device: &Device, dtype: DType) -> Result<WanDit> {
+        cfg.validate()?;
+        if !matches!(dtype, DType::F32 | DType::BF16 | DType::F16) {
+            return Err(ModelError::Invalid(format!("wan-causal computes in f32, bf16 or f16, not {dtype:?}")));
+        }
         let d = cfg.dim;
         let patch_w = w.tensor("patch_embedding.weight", &[d, cfg.latent_channels, 1, PATCH, PATCH])?;
         let patch =
