@@ -1,7 +1,7 @@
 //! wan-causal's umT5 text encoder in candle against the Self-Forcing reference.
 //!
 //! The fixtures in `tests/fixtures/wan_umt5/` come from `training/make_umt5_fixtures.py`: the
-//! reference's `umt5_xxl(encoder_only=True)` at a tiny width (vocab 100, dim 32, 4 heads × 8, ffn
+//! reference's `umt5_xxl(encoder_only=True)` at a tiny width (vocab 640, dim 32, 4 heads × 8, ffn
 //! 64, 2 layers, 32 buckets, a position bias per layer) with random f16 weights, run on the CPU in
 //! f32 as `WanTextEncoder` runs it. Case `a` has 7 ids, case `b` 300 (past every log bucket and the
 //! distance cap), each run as is and padded with a mask (to 16 and 512 rows; rows past the real
@@ -22,7 +22,7 @@ fn dir() -> PathBuf {
 /// The fixture's tiny configuration of umT5-XXL's architecture.
 fn tiny() -> UmT5Config {
     UmT5Config {
-        vocab: 100,
+        vocab: 640,
         dim: 32,
         heads: 4,
         head_dim: 8,
@@ -98,8 +98,8 @@ fn padded_outputs_match_the_references_masked_run() {
 #[test]
 fn bad_ids_are_refused_with_what_to_do() {
     let (model, _) = setup();
-    let err = model.encode(&[5, 100, 1]).unwrap_err().to_string();
-    assert!(err.contains("token id 100") && err.contains("position 1") && err.contains("vocabulary of 100"), "{err}");
+    let err = model.encode(&[5, 640, 1]).unwrap_err().to_string();
+    assert!(err.contains("token id 640") && err.contains("position 1") && err.contains("vocabulary of 640"), "{err}");
     let err = model.encode(&[]).unwrap_err().to_string();
     assert!(err.contains("no token ids"), "{err}");
     let err = model.encode_padded(&[5; 17], 16).unwrap_err().to_string();

@@ -6,7 +6,7 @@ runs (wan/modules/t5.py, called by utils/wan_wrapper.py `WanTextEncoder`) is tes
 WanTextEncoder runs it, with a tiny random config. Nothing of the reference is copied here: the
 script only imports it, stubs what blocks a CPU import, and calls it.
 
-Tiny config: `umt5_xxl(encoder_only=True)` with vocab 100, dim 32, dim_attn 32 = 4 heads x 8,
+Tiny config: `umt5_xxl(encoder_only=True)` with vocab 640, dim 32, dim_attn 32 = 4 heads x 8,
 ffn 64, 2 layers, 32 buckets, shared_pos False (each layer its own relative position embedding, as
 the real model), dropout 0; max_dist is the reference's fixed 128.
 
@@ -43,7 +43,8 @@ from sf_import import bare_packages, cuda_device_zero, stub_tokenizers  # noqa: 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-CFG = dict(vocab_size=100, dim=32, dim_attn=32, dim_ffn=64, num_heads=4, encoder_layers=2,
+# vocab 640: the tiny tokenizer fixture's 603 ids fit, so tests/wan_pipeline.rs can chain them
+CFG = dict(vocab_size=640, dim=32, dim_attn=32, dim_ffn=64, num_heads=4, encoder_layers=2,
            decoder_layers=2, num_buckets=32, shared_pos=False, dropout=0.0)
 CASES = {"a": dict(n=7, padded=16), "b": dict(n=300, padded=512)}
 TABLE_LEN = 512  # the bucket table covers r in [-(TABLE_LEN - 1), TABLE_LEN - 1]

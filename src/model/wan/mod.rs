@@ -14,13 +14,15 @@
 //! - [`umt5_tokenizer`] and [`umt5`]: the prompt → umT5-XXL token embeddings, the DiT's context.
 //! - [`taehv`]: the streaming TAEHV decoder, latents → video frames (1, then 4 per latent).
 //! - [`files`]: finding those files in the folder a user points at.
+//! - [`core`]: all of them driven together: prompt → chunks over the cache → video frames.
 //!
 //! Not yet here: the `VideoModel` wiring (the engine counts one frame per latent; Wan's latents
-//! decode to 4) and the CUDA benchmark at the real size (`examples/wan_bench.rs`,
-//! `scripts/build-cuda`); the app says wan-causal is not available.
+//! decode to 4; `core` is what it will drive) and a fused attention kernel for the GPU
+//! (BENCHMARKS.md "wan-causal DiT on the GPU"); the app says wan-causal cannot run yet.
 
 pub mod cache;
 pub mod config;
+pub mod core;
 pub mod dit;
 pub mod files;
 mod load;
