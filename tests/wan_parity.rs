@@ -12,7 +12,7 @@ mod parity;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use parity::{Fixtures, assert_close};
+use parity::{Fixtures, assert_close, wan_dit_tiny};
 use spool::model::wan::sampler::{self, STEP_TIMES};
 use spool::model::wan::{CachePolicy, KvCache, TextCond, WanConfig, WanDit};
 
@@ -20,23 +20,6 @@ const CHUNK: usize = 3;
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wan_tiny")
-}
-
-/// The fixture's tiny configuration of the 1.3B architecture.
-fn tiny() -> WanConfig {
-    WanConfig {
-        dim: 64,
-        ffn_dim: 128,
-        heads: 2,
-        blocks: 2,
-        freq_dim: 256,
-        text_dim: 32,
-        text_len: 16,
-        latent_channels: 16,
-        latent_h: 8,
-        latent_w: 12,
-        eps: 1e-6,
-    }
 }
 
 struct Run {
@@ -65,7 +48,8 @@ fn setup() -> (WanDit, TextCond, Fixtures) {
 
 fn setup_in(dtype: DType) -> (WanDit, TextCond, Fixtures) {
     let fx = Fixtures::load(&dir().join("rollout.safetensors"));
-    let dit = WanDit::load(&dir().join("dit.safetensors"), &tiny(), &Device::Cpu, dtype).expect("fixture DiT loads");
+    let dit =
+        WanDit::load(&dir().join("dit.safetensors"), &wan_dit_tiny(), &Device::Cpu, dtype).expect("fixture DiT loads");
     let text = dit.prepare_text(&fx.get("context")).unwrap();
     (dit, text, fx)
 }
@@ -99,7 +83,7 @@ fn config_matches_the_fixture_and_the_timesteps_are_the_references() {
 #[test]
 fn teacher_forced_steps_and_cache_match_reference() {
     let (dit, text, fx) = setup();
-    let cfg = tiny();
+    let cfg = wan_dit_tiny();
     for run in RUNS {
         let mut cache = KvCache::new(run.policy, cfg.frame_tokens());
         for c in 0..run.chunks {
@@ -134,7 +118,7 @@ fn teacher_forced_steps_and_cache_match_reference() {
 #[test]
 fn free_running_rollout_matches_reference() {
     let (dit, text, fx) = setup();
-    let cfg = tiny();
+    let cfg = wan_dit_tiny();
     for run in RUNS {
         let mut cache = KvCache::new(run.policy, cfg.frame_tokens());
         for c in 0..run.chunks {
@@ -152,7 +136,7 @@ fn free_running_rollout_matches_reference() {
 #[test]
 fn cache_memory_is_flat_once_the_window_is_full() {
     let (dit, text, fx) = setup();
-    let cfg = tiny();
+    let cfg = wan_dit_tiny();
     let mut cache = KvCache::new(CachePolicy::LONG_LIVE, cfg.frame_tokens());
     let mut bytes = Vec::new();
     for c in 0..8 {
@@ -172,7 +156,7 @@ fn cache_memory_is_flat_once_the_window_is_full() {
 #[test]
 fn out_of_order_commits_and_bad_shapes_are_clear_errors() {
     let (dit, text, fx) = setup();
-    let mut cache = KvCache::new(CachePolicy::LONG_LIVE, tiny().frame_tokens());
+    let mut cache = KvCache::new(CachePolicy::LONG_LIVE, wan_dit_tiny().frame_tokens());
     let x0 = fx.get("a.c0.s3.x0");
     let (_, kv) = dit.forward(&x0, 0.0, &text, &cache, 3).unwrap();
     let err = cache.commit(3, kv).unwrap_err().to_string();
@@ -189,14 +173,20 @@ fn out_of_order_commits_and_bad_shapes_are_clear_errors() {
 
 #[test]
 fn a_missing_or_mismatched_tensor_names_the_file_and_tensor() {
-    let err =
-        WanDit::load(&dir().join("dit.safetensors"), &WanConfig { ffn_dim: 96, ..tiny() }, &Device::Cpu, DType::F32)
-            .err()
-            .unwrap()
-            .to_string();
+    let err = WanDit::load(
+        &dir().join("dit.safetensors"),
+        &WanConfig { ffn_dim: 96, ..wan_dit_tiny() },
+        &Device::Cpu,
+        DType::F32,
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(err.contains("blocks.0.ffn.0.weight") && err.contains("dit.safetensors"), "{err}");
-    let err =
-        WanDit::load(&dir().join("missing.safetensors"), &tiny(), &Device::Cpu, DType::F32).err().unwrap().to_string();
+    let err = WanDit::load(&dir().join("missing.safetensors"), &wan_dit_tiny(), &Device::Cpu, DType::F32)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("missing.safetensors") && err.contains("wan-causal"), "{err}");
 }
 
@@ -204,10 +194,10 @@ fn a_missing_or_mismatched_tensor_names_the_file_and_tensor() {
 fn a_training_checkpoint_loads_its_ema_weights() {
     // the fixture's checkpoint holds the same f16 values under the training wrapper's prefixes
     let (dit, text, fx) = setup();
-    let ckpt =
-        WanDit::load(&dir().join("dit_checkpoint.pt"), &tiny(), &Device::Cpu, DType::F32).expect("checkpoint loads");
+    let ckpt = WanDit::load(&dir().join("dit_checkpoint.pt"), &wan_dit_tiny(), &Device::Cpu, DType::F32)
+        .expect("checkpoint loads");
     let ckpt_text = ckpt.prepare_text(&fx.get("context")).unwrap();
-    let cache = KvCache::new(CachePolicy::SELF_FORCING, tiny().frame_tokens());
+    let cache = KvCache::new(CachePolicy::SELF_FORCING, wan_dit_tiny().frame_tokens());
     let x = fx.get("a.c0.s0.x");
     let (want, _) = dit.forward(&x, STEP_TIMES[0], &text, &cache, 0).unwrap();
     let (got, _) = ckpt.forward(&x, STEP_TIMES[0], &ckpt_text, &cache, 0).unwrap();
@@ -220,7 +210,7 @@ fn unusable_checkpoints_say_what_is_wrong() {
     let tmp = tempfile::tempdir().unwrap();
     let garbage = tmp.path().join("self_forcing_dmd.pt");
     std::fs::write(&garbage, b"not a zip file").unwrap();
-    let err = WanDit::load(&garbage, &tiny(), &Device::Cpu, DType::F32).err().unwrap().to_string();
+    let err = WanDit::load(&garbage, &wan_dit_tiny(), &Device::Cpu, DType::F32).err().unwrap().to_string();
     assert!(err.contains("self_forcing_dmd.pt") && err.contains("zip-format"), "{err}");
 
     // a 14B checkpoint is named as such, not reported as a shape mismatch
@@ -228,7 +218,7 @@ fn unusable_checkpoints_say_what_is_wrong() {
     let path = tmp.path().join("wan14b.safetensors");
     candle_core::safetensors::save(&[("model.patch_embedding.weight".to_string(), wide)].into_iter().collect(), &path)
         .unwrap();
-    let err = WanDit::load(&path, &tiny(), &Device::Cpu, DType::F32).err().unwrap().to_string();
+    let err = WanDit::load(&path, &wan_dit_tiny(), &Device::Cpu, DType::F32).err().unwrap().to_string();
     assert!(err.contains("14B") && err.contains("self_forcing_dmd.pt"), "{err}");
 }
 
@@ -238,7 +228,7 @@ fn bf16_compute_stays_within_the_reduced_precision_bound() {
     // evicting run has cosine similarity ≥ 0.999 with the f32 reference
     let (dit, text, fx) = setup_in(DType::BF16);
     let run = &RUNS[1];
-    let mut cache = KvCache::new(run.policy, tiny().frame_tokens());
+    let mut cache = KvCache::new(run.policy, wan_dit_tiny().frame_tokens());
     let mut worst = 1f64;
     for c in 0..run.chunks {
         let chunk = run.chunk(c);

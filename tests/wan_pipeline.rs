@@ -2,13 +2,16 @@
 //! over the cache → TAEHV frames. Each part's numbers are checked against its reference in its own
 //! test file; this checks that they compose: shapes, frame counts, determinism, prompt effect.
 
+mod parity;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
+use parity::{umt5_tiny, wan_dit_tiny};
+use spool::model::wan::CachePolicy;
 use spool::model::wan::core::{CHUNK_FRAMES, WanCore};
 use spool::model::wan::files::WanFiles;
 use spool::model::wan::umt5::UmT5Config;
-use spool::model::wan::{CachePolicy, WanConfig};
 use spool::model::{Frame, FrameNoise};
 
 fn fixtures() -> PathBuf {
@@ -22,36 +25,6 @@ fn files() -> WanFiles {
         text_encoder: f.join("wan_umt5/encoder.pth"),
         tokenizer: f.join("wan_umt5_tok/tokenizer.json"),
         decoder: f.join("wan_taehv/taew2_1_tiny.safetensors"),
-    }
-}
-
-fn dit() -> WanConfig {
-    WanConfig {
-        dim: 64,
-        ffn_dim: 128,
-        heads: 2,
-        blocks: 2,
-        freq_dim: 256,
-        text_dim: 32,
-        text_len: 16,
-        latent_channels: 16,
-        latent_h: 8,
-        latent_w: 12,
-        eps: 1e-6,
-    }
-}
-
-fn text() -> UmT5Config {
-    UmT5Config {
-        vocab: 640,
-        dim: 32,
-        heads: 4,
-        head_dim: 8,
-        ffn_dim: 64,
-        layers: 2,
-        buckets: 32,
-        max_distance: 128,
-        eps: 1e-6,
     }
 }
 
@@ -71,8 +44,9 @@ fn video(core: &mut WanCore, prompt: &str, chunks: u64) -> Vec<Frame> {
 
 #[test]
 fn a_prompt_becomes_video_frames_through_every_part() {
-    let mut core = WanCore::load(&files(), &dit(), &text(), CachePolicy::LONG_LIVE, &Device::Cpu, DType::F32)
-        .expect("the fixtures load as one model");
+    let mut core =
+        WanCore::load(&files(), &wan_dit_tiny(), &umt5_tiny(), CachePolicy::LONG_LIVE, &Device::Cpu, DType::F32)
+            .expect("the fixtures load as one model");
     let a = video(&mut core, "a red fox runs across the snow", 5);
     // the first latent gives 1 frame, every later one 4
     assert_eq!(a.len(), 1 + 4 * (5 * CHUNK_FRAMES - 1));
@@ -90,14 +64,14 @@ fn a_prompt_becomes_video_frames_through_every_part() {
 
 #[test]
 fn parts_that_do_not_belong_together_are_refused() {
-    let narrow = UmT5Config { dim: 48, ..text() };
-    let err = WanCore::load(&files(), &dit(), &narrow, CachePolicy::LONG_LIVE, &Device::Cpu, DType::F32)
+    let narrow = UmT5Config { dim: 48, ..umt5_tiny() };
+    let err = WanCore::load(&files(), &wan_dit_tiny(), &narrow, CachePolicy::LONG_LIVE, &Device::Cpu, DType::F32)
         .err()
         .unwrap()
         .to_string();
     assert!(err.contains("48 wide") && err.contains("32-wide"), "{err}");
-    let small = UmT5Config { vocab: 100, ..text() };
-    let err = WanCore::load(&files(), &dit(), &small, CachePolicy::LONG_LIVE, &Device::Cpu, DType::F32)
+    let small = UmT5Config { vocab: 100, ..umt5_tiny() };
+    let err = WanCore::load(&files(), &wan_dit_tiny(), &small, CachePolicy::LONG_LIVE, &Device::Cpu, DType::F32)
         .err()
         .unwrap()
         .to_string();

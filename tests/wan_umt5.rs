@@ -12,30 +12,16 @@ mod parity;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use parity::{Fixtures, assert_close};
+use parity::{Fixtures, assert_close, umt5_tiny};
 use spool::model::wan::umt5::{UmT5, UmT5Config, relative_bucket};
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wan_umt5")
 }
 
-/// The fixture's tiny configuration of umT5-XXL's architecture.
-fn tiny() -> UmT5Config {
-    UmT5Config {
-        vocab: 640,
-        dim: 32,
-        heads: 4,
-        head_dim: 8,
-        ffn_dim: 64,
-        layers: 2,
-        buckets: 32,
-        max_distance: 128,
-        eps: 1e-6,
-    }
-}
-
 fn setup() -> (UmT5, Fixtures) {
-    let model = UmT5::load(&dir().join("encoder.safetensors"), &tiny(), &Device::Cpu).expect("fixture encoder loads");
+    let model =
+        UmT5::load(&dir().join("encoder.safetensors"), &umt5_tiny(), &Device::Cpu).expect("fixture encoder loads");
     (model, Fixtures::load(&dir().join("cases.safetensors")))
 }
 
@@ -60,7 +46,7 @@ fn the_bucket_table_is_the_references() {
 fn the_released_pth_layout_loads_the_same_weights() {
     // the release is a plain torch.save state dict (models_t5_umt5-xxl-enc-bf16.pth)
     let (model, fx) = setup();
-    let pth = UmT5::load(&dir().join("encoder.pth"), &tiny(), &Device::Cpu).expect("the .pth loads");
+    let pth = UmT5::load(&dir().join("encoder.pth"), &umt5_tiny(), &Device::Cpu).expect("the .pth loads");
     let ids = ids(&fx, "a");
     let diff = (pth.encode(&ids).unwrap() - model.encode(&ids).unwrap()).unwrap();
     assert_eq!(diff.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
@@ -115,15 +101,15 @@ fn a_missing_or_mismatched_tensor_names_the_file_and_tensor() {
     tensors.remove("blocks.1.pos_embedding.embedding.weight").expect("the fixture has per-layer position tables");
     let path = tmp.path().join("no_pos.safetensors");
     candle_core::safetensors::save(&tensors, &path).unwrap();
-    let err = UmT5::load(&path, &tiny(), &Device::Cpu).err().unwrap().to_string();
+    let err = UmT5::load(&path, &umt5_tiny(), &Device::Cpu).err().unwrap().to_string();
     assert!(err.contains("blocks.1.pos_embedding.embedding.weight") && err.contains("no_pos.safetensors"), "{err}");
 
-    let err = UmT5::load(&dir().join("encoder.safetensors"), &UmT5Config { ffn_dim: 96, ..tiny() }, &Device::Cpu)
+    let err = UmT5::load(&dir().join("encoder.safetensors"), &UmT5Config { ffn_dim: 96, ..umt5_tiny() }, &Device::Cpu)
         .err()
         .unwrap()
         .to_string();
     assert!(err.contains("blocks.0.ffn.gate.0.weight") && err.contains("encoder.safetensors"), "{err}");
-    let err = UmT5::load(&dir().join("missing.safetensors"), &tiny(), &Device::Cpu).err().unwrap().to_string();
+    let err = UmT5::load(&dir().join("missing.safetensors"), &umt5_tiny(), &Device::Cpu).err().unwrap().to_string();
     assert!(err.contains("missing.safetensors") && err.contains("umT5"), "{err}");
 }
 
@@ -143,7 +129,7 @@ fn the_position_bias_matters_in_every_layer() {
         tensors.insert(name, zeroed);
         let path = tmp.path().join("zeroed.safetensors");
         candle_core::safetensors::save(&tensors, &path).unwrap();
-        let got = UmT5::load(&path, &tiny(), &Device::Cpu).unwrap().encode(&ids).unwrap();
+        let got = UmT5::load(&path, &umt5_tiny(), &Device::Cpu).unwrap().encode(&ids).unwrap();
         let diff: Tensor = (got - &want).unwrap().abs().unwrap();
         let max = diff.max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(max > 100.0 * 1e-4 * rms, "layer {layer}: zeroing its position bias moves the output only {max}");

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
+use spool::model::wan::WanConfig;
+use spool::model::wan::umt5::UmT5Config;
 
 pub const TOLERANCE: f32 = 1e-4;
 
@@ -43,4 +45,38 @@ pub fn assert_close(name: &str, got: &Tensor, want: &Tensor) -> f32 {
     assert!(g.iter().all(|x| x.is_finite()), "{name}: non-finite output");
     assert!(ratio <= TOLERANCE, "{name}: max abs err {max:e} > {TOLERANCE:e} × rms {rms:e}");
     ratio
+}
+
+/// The wan-causal fixtures' tiny DiT (`training/make_wan_fixtures.py`): the 1.3B architecture at
+/// width 64 on 8×12 latents (24 tokens per frame), 16 context rows of 32.
+pub fn wan_dit_tiny() -> WanConfig {
+    WanConfig {
+        dim: 64,
+        ffn_dim: 128,
+        heads: 2,
+        blocks: 2,
+        freq_dim: 256,
+        text_dim: 32,
+        text_len: 16,
+        latent_channels: 16,
+        latent_h: 8,
+        latent_w: 12,
+        eps: 1e-6,
+    }
+}
+
+/// The umT5 fixture's tiny encoder (`training/make_umt5_fixtures.py`): umT5-XXL's architecture at
+/// width 32, with room for the tiny tokenizer fixture's ids.
+pub fn umt5_tiny() -> UmT5Config {
+    UmT5Config {
+        vocab: 640,
+        dim: 32,
+        heads: 4,
+        head_dim: 8,
+        ffn_dim: 64,
+        layers: 2,
+        buckets: 32,
+        max_distance: 128,
+        eps: 1e-6,
+    }
 }
