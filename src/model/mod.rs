@@ -5,6 +5,7 @@
 //! frames to the cache (their keys/values are computed once and shared by every later step), decode
 //! to pixels. Nothing here knows about threads, the UI or rendering.
 
+pub(crate) mod heads;
 pub mod text;
 pub mod tiny;
 pub mod wan;

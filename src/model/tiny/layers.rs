@@ -146,18 +146,6 @@ impl Mlp {
     }
 }
 
-/// Splits `(tokens, heads·head_dim)` into `(heads, tokens, head_dim)`, contiguous.
-pub fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
-    let (n, d) = x.dims2()?;
-    Ok(x.reshape((n, heads, d / heads))?.transpose(0, 1)?.contiguous()?)
-}
-
-/// Inverse of [`split_heads`].
-pub fn merge_heads(x: &Tensor) -> Result<Tensor> {
-    let (h, n, dh) = x.dims3()?;
-    Ok(x.transpose(0, 1)?.reshape((n, h * dh))?)
-}
-
 /// Plain softmax attention for one frame: `q` `(H, n, dh)` (already scaled by `1/sqrt(dh)`),
 /// `k_t` `(H, dh, m)` or a transposed view of `(H, m, dh)`, `v` `(H, m, dh)`, and an additive logit
 /// bias of `H·m` values (one row per head) or none. Matmul-softmax beats candle's CPU flash attention ~3× at

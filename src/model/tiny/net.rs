@@ -14,8 +14,9 @@ use candle_core::{DType, Device, Tensor};
 use super::cache::EncoderCache;
 use super::config::Config;
 use super::kernels::{Act, act, bias_act, softmax_bias};
-use super::layers::{Linear, Mlp, Norm, attention, merge_heads, split_heads};
+use super::layers::{Linear, Mlp, Norm, attention};
 use super::weights::Weights;
+use crate::model::heads::{merge_heads, split_heads};
 use crate::model::{Conditioning, ModelError, Result};
 
 /// `qkv` and `out` of a self-attention; the query columns are pre-scaled by `1/sqrt(head_dim)`.

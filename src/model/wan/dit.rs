@@ -20,6 +20,7 @@ use super::cache::{ChunkKv, KvCache};
 use super::config::{PATCH, WanConfig};
 use super::load::{Checkpoint, GENERATOR_DICTS};
 use super::rope;
+use crate::model::heads::{merge_heads, split_heads};
 use crate::model::{ModelError, Result};
 
 /// A linear layer in the model's compute dtype (bf16 on a GPU): input cast to it, output in it.
@@ -66,17 +67,6 @@ fn check_model_kind(w: &Checkpoint, cfg: &WanConfig) -> Result<()> {
         w.file(),
         cfg.dim
     )))
-}
-
-/// `[tokens, dim]` → `[heads, tokens, head_dim]`.
-fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
-    let (n, d) = x.dims2()?;
-    Ok(x.reshape((n, heads, d / heads))?.transpose(0, 1)?.contiguous()?)
-}
-
-fn merge_heads(x: &Tensor) -> Result<Tensor> {
-    let (h, n, d) = x.dims3()?;
-    Ok(x.transpose(0, 1)?.reshape((n, h * d))?)
 }
 
 /// Softmax attention with scale 1/√head_dim and no mask, `[heads, tokens, head_dim]` in and out,

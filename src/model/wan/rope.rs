@@ -13,33 +13,30 @@ use super::config::{RopeSplit, WanConfig};
 use crate::model::Result;
 
 /// cos and sin tables, `[tokens, head_dim / 2]`, for `frames` latent frames from `first_frame`,
-/// tokens in the order (frame, row, column).
+/// tokens in the order (frame, row, column). Each axis's angles depend on that axis alone, so one
+/// small table per axis is computed and the token table is their broadcast side by side.
 pub fn tables(cfg: &WanConfig, first_frame: usize, frames: usize, device: &Device) -> Result<(Tensor, Tensor)> {
     let RopeSplit { frame, height, width } = cfg.rope_split();
     let (gh, gw) = cfg.grid();
-    let freqs = |pairs: usize| -> Vec<f64> {
+    // `[positions, pairs]` of one axis: trig(pos · 10000^(−2j / (2·pairs)))
+    let axis = |positions: std::ops::Range<usize>, pairs: usize, trig: fn(f64) -> f64| -> Result<Tensor> {
+        let n = positions.len();
         let dim = (2 * pairs) as f64;
-        (0..pairs).map(|j| 10000f64.powf(-((2 * j) as f64) / dim)).collect()
+        let v: Vec<f32> = positions
+            .flat_map(|pos| (0..pairs).map(move |j| trig(pos as f64 * 10000f64.powf(-((2 * j) as f64) / dim)) as f32))
+            .collect();
+        Ok(Tensor::from_vec(v, (n, pairs), device)?)
     };
-    let (ff, fh, fw) = (freqs(frame), freqs(height), freqs(width));
-    let pairs = frame + height + width;
-    let tokens = frames * gh * gw;
-    let (mut cos, mut sin) = (Vec::with_capacity(tokens * pairs), Vec::with_capacity(tokens * pairs));
-    for f in first_frame..first_frame + frames {
-        for r in 0..gh {
-            for c in 0..gw {
-                let parts = [(f, &ff), (r, &fh), (c, &fw)];
-                for (pos, part) in parts {
-                    for w in part.iter() {
-                        let a = pos as f64 * w;
-                        cos.push(a.cos() as f32);
-                        sin.push(a.sin() as f32);
-                    }
-                }
-            }
-        }
-    }
-    Ok((Tensor::from_vec(cos, (tokens, pairs), device)?, Tensor::from_vec(sin, (tokens, pairs), device)?))
+    let table = |trig: fn(f64) -> f64| -> Result<Tensor> {
+        let grid = |t: Tensor, shape: (usize, usize, usize, usize), pairs: usize| {
+            t.reshape(shape)?.broadcast_as((frames, gh, gw, pairs))
+        };
+        let f = grid(axis(first_frame..first_frame + frames, frame, trig)?, (frames, 1, 1, frame), frame)?;
+        let h = grid(axis(0..gh, height, trig)?, (1, gh, 1, height), height)?;
+        let w = grid(axis(0..gw, width, trig)?, (1, 1, gw, width), width)?;
+        Ok(Tensor::cat(&[&f, &h, &w], 3)?.reshape((frames * gh * gw, frame + height + width))?)
+    };
+    Ok((table(f64::cos)?, table(f64::sin)?))
 }
 
 /// Rotates `x` laid out `[heads, tokens, head_dim]` by the tables of [`tables`], in f32 whatever

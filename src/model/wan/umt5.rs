@@ -25,6 +25,7 @@ use candle_core::{Device, Module, Tensor};
 use candle_nn::Linear;
 
 use super::load::Checkpoint;
+use crate::model::heads::{merge_heads, split_heads};
 use crate::model::{ModelError, Result};
 
 /// The encoder's shape. The attention width is `heads × head_dim` (equal to `dim` in umT5-XXL, not
@@ -120,17 +121,6 @@ pub fn relative_bucket(r: i64, buckets: usize, max_distance: usize) -> usize {
     let scale = (max_distance as f64 / exact as f64).ln() as f32;
     let log = (d as f32 / exact as f32).ln() / scale * (half - exact) as f32;
     base + (exact + log as usize).min(half - 1)
-}
-
-/// `[tokens, width]` → `[heads, tokens, width / heads]`.
-fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
-    let (n, w) = x.dims2()?;
-    Ok(x.reshape((n, heads, w / heads))?.transpose(0, 1)?.contiguous()?)
-}
-
-fn merge_heads(x: &Tensor) -> Result<Tensor> {
-    let (h, n, d) = x.dims3()?;
-    Ok(x.transpose(0, 1)?.reshape((n, h * d))?)
 }
 
 struct Block {
