@@ -4,7 +4,7 @@
 //! colours, 16 motions, 9 kinds of background). Its text encoder reads free wording, but prompts
 //! built from these words land best, so the prompt editor completes them and points out words
 //! outside the list. The list follows the caption grammar of the training data
-//! (`training/spool_tiny/data.py`, data version `procedural-v2`); update both together.
+//! (`training/spool_tiny/data.py`: the words of `procedural-v2`, unchanged in v3); update both together.
 
 /// Every word of the training captions' grammar, sorted (binary-searchable).
 pub const WORDS: &[&str] = &[

@@ -8,8 +8,9 @@
 # At most 8 files and 64 MiB come back per call, hence the tars; final mode brings each run's model
 # (~12 MiB) as its own file, so it fits at most 4 runs.
 ROOT=${1:-/tmp/c2}; SECS=${2:-60}; MODE=$3
-# second judge stage: once the ablation runs have left GPU 1, continue the judge there for 3 minutes
-if [ -f "$ROOT/judge/judge.safetensors" ] && [ ! -d "$ROOT/judge2" ] && ! pgrep -f "variant" > /dev/null; then
+# run 2's second judge stage (JUDGE2=1): once the ablation runs have left GPU 1, continue the judge there for 3 min
+if [ "${JUDGE2:-0}" = 1 ] && [ -f "$ROOT/judge/judge.safetensors" ] && [ ! -d "$ROOT/judge2" ] \
+    && ! pgrep -f "variant" > /dev/null; then
   mkdir -p "$ROOT/judge2"
   CUDA_VISIBLE_DEVICES=1 PYTHONUNBUFFERED=1 setsid nohup python3 training/train_judge.py --out "$ROOT/judge2" \
     --minutes 3 --lr 1e-3 --init "$ROOT/judge/judge.safetensors" --seed 4 > "$ROOT/judge2/stdout.txt" 2>&1 < /dev/null &

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-DATA_VERSION = "procedural-v2"
+DATA_VERSION = "procedural-v3"
 H = W = 128
 LATENT_HW = 8  # the autoencoder's latent grid (model.CFG.latent_hw); obj_cover is per latent token
 
@@ -211,7 +211,9 @@ class World:
     def _place(self, rng, objs):
         n = len(objs)
         for i, o in enumerate(objs):
-            o["s"] = rng.uniform(0.2, 0.32) if n > 1 else rng.uniform(0.24, 0.4)
+            # procedural-v3: objects about twice v2's area (a lone sprite 49-77 px, v2 31-51 px), so a shape
+            # spans several 16-px latent tokens instead of living inside one or two (training/README.md "Run 10")
+            o["s"] = rng.uniform(0.28, 0.42) if n > 1 else rng.uniform(0.38, 0.6)
             # spread objects horizontally when several
             if n == 1:
                 o["x"], o["y"] = rng.uniform(-0.4, 0.4), rng.uniform(-0.4, 0.4)
@@ -228,21 +230,22 @@ class World:
             o["grow"] = rng.uniform(1.03, 1.06)
             o["fade"] = rng.uniform(8, 14)
             o["theta"] = 0.0 if rng.random() < 0.7 else rng.uniform(-0.4, 0.4)
-        # start positions that keep linear motions mostly in view during a clip
+        # start positions that keep linear motions mostly in view during a clip (v3: nearer the middle, as the
+        # objects are larger)
         for o in objs:
             m = MOTIONS[o["mot"]][0]
             if m in ("left", "up-left", "down-left"):
-                o["x"] = abs(o["x"]) * 0.6 + 0.3
+                o["x"] = abs(o["x"]) * 0.5 + 0.2
             if m in ("right", "up-right", "down-right"):
-                o["x"] = -abs(o["x"]) * 0.6 - 0.3
+                o["x"] = -abs(o["x"]) * 0.5 - 0.2
             if m in ("up", "up-left", "up-right"):
-                o["y"] = abs(o["y"]) * 0.6 + 0.3
+                o["y"] = abs(o["y"]) * 0.5 + 0.2
             if m in ("down", "down-left", "down-right"):
-                o["y"] = -abs(o["y"]) * 0.6 - 0.3
+                o["y"] = -abs(o["y"]) * 0.5 - 0.2
             if m == "bounce":
                 o["y"] = rng.uniform(0.25, 0.55)
             if m == "zoom-in":
-                o["s"] = min(o["s"], 0.22)
+                o["s"] = min(o["s"], 0.3)
 
     # ------------------------------------------------------------------------------------------------------
     # captions
