@@ -676,10 +676,12 @@ class Planner:
     (called in order, so seeds drawn there come in the same order as inline) and returns that batch's plans;
     the results are identical to planning inline."""
 
-    def __init__(self, workers, use_sprites, vocab_path, depth=3):
+    def __init__(self, workers, use_sprites, vocab_path, depth=None):
         self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                         initializer=_planner_init, initargs=(use_sprites, vocab_path))
-        self.depth, self.pending = depth, collections.deque()
+        # one batch in flight per worker by default: a batch of thousands of single frames takes a worker
+        # longer to plan than the GPU takes to train on it
+        self.depth, self.pending = depth or workers, collections.deque()
 
     def next(self, jobs):
         while len(self.pending) < self.depth:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import unicodedata
 from pathlib import Path
 
@@ -66,6 +67,12 @@ def _is_punctuation(ch: str) -> bool:
     return unicodedata.category(ch).startswith("P")
 
 
+# ASCII: whitespace is " \t\n\r" (other C0 controls and DEL are dropped first), punctuation is every printable
+# non-alphanumeric character (BERT counts all of them as punctuation)
+_ASCII_CONTROL = {c: None for c in [*range(0, 9), 11, 12, *range(14, 32), 127]}
+_ASCII_WORD = re.compile(r"[a-z0-9]+|[!-/:-@\[-`{-~]")
+
+
 class WordPieceTokenizer:
     """BERT uncased WordPiece tokenizer over `vocab.txt` (one token per line, id = line number)."""
 
@@ -79,6 +86,7 @@ class WordPieceTokenizer:
         self.cls = self.vocab["[CLS]"]
         self.sep = self.vocab["[SEP]"]
         self.pad = self.vocab["[PAD]"]
+        self._pieces: dict[str, list[int]] = {}  # word -> its WordPiece ids
 
     def fits(self, text: str) -> bool:
         """whether `text` fits the token limit untruncated"""
@@ -135,11 +143,21 @@ class WordPieceTokenizer:
             start = end
         return ids
 
+    def ascii_words(self, text: str) -> list[str]:
+        """`words` for ASCII text, without the per-character Unicode work (NFD and accent stripping do nothing
+        to ASCII): control characters dropped, lower-cased, split at whitespace and punctuation."""
+        return _ASCII_WORD.findall(text.translate(_ASCII_CONTROL).lower())
+
     def encode(self, text: str) -> tuple[list[int], bool]:
-        """Token ids `[CLS] … [SEP]` (at most `max_tokens`) and whether the text was truncated."""
+        """Token ids `[CLS] … [SEP]` (at most `max_tokens`) and whether the text was truncated. Training
+        tokenises thousands of captions per step: ASCII text takes the fast path and each word's pieces are
+        looked up once."""
         pieces: list[int] = []
-        for w in self.words(text):
-            pieces.extend(self.wordpiece(w))
+        for w in (self.ascii_words(text) if text.isascii() else self.words(text)):
+            ids = self._pieces.get(w)
+            if ids is None:
+                ids = self._pieces[w] = self.wordpiece(w)
+            pieces.extend(ids)
         room = self.max_tokens - 2
         truncated = len(pieces) > room
         return [self.cls] + pieces[:room] + [self.sep], truncated

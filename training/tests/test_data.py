@@ -1,5 +1,6 @@
 """CPU tests of the procedural world: shapes, ranges, labels, the held-out split."""
 import os
+import random
 import sys
 
 import torch
@@ -64,7 +65,26 @@ def test_planner_matches_inline_planning():
     assert b.video.shape == (3, 12, 3, 128, 128) and len(b.captions) == 3
 
 
+def test_tokenizer_fast_path_is_exact():
+    """the ASCII fast path and the per-word cache of WordPieceTokenizer.encode give the full BERT pipeline's ids"""
+    tk = WordPieceTokenizer(os.path.join(os.path.dirname(__file__), "..", "..", "assets", "minilm", "vocab.txt"))
+
+    def full(text):
+        pieces = [i for w in tk.words(text) for i in tk.wordpiece(w)]
+        room = tk.max_tokens - 2
+        return [tk.cls] + pieces[:room] + [tk.sep], len(pieces) > room
+    rng = random.Random(0)
+    texts = ["".join(chr(rng.randrange(0, 128)) for _ in range(rng.randrange(0, 80))) for _ in range(3000)]
+    w = World()
+    w.fits = tk.fits
+    texts += [c for cs in w.plan(256, 24, "train", 1, 0.3)["caps"] for c in cs]
+    texts += ["a RED\tcircle,\x0bmoves\x7f left", "UPPER-case's", "naïve café", "emoji 🐱 cat", ""]
+    bad = [t for t in texts if tk.encode(t) != full(t)]
+    assert not bad, bad[:3]
+
+
 if __name__ == "__main__":
     test_batch_and_split()
     test_planner_matches_inline_planning()
+    test_tokenizer_fast_path_is_exact()
     print("ok")
