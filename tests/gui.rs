@@ -227,13 +227,20 @@ fn pause_resume_stop_extend_branch_and_switch_through_the_ui() {
     assert_eq!(head, stopped_at + 5 - 4);
     g.click(&format!("Branch from frame {head}"));
     g.until("a branch exists", |a| a.session().takes.len() == 2 && a.session().current == Some(TakeId(1)));
-    assert_eq!(g.app().session().current_len(), head + 1, "the branch keeps frames up to the playhead");
+    // The double makes frames in chunks of 2: the branch starts at the chunk that holds the
+    // playhead, and says so.
+    let kept = (head + 1) / 2 * 2;
+    assert_eq!(g.app().session().current_len(), kept, "the branch keeps frames up to the playhead's chunk");
+    if kept != head + 1 {
+        let said = format!("keeps frames 0 to {}, not up to frame {head}", kept - 1);
+        assert!(g.h.query_by_label_contains(&said).is_some(), "the snap is reported");
+    }
     assert!(g.h.query_by_label_contains("Take 2 · ").is_some(), "the takes panel lists the branch");
 
     // Continue the branch, then switch back to the first take.
     g.click("Extend");
     g.until("the branch grows", |a| {
-        a.session().current_len() == head + 1 + 5 && a.session().state == EngineState::Idle
+        a.session().current_len() == kept + 5 && a.session().state == EngineState::Idle
     });
     g.h.get_by_label_contains("Take 1 · ").click();
     g.until("take 1 is current", |a| a.session().current == Some(TakeId(0)));
