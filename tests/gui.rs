@@ -229,7 +229,7 @@ fn pause_resume_stop_extend_branch_and_switch_through_the_ui() {
     g.until("a branch exists", |a| a.session().takes.len() == 2 && a.session().current == Some(TakeId(1)));
     // The double makes frames in chunks of 2: the branch starts at the chunk that holds the
     // playhead, and says so.
-    let kept = (head + 1) / 2 * 2;
+    let kept = (head + 1) - (head + 1) % 2;
     assert_eq!(g.app().session().current_len(), kept, "the branch keeps frames up to the playhead's chunk");
     if kept != head + 1 {
         let said = format!("keeps frames 0 to {}, not up to frame {head}", kept - 1);
@@ -239,9 +239,7 @@ fn pause_resume_stop_extend_branch_and_switch_through_the_ui() {
 
     // Continue the branch, then switch back to the first take.
     g.click("Extend");
-    g.until("the branch grows", |a| {
-        a.session().current_len() == kept + 5 && a.session().state == EngineState::Idle
-    });
+    g.until("the branch grows", |a| a.session().current_len() == kept + 5 && a.session().state == EngineState::Idle);
     g.h.get_by_label_contains("Take 1 · ").click();
     g.until("take 1 is current", |a| a.session().current == Some(TakeId(0)));
     assert_eq!(g.app().session().current_len(), stopped_at + 5);
