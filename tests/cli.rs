@@ -1,6 +1,8 @@
 //! The CLI's input rules (each broken rule is a one-line error naming the problem and the fix,
 //! a non-zero exit code, found before any compute, and nothing written) and what `bench --append` records.
 
+mod parity;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -55,15 +57,38 @@ fn bad_prompts_steps_and_models_are_refused() {
 }
 
 #[test]
-fn wan_causal_says_what_its_folder_lacks_and_that_it_cannot_run_yet() {
-    rejects(&["generate", "--prompt", "a", "--frames", "3", "--model", "wan-causal"], &["--weights DIR", "spool-tiny"]);
+fn wan_causal_says_what_its_folder_lacks() {
+    rejects(&["generate", "--prompt", "a", "--frames", "3", "--model", "wan-causal"], &["--weights DIR"]);
     let weights = tempfile::tempdir().unwrap();
     std::fs::write(weights.path().join("self_forcing_dmd.pt"), b"x").unwrap();
     let w = weights.path().to_str().unwrap();
     rejects(
         &["generate", "--prompt", "a", "--frames", "3", "--model", "wan-causal", "--weights", w],
-        &["lacks the umT5 text encoder", "tokenizer.json", "taew2_1", "found generator checkpoint", "cannot run"],
+        &["lacks the umT5 text encoder", "tokenizer.json", "taew2_1", "found generator checkpoint", "Download"],
     );
+}
+
+#[test]
+fn wan_causal_generates_a_real_file_from_a_weights_folder() {
+    let weights = tempfile::tempdir().unwrap();
+    parity::wan_tiny_folder(weights.path());
+    let w = weights.path().to_str().unwrap();
+    let base = ["generate", "--model", "wan-causal", "--weights", w, "--prompt", "a red fox runs", "--frames", "10"];
+    // What it cannot do yet is refused before anything runs.
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("in.png");
+    image::RgbImage::new(96, 64).save(&png).unwrap();
+    rejects(&[&base[..], &["--image", png.to_str().unwrap()]].concat(), &["cannot start from an image", "spool-tiny"]);
+    // 10 frames asked: the engine ends on a latent's last frame (13), the file holds 10.
+    let (code, err) = spool(&[&base[..], &["-o", "frames"]].concat(), dir.path());
+    assert_eq!(code, 0, "{err}");
+    let mut names: Vec<_> = std::fs::read_dir(dir.path().join("frames")).unwrap().map(|e| e.unwrap().path()).collect();
+    names.sort();
+    assert_eq!(names.len(), 10, "{names:?}");
+    let first = image::open(&names[0]).unwrap().to_rgb8();
+    let last = image::open(&names[9]).unwrap().to_rgb8();
+    assert_eq!(first.dimensions(), (96, 64));
+    assert_ne!(first.as_raw(), last.as_raw(), "the video moves");
 }
 
 #[test]

@@ -7,6 +7,7 @@
 
 mod common;
 mod demo;
+mod parity;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -227,14 +228,19 @@ fn pause_resume_stop_extend_branch_and_switch_through_the_ui() {
     assert_eq!(head, stopped_at + 5 - 4);
     g.click(&format!("Branch from frame {head}"));
     g.until("a branch exists", |a| a.session().takes.len() == 2 && a.session().current == Some(TakeId(1)));
-    assert_eq!(g.app().session().current_len(), head + 1, "the branch keeps frames up to the playhead");
+    // The double makes frames in chunks of 2: the branch starts at the chunk that holds the
+    // playhead, and says so.
+    let kept = (head + 1) - (head + 1) % 2;
+    assert_eq!(g.app().session().current_len(), kept, "the branch keeps frames up to the playhead's chunk");
+    if kept != head + 1 {
+        let said = format!("keeps frames 0 to {}, not up to frame {head}", kept - 1);
+        assert!(g.h.query_by_label_contains(&said).is_some(), "the snap is reported");
+    }
     assert!(g.h.query_by_label_contains("Take 2 · ").is_some(), "the takes panel lists the branch");
 
     // Continue the branch, then switch back to the first take.
     g.click("Extend");
-    g.until("the branch grows", |a| {
-        a.session().current_len() == head + 1 + 5 && a.session().state == EngineState::Idle
-    });
+    g.until("the branch grows", |a| a.session().current_len() == kept + 5 && a.session().state == EngineState::Idle);
     g.h.get_by_label_contains("Take 1 · ").click();
     g.until("take 1 is current", |a| a.session().current == Some(TakeId(0)));
     assert_eq!(g.app().session().current_len(), stopped_at + 5);
@@ -421,6 +427,36 @@ fn errors_show_in_place_with_the_fix_and_nothing_is_lost() {
     g.type_prompt("   ");
     g.click("Generate");
     assert!(g.app().session().takes.is_empty(), "an empty prompt is refused before the engine");
+}
+
+#[test]
+fn wan_causal_settings_show_what_the_folder_holds_and_the_model_generates() {
+    let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+    let mut g = gui_with(spool::cli::models::factory(assets), options("wan-causal"), egui::vec2(1024.0, 700.0), 1.0);
+    // No folder chosen yet: the load fails and Settings says what to do.
+    assert!(g.h.query_by_label_contains("wan-causal needs its downloaded files").is_some());
+    assert!(g.h.query_by_label_contains("choose the folder you downloaded them into").is_some());
+    // A folder with only the generator: each missing file is named with where to get it.
+    let partial = tempfile::tempdir().unwrap();
+    std::fs::write(partial.path().join("self_forcing_dmd.pt"), b"x").unwrap();
+    g.app_mut().set_weights_folder(partial.path().to_path_buf());
+    g.h.run_steps(2);
+    assert!(g.h.query_by_label_contains("found generator checkpoint: self_forcing_dmd.pt").is_some());
+    assert!(g.h.query_by_label_contains("missing umT5 tokenizer: tokenizer.json from google/umt5-xxl/").is_some());
+    assert!(g.h.query_by_label_contains("missing TAEHV decoder: taew2_1.safetensors or taew2_1.pth").is_some());
+    // A complete folder (the tiny fixtures): everything found, and it loads and generates.
+    let full = tempfile::tempdir().unwrap();
+    parity::wan_tiny_folder(full.path());
+    g.app_mut().set_weights_folder(full.path().to_path_buf());
+    g.h.run_steps(2);
+    assert!(g.h.query_by_label_contains("missing").is_none(), "nothing is missing");
+    assert!(g.h.query_by_label_contains("found umT5 tokenizer: google/umt5-xxl/tokenizer.json").is_some());
+    g.click("Load model");
+    g.until("wan-causal loads", |a| a.session().model.as_ref().is_some_and(|m| m.id == "wan-causal"));
+    // 5 frames: latent 0 gives 1, latent 1 gives 4.
+    g.app_mut().set_generate_frames(Some(5));
+    g.click("Generate");
+    g.until("the take is made", |a| a.session().current_len() == 5 && Gui::idle_app(a));
 }
 
 /// A file dropped on the window.

@@ -33,7 +33,7 @@ fn generate(m: &mut SpoolTiny, prompt: &str, seed: u64, n: usize, steps: u32) ->
     let (mut latents, mut frames) = (Vec::new(), Vec::new());
     for f in 0..n {
         let lat = m.denoise(&cond, &mut FrameNoise::new(seed, f as u64), Sampling::steps(steps)).unwrap().remove(0);
-        frames.push(m.decode(&lat).unwrap());
+        frames.extend(m.decode(&lat).unwrap());
         m.commit(std::slice::from_ref(&lat), &cond).unwrap();
         latents.push(lat);
     }
@@ -235,7 +235,7 @@ fn guidance_one_is_the_unguided_sampler_bit_for_bit() {
         // And both are the SPEC loop over single decoder calls, exactly.
         let want = reference_denoise(&plain, &cond, 3, None, &seen.borrow());
         assert_eq!(flat(&x0), flat(&want), "frame {f}: the unguided loop");
-        assert_eq!(m.decode(&one).unwrap(), plain.decode_frame(&plain.to_latent(&x0).unwrap()).unwrap());
+        assert_eq!(m.decode(&one).unwrap(), vec![plain.decode_frame(&plain.to_latent(&x0).unwrap()).unwrap()]);
         m.commit(std::slice::from_ref(&one), &cond).unwrap();
         plain.commit_tokens(&x0, &cond).unwrap();
     }

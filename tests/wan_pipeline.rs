@@ -6,13 +6,13 @@ mod parity;
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use parity::{umt5_tiny, wan_dit_tiny};
 use spool::model::wan::CachePolicy;
 use spool::model::wan::core::{CHUNK_FRAMES, WanCore};
 use spool::model::wan::files::WanFiles;
 use spool::model::wan::umt5::UmT5Config;
-use spool::model::{Frame, FrameNoise};
+use spool::model::{Conditioning, Frame, FrameNoise};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -76,4 +76,30 @@ fn parts_that_do_not_belong_together_are_refused() {
         .unwrap()
         .to_string();
     assert!(err.contains("tokenizer.json") && err.contains("not this encoder's tokenizer"), "{err}");
+}
+
+#[test]
+fn a_blend_weighs_its_prompts_in_cross_attention() {
+    let core = WanCore::load(&files(), &wan_dit_tiny(), &umt5_tiny(), CachePolicy::LONG_LIVE, &Device::Cpu, DType::F32)
+        .unwrap();
+    let cond = |text: &str| {
+        let (tokens, _) = core.encode(text).unwrap();
+        let bias = Tensor::zeros(tokens.dim(0).unwrap(), DType::F32, &Device::Cpu).unwrap();
+        Conditioning { tokens, bias }
+    };
+    let (fox, whale) = (cond("a red fox runs across the snow"), cond("a blue whale under the sea"));
+    let shape = core.chunk_shape();
+    let chunk = |c: &Conditioning| {
+        let mut noise = FrameNoise::new(3, 0);
+        let x0 = core.sample(&core.prepare(c).unwrap(), 4, |_| noise.normal(&shape, &Device::Cpu)).unwrap();
+        x0.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
+    let dist = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    let (a, b) = (chunk(&fox), chunk(&whale));
+    let mostly_fox = chunk(&Conditioning::blend(&[(0.999, &fox), (0.001, &whale)]).unwrap());
+    let half = chunk(&Conditioning::blend(&[(0.5, &fox), (0.5, &whale)]).unwrap());
+    let apart = dist(&a, &b);
+    assert!(apart > 0.1, "the prompts differ: {apart}");
+    assert!(dist(&mostly_fox, &a) < 0.01 * apart, "a 99.9% fox blend is the fox: {}", dist(&mostly_fox, &a));
+    assert!(dist(&half, &a) > 0.1 * apart && dist(&half, &b) > 0.1 * apart, "an even blend is neither");
 }

@@ -119,7 +119,12 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
     }
     timeline.validate().map_err(|e| input(e.to_string()))?;
     if args.model.model == "wan-causal" {
-        return Err(input(models::wan_unavailable(args.model.weights.as_deref())));
+        // Its files are the user's download: say what the folder lacks before anything runs.
+        let dir = args.model.weights.as_deref().ok_or_else(|| input(models::wan_needs_weights()))?;
+        crate::model::wan::files::find(dir).map_err(|e| input(e.to_string()))?;
+        if args.image.is_some() {
+            return Err(input("wan-causal cannot start from an image yet: drop --image, or use --model spool-tiny"));
+        }
     }
     let image = args.image.as_deref().map(decode_image).transpose()?;
     let metadata = vec![
@@ -149,7 +154,9 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
     let mut failure = None;
     loop {
         match engine.events().recv()? {
-            Event::Frame(f) => {
+            // A model whose latents decode to several frames (wan-causal) may end a run a few
+            // frames past the count asked for; the file holds exactly that count.
+            Event::Frame(f) if !matches!(frames, FrameCount::Count(n) if output.frames_written() as u64 >= n.get()) => {
                 output.push(f.frame.as_ref())?;
                 bar.set_position(output.frames_written() as u64);
             }

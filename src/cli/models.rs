@@ -27,17 +27,9 @@ pub fn factory(assets: PathBuf) -> ModelFactory {
     Box::new(move |spec: &ModelSpec| load(&assets, spec))
 }
 
-/// Why wan-causal cannot be loaded: the files first (so a user can get them ready), then the
-/// state of the port (its parts exist, the app cannot run it yet; README "Models").
-pub(crate) fn wan_unavailable(weights: Option<&Path>) -> String {
-    let files = match weights {
-        None => "it needs --weights DIR, the folder with its downloaded files".to_string(),
-        Some(dir) => match crate::model::wan::files::find(dir) {
-            Ok(_) => format!("all of its files are in {}", dir.display()),
-            Err(e) => return format!("{e}; wan-causal cannot run in this version yet either: use --model spool-tiny"),
-        },
-    };
-    format!("wan-causal cannot run in this version yet ({files}): use --model spool-tiny")
+/// wan-causal's weights are not shipped: the user downloads them and names the folder.
+pub(crate) fn wan_needs_weights() -> String {
+    "wan-causal needs its downloaded files: --weights DIR (in the app: Settings, weights folder)".into()
 }
 
 fn load(assets: &Path, spec: &ModelSpec) -> Result<Box<dyn crate::model::VideoModel>, String> {
@@ -48,7 +40,13 @@ fn load(assets: &Path, spec: &ModelSpec) -> Result<Box<dyn crate::model::VideoMo
                 .map_err(|e| format!("cannot load spool-tiny from {}: {e}", dir.display()))?;
             Ok(Box::new(model))
         }
-        "wan-causal" => Err(wan_unavailable(spec.weights.as_deref())),
+        "wan-causal" => {
+            let dir = spec.weights.as_deref().ok_or_else(wan_needs_weights)?;
+            let device = candle_core::Device::cuda_if_available(0).map_err(|e| e.to_string())?;
+            let model = crate::model::wan::WanCausal::load_dir(dir, &device)
+                .map_err(|e| format!("cannot load wan-causal from {}: {e}", dir.display()))?;
+            Ok(Box::new(model))
+        }
         other => Err(format!("unknown model \"{other}\": choose one of {}", super::args::MODEL_NAMES.join(", "))),
     }
 }

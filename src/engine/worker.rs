@@ -34,10 +34,12 @@ struct Run {
     stats: RunStats,
 }
 
-/// What the model's cache holds: the first `committed` frames of `take`, of which those past the
-/// take's length are `surplus` (made as part of a chunk but not asked for).
+/// What the model's cache holds: the first `committed` latents of `take`, of which those past the
+/// take's `frames` video frames are `surplus` (made as part of a chunk but not emitted yet). The
+/// model's decoder has decoded the latent just before the surplus.
 struct CachePos {
     take: TakeId,
+    frames: u64,
     committed: u64,
     surplus: Vec<Latent>,
 }
@@ -344,19 +346,20 @@ impl Worker {
         Ok(())
     }
 
-    /// Encodes the start image as frame 0, commits it and emits it.
+    /// Encodes the start image as latent 0, commits it and emits its frames.
     fn start_from_image(&mut self, take: TakeId, img: &crate::model::Frame) -> StepResult<()> {
         let (_, text_ready) = self.conditioning(take, 0)?;
-        let (next, _) = self.conditioning(take, 1)?;
         let gen_err = |e: crate::model::ModelError| EngineError::Generation { frame: 0, reason: e.to_string() };
         let loaded = self.loaded.as_mut().expect("checked by generate");
         let t0 = Instant::now();
         loaded.model.reset().map_err(gen_err)?;
         let latent = loaded.model.encode_image(img).map_err(gen_err)?;
-        loaded.model.commit(std::slice::from_ref(&latent), &next).map_err(gen_err)?;
+        self.commit_chunk(take, 0, 0, std::slice::from_ref(&latent))?;
         let t1 = Instant::now();
-        self.cache = Some(CachePos { take, committed: 1, surplus: Vec::new() });
-        self.emit_frame(take, latent, text_ready, t0, t1)
+        self.cache = Some(CachePos { take, frames: 0, committed: 1, surplus: Vec::new() });
+        self.emit_latent(take, latent, text_ready, t0, t1)?;
+        self.finish_if_done();
+        Ok(())
     }
 
     fn extend(&mut self, frames: FrameCount) -> StepResult<()> {
@@ -383,8 +386,13 @@ impl Worker {
             FrameCount::Count(n) => Some(len + n.get()),
             FrameCount::Forever => None,
         };
-        let chunk = self.loaded.as_ref().map_or(1, |l| l.info.chunk_frames);
-        self.run = Some(Run { take, target, command_at, stats: RunStats::new(chunk) });
+        // Steady fps counts from the end of the run's first chunk.
+        let first_chunk = self.loaded.as_ref().map_or(1, |l| {
+            let per = l.info.latent_frames;
+            let chunk = l.info.chunk_frames as u64;
+            if len == 0 { per.before(chunk) } else { chunk * u64::from(per.later) }
+        });
+        self.run = Some(Run { take, target, command_at, stats: RunStats::new(first_chunk as usize) });
         self.paused = false;
         self.emit(Event::State(EngineState::Generating));
     }
@@ -408,11 +416,12 @@ impl Worker {
     }
 
     fn branch(&mut self, from: TakeId, keep: u64) -> StepResult<()> {
-        let parent = self.take(from)?;
-        let len = parent.frames.len() as u64;
+        let len = self.take(from)?.frames.len() as u64;
         if keep > len {
             return Err(EngineError::BadBranch { take: from, keep, len });
         }
+        let keep = self.chunk_start(from, keep)?;
+        let parent = self.take(from)?;
         let frames = parent.frames[..keep as usize].to_vec();
         let mut info = parent.info.clone();
         self.finish(Finish::Stopped);
@@ -426,6 +435,37 @@ impl Worker {
         self.emit(Event::TakeCreated(info));
         self.emit(Event::CurrentTake(id));
         Ok(())
+    }
+
+    /// Where a branch of `take` that keeps `keep` frames can start: `keep` itself at the take's
+    /// end or on a chunk boundary, else the chunk boundary before it (a chunk's latents are
+    /// committed together, so a cut inside one would not continue as it was made). A warning says
+    /// so when it moves.
+    fn chunk_start(&mut self, take: TakeId, keep: u64) -> StepResult<u64> {
+        let len = self.take(take)?.frames.len() as u64;
+        let chunk = self.loaded.as_ref().map_or(1, |l| l.info.chunk_frames.max(1));
+        let starts = self.latent_frames(take, len)?;
+        // The latent whose frames hold `keep`, and the first frame of its chunk.
+        let latent = match starts.binary_search(&keep) {
+            Ok(k) => k,
+            Err(k) => k.saturating_sub(1),
+        };
+        let at = if keep == len { keep } else { starts.get(latent / chunk * chunk).copied().unwrap_or(0) };
+        if at != keep {
+            let name = self.loaded.as_ref().map_or("this model", |l| l.info.id.as_str());
+            let chunk_starts: Vec<String> = starts.iter().step_by(chunk).take(4).map(u64::to_string).collect();
+            let kept = match at {
+                0 => "no frames".to_string(),
+                n => format!("frames 0 to {}", n - 1),
+            };
+            self.emit(Event::Warning(format!(
+                "the branch keeps {kept}, not up to frame {}: {name} continues a take exactly only from the start \
+                 of a chunk (frames {}, …)",
+                keep - 1,
+                chunk_starts.join(", ")
+            )));
+        }
+        Ok(at)
     }
 
     fn take(&self, id: TakeId) -> StepResult<&Take> {
@@ -473,7 +513,8 @@ impl Worker {
         self.finish(Finish::Failed);
     }
 
-    /// Makes and emits the next chunk of the running take.
+    /// Emits the next latent's frames of the running take: one left over from the last chunk, or
+    /// the first of a new chunk.
     fn step(&mut self) -> StepResult<()> {
         let run = self.run.as_ref().expect("step runs only with a run");
         let take = run.take;
@@ -484,45 +525,80 @@ impl Worker {
         }
         self.position_cache(take, len)?;
         let (cond, text_ready) = self.conditioning(take, len)?;
-        // Frames left over from the last chunk come first.
         let pos = self.cache.as_mut().expect("positioned above");
         if !pos.surplus.is_empty() {
             let latent = pos.surplus.remove(0);
             let now = Instant::now();
-            return self.emit_frame(take, latent, text_ready, now, now);
+            self.emit_latent(take, latent, text_ready, now, now)?;
+            self.finish_if_done();
+            return Ok(());
         }
-        let settings = self.takes[take.0 as usize].info.settings.clone();
-        let switch = self.config.recache_on_switch && self.takes[take.0 as usize].info.timeline.is_hard_switch(len);
-        let gen_err = |e: crate::model::ModelError| EngineError::Generation { frame: len, reason: e.to_string() };
+        let start = pos.committed;
+        let t0 = Instant::now();
+        let latents = self.denoise_chunk(take, start, len, &cond)?;
+        let t1 = Instant::now();
+        let Some(first) = latents.first().cloned() else {
+            let reason = "the model made no frames".to_string();
+            return Err(EngineError::Generation { frame: len, reason });
+        };
+        // The first latent's frames go out before the chunk's commit pass, so a take's first frame
+        // does not wait for it.
+        self.emit_latent(take, first, text_ready, t0, t1)?;
+        self.commit_chunk(take, start, len, &latents)?;
+        let pos = self.cache.as_mut().expect("positioned above");
+        pos.committed += latents.len() as u64;
+        pos.surplus.extend(latents.into_iter().skip(1));
+        // The cache grew after the frames went out.
+        let cache_bytes = self.loaded.as_ref().map_or(0, |l| l.model.cache_bytes());
+        if let Some(stats) = self.run.as_ref().map(|r| r.stats.snapshot(cache_bytes)) {
+            self.emit(Event::Stats(stats));
+        }
+        self.finish_if_done();
+        Ok(())
+    }
+
+    /// Ends the run once its take has the frames asked for.
+    fn finish_if_done(&mut self) {
+        let Some(run) = &self.run else { return };
+        if run.target.is_some_and(|t| self.takes[run.take.0 as usize].frames.len() as u64 >= t) {
+            self.finish(Finish::Completed);
+        }
+    }
+
+    /// Denoises the chunk of `take` that starts at latent `start`, video frame `frame`, under
+    /// `cond` (that frame's conditioning): a re-cache first at a hard prompt switch, then the noise
+    /// of (seed, `start`).
+    fn denoise_chunk(&mut self, take: TakeId, start: u64, frame: u64, cond: &Conditioning) -> StepResult<Vec<Latent>> {
+        let info = &self.takes[take.0 as usize].info;
+        let settings = info.settings.clone();
+        let switch = self.config.recache_on_switch && frame > 0 && info.timeline.is_hard_switch(frame);
+        let gen_err = |e: crate::model::ModelError| EngineError::Generation { frame, reason: e.to_string() };
         let loaded = self.loaded.as_mut().ok_or(EngineError::NoModel)?;
         let sampling = Sampling {
             steps: settings.steps.unwrap_or(loaded.info.default_steps),
             guidance: settings.guidance.or(loaded.info.default_guidance).unwrap_or(1.0),
         };
-        if switch && len > 0 {
-            loaded.model.recache(&cond).map_err(gen_err)?;
+        if switch {
+            loaded.model.recache(cond).map_err(gen_err)?;
         }
-        let t0 = Instant::now();
-        let noise = &mut FrameNoise::new(settings.seed, len);
-        let latents = loaded.model.denoise(&cond, noise, sampling).map_err(gen_err)?;
-        // Finished frames are committed under the conditioning of the frame that follows them,
-        // which is what their cache entries condition.
-        let (next, _) = self.conditioning(take, len + latents.len() as u64)?;
-        let loaded = self.loaded.as_mut().ok_or(EngineError::NoModel)?;
-        loaded.model.commit(&latents, &next).map_err(gen_err)?;
-        let t1 = Instant::now();
-        let pos = self.cache.as_mut().expect("positioned above");
-        pos.committed += latents.len() as u64;
-        let mut latents = latents.into_iter();
-        let first = latents
-            .next()
-            .ok_or_else(|| gen_err(crate::model::ModelError::Invalid("the model made no frames".into())))?;
-        pos.surplus.extend(latents);
-        self.emit_frame(take, first, text_ready, t0, t1)
+        let noise = &mut FrameNoise::new(settings.seed, start);
+        loaded.model.denoise(cond, noise, sampling).map_err(gen_err)
     }
 
-    /// Decodes, stores and emits the next frame of `take`.
-    fn emit_frame(
+    /// Commits a chunk of `take` that starts at latent `start`, video frame `frame`. Finished
+    /// latents are committed under the conditioning of the frame that follows them, which is what
+    /// their cache entries condition.
+    fn commit_chunk(&mut self, take: TakeId, start: u64, frame: u64, latents: &[Latent]) -> StepResult<()> {
+        let per = self.loaded.as_ref().ok_or(EngineError::NoModel)?.info.latent_frames;
+        let after = frame + (start..start + latents.len() as u64).map(|k| per.of(k)).sum::<u64>();
+        let (next, _) = self.conditioning(take, after)?;
+        let loaded = self.loaded.as_mut().ok_or(EngineError::NoModel)?;
+        loaded.model.commit(latents, &next).map_err(|e| EngineError::Generation { frame, reason: e.to_string() })
+    }
+
+    /// Decodes `latent` to the next frames of `take`, then stores and emits them; only the first
+    /// of them carries the latent in the store. The caller ends the run when it is done.
+    fn emit_latent(
         &mut self,
         take: TakeId,
         latent: Latent,
@@ -530,79 +606,109 @@ impl Worker {
         denoise_start: Instant,
         denoise_end: Instant,
     ) -> StepResult<()> {
-        let index = self.takes[take.0 as usize].frames.len() as u64;
-        let gen_err = |e: String| EngineError::Generation { frame: index, reason: e };
+        let first = self.takes[take.0 as usize].frames.len() as u64;
+        let gen_err = |e: String| EngineError::Generation { frame: first, reason: e };
         let loaded = self.loaded.as_mut().ok_or(EngineError::NoModel)?;
-        let frame = Arc::new(loaded.model.decode(&latent).map_err(|e| gen_err(e.to_string()))?);
+        let frames = loaded.model.decode(&latent).map_err(|e| gen_err(e.to_string()))?;
+        if frames.is_empty() {
+            return Err(gen_err("the model decoded a latent to no frames".into()));
+        }
         let decoded = Instant::now();
         let cache_bytes = loaded.model.cache_bytes();
-        let data = LatentData::from_latent(&latent).map_err(|e| gen_err(e.to_string()))?;
-        let tag = crate::store::Tag { take: take.0, index };
-        let id = self.store.put(frame.clone(), data, tag).map_err(|e| EngineError::Store(e.to_string()))?;
-        let t = &mut self.takes[take.0 as usize];
-        t.frames.push(id);
-        t.info.len = t.frames.len() as u64;
         if self.made_by.as_ref() != Some(&loaded.record) {
             self.made_by = Some(loaded.record.clone());
         }
-        self.unsaved_since.get_or_insert_with(Instant::now);
-        let run = self.run.as_mut().expect("frames are made only in a run");
-        let timing = FrameTiming { command: run.command_at, text_ready, denoise_start, denoise_end, decoded };
-        run.stats.record(&timing);
-        let stats = run.stats.snapshot(cache_bytes);
-        let target = run.target;
-        self.emit(Event::Frame(FrameEvent { take, index, id, frame, timing }));
-        self.emit(Event::Progress { take, done: index + 1, target });
-        self.emit(Event::Stats(stats));
-        if target.is_some_and(|t| index + 1 >= t) {
-            self.finish(Finish::Completed);
+        let mut data = Some(LatentData::from_latent(&latent).map_err(|e| gen_err(e.to_string()))?);
+        for frame in frames {
+            let frame = Arc::new(frame);
+            let t = &mut self.takes[take.0 as usize];
+            let index = t.frames.len() as u64;
+            let tag = crate::store::Tag { take: take.0, index };
+            let id = self.store.put(frame.clone(), data.take(), tag).map_err(|e| EngineError::Store(e.to_string()))?;
+            t.frames.push(id);
+            t.info.len = t.frames.len() as u64;
+            if let Some(pos) = self.cache.as_mut().filter(|p| p.take == take) {
+                pos.frames = index + 1;
+            }
+            self.unsaved_since.get_or_insert_with(Instant::now);
+            let run = self.run.as_mut().expect("frames are made only in a run");
+            let timing = FrameTiming { command: run.command_at, text_ready, denoise_start, denoise_end, decoded };
+            run.stats.record(&timing);
+            let stats = run.stats.snapshot(cache_bytes);
+            let target = run.target;
+            self.emit(Event::Frame(FrameEvent { take, index, id, frame, timing }));
+            self.emit(Event::Progress { take, done: index + 1, target });
+            self.emit(Event::Stats(stats));
         }
         Ok(())
     }
 
-    /// Makes the model's cache hold exactly the first `len` frames of `take` (plus surplus).
+    /// The video frames among the first `len` of `take` that carry a latent (the first frame each
+    /// latent decoded to), in order.
+    fn latent_frames(&self, take: TakeId, len: u64) -> StepResult<Vec<u64>> {
+        let mut starts = Vec::new();
+        for (i, id) in self.takes[take.0 as usize].frames[..len as usize].iter().enumerate() {
+            if self.store.carries_latent(*id).map_err(|e| EngineError::Store(e.to_string()))? {
+                starts.push(i as u64);
+            }
+        }
+        Ok(starts)
+    }
+
+    /// Makes the model's cache hold the first `len` frames of `take`, exactly as when they were
+    /// made: `reset`, then chunk by chunk a re-cache at each hard switch and the commit of the
+    /// stored latents. A take that ends inside a chunk gets that chunk made again from its start
+    /// (same cache, prompt and noise: the same latents), because a chunk's latents are committed
+    /// together; those past the take become surplus. The decoder is then set up to continue.
     fn position_cache(&mut self, take: TakeId, len: u64) -> StepResult<()> {
-        if let Some(pos) = &self.cache
-            && pos.take == take
-            && pos.committed == len + pos.surplus.len() as u64
-        {
+        if self.cache.as_ref().is_some_and(|p| p.take == take && p.frames == len) {
             return Ok(());
         }
         let rebuilding = len > 0;
         if rebuilding {
             self.emit(Event::State(EngineState::Rebuilding));
         }
-        let frames = self.takes[take.0 as usize].frames[..len as usize].to_vec();
-        let chunk = self.loaded.as_ref().ok_or(EngineError::NoModel)?.info.chunk_frames.max(1);
+        let starts = self.latent_frames(take, len)?;
+        let n = starts.len() as u64;
+        let chunk = self.loaded.as_ref().ok_or(EngineError::NoModel)?.info.chunk_frames.max(1) as u64;
+        let whole = n / chunk * chunk;
         let rebuild_err =
             |reason: String| EngineError::Generation { frame: len, reason: format!("rebuilding the cache: {reason}") };
         self.loaded.as_mut().expect("checked").model.reset().map_err(|e| rebuild_err(e.to_string()))?;
-        for (c, ids) in frames.chunks(chunk).enumerate() {
-            // Replay what generation did: a re-cache at each hard switch, then the chunk committed
-            // under the conditioning of the frame after it. The result equals the cache the take
-            // had when it was made, so a resumed take continues exactly as it would have.
-            let start = (c * chunk) as u64;
-            let end = start + ids.len() as u64;
-            if start > 0
+        let mut kept = Vec::with_capacity(n as usize);
+        for &f in &starts {
+            let id = self.takes[take.0 as usize].frames[f as usize];
+            let data = self.store.latent(id).map_err(|e| EngineError::Store(e.to_string()))?;
+            let data = data.ok_or_else(|| EngineError::Store(format!("frame {f} lost its latent")))?;
+            // Stored latents come back on the CPU; models move them to their own device.
+            kept.push(data.to_latent(&candle_core::Device::Cpu).map_err(|e| rebuild_err(e.to_string()))?);
+        }
+        for start in (0..whole).step_by(chunk as usize) {
+            let frame = starts[start as usize];
+            if frame > 0
                 && self.config.recache_on_switch
-                && self.takes[take.0 as usize].info.timeline.is_hard_switch(start)
+                && self.takes[take.0 as usize].info.timeline.is_hard_switch(frame)
             {
-                let (cond, _) = self.conditioning(take, start)?;
+                let (cond, _) = self.conditioning(take, frame)?;
                 let loaded = self.loaded.as_mut().expect("checked");
                 loaded.model.recache(&cond).map_err(|e| rebuild_err(e.to_string()))?;
             }
-            let (cond, _) = self.conditioning(take, end)?;
-            let loaded = self.loaded.as_mut().expect("checked");
-            // Stored latents come back on the CPU; models move them to their own device.
-            let device = candle_core::Device::Cpu;
-            let mut latents = Vec::with_capacity(ids.len());
-            for id in ids {
-                let data = self.store.latent(*id).map_err(|e| EngineError::Store(e.to_string()))?;
-                latents.push(data.to_latent(&device).map_err(|e| rebuild_err(e.to_string()))?);
-            }
-            loaded.model.commit(&latents, &cond).map_err(|e| rebuild_err(e.to_string()))?;
+            self.commit_chunk(take, start, frame, &kept[start as usize..(start + chunk) as usize])?;
         }
-        self.cache = Some(CachePos { take, committed: len, surplus: Vec::new() });
+        let mut surplus = Vec::new();
+        let mut committed = whole;
+        if whole < n {
+            let frame = starts[whole as usize];
+            let (cond, _) = self.conditioning(take, frame)?;
+            let latents = self.denoise_chunk(take, whole, frame, &cond)?;
+            self.commit_chunk(take, whole, frame, &latents)?;
+            committed += latents.len() as u64;
+            surplus = latents.into_iter().skip((n - whole) as usize).collect();
+        }
+        let loaded = self.loaded.as_mut().expect("checked");
+        let context = loaded.model.decoder_context().min(kept.len());
+        loaded.model.resume_decoding(&kept[kept.len() - context..]).map_err(|e| rebuild_err(e.to_string()))?;
+        self.cache = Some(CachePos { take, frames: len, committed, surplus });
         if rebuilding {
             self.emit(Event::State(EngineState::Generating));
         }

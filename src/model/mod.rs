@@ -46,8 +46,10 @@ pub struct ModelInfo {
     pub height: u32,
     /// Playback rate the model was trained for.
     pub fps: f32,
-    /// Frames produced by one [`VideoModel::denoise`] call.
+    /// Latent frames produced by one [`VideoModel::denoise`] call (and committed together).
     pub chunk_frames: usize,
+    /// Video frames each latent decodes to.
+    pub latent_frames: LatentFrames,
     pub default_steps: u32,
     pub max_steps: u32,
     /// Classifier-free guidance scale used when a take does not set one; `None`: the model has no
@@ -60,6 +62,48 @@ pub struct ModelInfo {
     /// Content hash of the files the model was loaded from ([`weights::content_hash`]), computed
     /// once at load; `None` for models without weight files. Projects record it.
     pub weights_hash: Option<String>,
+}
+
+/// How many video frames each latent decodes to: `first` for a take's latent 0, `later` for every
+/// other (wan-causal's TAEHV: 1 then 4; spool-tiny: 1 and 1). The engine counts a take in video
+/// frames and the model's cache in latents; this maps one to the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatentFrames {
+    pub first: u32,
+    pub later: u32,
+}
+
+impl LatentFrames {
+    /// One video frame per latent.
+    pub const ONE: LatentFrames = LatentFrames { first: 1, later: 1 };
+
+    /// Video frames decoded from latent `k`.
+    pub fn of(&self, k: u64) -> u64 {
+        u64::from(if k == 0 { self.first } else { self.later })
+    }
+
+    /// Video frames decoded from the first `latents` latents.
+    pub fn before(&self, latents: u64) -> u64 {
+        match latents {
+            0 => 0,
+            n => u64::from(self.first) + (n - 1) * u64::from(self.later),
+        }
+    }
+
+    /// Latents whose frames all lie within the first `frames` video frames.
+    pub fn latents_within(&self, frames: u64) -> u64 {
+        match frames.checked_sub(u64::from(self.first)) {
+            None => 0,
+            Some(rest) => 1 + rest / u64::from(self.later.max(1)),
+        }
+    }
+
+    /// The last video frame at or before `frame` where a chunk of `chunk` latents starts: where a
+    /// take cut at `frame` can be continued exactly (wan-causal: 0, 9, 21, 33, …).
+    pub fn chunk_start_at_or_before(&self, chunk: usize, frame: u64) -> u64 {
+        let chunk = chunk.max(1) as u64;
+        self.before(self.latents_within(frame) / chunk * chunk)
+    }
 }
 
 /// Classifier-free guidance scales a model may be asked for: 1 (none) to 10.
@@ -232,9 +276,40 @@ pub trait VideoModel: Send {
         Ok(())
     }
 
-    /// Decodes one latent to pixels.
-    fn decode(&mut self, latent: &Latent) -> Result<Frame>;
+    /// Decodes one latent to its video frames ([`ModelInfo::latent_frames`]). Latents are decoded
+    /// in order: a streaming decoder (wan-causal's) carries state from one to the next, reset by
+    /// [`reset`](Self::reset) and set up after a jump by [`resume_decoding`](Self::resume_decoding).
+    fn decode(&mut self, latent: &Latent) -> Result<Vec<Frame>>;
+
+    /// Latents a streaming decoder must see again to continue exactly after a jump; 0 (the default)
+    /// for a decoder without state.
+    fn decoder_context(&self) -> usize {
+        0
+    }
+
+    /// Restarts the decoder so that the next [`decode`](Self::decode) continues a take after
+    /// `previous`: its last latents, oldest first, at most [`decoder_context`](Self::decoder_context)
+    /// of them (all of them when the take is that short). Their frames are not returned.
+    fn resume_decoding(&mut self, _previous: &[Latent]) -> Result<()> {
+        Ok(())
+    }
 
     /// Bytes currently held by the cache.
     fn cache_bytes(&self) -> usize;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LatentFrames;
+
+    #[test]
+    fn latent_frames_map_video_frames_to_chunk_starts() {
+        let wan = LatentFrames { first: 1, later: 4 };
+        assert_eq!((0..5).map(|n| wan.before(n)).collect::<Vec<_>>(), vec![0, 1, 5, 9, 13]);
+        assert_eq!([0, 1, 4, 5, 8, 9].map(|f| wan.latents_within(f)), [0, 1, 1, 2, 2, 3]);
+        let starts: Vec<u64> = [0, 8, 9, 20, 21, 32, 33].iter().map(|&f| wan.chunk_start_at_or_before(3, f)).collect();
+        assert_eq!(starts, vec![0, 0, 9, 9, 21, 21, 33]);
+        assert_eq!(LatentFrames::ONE.chunk_start_at_or_before(1, 7), 7);
+        assert_eq!(LatentFrames::ONE.chunk_start_at_or_before(3, 7), 6);
+    }
 }

@@ -2,7 +2,8 @@
 //! bounded in-memory cache so memory stays flat however long the take.
 //!
 //! Layout: two append-only logs in the store folder, `pixels.log` (PNG-compressed RGB) and
-//! `latents.log` (f32 tensors). Each record is `magic, frame id, take, index in take, payload
+//! `latents.log` (f32 tensors; an empty payload for a frame that carries no latent: where one
+//! latent decodes to several video frames, only the first of them carries it). Each record is `magic, frame id, take, index in take, payload
 //! length, crc32, payload`, so a log cut short by a crash is read up to its last whole record (the
 //! torn tail is dropped), and frames made after the project manifest was last written can be given
 //! back to their takes.
@@ -96,7 +97,7 @@ impl<T: Clone> Recent<T> {
 }
 
 enum Job {
-    Put { id: FrameId, tag: Tag, frame: Arc<Frame>, latent: LatentData },
+    Put { id: FrameId, tag: Tag, frame: Arc<Frame>, latent: Option<LatentData> },
     Flush(Sender<()>),
 }
 
@@ -144,7 +145,7 @@ pub struct FrameStore {
     dir: PathBuf,
     index: Arc<Mutex<Index>>,
     frames: Mutex<Recent<Arc<Frame>>>,
-    latents: Mutex<Recent<LatentData>>,
+    latents: Mutex<Recent<Option<LatentData>>>,
     next_id: Mutex<u64>,
     jobs: Option<Sender<Job>>,
     writer: Option<JoinHandle<()>>,
@@ -190,8 +191,9 @@ impl FrameStore {
         &self.dir
     }
 
-    /// Stores a finished frame and returns its id; the disk write happens on the writer thread.
-    pub fn put(&self, frame: Arc<Frame>, latent: LatentData, tag: Tag) -> Result<FrameId> {
+    /// Stores a finished frame, with the latent it was decoded from if it is the first frame of
+    /// that latent, and returns its id; the disk write happens on the writer thread.
+    pub fn put(&self, frame: Arc<Frame>, latent: Option<LatentData>, tag: Tag) -> Result<FrameId> {
         self.check_writer()?;
         let id = {
             let mut next = self.next_id.lock().unwrap();
@@ -225,15 +227,29 @@ impl FrameStore {
         Ok(frame)
     }
 
-    pub fn latent(&self, id: FrameId) -> Result<LatentData> {
+    /// The latent a frame carries: `None` for a frame decoded from the latent of an earlier one.
+    pub fn latent(&self, id: FrameId) -> Result<Option<LatentData>> {
         if let Some(l) = self.latents.lock().unwrap().get(id) {
             return Ok(l);
         }
         let bytes = self.read(id, &self.latents_read, |i| &i.latents, "latents.log")?;
-        let l =
-            LatentData::decode(&bytes).ok_or_else(|| self.corrupt(id, "latents.log", "bad latent record".into()))?;
+        let l = match bytes.is_empty() {
+            true => None,
+            false => Some(
+                LatentData::decode(&bytes)
+                    .ok_or_else(|| self.corrupt(id, "latents.log", "bad latent record".into()))?,
+            ),
+        };
         self.latents.lock().unwrap().put(id, l.clone());
         Ok(l)
+    }
+
+    /// Whether a frame carries a latent ([`FrameStore::latent`]), without reading it.
+    pub fn carries_latent(&self, id: FrameId) -> Result<bool> {
+        if let Some(l) = self.latents.lock().unwrap().get(id) {
+            return Ok(l.is_some());
+        }
+        Ok(self.loc(id, |i| &i.latents)?.len > 0)
     }
 
     /// Number of frames whose pixels are on disk.
@@ -257,17 +273,22 @@ impl FrameStore {
         map: impl Fn(&Index) -> &HashMap<FrameId, Loc>,
         name: &str,
     ) -> Result<Vec<u8>> {
+        let loc = self.loc(id, map)?;
+        let mut buf = vec![0u8; loc.len as usize];
+        file.read_exact_at(&mut buf, loc.offset)
+            .map_err(|source| StoreError::Io { path: self.dir.join(name).display().to_string(), source })?;
+        Ok(buf)
+    }
+
+    /// Where a frame's record is in one log.
+    fn loc(&self, id: FrameId, map: impl Fn(&Index) -> &HashMap<FrameId, Loc>) -> Result<Loc> {
         let mut loc = map(&self.index.lock().unwrap()).get(&id).copied();
         if loc.is_none() && id.0 < *self.next_id.lock().unwrap() {
             // Put but not yet written: wait for the writer.
             self.flush()?;
             loc = map(&self.index.lock().unwrap()).get(&id).copied();
         }
-        let loc = loc.ok_or(StoreError::Missing(id))?;
-        let mut buf = vec![0u8; loc.len as usize];
-        file.read_exact_at(&mut buf, loc.offset)
-            .map_err(|source| StoreError::Io { path: self.dir.join(name).display().to_string(), source })?;
-        Ok(buf)
+        loc.ok_or(StoreError::Missing(id))
     }
 
     fn corrupt(&self, id: FrameId, name: &str, reason: String) -> StoreError {
@@ -379,8 +400,10 @@ fn write_loop(jobs: Receiver<Job>, mut pixels: File, mut latents: File, index: A
         };
         let result = match job {
             Ok(Job::Put { id, tag, frame, latent }) => {
-                let written = append(&mut pixels, id, tag, &encode_png(&frame))
-                    .and_then(|p| append(&mut latents, id, tag, &latent.encode()).map(|l| (p, l)));
+                let written = append(&mut pixels, id, tag, &encode_png(&frame)).and_then(|p| {
+                    let payload = latent.as_ref().map_or_else(Vec::new, LatentData::encode);
+                    append(&mut latents, id, tag, &payload).map(|l| (p, l))
+                });
                 written.map(|(p, l)| {
                     let mut idx = index.lock().unwrap();
                     idx.pixels.insert(id, p);
@@ -440,17 +463,18 @@ mod tests {
         let ids: Vec<FrameId> = {
             let store = FrameStore::open(dir.path(), 2).unwrap();
             let ids: Vec<_> = (0..5)
-                .map(|i| store.put(frame(i * 10), lat(i as f32), Tag { take: 0, index: u64::from(i) }).unwrap())
+                .map(|i| store.put(frame(i * 10), Some(lat(i as f32)), Tag { take: 0, index: u64::from(i) }).unwrap())
                 .collect();
             // Evicted from memory, read back from disk.
             assert_eq!(store.frame(ids[0]).unwrap().to_rgb8(), vec![0u8; 24]);
-            assert_eq!(store.latent(ids[1]).unwrap(), lat(1.0));
+            assert_eq!(store.latent(ids[1]).unwrap(), Some(lat(1.0)));
             ids
         };
         let store = FrameStore::open(dir.path(), 2).unwrap();
         assert_eq!(store.stored_frames(), 5);
         assert_eq!(store.frame(ids[4]).unwrap().to_rgb8(), vec![40u8; 24]);
-        let next = store.put(frame(1), lat(9.0), Tag { take: 1, index: 0 }).unwrap();
+        let next = store.put(frame(1), None, Tag { take: 1, index: 0 }).unwrap();
+        assert_eq!(store.latent(next).unwrap(), None);
         assert_eq!(store.tags()[4], (FrameId(4), Tag { take: 0, index: 4 }));
         assert_eq!(next, FrameId(5), "ids are never reused after reopening");
     }
@@ -461,7 +485,7 @@ mod tests {
         {
             let store = FrameStore::open(dir.path(), 4).unwrap();
             for i in 0..3 {
-                store.put(frame(i), lat(0.5), Tag { take: 0, index: u64::from(i) }).unwrap();
+                store.put(frame(i), Some(lat(0.5)), Tag { take: 0, index: u64::from(i) }).unwrap();
             }
         }
         let log = dir.path().join("pixels.log");
@@ -470,6 +494,6 @@ mod tests {
         let store = FrameStore::open(dir.path(), 4).unwrap();
         assert_eq!(store.stored_frames(), 2);
         assert!(matches!(store.frame(FrameId(2)), Err(StoreError::Missing(_))));
-        assert_eq!(store.latent(FrameId(2)).unwrap(), lat(0.5));
+        assert_eq!(store.latent(FrameId(2)).unwrap(), Some(lat(0.5)));
     }
 }

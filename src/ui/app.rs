@@ -142,6 +142,9 @@ pub struct App {
     pub(crate) hud_rect: egui::Rect,
     /// The visible rects of the two side panels' scroll areas (their content is clipped to them).
     scroll_viewports: [egui::Rect; 2],
+    /// What the chosen weights folder holds of wan-causal's files, looked up when the folder is
+    /// chosen or a model is loaded (not every frame: it reads the disk).
+    pub(crate) weights_survey: Option<(PathBuf, Vec<crate::model::wan::files::FileStatus>)>,
     /// With `SPOOL_UI_STATS` set: print UI timings this often (benchmarks).
     stats_every: Option<(Duration, Instant)>,
     /// The running export, if any.
@@ -241,6 +244,7 @@ impl App {
             generate_on_start: options.generate_on_start,
             hud_rect: egui::Rect::NOTHING,
             scroll_viewports: [egui::Rect::NOTHING; 2],
+            weights_survey: None,
             opener: None,
             export: None,
             export_dialog: None,
@@ -328,6 +332,17 @@ impl App {
 
     pub fn set_extend_frames(&mut self, n: u32) {
         self.extend_frames = n.max(1);
+    }
+
+    /// Chooses the weights folder (what the Folder… dialog does).
+    pub fn set_weights_folder(&mut self, dir: PathBuf) {
+        self.settings.weights = Some(dir);
+        self.survey_weights();
+    }
+
+    /// Looks up what the chosen folder holds of wan-causal's files.
+    fn survey_weights(&mut self) {
+        self.weights_survey = self.settings.weights.as_ref().map(|d| (d.clone(), crate::model::wan::files::survey(d)));
     }
 
     // ---- commands -------------------------------------------------------------------------------
@@ -597,6 +612,8 @@ impl App {
 
     pub(crate) fn load_model(&mut self) {
         let spec = ModelSpec { name: self.settings.model.clone(), weights: self.settings.weights.clone() };
+        // Files may have been downloaded into the folder meanwhile.
+        self.survey_weights();
         self.notices.clear_errors();
         self.send(Command::LoadModel(spec));
     }
@@ -745,7 +762,7 @@ impl App {
                 IoDone::StartImage(Err(e)) => {
                     self.notices.push(Notice::error(&e, "use a PNG, JPEG, WebP, BMP or GIF image"));
                 }
-                IoDone::WeightsFolder(p) => self.settings.weights = Some(p),
+                IoDone::WeightsFolder(p) => self.set_weights_folder(p),
                 IoDone::OpenProject(p) => {
                     self.open_project(&p);
                 }

@@ -1,4 +1,4 @@
-//! Settings: model (and a weights folder), seed (fixed or random), denoising steps, guidance (for
+//! Settings: model (and a weights folder, with what it holds of wan-causal's files), seed (fixed or random), denoising steps, guidance (for
 //! models that have it), resolution, playback rate and how the frame view scales.
 
 use super::app::{App, MODELS};
@@ -41,6 +41,12 @@ impl App {
                 ui.add(egui::Label::new(egui::RichText::new(name).size(12.0).color(theme::TEXT_DIM)).truncate());
             });
             ui.end_row();
+
+            if self.settings.model == "wan-causal" {
+                ui.label("");
+                ui.vertical(|ui| self.wan_files(ui));
+                ui.end_row();
+            }
 
             ui.label("");
             ui.horizontal(|ui| {
@@ -157,5 +163,34 @@ impl App {
             });
             ui.end_row();
         });
+    }
+
+    /// What the chosen folder holds of wan-causal's files: each one found (where) or missing
+    /// (its names and where it is published).
+    fn wan_files(&self, ui: &mut egui::Ui) {
+        let small = |ui: &mut egui::Ui, text: String, color| {
+            ui.add(egui::Label::new(egui::RichText::new(text).size(11.0).color(color)).wrap());
+        };
+        let Some((dir, files)) =
+            self.weights_survey.as_ref().filter(|(d, _)| Some(d) == self.settings.weights.as_ref())
+        else {
+            small(
+                ui,
+                "wan-causal's weights are not shipped: choose the folder you downloaded them into".into(),
+                theme::WARN,
+            );
+            return;
+        };
+        for f in files {
+            match &f.found {
+                Some(path) => {
+                    let rel = path.strip_prefix(dir).unwrap_or(path).display();
+                    small(ui, format!("found {}: {rel}", f.what), theme::TEXT_DIM);
+                }
+                None => {
+                    small(ui, format!("missing {}: {} from {}", f.what, f.names.join(" or "), f.source), theme::WARN)
+                }
+            }
+        }
     }
 }

@@ -14,7 +14,8 @@ use candle_core::{Device, Tensor};
 use crossbeam_channel::RecvTimeoutError;
 use spool::engine::{Engine, EngineConfig, Event, ModelFactory, ModelSpec};
 use spool::model::{
-    Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, ModelError, ModelInfo, Result, Sampling, VideoModel,
+    Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, LatentFrames, ModelError, ModelInfo, Result, Sampling,
+    VideoModel,
 };
 
 /// What the double saw, shared with the test.
@@ -118,10 +119,10 @@ impl VideoModel for Double {
         Ok(())
     }
 
-    fn decode(&mut self, latent: &Latent) -> Result<Frame> {
+    fn decode(&mut self, latent: &Latent) -> Result<Vec<Frame>> {
         let v = latent.0.to_vec1::<f32>()?;
         let planar = (0..3).flat_map(|c| std::iter::repeat_n(v[c], 4)).collect();
-        Ok(Frame { width: 2, height: 2, planar })
+        Ok(vec![Frame { width: 2, height: 2, planar }])
     }
 
     fn cache_bytes(&self) -> usize {
@@ -158,6 +159,7 @@ pub fn factory(chunk: usize, log: Arc<Mutex<Log>>, control: Arc<Control>) -> Mod
             height: 2,
             fps: 16.0,
             chunk_frames: chunk,
+            latent_frames: LatentFrames::ONE,
             default_steps: 2,
             max_steps: 4,
             default_guidance: (spec.name == "guided").then_some(GUIDED_DEFAULT),

@@ -12,7 +12,8 @@ use std::time::Duration;
 use candle_core::{Device, Tensor};
 use spool::engine::{ModelFactory, ModelSpec};
 use spool::model::{
-    Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, ModelError, ModelInfo, Result, Sampling, VideoModel,
+    Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, LatentFrames, ModelError, ModelInfo, Result, Sampling,
+    VideoModel,
 };
 
 /// Parameters a prompt maps to: background rgb, object rgb, motion, shape.
@@ -124,9 +125,9 @@ impl VideoModel for Demo {
         Ok(())
     }
 
-    fn decode(&mut self, latent: &Latent) -> Result<Frame> {
+    fn decode(&mut self, latent: &Latent) -> Result<Vec<Frame>> {
         let v = latent.0.to_vec1::<f32>()?;
-        Ok(render(v[0], &v[1..DIM + 1], self.info.width, self.info.height))
+        Ok(vec![render(v[0], &v[1..DIM + 1], self.info.width, self.info.height)])
     }
 
     fn cache_bytes(&self) -> usize {
@@ -208,6 +209,7 @@ pub fn factory(size: u32, delay: Arc<AtomicU64>) -> ModelFactory {
             height: size,
             fps: 16.0,
             chunk_frames: 1,
+            latent_frames: LatentFrames::ONE,
             default_steps: 2,
             max_steps: 4,
             default_guidance: None,

@@ -80,3 +80,23 @@ pub fn umt5_tiny() -> UmT5Config {
         eps: 1e-6,
     }
 }
+
+/// A wan-causal weights folder made of the tiny fixtures, as a user's download looks: the files
+/// under their released names (links) and a `wan-causal.json` with the tiny numbers, so the app's
+/// own loader (`--weights DIR`, the Settings folder) runs the whole wan path on the CPU.
+pub fn wan_tiny_folder(dir: &Path) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for (from, to) in [
+        ("wan_tiny/dit_checkpoint.pt", "checkpoints/self_forcing_dmd.pt"),
+        ("wan_umt5/encoder.pth", "models_t5_umt5-xxl-enc-bf16.pth"),
+        ("wan_umt5_tok/tokenizer.json", "google/umt5-xxl/tokenizer.json"),
+        ("wan_taehv/taew2_1_tiny.safetensors", "taew2_1.safetensors"),
+    ] {
+        let to = dir.join(to);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(fixtures.join(from), to).unwrap();
+    }
+    let config = spool::model::wan::WanModelConfig { dit: wan_dit_tiny(), text_encoder: umt5_tiny() };
+    std::fs::write(dir.join(spool::model::wan::model::CONFIG_FILE), serde_json::to_string_pretty(&config).unwrap())
+        .unwrap();
+}

@@ -53,8 +53,8 @@ pub use weights::Weights;
 
 use crate::model::text::{self, TextEncoder};
 use crate::model::{
-    Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, ModelError, ModelInfo, Result, Sampling, VideoModel,
-    check_guidance,
+    Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, LatentFrames, ModelError, ModelInfo, Result, Sampling,
+    VideoModel, check_guidance,
 };
 
 /// Conditionings kept prepared at once: the current prompt, the previous one (a switch back is
@@ -501,6 +501,7 @@ impl SpoolTiny {
             height: cfg.image_size as u32,
             fps: cfg.fps,
             chunk_frames: 1,
+            latent_frames: LatentFrames::ONE,
             default_steps: cfg.default_steps,
             max_steps: cfg.max_steps,
             default_guidance: Some(cfg.guidance_scale),
@@ -560,8 +561,8 @@ impl VideoModel for SpoolTiny {
         self.core.recache(cond)
     }
 
-    fn decode(&mut self, latent: &Latent) -> Result<Frame> {
-        self.core.decode_frame(latent)
+    fn decode(&mut self, latent: &Latent) -> Result<Vec<Frame>> {
+        Ok(vec![self.core.decode_frame(latent)?])
     }
 
     fn cache_bytes(&self) -> usize {

@@ -8,7 +8,8 @@
 use crate::model::{ModelError, Result};
 
 /// The DiT's shape and the latent it works on.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WanConfig {
     /// Model width (1536).
     pub dim: usize,

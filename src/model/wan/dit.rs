@@ -71,10 +71,14 @@ fn check_model_kind(w: &Checkpoint, cfg: &WanConfig) -> Result<()> {
 
 /// Softmax attention with scale 1/√head_dim and no mask, `[heads, tokens, head_dim]` in and out,
 /// all in the compute dtype (the softmax accumulates in f32 inside its kernel): the scores are
-/// the largest tensors of a step, so every extra pass over them costs.
-fn attend(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+/// the largest tensors of a step, so every extra pass over them costs. `bias` (`[keys]`, the
+/// compute dtype) is added to every query's scores: a blend's per-prompt weights.
+fn attend(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let scale = 1.0 / (q.dim(D::Minus1)? as f64).sqrt();
-    let scores = (q.matmul(&k.t()?)? * scale)?;
+    let mut scores = (q.matmul(&k.t()?)? * scale)?;
+    if let Some(b) = bias {
+        scores = scores.broadcast_add(b)?;
+    }
     Ok(candle_nn::ops::softmax_last_dim(&scores)?.matmul(v)?)
 }
 
@@ -137,9 +141,36 @@ struct Block {
     ffn_out: Linear,
 }
 
-/// A prompt prepared for the DiT: each block's cross-attention keys and values.
+/// A prompt prepared for the DiT: each block's cross-attention keys and values, and for a blend
+/// of prompts the attention-logit bias of each key row.
 pub struct TextCond {
     kv: Vec<(Tensor, Tensor)>,
+    bias: Option<Tensor>,
+}
+
+impl TextCond {
+    /// A blend: every part's keys and values side by side, each row's scores shifted by its
+    /// `bias` (`[rows of all parts]`, `ln` of the part's weight: [`crate::model::Conditioning`]),
+    /// so cross-attention mixes the prompts in proportion to their weights.
+    pub fn blend(parts: &[TextCond], bias: &Tensor) -> Result<TextCond> {
+        let first = parts.first().ok_or_else(|| ModelError::Invalid("a prompt blend needs a prompt".into()))?;
+        let kv = (0..first.kv.len())
+            .map(|b| {
+                let ks: Vec<&Tensor> = parts.iter().map(|p| &p.kv[b].0).collect();
+                let vs: Vec<&Tensor> = parts.iter().map(|p| &p.kv[b].1).collect();
+                Ok((Tensor::cat(&ks, 1)?, Tensor::cat(&vs, 1)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let rows = kv[0].0.dim(1)?;
+        if bias.dims() != [rows] {
+            return Err(ModelError::Invalid(format!(
+                "wan-causal: a blend of {rows} prompt rows got a bias of shape {:?}",
+                bias.dims()
+            )));
+        }
+        let bias = bias.to_device(kv[0].0.device())?.to_dtype(kv[0].0.dtype())?;
+        Ok(TextCond { kv, bias: Some(bias) })
+    }
 }
 
 pub struct WanDit {
@@ -222,6 +253,10 @@ impl WanDit {
         &self.cfg
     }
 
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     /// Embeds a prompt's token embeddings `[tokens ≤ text_len, text_dim]` (zero-padded to
     /// `text_len` rows, as the reference does) and computes every block's cross-attention keys and
     /// values.
@@ -236,7 +271,7 @@ impl WanDit {
         let ctx = context.to_dtype(DType::F32)?.pad_with_zeros(0, 0, self.cfg.text_len - n)?;
         let ctx = self.text_out.forward(&self.text_in.forward(&ctx)?.gelu()?)?;
         let kv = self.blocks.iter().map(|b| b.cross_attn.keys_values(&ctx)).collect::<Result<Vec<_>>>()?;
-        Ok(TextCond { kv })
+        Ok(TextCond { kv, bias: None })
     }
 
     /// One pass over a chunk of latent frames `x` `[channels, frames, h, w]` at time `t` (0..1000,
@@ -286,14 +321,15 @@ impl WanDit {
             let (k, v) = b.self_attn.keys_values(&y)?;
             let k = rope::apply(&k, &cos, &sin)?;
             let attn = match cache.attended(i, frames)? {
-                Some((pk, pv)) => attend(&q, &Tensor::cat(&[&pk, &k], 1)?, &Tensor::cat(&[&pv, &v], 1)?)?,
-                None => attend(&q, &k, &v)?,
+                Some((pk, pv)) => attend(&q, &Tensor::cat(&[&pk, &k], 1)?, &Tensor::cat(&[&pv, &v], 1)?, None)?,
+                None => attend(&q, &k, &v, None)?,
             };
             x = (x + f32(&b.self_attn.out(&attn)?)?.broadcast_mul(&m(2)?)?)?;
             chunk_kv.push((k, v));
             // cross-attention to the prompt
             let y = candle_nn::ops::layer_norm(&x, &b.norm3.0, &b.norm3.1, eps)?;
-            x = (&x + f32(&b.cross_attn.out(&attend(&b.cross_attn.query(&y)?, ck, cv)?)?)?)?;
+            let attn = attend(&b.cross_attn.query(&y)?, ck, cv, text.bias.as_ref())?;
+            x = (&x + f32(&b.cross_attn.out(&attn)?)?)?;
             // feed-forward
             let y = b.ffn_out.forward(&b.ffn_in.forward(&modulate(&x, &m(3)?, &m(4)?)?)?.gelu()?)?;
             x = (x + f32(&y)?.broadcast_mul(&m(5)?)?)?;

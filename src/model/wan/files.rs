@@ -46,6 +46,37 @@ const WANTED: [Wanted; 4] = [
 /// Folder levels searched below the chosen folder.
 const DEPTH: usize = 3;
 
+/// One file wan-causal needs, and where it was found in a folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileStatus {
+    /// What it is ("umT5 tokenizer").
+    pub what: &'static str,
+    /// The names it may have, preferred first.
+    pub names: &'static [&'static str],
+    /// Where it is published.
+    pub source: &'static str,
+    /// Where it is, if found.
+    pub found: Option<PathBuf>,
+}
+
+/// Looks for each of wan-causal's files under `dir` (for the app's Settings, which shows what a
+/// chosen folder has and lacks); an unreadable or missing folder has none of them.
+pub fn survey(dir: &Path) -> Vec<FileStatus> {
+    let files = files_under(dir);
+    WANTED
+        .iter()
+        .map(|w| FileStatus {
+            what: w.what,
+            names: w.names,
+            source: w.source,
+            found: w
+                .names
+                .iter()
+                .find_map(|name| files.iter().find(|f| f.file_name().is_some_and(|n| n == *name)).cloned()),
+        })
+        .collect()
+}
+
 /// Finds every file wan-causal needs under `dir`.
 pub fn find(dir: &Path) -> Result<WanFiles> {
     if !dir.is_dir() {
@@ -54,25 +85,23 @@ pub fn find(dir: &Path) -> Result<WanFiles> {
             hint: "choose the folder that holds wan-causal's downloaded files".into(),
         });
     }
-    let files = files_under(dir);
-    let pick = |w: &Wanted| {
-        w.names.iter().find_map(|name| files.iter().find(|f| f.file_name().is_some_and(|n| n == *name)).cloned())
-    };
-    let found: Vec<Option<PathBuf>> = WANTED.iter().map(pick).collect();
-    if let [Some(generator), Some(text_encoder), Some(tokenizer), Some(decoder)] = found.as_slice() {
+    let status = survey(dir);
+    if let [Some(generator), Some(text_encoder), Some(tokenizer), Some(decoder)] =
+        status.iter().map(|s| s.found.as_ref()).collect::<Vec<_>>().as_slice()
+    {
         return Ok(WanFiles {
-            generator: generator.clone(),
-            text_encoder: text_encoder.clone(),
-            tokenizer: tokenizer.clone(),
-            decoder: decoder.clone(),
+            generator: (*generator).clone(),
+            text_encoder: (*text_encoder).clone(),
+            tokenizer: (*tokenizer).clone(),
+            decoder: (*decoder).clone(),
         });
     }
     let mut missing = Vec::new();
     let mut have = Vec::new();
-    for (w, f) in WANTED.iter().zip(&found) {
-        match f {
-            Some(path) => have.push(format!("{} {}", w.what, path.strip_prefix(dir).unwrap_or(path).display())),
-            None => missing.push(format!("the {} ({}, from {})", w.what, w.names.join(" or "), w.source)),
+    for s in &status {
+        match &s.found {
+            Some(path) => have.push(format!("{} {}", s.what, path.strip_prefix(dir).unwrap_or(path).display())),
+            None => missing.push(format!("the {} ({}, from {})", s.what, s.names.join(" or "), s.source)),
         }
     }
     let have = if have.is_empty() { "nothing it uses".to_string() } else { have.join(", ") };

@@ -15,10 +15,10 @@
 //! - [`taehv`]: the streaming TAEHV decoder, latents → video frames (1, then 4 per latent).
 //! - [`files`]: finding those files in the folder a user points at.
 //! - [`core`]: all of them driven together: prompt → chunks over the cache → video frames.
+//! - [`model`]: [`WanCausal`], the `VideoModel` the engine drives, loaded from a weights folder.
 //!
-//! Not yet here: the `VideoModel` wiring (the engine counts one frame per latent; Wan's latents
-//! decode to 4; `core` is what it will drive) and a fused attention kernel for the GPU
-//! (BENCHMARKS.md "wan-causal DiT on the GPU"); the app says wan-causal cannot run yet.
+//! Not yet here: a fused attention kernel for the GPU (BENCHMARKS.md "wan-causal DiT on the
+//! GPU"), LongLive's re-cache at a prompt switch, starting from an image.
 
 pub mod cache;
 pub mod config;
@@ -26,6 +26,7 @@ pub mod core;
 pub mod dit;
 pub mod files;
 mod load;
+pub mod model;
 pub mod rope;
 pub mod sampler;
 pub mod taehv;
@@ -35,3 +36,4 @@ pub mod umt5_tokenizer;
 pub use cache::KvCache;
 pub use config::{CachePolicy, WanConfig};
 pub use dit::{TextCond, WanDit};
+pub use model::{WanCausal, WanModelConfig};

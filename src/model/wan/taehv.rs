@@ -36,6 +36,12 @@ pub const FRAMES_PER_LATENT: usize = 4;
 /// Raw frames dropped at the start of a stream (the reference's `frames_to_trim` = 4 − 1).
 pub const FRAMES_TO_TRIM: usize = FRAMES_PER_LATENT - 1;
 
+/// Latents a stream must be given again to continue exactly after a jump ([`TaehvStream::reset`]
+/// and decoding them): the state carried to the next latent is each MemBlock's previous input,
+/// and the deepest of those (stage 2's last block) depends on the latents 7 back and no further
+/// (3 steps per stage of 3 blocks, one latent per step in stages 0 and 1, two in stage 2).
+pub const STREAM_CONTEXT: usize = 8;
+
 /// Time steps each stage's TGrow makes of one (the product is [`FRAMES_PER_LATENT`]).
 const TIME_STRIDES: [usize; 3] = [1, 2, 2];
 const BLOCKS_PER_STAGE: usize = 3;

@@ -30,7 +30,8 @@ use crate::model::{ModelError, Result};
 
 /// The encoder's shape. The attention width is `heads × head_dim` (equal to `dim` in umT5-XXL, not
 /// required here).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UmT5Config {
     /// Token embedding rows (256384).
     pub vocab: usize,
