@@ -79,6 +79,8 @@ fn wan_causal_generates_a_real_file_from_a_weights_folder() {
     let png = dir.path().join("in.png");
     image::RgbImage::new(96, 64).save(&png).unwrap();
     rejects(&[&base[..], &["--image", png.to_str().unwrap()]].concat(), &["cannot start from an image", "spool-tiny"]);
+    rejects(&[&base[..], &["--steps", "5"]].concat(), &["1 to 4 steps", "--steps 4 or fewer"]);
+    rejects(&[&base[..], &["--guidance", "3"]].concat(), &["no classifier-free guidance", "drop --guidance"]);
     // 10 frames asked: the engine ends on a latent's last frame (13), the file holds 10.
     let (code, err) = spool(&[&base[..], &["-o", "frames"]].concat(), dir.path());
     assert_eq!(code, 0, "{err}");

@@ -1,8 +1,9 @@
 //! wan-causal driven by the engine, loaded from a weights folder of the tiny fixtures through the
 //! app's own loader: a take counts video frames (1 for latent 0, then 4 per latent), only the
 //! first frame of each latent carries it in the store, the frames are WanCore's own, branches
-//! start on chunk boundaries and continue exactly as the unbroken take, and a take cut inside a
-//! chunk continues exactly after the project is reopened.
+//! start on chunk boundaries and continue exactly as the unbroken take, a take cut inside a chunk
+//! continues exactly after the project is reopened, and a prompt change inside a chunk applies from
+//! the next chunk (with a warning).
 
 mod parity;
 
@@ -181,4 +182,30 @@ fn a_reopened_take_cut_inside_a_chunk_continues_exactly() {
     let rest = run(&engine);
     assert_eq!(rest.frames.iter().map(|f| f.0).collect::<Vec<_>>(), (13..33).collect::<Vec<_>>());
     assert!(pixels(&rest.frames) == pixels(&straight.frames[13..]), "the reopened take continues exactly");
+}
+
+#[test]
+fn a_prompt_change_inside_a_chunk_applies_from_the_next_chunk() {
+    let wan = Wan::new();
+    let straight = {
+        let engine = wan.engine("straight.spool");
+        engine.send(generate(33)).unwrap();
+        run(&engine)
+    };
+    let engine = wan.engine("change.spool");
+    engine.send(generate(10)).unwrap();
+    run(&engine);
+    // 13 frames are out (latents 0..4); latents 4 and 5 are made, so the next chunk starts at
+    // latent 6, frame 1 + 5·4 = 21.
+    let mut seg = Timeline::single("a blue whale under the sea").segments[0].clone();
+    seg.start = 13;
+    engine.send(Command::ChangePrompt(seg)).unwrap();
+    engine.send(extend(20)).unwrap();
+    let rest = run(&engine);
+    let warning = rest.events.iter().find_map(|e| if let Event::Warning(w) = e { Some(w.clone()) } else { None });
+    let warning = warning.expect("the move is reported");
+    assert!(warning.contains("the new prompt applies from frame 21"), "{warning}");
+    assert_eq!(rest.frames.first().map(|f| f.0), Some(13));
+    assert!(pixels(&rest.frames[..8]) == pixels(&straight.frames[13..21]), "frames 13..21 keep the old prompt");
+    assert!(pixels(&rest.frames[8..]) != pixels(&straight.frames[21..]), "the new prompt shows from frame 21");
 }

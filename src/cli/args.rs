@@ -182,7 +182,7 @@ fn parse_frames(s: &str) -> Result<FrameCount, String> {
 
 fn parse_steps(s: &str) -> Result<u32, String> {
     match s.trim().parse::<u32>() {
-        Ok(0) => Err("0 denoising steps: use at least 1 (spool-tiny takes 1 to 8)".into()),
+        Ok(0) => Err("0 denoising steps: use at least 1 (spool-tiny takes 1 to 8, wan-causal 1 to 4)".into()),
         Ok(n) => Ok(n),
         Err(_) => Err(format!("\"{s}\" is not a whole number of steps: use e.g. --steps 4")),
     }

@@ -125,6 +125,18 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
         if args.image.is_some() {
             return Err(input("wan-causal cannot start from an image yet: drop --image, or use --model spool-tiny"));
         }
+        // Checked again by the engine; said here so that nothing waits on loading gigabytes first.
+        let max_steps = crate::model::wan::sampler::STEP_TIMES.len() as u32;
+        if args.model.steps.is_some_and(|s| s > max_steps) {
+            return Err(input(format!(
+                "wan-causal samples in 1 to {max_steps} steps (its distilled schedule): use --steps {max_steps} or fewer"
+            )));
+        }
+        if args.model.guidance.is_some_and(|g| g != 1.0) {
+            return Err(input(
+                "wan-causal has no classifier-free guidance (it is distilled without it): drop --guidance",
+            ));
+        }
     }
     let image = args.image.as_deref().map(decode_image).transpose()?;
     let metadata = vec![

@@ -401,15 +401,25 @@ impl Worker {
         crate::timeline::Timeline { segments: vec![Segment { start: 0, ..seg.clone() }] }
             .validate()
             .map_err(|e| EngineError::InvalidCommand(e.to_string()))?;
-        let take = self.current_take_mut()?;
-        let next = take.frames.len() as u64;
+        let len = self.current_take_mut()?.frames.len() as u64;
+        // A chunk's latents are sampled together: frames of the chunk under way keep its prompt.
+        let next = self.loaded.as_ref().map_or(len, |l| {
+            let (per, chunk) = (l.info.latent_frames, l.info.chunk_frames.max(1) as u64);
+            per.before(per.latents_within(len).div_ceil(chunk) * chunk).max(len)
+        });
         let clamped = seg.start < next;
         if clamped {
             seg.start = next;
         }
-        take.info.timeline.change_from(seg);
+        self.current_take_mut()?.info.timeline.change_from(seg);
         if clamped {
-            let msg = format!("frames before {next} are already made: the new prompt applies from frame {next}");
+            let msg = match next > len {
+                true => format!(
+                    "frames before {next} are already made or in the chunk under way: the new prompt applies from \
+                     frame {next}"
+                ),
+                false => format!("frames before {next} are already made: the new prompt applies from frame {next}"),
+            };
             self.emit(Event::Warning(msg));
         }
         self.timeline_changed()
@@ -443,27 +453,23 @@ impl Worker {
     /// so when it moves.
     fn chunk_start(&mut self, take: TakeId, keep: u64) -> StepResult<u64> {
         let len = self.take(take)?.frames.len() as u64;
-        let chunk = self.loaded.as_ref().map_or(1, |l| l.info.chunk_frames.max(1));
-        let starts = self.latent_frames(take, len)?;
-        // The latent whose frames hold `keep`, and the first frame of its chunk.
-        let latent = match starts.binary_search(&keep) {
-            Ok(k) => k,
-            Err(k) => k.saturating_sub(1),
-        };
-        let at = if keep == len { keep } else { starts.get(latent / chunk * chunk).copied().unwrap_or(0) };
+        let Some(loaded) = self.loaded.as_ref() else { return Ok(keep) };
+        let (per, chunk) = (loaded.info.latent_frames, loaded.info.chunk_frames.max(1));
+        let at = if keep == len { keep } else { per.chunk_start_at_or_before(chunk, keep) };
         if at != keep {
-            let name = self.loaded.as_ref().map_or("this model", |l| l.info.id.as_str());
-            let chunk_starts: Vec<String> = starts.iter().step_by(chunk).take(4).map(u64::to_string).collect();
+            let chunk_starts: Vec<String> = (0..4).map(|c| per.before(c * chunk as u64).to_string()).collect();
             let kept = match at {
                 0 => "no frames".to_string(),
                 n => format!("frames 0 to {}", n - 1),
             };
-            self.emit(Event::Warning(format!(
-                "the branch keeps {kept}, not up to frame {}: {name} continues a take exactly only from the start \
-                 of a chunk (frames {}, …)",
+            let msg = format!(
+                "the branch keeps {kept}, not up to frame {}: {} continues a take exactly only from the start of a \
+                 chunk (frames {}, …)",
                 keep - 1,
+                loaded.info.id,
                 chunk_starts.join(", ")
-            )));
+            );
+            self.emit(Event::Warning(msg));
         }
         Ok(at)
     }
@@ -655,6 +661,22 @@ impl Worker {
         Ok(starts)
     }
 
+    /// The stored latents of `take`'s video frames `frames` (each the first frame of its latent).
+    fn stored_latents(&self, take: TakeId, frames: &[u64]) -> StepResult<Vec<Latent>> {
+        let store_err = |e: crate::store::StoreError| EngineError::Store(e.to_string());
+        frames
+            .iter()
+            .map(|&f| {
+                let id = self.takes[take.0 as usize].frames[f as usize];
+                let data = self.store.latent(id).map_err(store_err)?;
+                let data = data.ok_or_else(|| EngineError::Store(format!("frame {f} lost its latent")))?;
+                // Stored latents come back on the CPU; models move them to their own device.
+                data.to_latent(&candle_core::Device::Cpu)
+                    .map_err(|e| EngineError::Store(format!("frame {f}'s latent: {e}")))
+            })
+            .collect()
+    }
+
     /// Makes the model's cache hold the first `len` frames of `take`, exactly as when they were
     /// made: `reset`, then chunk by chunk a re-cache at each hard switch and the commit of the
     /// stored latents. A take that ends inside a chunk gets that chunk made again from its start
@@ -675,14 +697,15 @@ impl Worker {
         let rebuild_err =
             |reason: String| EngineError::Generation { frame: len, reason: format!("rebuilding the cache: {reason}") };
         self.loaded.as_mut().expect("checked").model.reset().map_err(|e| rebuild_err(e.to_string()))?;
-        let mut kept = Vec::with_capacity(n as usize);
-        for &f in &starts {
-            let id = self.takes[take.0 as usize].frames[f as usize];
-            let data = self.store.latent(id).map_err(|e| EngineError::Store(e.to_string()))?;
-            let data = data.ok_or_else(|| EngineError::Store(format!("frame {f} lost its latent")))?;
-            // Stored latents come back on the CPU; models move them to their own device.
-            kept.push(data.to_latent(&candle_core::Device::Cpu).map_err(|e| rebuild_err(e.to_string()))?);
-        }
+        // Latents are read a chunk at a time; only the last few stay, for the decoder.
+        let context = self.loaded.as_ref().expect("checked").model.decoder_context();
+        let mut recent = std::collections::VecDeque::with_capacity(context + chunk as usize);
+        let mut keep_recent = |latents: &[Latent]| {
+            recent.extend(latents.iter().cloned());
+            while recent.len() > context {
+                recent.pop_front();
+            }
+        };
         for start in (0..whole).step_by(chunk as usize) {
             let frame = starts[start as usize];
             if frame > 0
@@ -693,7 +716,9 @@ impl Worker {
                 let loaded = self.loaded.as_mut().expect("checked");
                 loaded.model.recache(&cond).map_err(|e| rebuild_err(e.to_string()))?;
             }
-            self.commit_chunk(take, start, frame, &kept[start as usize..(start + chunk) as usize])?;
+            let latents = self.stored_latents(take, &starts[start as usize..(start + chunk) as usize])?;
+            self.commit_chunk(take, start, frame, &latents)?;
+            keep_recent(&latents);
         }
         let mut surplus = Vec::new();
         let mut committed = whole;
@@ -704,10 +729,12 @@ impl Worker {
             self.commit_chunk(take, whole, frame, &latents)?;
             committed += latents.len() as u64;
             surplus = latents.into_iter().skip((n - whole) as usize).collect();
+            // The decoder continues from what was shown: the stored latents.
+            keep_recent(&self.stored_latents(take, &starts[whole as usize..])?);
         }
+        let recent: Vec<Latent> = recent.into();
         let loaded = self.loaded.as_mut().expect("checked");
-        let context = loaded.model.decoder_context().min(kept.len());
-        loaded.model.resume_decoding(&kept[kept.len() - context..]).map_err(|e| rebuild_err(e.to_string()))?;
+        loaded.model.resume_decoding(&recent).map_err(|e| rebuild_err(e.to_string()))?;
         self.cache = Some(CachePos { take, frames: len, committed, surplus });
         if rebuilding {
             self.emit(Event::State(EngineState::Generating));
