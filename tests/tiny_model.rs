@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use candle_core::{Device, Tensor};
 use spool::model::tiny::{SpoolTiny, TinyModel, sampling_times};
-use spool::model::{Conditioning, Frame, FrameNoise, Latent, ModelError, Sampling, VideoModel};
+use spool::model::{CommitConditioning, Conditioning, Frame, FrameNoise, Latent, ModelError, Sampling, VideoModel};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -34,7 +34,7 @@ fn generate(m: &mut SpoolTiny, prompt: &str, seed: u64, n: usize, steps: u32) ->
     for f in 0..n {
         let lat = m.denoise(&cond, &mut FrameNoise::new(seed, f as u64), Sampling::steps(steps)).unwrap().remove(0);
         frames.extend(m.decode(&lat).unwrap());
-        m.commit(std::slice::from_ref(&lat), &cond).unwrap();
+        m.commit(std::slice::from_ref(&lat), CommitConditioning::same(&cond)).unwrap();
         latents.push(lat);
     }
     (latents, frames)
@@ -71,7 +71,7 @@ fn frames_are_deterministic_and_a_take_resumes_from_its_latents() {
     // Rebuild the cache from the stored latents and continue: frame 3 comes out bit-exactly.
     let cond = m.encode_prompt(prompt).unwrap().cond;
     m.reset().unwrap();
-    m.commit(&lat_a[..3], &cond).unwrap();
+    m.commit(&lat_a[..3], CommitConditioning::same(&cond)).unwrap();
     let again = m.denoise(&cond, &mut FrameNoise::new(42, 3), Sampling::steps(3)).unwrap().remove(0);
     assert_eq!(values(&again), values(&lat_a[3]));
 }
@@ -92,7 +92,7 @@ fn prompt_switch_recache_and_cache_size() {
             m.recache(cond).unwrap();
         }
         let lat = m.denoise(cond, &mut FrameNoise::new(1, f), Sampling::steps(2)).unwrap();
-        m.commit(&lat, cond).unwrap();
+        m.commit(&lat, CommitConditioning::same(cond)).unwrap();
         sizes.push(m.cache_bytes());
     }
     assert!(sizes[12..].iter().all(|&s| s == sizes[12]), "cache grows after the window is full: {sizes:?}");
@@ -110,7 +110,7 @@ fn image_to_video_starts_from_an_encoded_frame() {
     let z = m.encode_image(&image).unwrap();
     assert_eq!(z.0.dims(), [16, 8, 8]);
     m.reset().unwrap();
-    m.commit(std::slice::from_ref(&z), &cond).unwrap();
+    m.commit(std::slice::from_ref(&z), CommitConditioning::same(&cond)).unwrap();
     let next = m.denoise(&cond, &mut FrameNoise::new(5, 1), Sampling::steps(4)).unwrap();
     assert!(values(&next[0]).iter().all(|v| v.is_finite()));
     let small = Frame::from_rgb8(64, 64, &rgb[..64 * 64 * 3]);
@@ -129,7 +129,7 @@ fn bad_arguments_are_errors() {
     }
     let wrong = Latent(candle_core::Tensor::zeros((4, 8, 8), candle_core::DType::F32, &Device::Cpu).unwrap());
     assert!(matches!(m.decode(&wrong), Err(ModelError::Invalid(_))));
-    assert!(matches!(m.commit(&[wrong], &cond), Err(ModelError::Invalid(_))));
+    assert!(matches!(m.commit(&[wrong], CommitConditioning::same(&cond)), Err(ModelError::Invalid(_))));
     let missing = SpoolTiny::load(Path::new("/nonexistent/spool-tiny"), &root().join("assets/minilm"), &Device::Cpu);
     assert!(matches!(missing, Err(ModelError::MissingWeights { .. })));
 }
@@ -236,7 +236,7 @@ fn guidance_one_is_the_unguided_sampler_bit_for_bit() {
         let want = reference_denoise(&plain, &cond, 3, None, &seen.borrow());
         assert_eq!(flat(&x0), flat(&want), "frame {f}: the unguided loop");
         assert_eq!(m.decode(&one).unwrap(), vec![plain.decode_frame(&plain.to_latent(&x0).unwrap()).unwrap()]);
-        m.commit(std::slice::from_ref(&one), &cond).unwrap();
+        m.commit(std::slice::from_ref(&one), CommitConditioning::same(&cond)).unwrap();
         plain.commit_tokens(&x0, &cond).unwrap();
     }
     // Guidance 3 runs the second pass and changes the frame.

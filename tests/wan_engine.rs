@@ -197,7 +197,7 @@ fn a_prompt_change_inside_a_chunk_applies_from_the_next_chunk() {
     run(&engine);
     // 13 frames are out (latents 0..4); latents 4 and 5 are made, so the next chunk starts at
     // latent 6, frame 1 + 5·4 = 21.
-    let mut seg = Timeline::single("a blue whale under the sea").segments[0].clone();
+    let mut seg = Timeline::single("a blue whale").segments[0].clone();
     seg.start = 13;
     engine.send(Command::ChangePrompt(seg)).unwrap();
     engine.send(extend(20)).unwrap();
@@ -208,4 +208,26 @@ fn a_prompt_change_inside_a_chunk_applies_from_the_next_chunk() {
     assert_eq!(rest.frames.first().map(|f| f.0), Some(13));
     assert!(pixels(&rest.frames[..8]) == pixels(&straight.frames[13..21]), "frames 13..21 keep the old prompt");
     assert!(pixels(&rest.frames[8..]) != pixels(&straight.frames[21..]), "the new prompt shows from frame 21");
+}
+
+#[test]
+fn after_a_prompt_change_at_a_chunk_start_a_rebuilt_take_continues_as_the_live_one() {
+    let wan = Wan::new();
+    let engine = wan.engine("switch.spool");
+    // Two chunks: latents 0..6, frames 0..21; the change lands exactly on the next chunk start.
+    engine.send(generate(21)).unwrap();
+    run(&engine);
+    let mut seg = Timeline::single("a blue whale").segments[0].clone();
+    seg.start = 21;
+    engine.send(Command::ChangePrompt(seg)).unwrap();
+    engine.send(extend(24)).unwrap();
+    let live = run(&engine);
+    assert!(!live.events.iter().any(|e| matches!(e, Event::Warning(_))), "nothing to move: {:?}", live.events);
+    // A branch keeping frames 0..21 rebuilds the cache from the stored latents, under the take's
+    // timeline as it is now: the chunks made before the change must come back as they were made.
+    engine.send(Command::Branch { take: TakeId(0), keep: 21 }).unwrap();
+    engine.send(extend(24)).unwrap();
+    let rebuilt = run(&engine);
+    assert_eq!(rebuilt.frames.iter().map(|f| f.0).collect::<Vec<_>>(), (21..45).collect::<Vec<_>>());
+    assert!(pixels(&rebuilt.frames) == pixels(&live.frames), "the rebuilt take continues as the live one");
 }

@@ -14,7 +14,9 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use super::protocol::*;
 use super::stats::RunStats;
 use super::{EngineConfig, ModelFactory, Waker};
-use crate::model::{Conditioning, EncodedPrompt, FrameNoise, Latent, ModelInfo, Sampling, VideoModel};
+use crate::model::{
+    CommitConditioning, Conditioning, EncodedPrompt, FrameNoise, Latent, ModelInfo, Sampling, VideoModel,
+};
 use crate::project::{Manifest, ModelRecord, ParentRecord, Project, Recovery, TakeRecord};
 use crate::store::{FrameId, FrameStore, LatentData};
 use crate::timeline::{Segment, Timeline};
@@ -591,15 +593,17 @@ impl Worker {
         loaded.model.denoise(cond, noise, sampling).map_err(gen_err)
     }
 
-    /// Commits a chunk of `take` that starts at latent `start`, video frame `frame`. Finished
-    /// latents are committed under the conditioning of the frame that follows them, which is what
-    /// their cache entries condition.
+    /// Commits a chunk of `take` that starts at latent `start`, video frame `frame`, offering the
+    /// model the chunk's own conditioning and that of the frame after it
+    /// ([`CommitConditioning`]).
     fn commit_chunk(&mut self, take: TakeId, start: u64, frame: u64, latents: &[Latent]) -> StepResult<()> {
         let per = self.loaded.as_ref().ok_or(EngineError::NoModel)?.info.latent_frames;
         let after = frame + (start..start + latents.len() as u64).map(|k| per.of(k)).sum::<u64>();
+        let (own, _) = self.conditioning(take, frame)?;
         let (next, _) = self.conditioning(take, after)?;
         let loaded = self.loaded.as_mut().ok_or(EngineError::NoModel)?;
-        loaded.model.commit(latents, &next).map_err(|e| EngineError::Generation { frame, reason: e.to_string() })
+        let cond = CommitConditioning { own: &own, next: &next };
+        loaded.model.commit(latents, cond).map_err(|e| EngineError::Generation { frame, reason: e.to_string() })
     }
 
     /// Decodes `latent` to the next frames of `take`, then stores and emits them; only the first

@@ -106,6 +106,22 @@ impl LatentFrames {
     }
 }
 
+/// The conditionings a chunk of finished frames may be committed under ([`VideoModel::commit`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CommitConditioning<'a> {
+    /// The conditioning the frames were sampled under (the chunk's first frame's).
+    pub own: &'a Conditioning,
+    /// The conditioning of the frame after them.
+    pub next: &'a Conditioning,
+}
+
+impl<'a> CommitConditioning<'a> {
+    /// One conditioning for both: frames whose prompt does not change after them.
+    pub fn same(cond: &'a Conditioning) -> CommitConditioning<'a> {
+        CommitConditioning { own: cond, next: cond }
+    }
+}
+
 /// Classifier-free guidance scales a model may be asked for: 1 (none) to 10.
 pub const GUIDANCE_RANGE: std::ops::RangeInclusive<f32> = 1.0..=10.0;
 
@@ -264,11 +280,12 @@ pub trait VideoModel: Send {
     /// the conditioning it was committed under (a prompt change that arrived after the commit).
     fn denoise(&mut self, cond: &Conditioning, noise: &mut FrameNoise, sampling: Sampling) -> Result<Vec<Latent>>;
 
-    /// Appends finished frames to the cache, computing their keys/values once. `next` is the
-    /// conditioning of the frame that follows them (what their cache entries will condition).
-    /// Latents may arrive on the CPU (when a stored take is rebuilt); the model moves them to its
-    /// device.
-    fn commit(&mut self, frames: &[Latent], next: &Conditioning) -> Result<()>;
+    /// Appends finished frames to the cache, computing their keys/values once, under the
+    /// conditioning its architecture asks for: `cond.own`, the one they were sampled under
+    /// (wan-causal, as Self-Forcing's commit pass), or `cond.next`, that of the frame that follows
+    /// them (spool-tiny's SPEC: what their cache entries will condition). Latents may arrive on the
+    /// CPU (when a stored take is rebuilt); the model moves them to its device.
+    fn commit(&mut self, frames: &[Latent], cond: CommitConditioning<'_>) -> Result<()>;
 
     /// Re-encodes the cached window under a new prompt (LongLive re-cache) so a prompt switch is
     /// clean. Models whose cache does not depend on the prompt keep the default.

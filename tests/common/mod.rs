@@ -14,8 +14,8 @@ use candle_core::{Device, Tensor};
 use crossbeam_channel::RecvTimeoutError;
 use spool::engine::{Engine, EngineConfig, Event, ModelFactory, ModelSpec};
 use spool::model::{
-    Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, LatentFrames, ModelError, ModelInfo, Result, Sampling,
-    VideoModel,
+    CommitConditioning, Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, LatentFrames, ModelError, ModelInfo,
+    Result, Sampling, VideoModel,
 };
 
 /// What the double saw, shared with the test.
@@ -101,7 +101,7 @@ impl VideoModel for Double {
             .collect()
     }
 
-    fn commit(&mut self, frames: &[Latent], _cond: &Conditioning) -> Result<()> {
+    fn commit(&mut self, frames: &[Latent], _cond: CommitConditioning<'_>) -> Result<()> {
         for f in frames {
             let v = f.0.to_vec1::<f32>()?;
             let expected = self.cache.len() as f32;

@@ -12,8 +12,8 @@ use std::time::Duration;
 use candle_core::{Device, Tensor};
 use spool::engine::{ModelFactory, ModelSpec};
 use spool::model::{
-    Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, LatentFrames, ModelError, ModelInfo, Result, Sampling,
-    VideoModel,
+    CommitConditioning, Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, LatentFrames, ModelError, ModelInfo,
+    Result, Sampling, VideoModel,
 };
 
 /// Parameters a prompt maps to: background rgb, object rgb, motion, shape.
@@ -114,7 +114,7 @@ impl VideoModel for Demo {
         Ok(vec![Latent(Tensor::new(v.as_slice(), &Device::Cpu)?)])
     }
 
-    fn commit(&mut self, frames: &[Latent], _cond: &Conditioning) -> Result<()> {
+    fn commit(&mut self, frames: &[Latent], _cond: CommitConditioning<'_>) -> Result<()> {
         for f in frames {
             let v = f.0.to_vec1::<f32>()?;
             if v[0] as usize != self.cache.len() {

@@ -53,8 +53,8 @@ pub use weights::Weights;
 
 use crate::model::text::{self, TextEncoder};
 use crate::model::{
-    Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, LatentFrames, ModelError, ModelInfo, Result, Sampling,
-    VideoModel, check_guidance,
+    CommitConditioning, Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, LatentFrames, ModelError, ModelInfo,
+    Result, Sampling, VideoModel, check_guidance,
 };
 
 /// Conditionings kept prepared at once: the current prompt, the previous one (a switch back is
@@ -550,11 +550,11 @@ impl VideoModel for SpoolTiny {
         Ok(vec![self.core.to_latent(&x0)?])
     }
 
-    /// Appends each frame as an encoder element under `cond`, which should be the conditioning of
-    /// the frame that follows (the SPEC's convention; `denoise` re-encodes the newest element if the
-    /// next frame's conditioning turns out different).
-    fn commit(&mut self, frames: &[Latent], cond: &Conditioning) -> Result<()> {
-        frames.iter().try_for_each(|f| self.core.commit(f, cond))
+    /// Appends each frame as an encoder element under the conditioning of the frame that follows
+    /// (the SPEC's convention; `denoise` re-encodes the newest element if the next frame's
+    /// conditioning turns out different).
+    fn commit(&mut self, frames: &[Latent], cond: CommitConditioning<'_>) -> Result<()> {
+        frames.iter().try_for_each(|f| self.core.commit(f, cond.next))
     }
 
     fn recache(&mut self, cond: &Conditioning) -> Result<()> {

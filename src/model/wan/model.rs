@@ -24,8 +24,8 @@ use super::sampler::STEP_TIMES;
 use super::taehv::{FRAMES_PER_LATENT, SPATIAL_UPSCALE, STREAM_CONTEXT};
 use super::umt5::UmT5Config;
 use crate::model::{
-    Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, LatentFrames, ModelError, ModelInfo, Result, Sampling,
-    VideoModel,
+    CommitConditioning, Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, LatentFrames, ModelError, ModelInfo,
+    Result, Sampling, VideoModel,
 };
 
 /// The file in a weights folder that overrides the released model's numbers.
@@ -170,8 +170,11 @@ impl VideoModel for WanCausal {
         (0..x0.dim(1)?).map(|f| Ok(Latent(x0.narrow(1, f, 1)?.squeeze(1)?.contiguous()?))).collect()
     }
 
-    fn commit(&mut self, frames: &[Latent], next: &Conditioning) -> Result<()> {
-        let text = self.prepared(next)?;
+    /// The t = 0 pass under the prompt the chunk was sampled with, as Self-Forcing does: a prompt
+    /// change never reaches frames already committed (until a re-cache), so a rebuilt take
+    /// continues exactly as it was made.
+    fn commit(&mut self, frames: &[Latent], cond: CommitConditioning<'_>) -> Result<()> {
+        let text = self.prepared(cond.own)?;
         let latents = frames.iter().map(|l| self.on_device(l)).collect::<Result<Vec<_>>>()?;
         self.core.commit(&text, &Tensor::stack(&latents, 1)?)
     }
