@@ -2,8 +2,8 @@
 //! app's own loader: a take counts video frames (1 for latent 0, then 4 per latent), only the
 //! first frame of each latent carries it in the store, the frames are WanCore's own, branches
 //! start on chunk boundaries and continue exactly as the unbroken take, a take cut inside a chunk
-//! continues exactly after the project is reopened, and a prompt change inside a chunk applies from
-//! the next chunk (with a warning).
+//! continues exactly after the project is reopened (also when a crash cut it inside a latent's
+//! frames), and a prompt change inside a chunk applies from the next chunk (with a warning).
 
 mod parity;
 
@@ -230,4 +230,37 @@ fn after_a_prompt_change_at_a_chunk_start_a_rebuilt_take_continues_as_the_live_o
     let rebuilt = run(&engine);
     assert_eq!(rebuilt.frames.iter().map(|f| f.0).collect::<Vec<_>>(), (21..45).collect::<Vec<_>>());
     assert!(pixels(&rebuilt.frames) == pixels(&live.frames), "the rebuilt take continues as the live one");
+}
+
+#[test]
+fn a_take_cut_by_a_crash_inside_a_latent_gets_the_missing_frames_and_continues_exactly() {
+    let wan = Wan::new();
+    let straight = {
+        let engine = wan.engine("straight.spool");
+        engine.send(generate(33)).unwrap();
+        run(&engine)
+    };
+    {
+        let engine = wan.engine("crash.spool");
+        engine.send(generate(10)).unwrap();
+        run(&engine);
+    }
+    // A crash while latent 3's frames (9..13) were being written: the pixel log ends inside the
+    // last record, so frame 12 is lost and the take reopens with frames 0..12.
+    let log = wan.projects.path().join("crash.spool").join("store").join("pixels.log");
+    let bytes = std::fs::metadata(&log).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&log).unwrap().set_len(bytes - 8).unwrap();
+    let engine = wan.engine("crash.spool");
+    engine.send(extend(20)).unwrap();
+    let rest = run(&engine);
+    // Frame 12 first, then whole latents up to frame 32 (runs end on a latent's last frame).
+    assert_eq!(rest.frames.iter().map(|f| f.0).collect::<Vec<_>>(), (12..33).collect::<Vec<_>>());
+    assert!(pixels(&rest.frames) == pixels(&straight.frames[12..]), "the take goes on as if never cut");
+    let carriers: Vec<u64> = rest
+        .frames
+        .iter()
+        .filter(|(_, id, _)| engine.store().latent(*id).unwrap().is_some())
+        .map(|(i, _, _)| *i)
+        .collect();
+    assert_eq!(carriers, vec![13, 17, 21, 25, 29], "frame 12 is not its latent's first frame");
 }

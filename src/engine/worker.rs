@@ -44,6 +44,9 @@ struct CachePos {
     frames: u64,
     committed: u64,
     surplus: Vec<Latent>,
+    /// Frames of the first surplus latent that the take already has (a crash cut the take inside
+    /// that latent's frames): it is decoded again and only the rest are emitted.
+    shown: usize,
 }
 
 struct Loaded {
@@ -358,8 +361,8 @@ impl Worker {
         let latent = loaded.model.encode_image(img).map_err(gen_err)?;
         self.commit_chunk(take, 0, 0, std::slice::from_ref(&latent))?;
         let t1 = Instant::now();
-        self.cache = Some(CachePos { take, frames: 0, committed: 1, surplus: Vec::new() });
-        self.emit_latent(take, latent, text_ready, t0, t1)?;
+        self.cache = Some(CachePos { take, frames: 0, committed: 1, surplus: Vec::new(), shown: 0 });
+        self.emit_latent(take, latent, 0, text_ready, t0, t1)?;
         self.finish_if_done();
         Ok(())
     }
@@ -536,8 +539,9 @@ impl Worker {
         let pos = self.cache.as_mut().expect("positioned above");
         if !pos.surplus.is_empty() {
             let latent = pos.surplus.remove(0);
+            let shown = std::mem::take(&mut pos.shown);
             let now = Instant::now();
-            self.emit_latent(take, latent, text_ready, now, now)?;
+            self.emit_latent(take, latent, shown, text_ready, now, now)?;
             self.finish_if_done();
             return Ok(());
         }
@@ -551,7 +555,7 @@ impl Worker {
         };
         // The first latent's frames go out before the chunk's commit pass, so a take's first frame
         // does not wait for it.
-        self.emit_latent(take, first, text_ready, t0, t1)?;
+        self.emit_latent(take, first, 0, text_ready, t0, t1)?;
         self.commit_chunk(take, start, len, &latents)?;
         let pos = self.cache.as_mut().expect("positioned above");
         pos.committed += latents.len() as u64;
@@ -612,6 +616,7 @@ impl Worker {
         &mut self,
         take: TakeId,
         latent: Latent,
+        shown: usize,
         text_ready: Instant,
         denoise_start: Instant,
         denoise_end: Instant,
@@ -628,8 +633,12 @@ impl Worker {
         if self.made_by.as_ref() != Some(&loaded.record) {
             self.made_by = Some(loaded.record.clone());
         }
-        let mut data = Some(LatentData::from_latent(&latent).map_err(|e| gen_err(e.to_string()))?);
-        for frame in frames {
+        // The latent's first frame carries it; when that one is already in the take, none does.
+        let mut data = match shown {
+            0 => Some(LatentData::from_latent(&latent).map_err(|e| gen_err(e.to_string()))?),
+            _ => None,
+        };
+        for frame in frames.into_iter().skip(shown) {
             let frame = Arc::new(frame);
             let t = &mut self.takes[take.0 as usize];
             let index = t.frames.len() as u64;
@@ -703,10 +712,11 @@ impl Worker {
         self.loaded.as_mut().expect("checked").model.reset().map_err(|e| rebuild_err(e.to_string()))?;
         // Latents are read a chunk at a time; only the last few stay, for the decoder.
         let context = self.loaded.as_ref().expect("checked").model.decoder_context();
-        let mut recent = std::collections::VecDeque::with_capacity(context + chunk as usize);
+        // One more than the decoder's context: the last may have to be decoded again (below).
+        let mut recent = std::collections::VecDeque::with_capacity(context + 1 + chunk as usize);
         let mut keep_recent = |latents: &[Latent]| {
             recent.extend(latents.iter().cloned());
-            while recent.len() > context {
+            while recent.len() > context + 1 {
                 recent.pop_front();
             }
         };
@@ -736,10 +746,20 @@ impl Worker {
             // The decoder continues from what was shown: the stored latents.
             keep_recent(&self.stored_latents(take, &starts[whole as usize..])?);
         }
-        let recent: Vec<Latent> = recent.into();
+        // A crash between the store writes of one latent's frames leaves the take inside that
+        // latent: it goes back to the surplus and only the frames the take lacks are emitted.
+        let per = self.loaded.as_ref().expect("checked").info.latent_frames;
+        let mut shown = 0;
+        if let Some(last) = n.checked_sub(1)
+            && len - starts[last as usize] < per.of(last)
+        {
+            shown = (len - starts[last as usize]) as usize;
+            surplus.insert(0, recent.pop_back().expect("the last latent was kept"));
+        }
+        let recent: Vec<Latent> = recent.into_iter().rev().take(context).rev().collect();
         let loaded = self.loaded.as_mut().expect("checked");
         loaded.model.resume_decoding(&recent).map_err(|e| rebuild_err(e.to_string()))?;
-        self.cache = Some(CachePos { take, frames: len, committed, surplus });
+        self.cache = Some(CachePos { take, frames: len, committed, surplus, shown });
         if rebuilding {
             self.emit(Event::State(EngineState::Generating));
         }
