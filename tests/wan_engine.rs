@@ -32,6 +32,13 @@ impl Wan {
         Wan { weights, projects: tempfile::tempdir().unwrap() }
     }
 
+    /// The 33 frames of one unbroken take: what cut, branched or changed takes are compared with.
+    fn straight_take(&self) -> Run {
+        let engine = self.engine("straight.spool");
+        engine.send(generate(33)).unwrap();
+        run(&engine)
+    }
+
     /// An engine on project `name` with wan-causal loaded from the weights folder.
     fn engine(&self, name: &str) -> Engine {
         let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
@@ -50,6 +57,13 @@ fn generate(n: u64) -> Command {
         settings: GenSettings { seed: SEED, steps: None, guidance: None },
         start_image: None,
     }
+}
+
+/// Another prompt from video frame `start` on.
+fn change_prompt_from(start: u64) -> Command {
+    let mut seg = Timeline::single("a blue whale").segments[0].clone();
+    seg.start = start;
+    Command::ChangePrompt(seg)
 }
 
 fn extend(n: u64) -> Command {
@@ -75,6 +89,12 @@ fn run(engine: &Engine) -> Run {
     }
 }
 
+/// The frames of a run that carry their latent in the store (each latent's first frame).
+fn carriers(engine: &Engine, made: &Run) -> Vec<u64> {
+    let carries = |id: &spool::store::FrameId| engine.store().latent(*id).unwrap().is_some();
+    made.frames.iter().filter(|(_, id, _)| carries(id)).map(|(i, _, _)| *i).collect()
+}
+
 fn pixels(frames: &[(u64, spool::store::FrameId, Frame)]) -> Vec<&Frame> {
     frames.iter().map(|f| &f.2).collect()
 }
@@ -94,13 +114,7 @@ fn a_take_is_wancores_video_frames_with_latents_on_each_latents_first_frame() {
     assert_eq!(info.latent_frames, LatentFrames { first: 1, later: 4 });
     // 10 frames asked: the first chunk gives 1 + 4 + 4 = 9, and the next latent's 4 finish the run.
     assert_eq!(made.frames.iter().map(|f| f.0).collect::<Vec<_>>(), (0..13).collect::<Vec<_>>());
-    let carriers: Vec<u64> = made
-        .frames
-        .iter()
-        .filter(|(_, id, _)| engine.store().latent(*id).unwrap().is_some())
-        .map(|(i, _, _)| *i)
-        .collect();
-    assert_eq!(carriers, vec![0, 1, 5, 9], "latents 0..4 are on frames 0, 1, 5 and 9");
+    assert_eq!(carriers(&engine, &made), vec![0, 1, 5, 9], "latents 0..4 are on frames 0, 1, 5 and 9");
 
     // The same frames as WanCore run directly, with the engine's noise: (seed, first latent of
     // the chunk).
@@ -162,11 +176,7 @@ fn a_branch_starts_on_a_chunk_boundary_and_continues_as_the_unbroken_take() {
 #[test]
 fn a_reopened_take_cut_inside_a_chunk_continues_exactly() {
     let wan = Wan::new();
-    let straight = {
-        let engine = wan.engine("straight.spool");
-        engine.send(generate(33)).unwrap();
-        run(&engine)
-    };
+    let straight = wan.straight_take();
     assert_eq!(straight.frames.len(), 33);
     {
         let engine = wan.engine("cut.spool");
@@ -187,19 +197,13 @@ fn a_reopened_take_cut_inside_a_chunk_continues_exactly() {
 #[test]
 fn a_prompt_change_inside_a_chunk_applies_from_the_next_chunk() {
     let wan = Wan::new();
-    let straight = {
-        let engine = wan.engine("straight.spool");
-        engine.send(generate(33)).unwrap();
-        run(&engine)
-    };
+    let straight = wan.straight_take();
     let engine = wan.engine("change.spool");
     engine.send(generate(10)).unwrap();
     run(&engine);
     // 13 frames are out (latents 0..4); latents 4 and 5 are made, so the next chunk starts at
     // latent 6, frame 1 + 5·4 = 21.
-    let mut seg = Timeline::single("a blue whale").segments[0].clone();
-    seg.start = 13;
-    engine.send(Command::ChangePrompt(seg)).unwrap();
+    engine.send(change_prompt_from(13)).unwrap();
     engine.send(extend(20)).unwrap();
     let rest = run(&engine);
     let warning = rest.events.iter().find_map(|e| if let Event::Warning(w) = e { Some(w.clone()) } else { None });
@@ -217,9 +221,7 @@ fn after_a_prompt_change_at_a_chunk_start_a_rebuilt_take_continues_as_the_live_o
     // Two chunks: latents 0..6, frames 0..21; the change lands exactly on the next chunk start.
     engine.send(generate(21)).unwrap();
     run(&engine);
-    let mut seg = Timeline::single("a blue whale").segments[0].clone();
-    seg.start = 21;
-    engine.send(Command::ChangePrompt(seg)).unwrap();
+    engine.send(change_prompt_from(21)).unwrap();
     engine.send(extend(24)).unwrap();
     let live = run(&engine);
     assert!(!live.events.iter().any(|e| matches!(e, Event::Warning(_))), "nothing to move: {:?}", live.events);
@@ -235,11 +237,7 @@ fn after_a_prompt_change_at_a_chunk_start_a_rebuilt_take_continues_as_the_live_o
 #[test]
 fn a_take_cut_by_a_crash_inside_a_latent_gets_the_missing_frames_and_continues_exactly() {
     let wan = Wan::new();
-    let straight = {
-        let engine = wan.engine("straight.spool");
-        engine.send(generate(33)).unwrap();
-        run(&engine)
-    };
+    let straight = wan.straight_take();
     {
         let engine = wan.engine("crash.spool");
         engine.send(generate(10)).unwrap();
@@ -256,11 +254,5 @@ fn a_take_cut_by_a_crash_inside_a_latent_gets_the_missing_frames_and_continues_e
     // Frame 12 first, then whole latents up to frame 32 (runs end on a latent's last frame).
     assert_eq!(rest.frames.iter().map(|f| f.0).collect::<Vec<_>>(), (12..33).collect::<Vec<_>>());
     assert!(pixels(&rest.frames) == pixels(&straight.frames[12..]), "the take goes on as if never cut");
-    let carriers: Vec<u64> = rest
-        .frames
-        .iter()
-        .filter(|(_, id, _)| engine.store().latent(*id).unwrap().is_some())
-        .map(|(i, _, _)| *i)
-        .collect();
-    assert_eq!(carriers, vec![13, 17, 21, 25, 29], "frame 12 is not its latent's first frame");
+    assert_eq!(carriers(&engine, &rest), vec![13, 17, 21, 25, 29], "frame 12 is not its latent's first frame");
 }
