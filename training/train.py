@@ -19,6 +19,7 @@ import random
 import sys
 import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -73,6 +74,7 @@ class Trainer:
         if args.variant == "fullres":  # ablation: every history element at full resolution (no MSC pooling)
             M.CFG.n_full = M.CFG.window
         M.CFG.decoder_blocks = args.decoder_blocks
+        M.CFG.d_model, M.CFG.head_dim = args.d_model, args.d_model // M.CFG.heads  # heads (ALiBi slopes) stay 4
         Net = NonSeparable if args.variant == "nonsep" else SpoolTiny
         self.model = Net().to(self.dev)
         self.ema = Net().to(self.dev)
@@ -122,6 +124,8 @@ class Trainer:
         self.last_export = time.time()
         self.ce_log = {}  # latest teacher cross-entropies, for the log
         self.probe = None  # class_probe's judge and fixed frames, made at its first call
+        self.empty_tokens = None  # the empty prompt's (ids, mask), next to a Planner's tokenised captions
+        self.prof, self.prof_t = None, 0.0  # --profile: seconds per phase of a step (GPU synchronised)
 
     def load_class_judge(self, path):
         """The teacher for --class-weight: a judge from `train_judge.py --split train`, never the evaluation
@@ -241,9 +245,11 @@ class Trainer:
         log(f"exported ({tag}) {self.state}", self.logf)
 
     # ------------------------------------------------------------------------------------------------------
-    def encode_text(self, captions_flat):
+    def encode_text(self, captions_flat, tokens=None):
+        """MiniLM states and attention bias of the captions; `tokens` (ids, mask), when a Planner already
+        tokenised them, saves the training process that work."""
         with torch.no_grad():
-            tok, mask = self.text.encode(captions_flat)
+            tok, mask = self.text.encode(captions_flat) if tokens is None else self.text.encode_ids(*tokens)
         bias = torch.where(mask, 0.0, -1e4).float()
         return tok.float(), bias
 
@@ -319,6 +325,31 @@ class Trainer:
         t = torch.where(near1, 1.0 - 0.02 * torch.rand(B, T, device=self.dev), t)
         return t
 
+    def mark(self, phase):
+        """--profile: charge the time since the last mark to `phase` (after the GPU has finished it)."""
+        if self.prof is None:
+            return
+        if self.dev.type == "cuda":
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        self.prof[phase] = self.prof.get(phase, 0.0) + now - self.prof_t
+        self.prof_t = now
+
+    def profile(self, n):
+        """--profile N: N generator steps (after 3 warm-up steps), then the seconds each phase took per step."""
+        for i in range(n + 3):
+            if i == 3:
+                self.prof, self.prof_t = {}, time.perf_counter()
+            self.mark("other")
+            loss, _ = self.gen_step()
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.mark("backward+step")
+        per = {k: v / n for k, v in self.prof.items()}
+        log("profile per step: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in per.items())
+            + f"; total {sum(per.values()) * 1e3:.1f} ms", self.logf)
+
     def gen_step(self, train=True, seed=None):
         """One training batch: the clip loss, plus (training only, --img-batch) a batch of single frames, i.e.
         frame 0 alone, the frame whose layout and object identity come from the caption alone."""
@@ -332,9 +363,11 @@ class Trainer:
             plans = self.planner.next(jobs)
         else:
             plans = [self.world.plan(*j) for j in jobs(seed)]
+        self.mark("plan")
         loss, err = self.clip_loss(self.world.render_plan(plans[0]), train)
         if len(plans) > 1:
             b1 = self.world.render_plan(plans[1])
+            self.mark("render")
             loss = loss + a.img_weight * self.clip_loss(b1, train)[0]
             if a.sample_class_weight > 0:
                 loss = loss + self.sample_class_loss(b1)
@@ -345,14 +378,22 @@ class Trainer:
         frame [B,T]); the plain error is what val_loss and the log report, whatever the weighting."""
         a = self.a
         B, T = b.video.shape[:2]
+        self.mark("render")
         with torch.no_grad(), torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
             z = self.ae.encode(b.video.flatten(0, 1)).float()
+        self.mark("ae encode")
         x0 = latent_to_tokens(z).reshape(B, T, 64, 16)
         flat, offs = [], []
         for caps in b.captions:
             offs.append(len(flat)); flat.extend(caps)
         flat.append("")  # the empty prompt: the decoder's text when the caption is dropped (CFG)
-        tok, bias = self.encode_text(flat)
+        pre = None
+        if b.cap_tokens is not None:
+            if self.empty_tokens is None:
+                self.empty_tokens = self.text.tokenizer.batch([""])[:2]
+            pre = tuple(np.concatenate([x, e]) for x, e in zip(b.cap_tokens, self.empty_tokens))
+        tok, bias = self.encode_text(flat, pre)
+        self.mark("text")
         idx = torch.tensor(offs, device=self.dev)[:, None] + b.caption_idx  # [B,T]
         t = self.sample_t(B, T)
         eps = torch.randn_like(x0)
@@ -372,6 +413,7 @@ class Trainer:
             dctx = torch.where(drop, ctx_all[-1].expand_as(ctx), ctx)
             dcb = torch.where(drop[..., 0], bias[-1].expand_as(cb), cb)
             v = self.train_fn(xt, t, lat_in, ctx, cb, dctx, dcb)
+        self.mark("forward")
         err_tok = (v.float() - target).pow(2).mean(dim=3)  # [B,T,64]
         extra = self.class_loss(xt, t, v, b) if train and a.class_weight > 0 else 0.0
         # object tokens weigh 1 + obj_weight x coverage: they are a few of the 64 tokens, but the class is there
@@ -617,7 +659,10 @@ class Trainer:
             self.preflight()
         if self.state["phase"] == "ae":
             self.ae_phase()
-        if self.state["phase"] == "gen":
+        if self.state["phase"] == "gen" and self.a.profile:
+            self.ae.requires_grad_(False)
+            self.profile(self.a.profile)
+        elif self.state["phase"] == "gen":
             self.gen_phase()
         log("done", self.logf)
 
@@ -663,6 +708,8 @@ def main():
     p.add_argument("--plan-workers", type=int, default=0,
                    help="processes that plan the next batches (scenes, captions) while the GPU trains; 0 = inline")
     p.add_argument("--no-sprites", action="store_true")
+    p.add_argument("--profile", type=int, default=0,
+                   help="N: time N generator steps phase by phase (GPU synchronised), log it and stop (no export)")
     p.add_argument("--no-preflight", action="store_true")
     p.add_argument("--variant", choices=["scd", "fullres", "nonsep"], default="scd",
                    help="scd = the shipped design; fullres / nonsep = ablation variants (not shipped)")
@@ -672,6 +719,8 @@ def main():
                    help="--whiten scales eigenvalues below this x their mean as if they were that")
     p.add_argument("--decoder-blocks", type=int, default=3,
                    help="decoder depth; with --init-assets of a shallower model the extra blocks start as the identity")
+    p.add_argument("--d-model", type=int, default=192,
+                   help="generator width (4 heads of d/4); another width than the file's needs --fresh-gen")
     p.add_argument("--ae-layout", choices=sorted(M.AE_LAYOUTS), default="f16c16",
                    help="the autoencoder trained in phase 1 (model.AE_LAYOUTS); with --init-assets the file's")
     p.add_argument("--init-gen", default=None,
@@ -686,6 +735,11 @@ def main():
               if v]
     if len(starts) > 1:
         p.error(f"{' and '.join(starts)} both say where to start: give one (--init-gen trains a new AE first)")
+    if args.d_model % 4 or args.d_model < 32:
+        p.error(f"--d-model {args.d_model}: give a multiple of 4 heads, at least 32")
+    if args.d_model != 192 and (args.init or args.init_gen or (args.init_assets and not args.fresh_gen)):
+        p.error(f"--d-model {args.d_model} starts a new generator: with --init-assets add --fresh-gen "
+                "(only the AE is taken); --init and --init-gen load a 192-wide one")
     if args.whiten and (args.init or args.variant == "nonsep"):
         p.error("--whiten works with --init-assets or a trained AE phase, and for the scd/fullres variants only")
     if args.sample_class_weight > 0 and not args.img_batch:

@@ -121,6 +121,7 @@ class Batch:
     labels: dict  # obj_class/obj_colour/obj_motion [B,T,3] (-1 none; colour -1 for emoji), obj_visible,
                   # obj_x/obj_y [B,T,3] (normalized -1..1), bg_kind/bg_c1/bg_c2 [B,T], switch_frame [B]
     obj_cover: torch.Tensor  # [B,T,8,8] share of each latent token's 16x16 pixels covered by objects (0..1)
+    cap_tokens: tuple | None = None  # (ids, mask) of the flattened captions, when a Planner tokenised them
 
 
 class World:
@@ -556,69 +557,76 @@ class World:
                       bg_kind=tt(bg_kind, torch.long), bg_c1=tt(bg_c1, torch.long), bg_c2=tt(bg_c2, torch.long),
                       switch_frame=tt(switch_frame, torch.long))
         return Batch(video=video, captions=caps, caption_idx=tt(cap_idx, torch.long), labels=labels,
-                     obj_cover=cover)
+                     obj_cover=cover, cap_tokens=p.get("cap_tokens"))
 
     # ------------------------------------------------------------------------------------------------------
     def _render_bg(self, bgs, pan, T):
-        """bgs: list of B dicts; pan [B,T,2] content offsets -> [B,T,3,H,W]"""
+        """bgs: list of B dicts; pan [B,T,2] content offsets -> [B,T,3,H,W]. Each kind is computed only for
+        the clips that show it (a batch of thousands of frames is bound by this)."""
         dev = self.device
         B = len(bgs)
         lin = (torch.arange(W, device=dev, dtype=torch.float32) + 0.5) / W * 2 - 1
         Y, X = torch.meshgrid(lin, lin, indexing="ij")
-        Xs = X[None, None] - pan[:, :, 0, None, None]  # [B,T,H,W] content moves with +pan
-        Ys = Y[None, None].expand(B, T, H, W)
-        kind = torch.tensor([g["kind"] for g in bgs], device=dev)
-        c1 = self.palette[torch.tensor([g["c1"] for g in bgs], device=dev)][:, None, :, None, None]
-        c2 = self.palette[torch.tensor([g["c2"] for g in bgs], device=dev)][:, None, :, None, None]
-        ang = torch.tensor([g["angle"] for g in bgs], device=dev, dtype=torch.float32)[:, None, None, None] * math.pi / 180
-        kk = torch.tensor([g["k"] for g in bgs], device=dev, dtype=torch.float32)[:, None, None, None]
-        seed = torch.tensor([g["seed"] for g in bgs], device=dev, dtype=torch.float32)[:, None, None, None]
-        out = torch.empty(B, T, 3, H, W, device=dev)
-        K = lambda name: (kind == BG_KINDS.index(name))[:, None, None, None, None]
-
-        def hash2(ix, iy, sd):
-            return torch.frac(torch.sin(ix * 12.9898 + iy * 78.233 + sd * 37.719) * 43758.5453)
-
-        def stars(density, sd):
-            ix = torch.floor((Xs + 1) * 32); iy = torch.floor((Ys + 1) * 32)
-            h = hash2(ix, iy, sd)
-            br = hash2(ix + 7.0, iy + 3.0, sd)
-            return ((h > 1 - density).float() * (0.5 + 0.5 * br))[:, :, None]
-
-        u = ((Ys + 1) / 2)[:, :, None]  # 0 top .. 1 bottom
-        solid = c1.expand(B, T, 3, H, W)
-        grad = c1 * (1 - u) + c2 * u
-        proj = Xs * torch.cos(ang) + Ys * torch.sin(ang)
-        sv = torch.clamp(torch.sin(math.pi * kk * proj) * 6, -1, 1)[:, :, None] * 0.5 + 0.5
-        stripes = c1 * sv + c2 * (1 - sv)
-        par = (torch.floor((Xs + 1) * kk / 2) + torch.floor((Ys + 1) * kk / 2)) % 2
-        checkers = c1 * par[:, :, None] + c2 * (1 - par[:, :, None])
-        black = torch.tensor([-0.94, -0.94, -0.9], device=dev)[None, None, :, None, None]
-        st = stars(0.03, seed)
-        starfield = black + st * 1.9
-        # clouds: value noise, two octaves, sampled with the pan offset
+        col = lambda key, dt=torch.float32: torch.tensor([g[key] for g in bgs], device=dev, dtype=dt)  # noqa: E731
+        c1_all = self.palette[col("c1", torch.long)][:, None, :, None, None]
+        c2_all = self.palette[col("c2", torch.long)][:, None, :, None, None]
+        ang_all = col("angle")[:, None, None, None] * math.pi / 180
+        kk_all, seed_all = col("k")[:, None, None, None], col("seed")[:, None, None, None]
+        # clouds' value noise: drawn for every clip, whatever its kind, so a clip's noise depends on the batch only
         g = torch.Generator(device="cpu").manual_seed(int(sum(b["seed"] for b in bgs) * 1000) % (2 ** 31))
-        n1 = torch.rand(B, 1, 6, 12, generator=g).to(dev)
-        n2 = torch.rand(B, 1, 12, 24, generator=g).to(dev)
-        grid = torch.stack([Xs / 2.2, Ys / 1.1 * 0.5], dim=-1).reshape(B, T * H, W, 2)
-        cl = (0.65 * F.grid_sample(n1, grid, mode="bicubic", padding_mode="reflection", align_corners=False)
-              + 0.35 * F.grid_sample(n2, grid, mode="bicubic", padding_mode="reflection", align_corners=False))
-        cl = cl.reshape(B, 1, T, H, W).permute(0, 2, 1, 3, 4).clamp(0, 1)
-        cl = torch.clamp((cl - 0.45) * 3, 0, 1)
-        whiteish = torch.tensor([0.9, 0.9, 0.92], device=dev)[None, None, :, None, None]
-        clouds = c1 * (1 - cl) + whiteish * cl
-        sky_top = torch.tensor([80, 150, 240], device=dev, dtype=torch.float32)[None, None, :, None, None] / 127.5 - 1
-        sky_bot = torch.tensor([195, 225, 250], device=dev, dtype=torch.float32)[None, None, :, None, None] / 127.5 - 1
-        day = sky_top * (1 - u) + sky_bot * u
-        n_top = torch.tensor([5, 8, 30], device=dev, dtype=torch.float32)[None, None, :, None, None] / 127.5 - 1
-        n_bot = torch.tensor([40, 30, 90], device=dev, dtype=torch.float32)[None, None, :, None, None] / 127.5 - 1
-        night = n_top * (1 - u) + n_bot * u + stars(0.012, seed + 1.0) * 1.6
-        s_top = torch.tensor([90, 40, 120], device=dev, dtype=torch.float32)[None, None, :, None, None] / 127.5 - 1
-        s_bot = torch.tensor([250, 150, 60], device=dev, dtype=torch.float32)[None, None, :, None, None] / 127.5 - 1
-        sunset = s_top * (1 - u) + s_bot * u
-        out = (K("solid") * solid + K("gradient") * grad + K("stripes") * stripes + K("checkers") * checkers
-               + K("starfield") * starfield + K("clouds") * clouds + K("day") * day + K("night") * night
-               + K("sunset") * sunset)
+        n1_all = torch.rand(B, 1, 6, 12, generator=g).to(dev)
+        n2_all = torch.rand(B, 1, 12, 24, generator=g).to(dev)
+        rgb = lambda *c: torch.tensor(c, device=dev, dtype=torch.float32)[None, None, :, None, None]  # noqa: E731
+        out = torch.empty(B, T, 3, H, W, device=dev)
+        kinds = [g["kind"] for g in bgs]
+        for k, name in enumerate(BG_KINDS):
+            rows = [i for i, kd in enumerate(kinds) if kd == k]
+            if not rows:
+                continue
+            r = torch.tensor(rows, device=dev)
+            n = len(rows)
+            Xs = X[None, None] - pan[r][:, :, 0, None, None]  # [n,T,H,W] content moves with +pan
+            Ys = Y[None, None].expand(n, T, H, W)
+            c1, c2, ang, kk, seed = c1_all[r], c2_all[r], ang_all[r], kk_all[r], seed_all[r]
+            u = ((Ys + 1) / 2)[:, :, None]  # 0 top .. 1 bottom
+
+            def stars(density, sd):
+                def hash2(ix, iy):
+                    return torch.frac(torch.sin(ix * 12.9898 + iy * 78.233 + sd * 37.719) * 43758.5453)
+                ix = torch.floor((Xs + 1) * 32); iy = torch.floor((Ys + 1) * 32)
+                return ((hash2(ix, iy) > 1 - density).float() * (0.5 + 0.5 * hash2(ix + 7.0, iy + 3.0)))[:, :, None]
+
+            if name == "solid":
+                v = c1.expand(n, T, 3, H, W)
+            elif name == "gradient":
+                v = c1 * (1 - u) + c2 * u
+            elif name == "stripes":
+                proj = Xs * torch.cos(ang) + Ys * torch.sin(ang)
+                sv = torch.clamp(torch.sin(math.pi * kk * proj) * 6, -1, 1)[:, :, None] * 0.5 + 0.5
+                v = c1 * sv + c2 * (1 - sv)
+            elif name == "checkers":
+                par = ((torch.floor((Xs + 1) * kk / 2) + torch.floor((Ys + 1) * kk / 2)) % 2)[:, :, None]
+                v = c1 * par + c2 * (1 - par)
+            elif name == "starfield":
+                v = rgb(-0.94, -0.94, -0.9) + stars(0.03, seed) * 1.9
+            elif name == "clouds":  # value noise, two octaves, sampled with the pan offset
+                grid = torch.stack([Xs / 2.2, Ys / 1.1 * 0.5], dim=-1).reshape(n, T * H, W, 2)
+                cl = (0.65 * F.grid_sample(n1_all[r], grid, mode="bicubic", padding_mode="reflection",
+                                           align_corners=False)
+                      + 0.35 * F.grid_sample(n2_all[r], grid, mode="bicubic", padding_mode="reflection",
+                                             align_corners=False))
+                cl = cl.reshape(n, 1, T, H, W).permute(0, 2, 1, 3, 4).clamp(0, 1)
+                cl = torch.clamp((cl - 0.45) * 3, 0, 1)
+                v = c1 * (1 - cl) + rgb(0.9, 0.9, 0.92) * cl
+            elif name == "day":
+                v = rgb(80, 150, 240) / 127.5 - 1
+                v = v * (1 - u) + (rgb(195, 225, 250) / 127.5 - 1) * u
+            elif name == "night":
+                v = (rgb(5, 8, 30) / 127.5 - 1) * (1 - u) + (rgb(40, 30, 90) / 127.5 - 1) * u \
+                    + stars(0.012, seed + 1.0) * 1.6
+            else:  # sunset
+                v = (rgb(90, 40, 120) / 127.5 - 1) * (1 - u) + (rgb(250, 150, 60) / 127.5 - 1) * u
+            out[r] = v.expand(n, T, 3, H, W)
         return out.clamp(-1, 1)
 
     def render(self, bgA, bgB, wB, pan, ox, oy, os_, oth, oa, ocls, otint, T, any_b=None, slots_on=None):
@@ -634,24 +642,26 @@ class World:
             a_s = oa[:, :, slot].reshape(-1)
             if not (slots_on[slot] if slots_on is not None else bool((a_s > 0).any())):
                 continue
-            cls = ocls[:, slot][:, None].expand(B, T).reshape(-1)
-            s = os_[:, :, slot].reshape(-1).clamp(min=1e-3)
-            th = oth[:, :, slot].reshape(-1)
-            cx = ox[:, :, slot].reshape(-1); cy = oy[:, :, slot].reshape(-1)
+            on = (a_s > 0).nonzero()[:, 0]  # only the frames that show this slot's object
+            a_s = a_s[on]
+            cls = ocls[:, slot][:, None].expand(B, T).reshape(-1)[on]
+            s = os_[:, :, slot].reshape(-1)[on].clamp(min=1e-3)
+            th = oth[:, :, slot].reshape(-1)[on]
+            cx = ox[:, :, slot].reshape(-1)[on]; cy = oy[:, :, slot].reshape(-1)[on]
             cos, sin = torch.cos(th), torch.sin(th)
             # input = R(-th) (p - c) / s
             A = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2) / s[:, None, None]
             bvec = -(A @ torch.stack([cx, cy], -1)[:, :, None])[:, :, 0]
             theta = torch.cat([A, bvec[:, :, None]], dim=2)
-            grid = F.affine_grid(theta, (B * T, 4, H, W), align_corners=False)
+            grid = F.affine_grid(theta, (on.numel(), 4, H, W), align_corners=False)
             spr = F.grid_sample(self.atlas[cls], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
             alpha = spr[:, 3:4] * a_s[:, None, None, None]
-            tint = otint[:, :, slot].reshape(-1, 3)
+            tint = otint[:, :, slot].reshape(-1, 3)[on]
             tint01 = (tint + 1) / 2
             rgb01 = spr[:, :3] * tint01[:, :, None, None]  # premultiplied by sprite alpha
             rgb = rgb01 * 2 - spr[:, 3:4]  # premultiplied [-1,1] colour
-            frame = frame * (1 - alpha) + rgb * a_s[:, None, None, None]
-            clear = clear * (1 - alpha)
+            frame[on] = frame[on] * (1 - alpha) + rgb * a_s[:, None, None, None]
+            clear[on] = clear[on] * (1 - alpha)
         cover = F.avg_pool2d(1 - clear, H // LATENT_HW).reshape(B, T, LATENT_HW, LATENT_HW)
         return frame.reshape(B, T, 3, H, W).clamp(-1, 1), cover
 
@@ -663,11 +673,16 @@ def _planner_init(use_sprites, vocab_path):
     global _PLAN_WORLD
     from spool_tiny.text import WordPieceTokenizer
     _PLAN_WORLD = World("cpu", use_sprites=use_sprites)
-    _PLAN_WORLD.fits = WordPieceTokenizer(vocab_path).fits
+    _PLAN_WORLD.tokenizer = WordPieceTokenizer(vocab_path)
+    _PLAN_WORLD.fits = _PLAN_WORLD.tokenizer.fits
 
 
 def _plan(job):
-    return _PLAN_WORLD.plan(*job)
+    """World.plan, plus the captions tokenised (`cap_tokens`: ids and mask of the flattened captions)"""
+    p = _PLAN_WORLD.plan(*job)
+    ids, mask, _ = _PLAN_WORLD.tokenizer.batch([c for caps in p["caps"] for c in caps])
+    p["cap_tokens"] = (ids, mask)
+    return p
 
 
 class Planner:

@@ -24,6 +24,7 @@ import re
 import unicodedata
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
@@ -91,6 +92,18 @@ class WordPieceTokenizer:
     def fits(self, text: str) -> bool:
         """whether `text` fits the token limit untruncated"""
         return not self.encode(text)[1]
+
+    def batch(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+        """ids [B, max_tokens] int64 (padded with [PAD]), mask [B, max_tokens] bool, truncated flags."""
+        ids = np.full((len(texts), self.max_tokens), self.pad, dtype=np.int64)
+        mask = np.zeros((len(texts), self.max_tokens), dtype=bool)
+        flags = []
+        for b, t in enumerate(texts):
+            toks, trunc = self.encode(t)
+            ids[b, : len(toks)] = toks
+            mask[b, : len(toks)] = True
+            flags.append(trunc)
+        return ids, mask, flags
 
     def normalize(self, text: str) -> str:
         out = []
@@ -242,15 +255,8 @@ class TextEncoder(torch.nn.Module):
 
     def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, list[bool]]:
         """ids [B, 32] int64 (padded with [PAD]), mask [B, 32] bool, truncated flags."""
-        ids = torch.full((len(texts), self.max_tokens), self.tokenizer.pad, dtype=torch.long)
-        mask = torch.zeros((len(texts), self.max_tokens), dtype=torch.bool)
-        flags = []
-        for b, t in enumerate(texts):
-            toks, trunc = self.tokenizer.encode(t)
-            ids[b, : len(toks)] = torch.tensor(toks)
-            mask[b, : len(toks)] = True
-            flags.append(trunc)
-        return ids, mask, flags
+        ids, mask, flags = self.tokenizer.batch(list(texts))
+        return torch.from_numpy(ids), torch.from_numpy(mask), flags
 
     def fits(self, text: str) -> bool:
         """whether `text` fits the token limit untruncated (the data's captions must)"""
@@ -260,8 +266,17 @@ class TextEncoder(torch.nn.Module):
     def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """(tokens [B, 32, 384] f32 with zeros at padding, mask [B, 32] bool) on the encoder's device."""
         ids, mask, _ = self.tokenize(list(texts))
-        ids, mask = ids.to(self.device), mask.to(self.device)
+        return self.encode_ids(ids, mask)
+
+    @torch.no_grad()
+    def encode_ids(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`encode` of already tokenised text (ids/mask [B, 32], e.g. from `WordPieceTokenizer.batch` in a
+        data worker). Runs only up to the longest text's length: padding keys are masked out, so the real
+        tokens' states do not depend on it."""
+        ids, mask = torch.as_tensor(ids).to(self.device), torch.as_tensor(mask).to(self.device)
+        L = max(int(mask.sum(1).max()), 1)
         # Always f32, as in the app, even inside a caller's autocast region.
         with torch.autocast(device_type=self.device.type, enabled=False):
-            out = self.forward_ids(ids, mask)
-        return out * mask[..., None].to(out.dtype), mask
+            out = self.forward_ids(ids[:, :L], mask[:, :L])
+        out = F.pad(out * mask[:, :L, None].to(out.dtype), (0, 0, 0, ids.shape[1] - L))
+        return out, mask

@@ -52,7 +52,11 @@ def test_planner_matches_inline_planning():
     got = [planner.next(jobs) for _ in range(3)]
     rng = random.Random(5)
     want = [[w.plan(*j) for j in jobs()] for _ in range(3)]
+    tk = WordPieceTokenizer(vocab)
     for g, e in zip(sum(got, []), sum(want, [])):
+        ids, mask = g.pop("cap_tokens")  # the planner also tokenises the captions
+        want_ids, want_mask, _ = tk.batch([c for caps in e["caps"] for c in caps])
+        assert np.array_equal(ids, want_ids) and np.array_equal(mask, want_mask)
         assert g.keys() == e.keys()
         for k in e:
             if isinstance(e[k], np.ndarray):
@@ -83,8 +87,22 @@ def test_tokenizer_fast_path_is_exact():
     assert not bad, bad[:3]
 
 
+def test_text_encoder_runs_only_the_real_tokens():
+    """encode() stops at the longest caption's length: the states equal the full 32-token pass's"""
+    import torch
+    from spool_tiny.text import TextEncoder
+    enc = TextEncoder(os.path.join(os.path.dirname(__file__), "..", "..", "assets", "minilm"), "cpu")
+    texts = ["a red fox", "a helicopter on a field of stars, the camera panning to the left", ""]
+    ids, mask, _ = enc.tokenize(texts)
+    full = enc.forward_ids(ids, mask) * mask[..., None]
+    out, m = enc.encode(texts)
+    assert out.shape == full.shape and torch.equal(m, mask)
+    assert (out - full).abs().max().item() <= 1e-6 * full.abs().max().item()
+
+
 if __name__ == "__main__":
     test_batch_and_split()
     test_planner_matches_inline_planning()
     test_tokenizer_fast_path_is_exact()
+    test_text_encoder_runs_only_the_real_tokens()
     print("ok")
