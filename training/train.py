@@ -97,6 +97,7 @@ class Trainer:
         self.class_judge = self.load_class_judge(args.class_judge) if use_judge else None
         self.text = get_text_encoder(args.minilm, self.dev)
         self.world.fits = self.text.fits
+        self.empty_tokens = self.text.tokenizer.batch([""])[:2]  # (ids, mask), next to a Planner's captions
         self.planner = None
         if args.plan_workers:
             self.planner = Planner(args.plan_workers, not args.no_sprites, os.path.join(args.minilm, "vocab.txt"))
@@ -124,7 +125,6 @@ class Trainer:
         self.last_export = time.time()
         self.ce_log = {}  # latest teacher cross-entropies, for the log
         self.probe = None  # class_probe's judge and fixed frames, made at its first call
-        self.empty_tokens = None  # the empty prompt's (ids, mask), next to a Planner's tokenised captions
         self.prof, self.prof_t = None, 0.0  # --profile: seconds per phase of a step (GPU synchronised)
 
     def load_class_judge(self, path):
@@ -389,8 +389,6 @@ class Trainer:
         flat.append("")  # the empty prompt: the decoder's text when the caption is dropped (CFG)
         pre = None
         if b.cap_tokens is not None:
-            if self.empty_tokens is None:
-                self.empty_tokens = self.text.tokenizer.batch([""])[:2]
             pre = tuple(np.concatenate([x, e]) for x, e in zip(b.cap_tokens, self.empty_tokens))
         tok, bias = self.encode_text(flat, pre)
         self.mark("text")

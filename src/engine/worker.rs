@@ -418,13 +418,8 @@ impl Worker {
         }
         self.current_take_mut()?.info.timeline.change_from(seg);
         if clamped {
-            let msg = match next > len {
-                true => format!(
-                    "frames before {next} are already made or in the chunk under way: the new prompt applies from \
-                     frame {next}"
-                ),
-                false => format!("frames before {next} are already made: the new prompt applies from frame {next}"),
-            };
+            let made = if next > len { "already made or in the chunk under way" } else { "already made" };
+            let msg = format!("frames before {next} are {made}: the new prompt applies from frame {next}");
             self.emit(Event::Warning(msg));
         }
         self.timeline_changed()
