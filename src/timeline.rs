@@ -209,6 +209,14 @@ impl Timeline {
         mix
     }
 
+    /// The first frame whose conditioning may differ between `self` and `other` (the earliest
+    /// start among segments that differ); `None` when the timelines are the same.
+    pub fn first_difference(&self, other: &Timeline) -> Option<u64> {
+        let (a, b) = (&self.segments, &other.segments);
+        let differ = a.iter().zip(b).find(|(x, y)| x != y).map(|(x, y)| x.start.min(y.start));
+        differ.or_else(|| a.get(b.len()).or_else(|| b.get(a.len())).map(|s| s.start))
+    }
+
     /// The first frame of the segment in force at `frame`, for detecting switches.
     pub fn is_hard_switch(&self, frame: u64) -> bool {
         frame > 0
@@ -220,6 +228,26 @@ impl Timeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_difference_is_the_earliest_segment_that_changed() {
+        let mut a = Timeline::single("a red circle");
+        a.set_segment(Segment::new(10, "a blue star"));
+        assert_eq!(a.first_difference(&a.clone()), None);
+        let mut edited = a.clone();
+        edited.set_segment(Segment::new(10, "a green star"));
+        assert_eq!(a.first_difference(&edited), Some(10));
+        let mut moved = a.clone();
+        moved.segments[1].start = 6;
+        assert_eq!(a.first_difference(&moved), Some(6));
+        let mut longer = a.clone();
+        longer.set_segment(Segment::new(30, "a heart"));
+        assert_eq!(a.first_difference(&longer), Some(30));
+        assert_eq!(longer.first_difference(&a), Some(30));
+        let mut blended = a.clone();
+        blended.segments[1].blend = 4;
+        assert_eq!(blended.first_difference(&a), Some(10));
+    }
 
     #[test]
     fn parses_documented_format() {

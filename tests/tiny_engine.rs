@@ -1,29 +1,38 @@
 //! spool-tiny driven by the engine with the shipped weights: a take resumed from its project after
 //! a restart continues bit-exactly as an uninterrupted run would, across a prompt switch, with and
-//! without classifier-free guidance.
+//! without classifier-free guidance; so does a branch resumed from a cache snapshot.
 
 use std::path::Path;
 
-use spool::engine::{Command, Engine, EngineConfig, Event, FrameCount, GenSettings, ModelSpec};
+use spool::engine::{Command, Engine, EngineConfig, EngineState, Event, FrameCount, GenSettings, ModelSpec, TakeId};
 use spool::model::Frame;
 use spool::timeline::{Segment, Timeline};
 
 fn engine(project: &Path) -> Engine {
+    engine_with(EngineConfig::new(project.to_path_buf()))
+}
+
+fn engine_with(config: EngineConfig) -> Engine {
     let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
-    let engine =
-        Engine::spawn(EngineConfig::new(project.to_path_buf()), spool::cli::models::factory(assets), None).unwrap();
+    let engine = Engine::spawn(config, spool::cli::models::factory(assets), None).unwrap();
     engine.send(Command::LoadModel(ModelSpec { name: "spool-tiny".into(), weights: None })).unwrap();
     engine
 }
 
 /// Frames (index, pixels) until the run finishes; panics on an engine error.
 fn run(engine: &Engine) -> Vec<(u64, Frame)> {
-    let mut out = Vec::new();
+    run_watching(engine).0
+}
+
+/// [`run`], and whether the engine rebuilt the cache on the way.
+fn run_watching(engine: &Engine) -> (Vec<(u64, Frame)>, bool) {
+    let (mut out, mut rebuilt) = (Vec::new(), false);
     loop {
         match engine.events().recv_timeout(std::time::Duration::from_secs(120)).expect("an event") {
             Event::Frame(f) => out.push((f.index, (*f.frame).clone())),
+            Event::State(EngineState::Rebuilding) => rebuilt = true,
             Event::Error(e) => panic!("engine error: {e}"),
-            Event::Finished { .. } => return out,
+            Event::Finished { .. } => return (out, rebuilt),
             _ => {}
         }
     }
@@ -91,4 +100,29 @@ fn resumed_take_matches_a_straight_run(guidance: Option<f32>) -> Vec<(u64, Frame
         assert!(got == want, "frame {i} differs after resuming");
     }
     straight
+}
+
+/// A branch of a take continues exactly as the take did: from a snapshot at the branch point
+/// without rebuilding anything, or from an earlier one with the frames after it replayed.
+#[test]
+fn a_branch_resumes_exactly_from_a_cache_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::new(dir.path().join("s.spool"));
+    config.snapshot_every = 3;
+    let e = engine_with(config);
+    e.send(generate(10, None)).unwrap();
+    let straight = run(&e);
+    assert_eq!(straight.len(), 10);
+    // keep 6: a snapshot holds exactly frames 0–5 (taken after the prompt switch at 4);
+    // keep 8: the nearest holds 0–5, frames 6 and 7 are committed again.
+    for (branch, keep, rebuilds) in [(1, 6, false), (2, 8, true)] {
+        e.send(Command::Branch { take: TakeId(0), keep }).unwrap();
+        e.send(Command::Extend { frames: FrameCount::new(10 - keep).unwrap() }).unwrap();
+        let (rest, rebuilt) = run_watching(&e);
+        assert_eq!(rebuilt, rebuilds, "branch {branch} keeping {keep} frames");
+        assert_eq!(rest.iter().map(|f| f.0).collect::<Vec<_>>(), (keep..10).collect::<Vec<_>>());
+        for ((i, got), (_, want)) in rest.iter().zip(&straight[keep as usize..]) {
+            assert!(got == want, "branch {branch}: frame {i} differs from the take it branched from");
+        }
+    }
 }

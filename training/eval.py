@@ -221,6 +221,9 @@ class TorchGen:
         from spool_tiny import model as M
         cfg = json.load(open(os.path.join(weights, "config.json")))
         M.CFG.n_full = cfg["n_full"]
+        # the export's own shape (runs 14-15 are wider, run 13's sibling arm deeper)
+        M.CFG.d_model, M.CFG.head_dim = cfg["d_model"], cfg["head_dim"]
+        M.CFG.decoder_blocks = cfg["decoder_blocks"]
         Net = M.NonSeparable if variant == "nonsep" else M.SpoolTiny
         self.M, self.variant, self.K = M, variant, K
         self.g = guidance if guidance is not None else cfg.get("guidance_scale", 1.0)

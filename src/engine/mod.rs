@@ -6,6 +6,7 @@
 //! thread down cleanly, flushing the frame store.
 
 pub mod protocol;
+mod snapshots;
 mod stats;
 mod worker;
 
@@ -36,11 +37,24 @@ pub struct EngineConfig {
     pub memory_frames: usize,
     /// Re-encode the cached window under the new prompt at a hard prompt switch (LongLive).
     pub recache_on_switch: bool,
+    /// Keep a copy of the model's cache every this many latents (0: none), so a rewind or branch
+    /// resumes from the nearest copy instead of rebuilding the take from its start. Models whose
+    /// cache is too large to copy keep none whatever this says.
+    pub snapshot_every: u32,
+    /// Memory the copies may take together; the least recently used go first.
+    pub snapshot_budget: usize,
 }
 
 impl EngineConfig {
     pub fn new(project: PathBuf) -> Self {
-        EngineConfig { project, memory_frames: 256, recache_on_switch: true }
+        EngineConfig {
+            project,
+            memory_frames: 256,
+            recache_on_switch: true,
+            // spool-tiny's cache is ~3.8 MiB: one copy per 2 s of video, ~1,000 frames' worth.
+            snapshot_every: 32,
+            snapshot_budget: 128 << 20,
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::protocol::*;
+use super::snapshots::Snapshots;
 use super::stats::RunStats;
 use super::{EngineConfig, ModelFactory, Waker};
 use crate::model::{
@@ -47,6 +48,9 @@ struct CachePos {
     /// Frames of the first surplus latent that the take already has (a crash cut the take inside
     /// that latent's frames): it is decoded again and only the rest are emitted.
     shown: usize,
+    /// False once the take's timeline was edited before the frames committed: the cache then is
+    /// no longer what a rebuild would make, and no snapshot is taken of it.
+    exact: bool,
 }
 
 struct Loaded {
@@ -77,6 +81,7 @@ pub(super) struct Worker {
     takes: Vec<Take>,
     current: Option<TakeId>,
     cache: Option<CachePos>,
+    snapshots: Snapshots,
     run: Option<Run>,
     paused: bool,
     /// False once the receiving side is gone: the worker then shuts down.
@@ -99,6 +104,7 @@ impl Worker {
         waker: Option<Waker>,
     ) -> Self {
         let takes = manifest.takes.iter().map(take_from_record).collect();
+        let snapshot_budget = config.snapshot_budget;
         let mut w = Worker {
             factory,
             config,
@@ -112,6 +118,7 @@ impl Worker {
             takes,
             current: manifest.current_take.map(TakeId),
             cache: None,
+            snapshots: Snapshots::new(snapshot_budget),
             run: None,
             paused: false,
             listener: true,
@@ -216,7 +223,10 @@ impl Worker {
             Command::SetTimeline(t) => {
                 t.validate().map_err(|e| EngineError::InvalidCommand(e.to_string()))?;
                 let take = self.current_take_mut()?;
+                let changed_at = take.info.timeline.first_difference(&t);
                 take.info.timeline = t;
+                let id = take.info.id;
+                self.check_exact(id, changed_at);
                 self.timeline_changed()
             }
             Command::ChangePrompt(seg) => self.change_prompt(seg),
@@ -304,6 +314,7 @@ impl Worker {
                 }
                 self.loaded = Some(Loaded { model, info: info.clone(), record, prompts: HashMap::new() });
                 self.cache = None;
+                self.snapshots.clear();
                 self.emit(Event::ModelLoaded(info));
                 self.emit(Event::State(EngineState::Idle));
                 Ok(())
@@ -361,7 +372,7 @@ impl Worker {
         let latent = loaded.model.encode_image(img).map_err(gen_err)?;
         self.commit_chunk(take, 0, 0, std::slice::from_ref(&latent))?;
         let t1 = Instant::now();
-        self.cache = Some(CachePos { take, frames: 0, committed: 1, surplus: Vec::new(), shown: 0 });
+        self.cache = Some(CachePos { take, frames: 0, committed: 1, surplus: Vec::new(), shown: 0, exact: true });
         self.emit_latent(take, latent, 0, text_ready, t0, t1)?;
         self.finish_if_done();
         Ok(())
@@ -483,6 +494,18 @@ impl Worker {
         Ok(&mut self.takes[id.0 as usize])
     }
 
+    /// Marks the cache inexact when `take`'s timeline changed at `changed_at`, before the frame
+    /// its last commit was conditioned on (a change there is picked up by the next denoise).
+    fn check_exact(&mut self, take: TakeId, changed_at: Option<u64>) {
+        let Some(per) = self.loaded.as_ref().map(|l| l.info.latent_frames) else { return };
+        if let (Some(pos), Some(at)) = (self.cache.as_mut(), changed_at)
+            && pos.take == take
+            && at < per.before(pos.committed)
+        {
+            pos.exact = false;
+        }
+    }
+
     fn timeline_changed(&mut self) -> StepResult<()> {
         let take = self.current_take_mut()?;
         let e = Event::TimelineChanged { take: take.info.id, timeline: take.info.timeline.clone() };
@@ -602,7 +625,34 @@ impl Worker {
         let (next, _) = self.conditioning(take, after)?;
         let loaded = self.loaded.as_mut().ok_or(EngineError::NoModel)?;
         let cond = CommitConditioning { own: &own, next: &next };
-        loaded.model.commit(latents, cond).map_err(|e| EngineError::Generation { frame, reason: e.to_string() })
+        loaded.model.commit(latents, cond).map_err(|e| EngineError::Generation { frame, reason: e.to_string() })?;
+        self.keep_snapshot(take, start + latents.len() as u64, after);
+        Ok(())
+    }
+
+    /// Keeps a copy of the cache, now holding `committed` latents of `take` (frame `next` comes
+    /// next), every `snapshot_every` latents: when the cache is what a rebuild would make and the
+    /// take already holds the frames before `next` (with one latent per chunk it always does).
+    fn keep_snapshot(&mut self, take: TakeId, committed: u64, next: u64) {
+        let every = u64::from(self.config.snapshot_every);
+        let t = &self.takes[take.0 as usize];
+        if every == 0
+            || !committed.is_multiple_of(every)
+            || (t.frames.len() as u64) < next
+            || self.cache.as_ref().is_some_and(|p| !p.exact)
+        {
+            return;
+        }
+        let frames = &t.frames[..next as usize];
+        if self.snapshots.has(committed, frames, &t.info.timeline) {
+            return;
+        }
+        let Some(loaded) = self.loaded.as_ref() else { return };
+        match loaded.model.snapshot() {
+            Ok(Some(state)) => self.snapshots.insert(committed, frames.to_vec(), t.info.timeline.clone(), state),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("no cache snapshot at frame {next}: {e}"),
+        }
     }
 
     /// Decodes `latent` to the next frames of `take`, then stores and emits them; only the first
@@ -686,25 +736,38 @@ impl Worker {
     }
 
     /// Makes the model's cache hold the first `len` frames of `take`, exactly as when they were
-    /// made: `reset`, then chunk by chunk a re-cache at each hard switch and the commit of the
-    /// stored latents. A take that ends inside a chunk gets that chunk made again from its start
+    /// made: the nearest snapshot the take can use restored (else `reset`), then chunk by chunk a
+    /// re-cache at each hard switch and the commit of the stored latents. A take that ends inside a chunk gets that chunk made again from its start
     /// (same cache, prompt and noise: the same latents), because a chunk's latents are committed
     /// together; those past the take become surplus. The decoder is then set up to continue.
     fn position_cache(&mut self, take: TakeId, len: u64) -> StepResult<()> {
         if self.cache.as_ref().is_some_and(|p| p.take == take && p.frames == len) {
             return Ok(());
         }
-        let rebuilding = len > 0;
-        if rebuilding {
-            self.emit(Event::State(EngineState::Rebuilding));
-        }
+        // Snapshots taken while rebuilding are exact: the cache is rebuilt from the recipe.
+        self.cache = None;
         let starts = self.latent_frames(take, len)?;
         let n = starts.len() as u64;
         let chunk = self.loaded.as_ref().ok_or(EngineError::NoModel)?.info.chunk_frames.max(1) as u64;
         let whole = n / chunk * chunk;
         let rebuild_err =
             |reason: String| EngineError::Generation { frame: len, reason: format!("rebuilding the cache: {reason}") };
-        self.loaded.as_mut().expect("checked").model.reset().map_err(|e| rebuild_err(e.to_string()))?;
+        let t = &self.takes[take.0 as usize];
+        let model = &mut self.loaded.as_mut().expect("checked").model;
+        let first = match self.snapshots.best(&t.frames[..len as usize], &t.info.timeline, &starts, whole) {
+            Some((committed, snapshot)) => {
+                model.restore(snapshot).map_err(|e| rebuild_err(e.to_string()))?;
+                committed
+            }
+            None => {
+                model.reset().map_err(|e| rebuild_err(e.to_string()))?;
+                0
+            }
+        };
+        let rebuilding = first < n;
+        if rebuilding {
+            self.emit(Event::State(EngineState::Rebuilding));
+        }
         // Latents are read a chunk at a time; only the last few stay, for the decoder.
         let context = self.loaded.as_ref().expect("checked").model.decoder_context();
         // One more than the decoder's context: the last may have to be decoded again (below).
@@ -715,7 +778,10 @@ impl Worker {
                 recent.pop_front();
             }
         };
-        for start in (0..whole).step_by(chunk as usize) {
+        keep_recent(
+            &self.stored_latents(take, &starts[first.saturating_sub(context as u64 + 1) as usize..first as usize])?,
+        );
+        for start in (first..whole).step_by(chunk as usize) {
             let frame = starts[start as usize];
             if frame > 0
                 && self.config.recache_on_switch
@@ -754,7 +820,7 @@ impl Worker {
         let recent: Vec<Latent> = recent.into_iter().rev().take(context).rev().collect();
         let loaded = self.loaded.as_mut().expect("checked");
         loaded.model.resume_decoding(&recent).map_err(|e| rebuild_err(e.to_string()))?;
-        self.cache = Some(CachePos { take, frames: len, committed, surplus, shown });
+        self.cache = Some(CachePos { take, frames: len, committed, surplus, shown, exact: true });
         if rebuilding {
             self.emit(Event::State(EngineState::Generating));
         }

@@ -254,6 +254,29 @@ impl FrameNoise {
     }
 }
 
+/// A copy of a model's generation state (its cache), taken by [`VideoModel::snapshot`] and put back
+/// by [`VideoModel::restore`]. Opaque to the engine, which only keeps it and counts its bytes.
+pub struct CacheSnapshot {
+    bytes: usize,
+    state: Box<dyn std::any::Any + Send>,
+}
+
+impl CacheSnapshot {
+    pub fn new<T: std::any::Any + Send>(state: T, bytes: usize) -> Self {
+        CacheSnapshot { bytes, state: Box::new(state) }
+    }
+
+    /// Memory the copy holds.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The state, if it is of type `T` (the model that took it).
+    pub fn state<T: std::any::Any>(&self) -> Option<&T> {
+        self.state.downcast_ref()
+    }
+}
+
 /// The interface every model family implements (spool-tiny, wan-causal, the tests' double).
 ///
 /// The cache lives inside the model: [`reset`](Self::reset) empties it, [`commit`](Self::commit)
@@ -313,6 +336,19 @@ pub trait VideoModel: Send {
 
     /// Bytes currently held by the cache.
     fn cache_bytes(&self) -> usize;
+
+    /// A copy of the cache as it stands, so the engine can come back to this point of a take
+    /// without committing every frame before it again. `None` (the default) for models whose cache
+    /// is too large to keep copies of (wan-causal's is gigabytes of GPU memory).
+    fn snapshot(&self) -> Result<Option<CacheSnapshot>> {
+        Ok(None)
+    }
+
+    /// Makes the cache exactly what it was when `snapshot` was taken by this model; the snapshot
+    /// stays usable. The decoder is set up separately ([`resume_decoding`](Self::resume_decoding)).
+    fn restore(&mut self, _snapshot: &CacheSnapshot) -> Result<()> {
+        Err(ModelError::Invalid("this model keeps no cache snapshots".into()))
+    }
 }
 
 #[cfg(test)]

@@ -53,8 +53,8 @@ pub use weights::Weights;
 
 use crate::model::text::{self, TextEncoder};
 use crate::model::{
-    CommitConditioning, Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, LatentFrames, ModelError, ModelInfo,
-    Result, Sampling, VideoModel, check_guidance,
+    CacheSnapshot, CommitConditioning, Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, LatentFrames,
+    ModelError, ModelInfo, Result, Sampling, VideoModel, check_guidance,
 };
 
 /// Conditionings kept prepared at once: the current prompt, the previous one (a switch back is
@@ -115,11 +115,21 @@ impl CondCache {
 }
 
 /// The newest element's encoder output and what the decoder derives from it once per frame.
+#[derive(Clone)]
 struct Newest {
     h: Tensor,
     /// `decoder.cond_proj(h) + decoder.pos`.
     base: Tensor,
     cond: u64,
+}
+
+/// The generation state of a [`CacheSnapshot`].
+struct TinyState {
+    cache: EncoderCache,
+    next: usize,
+    newest: Option<Newest>,
+    sink_inputs: Vec<Option<Tensor>>,
+    recent_inputs: VecDeque<(usize, Tensor)>,
 }
 
 /// The empty prompt's conditioning, for classifier-free guidance, and its prepared form.
@@ -216,6 +226,33 @@ impl TinyModel {
     /// Elements appended so far (BOS included).
     pub fn elements(&self) -> usize {
         self.next
+    }
+
+    /// A copy of everything `commit`, `recache` and `reset` change (the prepared prompts and
+    /// time embeddings are caches of pure functions and stay out).
+    pub fn snapshot(&self) -> Result<CacheSnapshot> {
+        let state = TinyState {
+            cache: self.cache.deep_copy()?,
+            next: self.next,
+            newest: self.newest.clone(),
+            sink_inputs: self.sink_inputs.clone(),
+            recent_inputs: self.recent_inputs.clone(),
+        };
+        Ok(CacheSnapshot::new(state, self.cache_bytes()))
+    }
+
+    /// Puts back a [`snapshot`](Self::snapshot) of this model. Tensors other than the cache
+    /// buffers are never written in place, so sharing them with the snapshot is safe.
+    pub fn restore(&mut self, snapshot: &CacheSnapshot) -> Result<()> {
+        let s = snapshot
+            .state::<TinyState>()
+            .ok_or_else(|| ModelError::Invalid("the cache snapshot is not spool-tiny's".into()))?;
+        self.cache = s.cache.deep_copy()?;
+        self.next = s.next;
+        self.newest = s.newest.clone();
+        self.sink_inputs = s.sink_inputs.clone();
+        self.recent_inputs = s.recent_inputs.clone();
+        Ok(())
     }
 
     /// Empties the cache; the next denoise produces frame 0.
@@ -567,6 +604,14 @@ impl VideoModel for SpoolTiny {
 
     fn cache_bytes(&self) -> usize {
         self.core.cache_bytes()
+    }
+
+    fn snapshot(&self) -> Result<Option<CacheSnapshot>> {
+        self.core.snapshot().map(Some)
+    }
+
+    fn restore(&mut self, snapshot: &CacheSnapshot) -> Result<()> {
+        self.core.restore(snapshot)
     }
 }
 
