@@ -19,9 +19,11 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
-            // One line that names the problem; clap's hint lines are dropped.
+            // One line that names the problem: clap's first paragraph (a missing argument is named
+            // on the line after the message), its tips and usage dropped.
             let text = e.render().to_string();
-            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
+            let first: Vec<&str> = text.lines().map(str::trim).take_while(|l| !l.is_empty()).collect();
+            eprintln!("{}", if first.is_empty() { "error: bad arguments".to_string() } else { first.join(" ") });
             return ExitCode::from(2);
         }
     };

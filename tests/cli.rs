@@ -178,6 +178,18 @@ fn guidance_out_of_range_is_refused() {
 }
 
 #[test]
+fn bench_flags_that_need_another_say_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = spool(&["bench", "--no-snapshots"], dir.path());
+    assert_ne!(code, 0);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("required arguments were not provided: --branch"), "{err}");
+    let (code, err) = spool(&["bench", "--branch", "--export"], dir.path());
+    assert_ne!(code, 0);
+    assert!(err.contains("'--branch' cannot be used with '--export'"), "{err}");
+}
+
+#[test]
 fn bench_rows_name_the_weights_they_measured() {
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

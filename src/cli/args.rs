@@ -153,6 +153,13 @@ pub struct BenchArgs {
     /// Benchmark export (MP4 and GIF encoding) instead of generation.
     #[arg(long)]
     pub export: bool,
+    /// Benchmark rewinding instead: generate --frames frames, then branch keeping 96% and half of
+    /// them and time each branch's first new frame (the cache is put back where the take stood).
+    #[arg(long, conflicts_with = "export")]
+    pub branch: bool,
+    /// With --branch: rebuild the cache from frame 0 instead of from the nearest cache snapshot.
+    #[arg(long, requires = "branch")]
+    pub no_snapshots: bool,
 }
 
 pub const MODEL_NAMES: &[&str] = &["spool-tiny", "wan-causal"];

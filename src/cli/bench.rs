@@ -1,13 +1,13 @@
 //! `spool bench`: a fixed workload, one JSON line per figure (DESIGN.md §6), medians over runs.
 
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
 use super::args::BenchArgs;
 use super::{Scratch, start_engine};
-use crate::engine::{Command, Event, FrameCount, GenSettings, ModelSpec, Stats};
+use crate::engine::{Command, Engine, EngineConfig, Event, FrameCount, GenSettings, ModelSpec, Stats, TakeId};
 use crate::timeline::Timeline;
 
 /// The benchmark prompt: one object, one motion, one background, as in the model's training world.
@@ -25,8 +25,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.export {
         return run_export(&args);
     }
+    if args.branch {
+        return run_branch(&args);
+    }
     let scratch = Scratch::new()?;
-    let (engine, info) = start_engine(scratch.path(), &args.model)?;
+    let (engine, info) = start_engine(EngineConfig::new(scratch.path().to_path_buf()), &args.model)?;
     let spec = ModelSpec { name: args.model.model.clone(), weights: args.model.weights.clone() };
     let mut runs: Vec<(Stats, usize)> = Vec::new();
     for run in 0..args.runs {
@@ -74,6 +77,68 @@ pub fn run(args: BenchArgs) -> Result<()> {
         rayon_threads()
     );
     report(&figures, &meta, args.append.as_deref(), &command)
+}
+
+/// The rewind workload: per run a take of `--frames` frames, then two branches of it, keeping 96%
+/// and half of its frames, each extended by one frame: the time from the branch command to that
+/// frame, which is mostly putting the model's cache back where the take stood.
+fn run_branch(args: &BenchArgs) -> Result<()> {
+    let scratch = Scratch::new()?;
+    let mut config = EngineConfig::new(scratch.path().to_path_buf());
+    if args.no_snapshots {
+        config.snapshot_every = 0;
+    }
+    let (engine, info) = start_engine(config, &args.model)?;
+    let keeps = [("branch_keep_96pct_ms", args.frames * 24 / 25), ("branch_keep_50pct_ms", args.frames / 2)];
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); keeps.len()];
+    for run in 0..args.runs {
+        engine.send(Command::Generate {
+            timeline: Timeline::single(BENCH_PROMPT),
+            frames: FrameCount::new(args.frames).expect("clap bounds --frames"),
+            settings: GenSettings { seed: u64::from(run), steps: args.model.steps, guidance: args.model.guidance },
+            start_image: None,
+        })?;
+        let (take, _) = until_finished(&engine, Instant::now())?;
+        for ((_, keep), t) in keeps.iter().zip(&mut times) {
+            let sent = Instant::now();
+            engine.send(Command::Branch { take, keep: *keep })?;
+            engine.send(Command::Extend { frames: FrameCount::new(1).expect("one frame") })?;
+            let (_, first) = until_finished(&engine, sent)?;
+            t.push(first.unwrap_or(f64::NAN));
+        }
+        eprintln!(
+            "run {}/{}: branch times (ms) {:?}",
+            run + 1,
+            args.runs,
+            times.iter().map(|t| t[run as usize]).collect::<Vec<_>>()
+        );
+    }
+    let figures: Vec<Figure> = keeps
+        .iter()
+        .zip(times)
+        .filter_map(|((figure, _), t)| median(t).map(|value| Figure { figure: figure.to_string(), value, unit: "ms" }))
+        .collect();
+    let snapshots = if args.no_snapshots { " --no-snapshots" } else { "" };
+    let meta = serde_json::json!({
+        "workload": "branch", "model": info.id, "frames": args.frames, "runs": args.runs, "snapshots": !args.no_snapshots,
+    });
+    let command =
+        format!("`spool bench --branch{snapshots} --model {} --frames {} --runs {}`", info.id, args.frames, args.runs);
+    report(&figures, &meta, args.append.as_deref(), &command)
+}
+
+/// Waits for the running command to finish: its take, and the milliseconds from `since` to its
+/// first frame (if it made one).
+fn until_finished(engine: &Engine, since: Instant) -> Result<(TakeId, Option<f64>)> {
+    let mut first = None;
+    loop {
+        match engine.events().recv()? {
+            Event::Frame(_) if first.is_none() => first = Some(since.elapsed().as_secs_f64() * 1e3),
+            Event::Error(e) => bail!("benchmark failed: {e}"),
+            Event::Finished { take, .. } => return Ok((take, first)),
+            _ => {}
+        }
+    }
 }
 
 /// The export workload: MP4 of 256 frames at 128×128 and 81 at 832×480, GIF of 64 at 128×128.

@@ -66,8 +66,8 @@ fn nanos() -> u128 {
 }
 
 /// Starts an engine and loads the model, waiting until it is ready.
-pub fn start_engine(store: &Path, model: &ModelArgs) -> Result<(Engine, ModelInfo)> {
-    let engine = Engine::spawn(EngineConfig::new(store.to_path_buf()), models::factory(models::assets_dir()), None)?;
+pub fn start_engine(config: EngineConfig, model: &ModelArgs) -> Result<(Engine, ModelInfo)> {
+    let engine = Engine::spawn(config, models::factory(models::assets_dir()), None)?;
     engine.send(Command::LoadModel(ModelSpec { name: model.model.clone(), weights: model.weights.clone() }))?;
     loop {
         match engine.events().recv()? {
@@ -150,7 +150,7 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
     let options = ExportOptions { fps: 16.0, scale: args.scale, quality, metadata, force: args.force };
     let mut output = Exporter::new(&args.output, options).map_err(|e| input(e.to_string()))?;
     let scratch = Scratch::new()?;
-    let (engine, info) = start_engine(scratch.path(), &args.model)?;
+    let (engine, info) = start_engine(EngineConfig::new(scratch.path().to_path_buf()), &args.model)?;
     output.set_fps(args.fps.unwrap_or(info.fps)).map_err(|e| input(e.to_string()))?;
     let start_image = image.map(|img| Arc::new(fit_image(&img, info.width, info.height)));
 

@@ -737,9 +737,10 @@ impl Worker {
 
     /// Makes the model's cache hold the first `len` frames of `take`, exactly as when they were
     /// made: the nearest snapshot the take can use restored (else `reset`), then chunk by chunk a
-    /// re-cache at each hard switch and the commit of the stored latents. A take that ends inside a chunk gets that chunk made again from its start
-    /// (same cache, prompt and noise: the same latents), because a chunk's latents are committed
-    /// together; those past the take become surplus. The decoder is then set up to continue.
+    /// re-cache at each hard switch and the commit of the stored latents. A take that ends inside
+    /// a chunk gets that chunk made again from its start (same cache, prompt and noise: the same
+    /// latents), because a chunk's latents are committed together; those past the take become
+    /// surplus. The decoder is then set up to continue.
     fn position_cache(&mut self, take: TakeId, len: u64) -> StepResult<()> {
         if self.cache.as_ref().is_some_and(|p| p.take == take && p.frames == len) {
             return Ok(());
