@@ -37,12 +37,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             // A fresh model per run: the prompt is encoded again, so first-frame latency includes it.
             engine.send(Command::LoadModel(spec.clone()))?;
         }
-        engine.send(Command::Generate {
-            timeline: Timeline::single(BENCH_PROMPT),
-            frames: FrameCount::new(args.frames).expect("clap bounds --frames"),
-            settings: GenSettings { seed: u64::from(run), steps: args.model.steps, guidance: args.model.guidance },
-            start_image: None,
-        })?;
+        engine.send(bench_take(&args, run))?;
         let mut last = Stats::default();
         let mut max_cache = 0;
         loop {
@@ -79,6 +74,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
     report(&figures, &meta, args.append.as_deref(), &command)
 }
 
+/// The benchmark's take: `--frames` frames of [`BENCH_PROMPT`], seeded by the run's number.
+fn bench_take(args: &BenchArgs, run: u32) -> Command {
+    Command::Generate {
+        timeline: Timeline::single(BENCH_PROMPT),
+        frames: FrameCount::new(args.frames).expect("clap bounds --frames"),
+        settings: GenSettings { seed: u64::from(run), steps: args.model.steps, guidance: args.model.guidance },
+        start_image: None,
+    }
+}
+
 /// The rewind workload: per run a take of `--frames` frames, then two branches of it, keeping 96%
 /// and half of its frames, each extended by one frame: the time from the branch command to that
 /// frame, which is mostly putting the model's cache back where the take stood.
@@ -92,12 +97,7 @@ fn run_branch(args: &BenchArgs) -> Result<()> {
     let keeps = [("branch_keep_96pct_ms", args.frames * 24 / 25), ("branch_keep_50pct_ms", args.frames / 2)];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); keeps.len()];
     for run in 0..args.runs {
-        engine.send(Command::Generate {
-            timeline: Timeline::single(BENCH_PROMPT),
-            frames: FrameCount::new(args.frames).expect("clap bounds --frames"),
-            settings: GenSettings { seed: u64::from(run), steps: args.model.steps, guidance: args.model.guidance },
-            start_image: None,
-        })?;
+        engine.send(bench_take(args, run))?;
         let (take, _) = until_finished(&engine, Instant::now())?;
         for ((_, keep), t) in keeps.iter().zip(&mut times) {
             let sent = Instant::now();
