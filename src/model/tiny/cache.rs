@@ -95,24 +95,14 @@ impl EncoderCache {
     pub fn deep_copy(&self) -> Result<EncoderCache> {
         let kv = self.kv.iter().map(|(k, v)| Ok((k.copy()?, v.copy()?))).collect::<Result<Vec<_>>>()?;
         Ok(EncoderCache {
-            heads: self.heads,
-            head_dim: self.head_dim,
-            hw: self.hw,
-            tokens: self.tokens,
-            pooled_tokens: self.pooled_tokens,
-            n_sink: self.n_sink,
-            n_full: self.n_full,
-            window: self.window,
-            max_dist: self.max_dist,
-            slopes: self.slopes.clone(),
-            pooled_bias: self.pooled_bias,
-            len: self.len,
-            device: self.device.clone(),
-            blocks: self.blocks,
             kv,
+            slopes: self.slopes.clone(),
+            device: self.device.clone(),
             sink: self.sink.clone(),
             ring: self.ring.clone(),
             pooled: self.pooled.clone(),
+            // The sizes and the bias are plain numbers, copied as they are.
+            ..*self
         })
     }
 
