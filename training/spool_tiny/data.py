@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-DATA_VERSION = "procedural-v3"
+DATA_VERSION = "procedural-v4"
 H = W = 128
 LATENT_HW = 8  # the autoencoder's latent grid (model.CFG.latent_hw); obj_cover is per latent token
 
@@ -210,18 +210,19 @@ class World:
         return dict(bg=bg, objs=objs)
 
     def _place(self, rng, objs):
+        """procedural-v4: frame 0's layout follows from the caption, up to a small jitter. A lone object starts
+        in the middle (or where its straight motion keeps it in view), several share the width in caption order,
+        at one size each. In v3 a lone object could start anywhere within ±25 px and at ±22% size: at the
+        noise levels where the sampler lays out frame 0 the model's prediction was the average over those
+        layouts, a blob, and the class had almost nothing to shape (training/README.md "Runs 16–18")."""
         n = len(objs)
+        slots = {1: [0.0], 2: [-0.42, 0.42], 3: [-0.6, 0.0, 0.6]}[n]
+        jit = lambda: rng.uniform(-0.05, 0.05)
         for i, o in enumerate(objs):
-            # procedural-v3: objects about twice v2's area (a lone sprite 49-77 px, v2 31-51 px), so a shape
-            # spans several 16-px latent tokens instead of living inside one or two (training/README.md "Run 10")
-            o["s"] = rng.uniform(0.28, 0.42) if n > 1 else rng.uniform(0.38, 0.6)
-            # spread objects horizontally when several
-            if n == 1:
-                o["x"], o["y"] = rng.uniform(-0.4, 0.4), rng.uniform(-0.4, 0.4)
-            else:
-                lo = -0.65 + 1.3 * i / n
-                o["x"] = rng.uniform(lo, lo + 1.3 / n)
-                o["y"] = rng.uniform(-0.5, 0.5)
+            # procedural-v3: objects about twice v2's area (a lone sprite ~64 px), so a shape spans several
+            # 16-px latent tokens instead of living inside one or two (training/README.md "Run 10")
+            o["s"] = rng.uniform(0.46, 0.54) if n == 1 else rng.uniform(0.31, 0.37)
+            o["x"], o["y"] = slots[i] + jit(), jit()
             o["speed"] = rng.uniform(0.03, 0.06)
             o["omega"] = rng.choice([-1, 1]) * rng.uniform(0.15, 0.3)
             o["spin"] = rng.choice([-1, 1]) * rng.uniform(0.12, 0.3)
@@ -230,23 +231,23 @@ class World:
             o["period"] = rng.uniform(9, 16)
             o["grow"] = rng.uniform(1.03, 1.06)
             o["fade"] = rng.uniform(8, 14)
-            o["theta"] = 0.0 if rng.random() < 0.7 else rng.uniform(-0.4, 0.4)
-        # start positions that keep linear motions mostly in view during a clip (v3: nearer the middle, as the
-        # objects are larger)
+            o["theta"] = 0.0
+        # straight motions start off-centre so that they stay in view for most of a clip; a lone object along
+        # x, several only along y (their slots already spread them)
         for o in objs:
             m = MOTIONS[o["mot"]][0]
-            if m in ("left", "up-left", "down-left"):
-                o["x"] = abs(o["x"]) * 0.5 + 0.2
-            if m in ("right", "up-right", "down-right"):
-                o["x"] = -abs(o["x"]) * 0.5 - 0.2
+            if n == 1 and m in ("left", "up-left", "down-left"):
+                o["x"] += 0.3
+            if n == 1 and m in ("right", "up-right", "down-right"):
+                o["x"] -= 0.3
             if m in ("up", "up-left", "up-right"):
-                o["y"] = abs(o["y"]) * 0.5 + 0.2
+                o["y"] += 0.3
             if m in ("down", "down-left", "down-right"):
-                o["y"] = -abs(o["y"]) * 0.5 - 0.2
+                o["y"] -= 0.3
             if m == "bounce":
-                o["y"] = rng.uniform(0.25, 0.55)
+                o["y"] += 0.4
             if m == "zoom-in":
-                o["s"] = min(o["s"], 0.3)
+                o["s"] = 0.3 + jit() / 5
 
     # ------------------------------------------------------------------------------------------------------
     # captions
