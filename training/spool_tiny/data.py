@@ -55,6 +55,9 @@ COLOURS = [  # name, rgb, synonyms (first = canonical)
     ("cyan", (40, 210, 220), ["cyan", "turquoise", "aqua", "teal", "aquamarine"]),
 ]
 EVAL_ONLY_WORDS = {"scarlet", "azure", "emerald", "disc", "hoop", "rhombus"}
+# the straight motions' unit directions in frame coordinates (y grows downwards)
+STRAIGHT = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1), "up-left": (-0.7071, -0.7071),
+            "up-right": (0.7071, -0.7071), "down-left": (-0.7071, 0.7071), "down-right": (0.7071, 0.7071)}
 
 # motion id -> (participle phrases, present phrases)
 MOTIONS = [
@@ -232,18 +235,15 @@ class World:
             o["grow"] = rng.uniform(1.03, 1.06)
             o["fade"] = rng.uniform(8, 14)
             o["theta"] = 0.0
-        # straight motions start off-centre so that they stay in view for most of a clip; a lone object along
-        # x, several only along y (their slots already spread them)
+        # straight motions start off-centre against their direction (STRAIGHT, as _traj moves them) so that they
+        # stay in view for most of a clip; a lone object along x and y, several only along y (their slots
+        # already spread them)
         for o in objs:
             m = MOTIONS[o["mot"]][0]
-            if n == 1 and m in ("left", "up-left", "down-left"):
-                o["x"] += 0.3
-            if n == 1 and m in ("right", "up-right", "down-right"):
-                o["x"] -= 0.3
-            if m in ("up", "up-left", "up-right"):
-                o["y"] += 0.3
-            if m in ("down", "down-left", "down-right"):
-                o["y"] -= 0.3
+            if m in STRAIGHT:
+                dx, dy = STRAIGHT[m]
+                o["x"] -= 0.3 * float(np.sign(dx)) * (n == 1)
+                o["y"] -= 0.3 * float(np.sign(dy))
             if m == "bounce":
                 o["y"] += 0.4
             if m == "zoom-in":
@@ -360,10 +360,8 @@ class World:
         x, y, s, th, a = (np.full(n, x0), np.full(n, y0), np.full(n, s0), np.full(n, th0), np.full(n, a0))
         m = MOTIONS[mot][0] if mot < len(MOTIONS) else "still"
         v = o["speed"]
-        dirs = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1), "up-left": (-0.7071, -0.7071),
-                "up-right": (0.7071, -0.7071), "down-left": (-0.7071, 0.7071), "down-right": (0.7071, 0.7071)}
-        if m in dirs:
-            dx, dy = dirs[m]
+        if m in STRAIGHT:
+            dx, dy = STRAIGHT[m]
             per = 2 + 2 * s0 + 0.1
             x = (x0 + dx * v * tau + 1 + s0 + 0.05) % per - 1 - s0 - 0.05
             y = (y0 + dy * v * tau + 1 + s0 + 0.05) % per - 1 - s0 - 0.05
