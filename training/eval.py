@@ -352,7 +352,7 @@ def part_adherence(world, gen, judge, a, res):
     for i in range(a.n):
         v = vids[i] if vids else gen.clip(scenes[i]["caption"], a.T, seed=a.seed + i)
         r = judge_clip(v, scenes[i], world, judge)
-        r.update(held_pair=scenes[i]["held_pair"], eval_wording=scenes[i]["eval_wording"])
+        r.update(held_pair=scenes[i]["held_pair"], eval_wording=scenes[i]["eval_wording"], caption=scenes[i]["caption"])
         rows.append(r)
         if i < 8:
             shown.append(v)
@@ -362,7 +362,7 @@ def part_adherence(world, gen, judge, a, res):
     res["adherence"] = dict(all=summarise([{k: r[k] for k in keys} for r in rows]),
                             held_out_pairs=summarise([{k: r[k] for k in keys} for r in rows if not r["eval_wording"]]),
                             eval_wording=summarise([{k: r[k] for k in keys} for r in rows if r["eval_wording"]]))
-    res["captions_first_8"] = [s["caption"] for s in scenes[:8]]
+    res["clips"] = rows  # per clip, for breakdowns (by class, wording, template) after the fact
     save_strip(torch.cat([torch.stack(shown), gt[:8]]), os.path.join(a.out, "adherence.png"), max_cols=12)
 
 
@@ -410,7 +410,7 @@ def main():
         res["rust_frames_per_second_incl_process_start"] = round(gen.frames / gen.seconds, 2)
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(res, f, indent=1)
-    print(json.dumps({k: v for k, v in res.items() if k not in ("args",)}, indent=1)[:6000])
+    print(json.dumps({k: v for k, v in res.items() if k not in ("args", "clips")}, indent=1)[:6000])
 
 
 if __name__ == "__main__":

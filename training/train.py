@@ -461,15 +461,20 @@ class Trainer:
         x0 = self.sample_frame0(self.model, [b.captions[i][0] for i in rows.tolist()], M.denoise_frame)
         return a.sample_class_weight * self.judge_ce(x0.float(), b.labels["obj_class"][rows, 0, 0], "ceK")
 
+    def prompt_ctx(self, net, captions):
+        """(ctx, bias, uncond) of `captions` for `net`'s sampler: the projected text, and the empty prompt's
+        for classifier-free guidance"""
+        n = len(captions)
+        tok, bias = self.encode_text(list(captions) + [""])
+        ctx_all = net.text_proj(tok)
+        return ctx_all[:n], bias[:n], (ctx_all[n:].expand(n, -1, -1), bias[n:].expand(n, -1))
+
     def sample_frame0(self, net, captions, sampler, gen=None):
         """frame 0 of each caption sampled from noise as the app samples it (K = --sample-steps, guidance
         --guidance): the encoder sees BOS only. `sampler`: M.denoise_frame (autograd) or M.sample_frame."""
         n = len(captions)
-        tok, bias = self.encode_text(list(captions) + [""])
         with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
-            ctx_all = net.text_proj(tok)
-            ctx, cb = ctx_all[:n], bias[:n]
-            unc = (ctx_all[n:].expand(n, -1, -1), bias[n:].expand(n, -1))
+            ctx, cb, unc = self.prompt_ctx(net, captions)
             h = net.encoder(torch.zeros(n, 0, 64, 16, device=self.dev), ctx, cb)[:, 0]
             return sampler(net, h.float(), ctx, cb, self.a.sample_steps, gen, uncond=unc, guidance=self.a.guidance)
 
@@ -499,6 +504,16 @@ class Trainer:
                 gen = torch.Generator(device=self.dev).manual_seed(7)
                 x0 = self.sample_frame0(self.ema, [c[0] for c in b.captions], M.sample_frame, gen)
                 msg += f", frame 0 sampled {right(self.ae.decode(tokens_to_latent(x0.float()))):.3f}"
+                # the clip mark is lost after frame 0 (run 18): the same captions rolled out as the app does,
+                # each frame judged; a clip counts when most of its frames show the class (eval.py's majority)
+                T = 16
+                ctx, cb, unc = self.prompt_ctx(self.ema, [c[0] for c in b.captions])
+                lat = rollout(self.ema, ctx, cb, T=T, K=self.a.sample_steps, seed=7, uncond=unc,
+                              guidance=self.a.guidance)
+                vid = self.ae.decode(tokens_to_latent(lat.flatten(0, 1).float()))
+                hit = (judge(vid)[0].argmax(1).view(-1, T) == cls[:, None]).float()[seen]
+                msg += f", {T}-frame rollout: frames {hit.mean().item():.3f}, clips " \
+                       f"{(hit.mean(1) >= 0.5).float().mean().item():.3f}"
         log(msg, self.logf)
 
     @torch.no_grad()

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-DATA_VERSION = "procedural-v4"
+DATA_VERSION = "procedural-v5"
 H = W = 128
 LATENT_HW = 8  # the autoencoder's latent grid (model.CFG.latent_hw); obj_cover is per latent token
 
@@ -55,6 +55,25 @@ COLOURS = [  # name, rgb, synonyms (first = canonical)
     ("cyan", (40, 210, 220), ["cyan", "turquoise", "aqua", "teal", "aquamarine"]),
 ]
 EVAL_ONLY_WORDS = {"scarlet", "azure", "emerald", "disc", "hoop", "rhombus"}
+# procedural-v5: more wordings, drawn for split "train" only (so every eval caption, and the random stream
+# of every eval draw, is what it was): more names for each hue (COLOURS order) and background-first sentence
+# shapes, so that an unseen colour word or word order lands on its meaning rather than on trained tokens.
+MORE_COLOUR_WORDS = [
+    ["vermilion", "cardinal red", "tomato red", "strawberry red"],
+    ["apricot", "carrot orange", "saffron", "burnt orange"],
+    ["canary yellow", "mustard", "butter yellow", "topaz"],
+    ["olive green", "mint green", "forest green", "pine green"],
+    ["navy", "sky blue", "cerulean", "ultramarine"],
+    ["lavender", "amethyst", "grape", "orchid"],
+    ["salmon pink", "fuchsia", "blush pink", "magenta"],
+    ["cream", "chalk white", "alabaster", "frost white"],
+    ["onyx", "midnight black", "charcoal", "inky black"],
+    ["pewter", "graphite", "smoke gray", "steel gray"],
+    ["mocha", "cinnamon", "walnut", "caramel"],
+    ["electric cyan", "seafoam", "light teal", "ice cyan"],
+]
+MORE_TEMPLATES = ["{bg} behind {objs}", "{bg} showing {objs}", "in front of {bg}, {objs}", "on {bg}, {objs}"]
+P_MORE_TEMPLATE = 0.3
 # the straight motions' unit directions in frame coordinates (y grows downwards)
 STRAIGHT = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1), "up-left": (-0.7071, -0.7071),
             "up-right": (0.7071, -0.7071), "down-left": (-0.7071, 0.7071), "down-right": (0.7071, 0.7071)}
@@ -260,20 +279,24 @@ class World:
             return rng.choice(ev)
         return rng.choice(tr or options)
 
-    def _obj_phrase(self, rng, o, ev):
+    def _colour(self, rng, i, ev, more):
+        """a word for colour i (more: procedural-v5's training-only names too)"""
+        return self._words(rng, COLOURS[i][2] + (MORE_COLOUR_WORDS[i] if more else []), ev)
+
+    def _obj_phrase(self, rng, o, ev, more):
         c = self.classes[o["cls"]]
         name = self._words(rng, c["names"], ev)
         if o["col"] >= 0:
-            colw = self._words(rng, COLOURS[o["col"]][2], ev)
+            colw = self._colour(rng, o["col"], ev, more)
             core = f"{colw} {name}"
         else:
             core = name
         return f"{_article(core)} {core}" if rng.random() < 0.85 else f"the {core}"
 
-    def _bg_phrase(self, rng, bg, ev):
+    def _bg_phrase(self, rng, bg, ev, more):
         k = BG_KINDS[bg["kind"]]
-        c1 = self._words(rng, COLOURS[bg["c1"]][2], ev)
-        c2 = self._words(rng, COLOURS[bg["c2"]][2], ev)
+        c1 = self._colour(rng, bg["c1"], ev, more)
+        c2 = self._colour(rng, bg["c2"], ev, more)
         if k == "solid":
             full = [f"{_article(c1)} {c1} background", f"a plain {c1} background", f"a solid {c1} backdrop"]
             short = [f"{c1} background", f"{c1} backdrop"]
@@ -303,33 +326,39 @@ class World:
             short = ["sunset sky", "sunset"]
         return rng.choice(full), rng.choice(short)
 
-    def caption_fit(self, rng, scene, ev=False):
+    def caption_fit(self, rng, scene, ev=False, more=False):
         """caption() re-worded until `self.fits(caption)` (e.g. <= 32 MiniLM tokens); drops the last
         object of the scene if no wording fits."""
         while True:
             for _ in range(6):
-                cap = self.caption(rng, scene, ev)
+                cap = self.caption(rng, scene, ev, more)
                 if self.fits is None or self.fits(cap):
                     return cap
             if len(scene["objs"]) == 1:
                 return cap
             scene["objs"].pop()
 
-    def caption(self, rng, scene, ev=False):
+    def caption(self, rng, scene, ev=False, more=False):
+        """a caption of scene; ev: prefer eval-only wordings; more: also procedural-v5's training-only ones"""
         bg, objs = scene["bg"], scene["objs"]
-        bfull, bshort = self._bg_phrase(rng, bg, ev)
-        tmpl = TEMPLATE_EVAL if (ev and rng.random() < 0.5) else rng.choice(TEMPLATES_TRAIN)
+        bfull, bshort = self._bg_phrase(rng, bg, ev, more)
+        if more and rng.random() < P_MORE_TEMPLATE:
+            tmpl = rng.choice(MORE_TEMPLATES)
+        else:
+            tmpl = TEMPLATE_EVAL if (ev and rng.random() < 0.5) else rng.choice(TEMPLATES_TRAIN)
         pan = bg["pan"]
         parts, pres = [], []
         for o in objs:
-            op = self._obj_phrase(rng, o, ev)
+            op = self._obj_phrase(rng, o, ev, more)
             if pan:
                 parts.append(op); pres.append(op)
             else:
                 parts.append(f"{op} {self._words(rng, MOTIONS[o['mot']][1], ev)}")
                 pres.append(f"{op} {self._words(rng, MOTIONS[o['mot']][2], ev)}")
         join = lambda xs: xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + " and " + xs[-1]
-        if tmpl == 0:
+        if isinstance(tmpl, str):
+            cap = tmpl.format(bg=bfull, objs=join(parts))
+        elif tmpl == 0:
             cap = f"{join(parts)} on {bfull}"
         elif tmpl == 1:
             cap = f"{bshort}, {join(pres)}"
@@ -338,7 +367,7 @@ class World:
         elif tmpl == 3:
             if len(objs) == 1 and not pan:
                 o = objs[0]
-                cap = f"{self._obj_phrase(rng, o, ev)} on {bfull}, {self._words(rng, MOTIONS[o['mot']][1], ev)}"
+                cap = f"{self._obj_phrase(rng, o, ev, more)} on {bfull}, {self._words(rng, MOTIONS[o['mot']][1], ev)}"
             else:
                 cap = f"{join(parts)} on {bfull}"
         elif tmpl == 4:
@@ -424,7 +453,7 @@ class World:
             force_held = ev and rng.random() < 0.5
             ev_words = ev and not force_held
             scene = scenes[b] if scenes is not None else self._sample_scene(rng, split, force_held)
-            capA = self.caption_fit(rng, scene, ev_words)
+            capA = self.caption_fit(rng, scene, ev_words, more=split == "train")
             c = None
             stype = None
             sceneB = None
@@ -459,7 +488,7 @@ class World:
                     o["mot"] = nm
                 else:
                     sceneB = self._sample_scene(rng, split)
-                capB = self.caption_fit(rng, sceneB, ev_words)
+                capB = self.caption_fit(rng, sceneB, ev_words, more=split == "train")
                 caps.append([capA, capB])
                 cap_idx[b, c:] = 1
                 switch_frame[b] = c

@@ -100,9 +100,25 @@ def test_text_encoder_runs_only_the_real_tokens():
     assert (out - full).abs().max().item() <= 1e-6 * full.abs().max().item()
 
 
+def test_app_vocabulary_holds_every_training_word():
+    """the app's completion list (src/ui/vocab.rs WORDS) holds every word of the training captions, so
+    a caption-grammar change that forgets the list fails here"""
+    import re
+    src = open(os.path.join(os.path.dirname(__file__), "..", "..", "src", "ui", "vocab.rs")).read()
+    words = set(re.findall(r'^    "([^"]+)",$', src.split("pub const EXAMPLES")[0], re.M))
+    w = World("cpu")
+    seen = set()
+    for seed in range(200):
+        for caps in w.plan(8, T=24, split="train", seed=seed, p_switch=0.3)["caps"]:
+            for c in caps:
+                seen.update(x for x in re.findall(r"[a-z0-9-]+", c.lower()) if len(x) > 1)
+    assert seen - words == set(), sorted(seen - words)
+
+
 if __name__ == "__main__":
     test_batch_and_split()
     test_planner_matches_inline_planning()
     test_tokenizer_fast_path_is_exact()
     test_text_encoder_runs_only_the_real_tokens()
+    test_app_vocabulary_holds_every_training_word()
     print("ok")
