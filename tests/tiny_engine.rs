@@ -56,9 +56,10 @@ fn generate(n: u64, guidance: Option<f32>) -> Command {
 #[test]
 fn a_reopened_take_continues_exactly_as_an_uninterrupted_one() {
     let straight = resumed_take_matches_a_straight_run(None);
-    // The switch shows: the background changes from blue to black.
+    // The switch at frame 4 shows within the 8 frames the switch mark allows (issue #4): the
+    // background changes from blue to black (the model crossfades, as its training clips do).
     let mean_blue = |f: &Frame| f.planar[2 * 128 * 128..].iter().sum::<f32>() / (128.0 * 128.0);
-    assert!(mean_blue(&straight[0].1) > mean_blue(&straight[7].1) + 0.5, "blue background before, dark after");
+    assert!(mean_blue(&straight[0].1) > mean_blue(&straight[11].1) + 0.5, "blue background before, dark after");
 }
 
 #[test]
@@ -72,16 +73,16 @@ fn a_reopened_guided_take_continues_exactly_with_its_guidance() {
     assert!(unguided[0].1 != straight[0].1, "guidance 2.5 changes the frames");
 }
 
-/// 8 frames straight, and 5 frames then 3 more after reopening the project in a new engine: the
+/// 12 frames straight, and 5 frames then 7 more after reopening the project in a new engine: the
 /// same frames, bit for bit. Returns the straight run.
 fn resumed_take_matches_a_straight_run(guidance: Option<f32>) -> Vec<(u64, Frame)> {
     let dir = tempfile::tempdir().unwrap();
     let straight = {
         let e = engine(&dir.path().join("a.spool"));
-        e.send(generate(8, guidance)).unwrap();
+        e.send(generate(12, guidance)).unwrap();
         run(&e)
     };
-    assert_eq!(straight.len(), 8);
+    assert_eq!(straight.len(), 12);
     let b = dir.path().join("b.spool");
     {
         let e = engine(&b);
@@ -93,9 +94,9 @@ fn resumed_take_matches_a_straight_run(guidance: Option<f32>) -> Vec<(u64, Frame
         );
     }
     let e = engine(&b);
-    e.send(Command::Extend { frames: FrameCount::new(3).unwrap() }).unwrap();
+    e.send(Command::Extend { frames: FrameCount::new(7).unwrap() }).unwrap();
     let rest = run(&e);
-    assert_eq!(rest.iter().map(|f| f.0).collect::<Vec<_>>(), vec![5, 6, 7]);
+    assert_eq!(rest.iter().map(|f| f.0).collect::<Vec<_>>(), (5..12).collect::<Vec<u64>>());
     for ((i, got), (_, want)) in rest.iter().zip(&straight[5..]) {
         assert!(got == want, "frame {i} differs after resuming");
     }

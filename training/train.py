@@ -481,8 +481,9 @@ class Trainer:
     @torch.no_grad()
     def class_probe(self, n=128):
         """Diagnosis only, never in the loss: the *evaluation* judge's class accuracy on n fixed one-object
-        frames of training pairs, through the AE alone and on frame 0 generated from their captions by the
-        EMA model. A live signal for the one mark the flow loss does not show (runs 3-8);
+        frames of training pairs, through the AE alone, on frame 0 generated from their captions by the
+        EMA model, and on 16-frame clips rolled out from them (per frame, and per clip by majority). A live
+        signal for the one mark the flow loss does not show (runs 3-8);
         the full evaluation (eval.py) stays the measure."""
         from eval import load_judge
         from train_judge import one_object_scenes
