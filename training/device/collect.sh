@@ -3,7 +3,8 @@
 # usage: bash training/device/collect.sh ROOT SECONDS [weights|final]
 #   ROOT holds one directory per run (main, alt, run 8's arms ...; judge* and teach are side runs).
 #   running: poll.tar (each run's log and latest rollout strip, the side runs' logs)
-#   final:   RUN_model.safetensors for each run + final.tar (configs, logs, a run's own AE, the judge)
+#   final:   RUN_model.safetensors for each run + final.tar (configs, logs, a run's own AE, the judge);
+#            also at every poll of a lease, so a machine that goes back early loses nothing copied
 #   weights: the ablation models instead (abl_*)
 # At most 8 files and 64 MiB come back per call, hence the tars; final mode brings each run's model
 # (~12 MiB) as its own file, so it fits at most 4 runs.
