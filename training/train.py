@@ -357,7 +357,7 @@ class Trainer:
 
         def jobs(seed=None):  # World.plan arguments of one step: the clips, then (training) the single frames
             seed = self.rng.getrandbits(31) if seed is None else seed
-            j = [(a.batch, a.T, "train", seed, a.p_switch)]
+            j = [(a.batch, a.T, "train", seed, a.p_switch, None, a.p_wrap)]
             return j + [(a.img_batch, 1, "train", seed ^ 0x5A5A5A, 0.0)] if train and a.img_batch else j
         if seed is None and self.planner is not None:
             plans = self.planner.next(jobs)
@@ -417,9 +417,11 @@ class Trainer:
         # object tokens weigh 1 + obj_weight x coverage: they are a few of the 64 tokens, but the class is there
         wt = 1 + a.obj_weight * b.obj_cover.reshape(B, T, 64)
         err_w = (err_tok * wt).sum(2) / wt.sum(2)
-        w = torch.ones(T, device=self.dev)
-        w[0] = a.frame0_weight  # frame 0 (layout from the caption alone) is trained on purpose
-        loss = (err_w * w).sum(1).mean() / w.sum() + extra
+        w = torch.ones(B, T, device=self.dev)
+        # frame 0 (layout from the caption alone) is trained on purpose, except where a wrap clip starts it
+        # off that layout (data.py)
+        w[:, 0] = a.frame0_weight * (~b.labels["wrapped"]).float()
+        loss = (err_w * w).sum(1).mean() / (a.frame0_weight + T - 1) + extra
         return loss, err_tok.mean(2)
 
     def class_loss(self, xt, t, v, b):
@@ -701,6 +703,8 @@ def main():
     p.add_argument("--ctx-noise", type=float, default=0.25)
     p.add_argument("--p-ctx-noise", type=float, default=0.6)
     p.add_argument("--p-switch", type=float, default=0.3)
+    p.add_argument("--p-wrap", type=float, default=0.0,
+                   help="share of clips without a switch that are wrap clips (procedural-v6, data.py)")
     p.add_argument("--frame0-weight", type=float, default=4.0)
     p.add_argument("--obj-weight", type=float, default=0.0,
                    help="extra loss weight of a latent token per unit of object coverage (0 = plain mean)")

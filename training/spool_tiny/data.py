@@ -12,7 +12,15 @@ Scene: a background + 1-3 objects. Object classes: the atlas (`atlas_v1.npz`, ma
 12 named colours; 9 background kinds; 16 object motions + 2 camera pans. 16 fps, 24-frame clips by default.
 
 Prompt switches: with probability `p_switch` a clip changes caption at frame c (background, object colour,
-object motion, or a whole new scene); the picture crossfades over the next 4 frames (weights 0.2..0.8).
+object motion, object class in place (procedural-v6, split "train"), or a whole new scene); the picture
+crossfades over the next 4 frames (weights 0.2..0.8).
+
+Wrap clips (procedural-v6, `p_wrap`, training only): straight motions wrap around the frame (an object that
+leaves at one edge comes back at the other). A 24-frame clip that starts with the object in the middle almost
+never gets that far, so the model never learned the return and a long rollout emptied after its object left
+(training/README.md "Run 22"). A wrap clip starts each straight-moving object further along its path, so
+that it leaves and comes back inside the clip; its frame 0 is off the layout the caption implies
+(`labels["wrapped"]`, which train.py keeps out of the frame-0 loss).
 
 Held-out split (fixed; `split="eval"` draws only from it, `split="train"` never does):
   * (class, colour) pairs with (class_index * 7 + colour_index * 3) % 11 == 0 (tinted classes);
@@ -36,7 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-DATA_VERSION = "procedural-v5"
+DATA_VERSION = "procedural-v6"
 H = W = 128
 LATENT_HW = 8  # the autoencoder's latent grid (model.CFG.latent_hw); obj_cover is per latent token
 
@@ -141,7 +149,8 @@ class Batch:
     captions: list  # B lists of 1-2 strings
     caption_idx: torch.Tensor  # [B,T]
     labels: dict  # obj_class/obj_colour/obj_motion [B,T,3] (-1 none; colour -1 for emoji), obj_visible,
-                  # obj_x/obj_y [B,T,3] (normalized -1..1), bg_kind/bg_c1/bg_c2 [B,T], switch_frame [B]
+                  # obj_x/obj_y [B,T,3] (normalized -1..1), bg_kind/bg_c1/bg_c2 [B,T], switch_frame [B],
+                  # wrapped [B] (a wrap clip, see the module doc)
     obj_cover: torch.Tensor  # [B,T,8,8] share of each latent token's 16x16 pixels covered by objects (0..1)
     cap_tokens: tuple | None = None  # (ids, mask) of the flattened captions, when a Planner tokenised them
 
@@ -413,10 +422,19 @@ class World:
             a = np.maximum(0.0, 1.0 - tau / o["fade"])
         return x, y, s, th, a
 
+    @staticmethod
+    def _wrap_offset(o, e):
+        """frames to advance a straight motion so that it wraps (reaches the edge where _traj moves it to the
+        other side) at frame e of the clip; 0 if it wraps before e anyway"""
+        dx, dy = STRAIGHT[MOTIONS[o["mot"]][0]]
+        edge = 1 + o["s"] + 0.05
+        hit = [(edge - p * math.copysign(1, d)) / (abs(d) * o["speed"]) for p, d in ((o["x"], dx), (o["y"], dy)) if d]
+        return max(0.0, min(hit) - e)
+
     def _obj_states(self, o, T, mot_a, mot_b=None, c=None):
         tau = np.arange(T, dtype=np.float64)
         st = (o["x"], o["y"], o["s"], o["theta"], 1.0)
-        x, y, s, th, a = self._traj(o, mot_a, tau, st)
+        x, y, s, th, a = self._traj(o, mot_a, tau + o.get("tau0", 0.0), st)
         if mot_b is not None and c is not None:
             st2 = (x[c], y[c], s[c], th[c], a[c])
             if MOTIONS[mot_b][0] == "fade-in":
@@ -430,13 +448,14 @@ class World:
     # ------------------------------------------------------------------------------------------------------
     # batch sampling + GPU rendering
     # ------------------------------------------------------------------------------------------------------
-    def sample(self, B, T=24, split="train", seed=None, p_switch=0.35, scenes=None):
+    def sample(self, B, T=24, split="train", seed=None, p_switch=0.35, scenes=None, p_wrap=0.0):
         """B rendered clips of T frames (see Batch); deterministic in seed."""
-        return self.render_plan(self.plan(B, T, split, seed, p_switch, scenes))
+        return self.render_plan(self.plan(B, T, split, seed, p_switch, scenes, p_wrap))
 
-    def plan(self, B, T=24, split="train", seed=None, p_switch=0.35, scenes=None):
+    def plan(self, B, T=24, split="train", seed=None, p_switch=0.35, scenes=None, p_wrap=0.0):
         """The CPU half of `sample`: scenes, captions, per-frame object states and labels as numpy arrays (a
-        picklable dict, no torch), so a worker process can plan the next batches while the GPU trains."""
+        picklable dict, no torch), so a worker process can plan the next batches while the GPU trains.
+        p_wrap: the share of clips without a switch that are wrap clips (module doc)."""
         rng = random.Random(seed)
         O = 6  # object slots: 0-2 scene A, 3-5 scene B (whole-scene switch)
         ox = np.zeros((B, T, O)); oy = np.zeros((B, T, O)); os_ = np.full((B, T, O), 0.2)
@@ -447,6 +466,7 @@ class World:
         lab_x = np.zeros((B, T, 3)); lab_y = np.zeros((B, T, 3)); lab_vis = np.zeros((B, T, 3), bool)
         bg_kind = np.zeros((B, T), np.int64); bg_c1 = np.zeros((B, T), np.int64); bg_c2 = np.zeros((B, T), np.int64)
         caps, cap_idx, switch_frame = [], np.zeros((B, T), np.int64), np.full(B, -1)
+        wrapped = np.zeros(B, bool)
         pal = self.palette_np
         for b in range(B):
             ev = split == "eval"
@@ -459,7 +479,9 @@ class World:
             sceneB = None
             if scenes is None and T >= 12 and rng.random() < p_switch:
                 c = rng.randint(3, T - 5)
-                stype = rng.choices(["bg", "colour", "motion", "scene"], weights=[1, 1, 1, 1])[0]
+                # a class switch is training-only, so that every eval draw stays what it was in v5
+                kinds = ["bg", "colour", "motion", "scene"] + (["class"] if split == "train" else [])
+                stype = rng.choices(kinds, weights=[1] * len(kinds))[0]
                 if stype == "colour" and scene["objs"][0]["col"] < 0:
                     stype = "bg"
                 if stype == "motion" and scene["bg"]["pan"]:
@@ -486,6 +508,14 @@ class World:
                         if nm != o["mot"] and not (split == "train" and self._held_pair(o["cls"], o["col"], nm)):
                             break
                     o["mot"] = nm
+                elif stype == "class":  # another class of the same kind of colouring, in the same place
+                    o = sceneB["objs"][0]
+                    for _ in range(50):
+                        nc = rng.randrange(self.n_classes)
+                        if nc != o["cls"] and self.tint[nc] == self.tint[o["cls"]] \
+                                and not self._held_pair(nc, o["col"], o["mot"]):
+                            break
+                    o["cls"] = nc
                 else:
                     sceneB = self._sample_scene(rng, split)
                 capB = self.caption_fit(rng, sceneB, ev_words, more=split == "train")
@@ -494,11 +524,17 @@ class World:
                 switch_frame[b] = c
             else:
                 caps.append([capA])
+                straight = [o for o in scene["objs"] if MOTIONS[o["mot"]][0] in STRAIGHT]
+                if scenes is None and T >= 12 and p_wrap > 0 and straight and rng.random() < p_wrap:
+                    for o in straight:
+                        o["tau0"] = self._wrap_offset(o, rng.randint(2, T - 6))
+                    wrapped[b] = True
+            ramp = None if c is None else np.clip((np.arange(T) - c + 1) / 5.0, 0, 1)  # the crossfade weights
             # background params per clip
             bgA.append(scene["bg"])
             bgB.append(sceneB["bg"] if sceneB is not None else scene["bg"])
             if c is not None and stype in ("bg", "scene"):
-                wB[b] = np.clip((np.arange(T) - c + 1) / 5.0, 0, 1)
+                wB[b] = ramp
             # camera pan (content offset per frame)
             tau = np.arange(T)
             for sc, rows in ((scene, slice(0, T)),):
@@ -522,8 +558,7 @@ class World:
                     ca = pal[o["col"]]
                     if col_b is not None:
                         cb = pal[col_b]
-                        w = np.clip((np.arange(T) - cc + 1) / 5.0, 0, 1)[:, None]
-                        otint[b, :, slot] = ca * (1 - w) + cb * w
+                        otint[b, :, slot] = ca * (1 - ramp[:, None]) + cb * ramp[:, None]
                     else:
                         otint[b, :, slot] = ca
                 else:
@@ -536,6 +571,9 @@ class World:
                     xa, ya, aa = fill(i, o, o["mot"], sceneB["objs"][0]["mot"], c)
                 elif stype == "colour" and i == 0:
                     xa, ya, aa = fill(i, o, o["mot"], cc=c, col_b=sceneB["objs"][0]["col"])
+                elif stype == "class" and i == 0:  # the new class fades in over the old one (slot 3)
+                    xa, ya, aa = fill(i, o, o["mot"], alpha_w=1 - ramp)
+                    aa = aa + fill(3, sceneB["objs"][0], o["mot"], alpha_w=ramp)[2]
                 else:
                     xa, ya, aa = fill(i, o, o["mot"])
                 tA = slice(0, c if stype == "scene" else T)
@@ -543,9 +581,10 @@ class World:
                 lab["obj_motion"][b, tA, i] = o["mot"] if not scene["bg"]["pan"] else scene["bg"]["pan"]
                 lab_x[b, tA, i] = xa[tA]; lab_y[b, tA, i] = ya[tA]
                 lab_vis[b, tA, i] = (aa[tA] > 0.5) & (np.abs(xa[tA]) < 1) & (np.abs(ya[tA]) < 1)
-                if stype in ("motion", "colour") and i == 0:
+                if stype in ("motion", "colour", "class") and i == 0:
                     lab["obj_motion"][b, c:, 0] = sceneB["objs"][0]["mot"]
                     lab["obj_colour"][b, c:, 0] = sceneB["objs"][0]["col"]
+                    lab["obj_class"][b, c:, 0] = sceneB["objs"][0]["cls"]
             if stype == "scene":
                 for i, o in enumerate(sceneB["objs"]):
                     # scene B objects live from the switch on (their motion clock starts at c)
@@ -566,7 +605,7 @@ class World:
                 bg_kind[b, t] = bgs["kind"]; bg_c1[b, t] = bgs["c1"]; bg_c2[b, t] = bgs["c2"]
         return dict(T=T, bgA=bgA, bgB=bgB, wB=wB, pan=pan, ox=ox, oy=oy, os_=os_, oth=oth, oa=oa, ocls=ocls,
                     otint=otint, lab=lab, lab_x=lab_x, lab_y=lab_y, lab_vis=lab_vis, bg_kind=bg_kind, bg_c1=bg_c1,
-                    bg_c2=bg_c2, caps=caps, cap_idx=cap_idx, switch_frame=switch_frame)
+                    bg_c2=bg_c2, caps=caps, cap_idx=cap_idx, switch_frame=switch_frame, wrapped=wrapped)
 
     def render_plan(self, p):
         """The device half of `sample`: render a `plan` into a Batch."""
@@ -583,7 +622,7 @@ class World:
         labels = {k: tt(v, torch.long) for k, v in lab.items()}
         labels.update(obj_x=tt(lab_x), obj_y=tt(lab_y), obj_visible=tt(lab_vis, torch.bool),
                       bg_kind=tt(bg_kind, torch.long), bg_c1=tt(bg_c1, torch.long), bg_c2=tt(bg_c2, torch.long),
-                      switch_frame=tt(switch_frame, torch.long))
+                      switch_frame=tt(switch_frame, torch.long), wrapped=tt(p["wrapped"], torch.bool))
         return Batch(video=video, captions=caps, caption_idx=tt(cap_idx, torch.long), labels=labels,
                      obj_cover=cover, cap_tokens=p.get("cap_tokens"))
 
