@@ -581,8 +581,8 @@ class World:
                 lab["obj_motion"][b, tA, i] = o["mot"] if not scene["bg"]["pan"] else scene["bg"]["pan"]
                 lab_x[b, tA, i] = xa[tA]; lab_y[b, tA, i] = ya[tA]
                 lab_vis[b, tA, i] = (aa[tA] > 0.5) & (np.abs(xa[tA]) < 1) & (np.abs(ya[tA]) < 1)
-                if stype in ("motion", "colour", "class") and i == 0:
-                    lab["obj_motion"][b, c:, 0] = sceneB["objs"][0]["mot"]
+                if stype in ("motion", "colour", "class") and i == 0:  # (a motion switch never has a pan)
+                    lab["obj_motion"][b, c:, 0] = scene["bg"]["pan"] or sceneB["objs"][0]["mot"]
                     lab["obj_colour"][b, c:, 0] = sceneB["objs"][0]["col"]
                     lab["obj_class"][b, c:, 0] = sceneB["objs"][0]["cls"]
             if stype == "scene":

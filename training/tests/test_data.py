@@ -115,10 +115,167 @@ def test_app_vocabulary_holds_every_training_word():
     assert seen - words == set(), sorted(seen - words)
 
 
+def _class_switches(w, p):
+    """the clips of plan p whose switch changed only object 0's class: the background stays (no crossfade to
+    a second one, the same bg labels throughout) and obj_class of object 0 differs before and after c"""
+    import numpy as np
+    out = []
+    for b, c in enumerate(p["switch_frame"]):
+        if c < 0 or p["wB"][b].any() or p["bgA"][b] != p["bgB"][b]:
+            continue
+        if not all((p[k][b] == p[k][b, 0]).all() for k in ("bg_kind", "bg_c1", "bg_c2")):
+            continue
+        cls = p["lab"]["obj_class"][b, :, 0]
+        if cls[c - 1] != cls[c]:
+            out.append(b)
+    return out
+
+
+def test_class_switch_in_place():
+    """procedural-v6: a train switch can change object 0's class in place; the new class (slot 3, same tint
+    status, never a held pair) takes slot 0's path and crossfades in over it with clip((t-c+1)/5, 0, 1)"""
+    import numpy as np
+    w = World("cpu")
+    T, n = 24, 0
+    for seed in range(4):
+        p = w.plan(64, T=T, split="train", seed=seed, p_switch=1.0)
+        for b in _class_switches(w, p):
+            n += 1
+            c = int(p["switch_frame"][b])
+            cls = p["lab"]["obj_class"][b, :, 0]
+            old, new = int(cls[0]), int(cls[c])
+            assert (cls[:c] == old).all() and (cls[c:] == new).all(), cls
+            assert old != new and p["ocls"][b, 0] == old and p["ocls"][b, 3] == new
+            assert w.tint[new] == w.tint[old]
+            # colour and motion stay; the new class with them is a training pair
+            col, mot = p["lab"]["obj_colour"][b, :, 0], p["lab"]["obj_motion"][b, :, 0]
+            assert (col == col[0]).all()
+            assert (mot == mot[0]).all()  # under a camera pan, the pan's label throughout
+            m = 0 if p["bgA"][b]["pan"] else int(mot[0])  # a panned scene's objects stand still (motion 0)
+            assert not w._held_pair(new, int(col[0]), m)
+            assert len(p["caps"][b]) == 2 and p["caps"][b][0] != p["caps"][b][1]
+            assert (p["cap_idx"][b, :c] == 0).all() and (p["cap_idx"][b, c:] == 1).all()
+            # the same place, size, turn and tint: only the sprite changes
+            for k in ("ox", "oy", "os_", "oth", "otint"):
+                assert np.array_equal(p[k][b, :, 3], p[k][b, :, 0]), k
+            ramp = np.clip((np.arange(T) - c + 1) / 5.0, 0, 1)
+            a = p["oa"][b, :, 0] + p["oa"][b, :, 3]  # the motion's own alpha (1 unless fading)
+            assert np.allclose(p["oa"][b, :, 3], a * ramp) and np.allclose(p["oa"][b, :, 0], a * (1 - ramp))
+            assert (p["oa"][b, :c, 3] == 0).all() and (p["oa"][b, c + 4:, 0] == 0).all()
+            if m == 0:  # a still object ends fully shown as the new class
+                assert np.allclose(p["oa"][b, c + 4:, 3], 1.0)
+            assert (p["oa"][b, :, 4:] == 0).all()  # no scene B objects
+    assert n >= 20, n  # about a fifth of the switches
+    # eval never switches a class in place: a change of object 0's class comes only with a whole new scene
+    for seed in range(4):
+        p = w.plan(64, T=T, split="eval", seed=seed, p_switch=1.0)
+        assert (p["switch_frame"] >= 0).all()
+        assert _class_switches(w, p) == []
+        for b in range(64):
+            if not p["wB"][b].any():
+                assert (p["oa"][b, :, 3:] == 0).all()  # slot 3 is scene B's alone
+
+
+def _straight(p, b):
+    """the objects of clip b with a straight motion (by their frame-0 motion label)"""
+    from spool_tiny.data import MOTIONS, STRAIGHT
+    mot = p["lab"]["obj_motion"][b, 0]
+    return [i for i, m in enumerate(mot) if 0 <= m < len(MOTIONS) and MOTIONS[m][0] in STRAIGHT]
+
+
+def _wraps(p, b, i):
+    """per axis (x, y), the frames t where object i of clip b jumps across the frame between t-1 and t"""
+    import numpy as np
+    return [[t + 1 for t in np.nonzero(np.abs(np.diff(p[k][b, :, i])) > 1.5)[0]] for k in ("ox", "oy")]
+
+
+def test_wrap_clips():
+    """procedural-v6: with p_wrap=1 every switch-free clip with a straight motion is a wrap clip, and each of
+    its straight-moving objects leaves at one edge and comes back at the other inside the clip"""
+    import numpy as np
+    w = World("cpu")
+    T, n_wrapped, n_plain_jump = 24, 0, 0
+    for seed in range(6):
+        p = w.plan(64, T=T, split="train", seed=seed, p_switch=0.0, p_wrap=1.0)
+        q = w.plan(64, T=T, split="train", seed=seed, p_switch=0.0, p_wrap=0.0)
+        assert p["wrapped"].dtype == bool and p["wrapped"].shape == (64,)
+        assert not q["wrapped"].any()
+        assert (p["switch_frame"] == -1).all()
+        for b in range(64):
+            straight = _straight(p, b)
+            assert bool(p["wrapped"][b]) == bool(straight), (b, straight)
+            for i in straight:
+                # _wrap_offset aims the first wrap at a frame e in 2..T-6 (earlier if it wraps before e anyway);
+                # a diagonal motion wraps along its other axis too, later
+                jx, jy = _wraps(p, b, i)
+                assert len(jx) <= 1 and len(jy) <= 1 and 1 <= min(jx + jy, default=T) <= T - 5, (b, i, jx, jy)
+            n_wrapped += bool(straight)
+        # without p_wrap most straight-moving objects stay in view: a lone one never leaves in 24 frames
+        n_plain_jump += sum(bool(sum(_wraps(q, b, i), [])) for b in range(64) for i in _straight(q, b))
+    assert n_wrapped >= 100, n_wrapped
+    assert n_plain_jump < n_wrapped / 4, (n_plain_jump, n_wrapped)
+    # with p_wrap=1 and switches, clips that switch are never wrapped
+    p = w.plan(64, T=T, split="train", seed=9, p_switch=0.5, p_wrap=1.0)
+    assert not (p["wrapped"] & (p["switch_frame"] >= 0)).any() and p["wrapped"].any()
+    # labels["wrapped"] reaches the Batch
+    b = w.sample(3, T=12, split="train", seed=2, p_switch=0.0, p_wrap=1.0)
+    want = w.plan(3, T=12, split="train", seed=2, p_switch=0.0, p_wrap=1.0)["wrapped"]
+    assert b.labels["wrapped"].dtype == torch.bool and b.labels["wrapped"].tolist() == want.tolist()
+
+
+def _same_plan(p, q):
+    import numpy as np
+    assert p.keys() == q.keys()
+    for k in p:
+        if isinstance(p[k], np.ndarray):
+            assert np.array_equal(p[k], q[k]), k
+        elif k == "lab":
+            assert p[k].keys() == q[k].keys() and all(np.array_equal(p[k][n], q[k][n]) for n in p[k]), k
+        else:
+            assert p[k] == q[k], k
+
+
+def test_wrap_off_keeps_the_random_stream():
+    """p_wrap=0 (the default) draws nothing more: eval plans, and train plans, equal those with p_wrap=0
+    given explicitly; and a wrap clip's scene and caption are those of the same clip without p_wrap"""
+    w = World("cpu")
+    for seed in (0, 1):
+        _same_plan(w.plan(32, T=24, split="eval", seed=seed, p_switch=0.35),
+                   w.plan(32, T=24, split="eval", seed=seed, p_switch=0.35, p_wrap=0.0))
+        _same_plan(w.plan(32, T=24, split="train", seed=seed), w.plan(32, T=24, split="train", seed=seed, p_wrap=0.0))
+    # the wrap draw comes after the clip's scene and caption, so clip 0 is the same clip, moved along its path
+    for seed in range(20):
+        p = w.plan(1, T=24, split="train", seed=seed, p_switch=0.0, p_wrap=1.0)
+        q = w.plan(1, T=24, split="train", seed=seed, p_switch=0.0)
+        assert p["caps"] == q["caps"] and p["bgA"] == q["bgA"]
+        for k in ("ocls", "otint", "os_"):
+            assert (p[k] == q[k]).all(), k
+
+
+def test_eval_and_switch_free_draws_are_those_of_v5():
+    """procedural-v6's class switches and wrap clips draw nothing in an eval plan or in a train clip without a
+    switch (p_wrap=0): their captions and switch frames are procedural-v5's (digests taken from v5's data.py).
+    A deliberate change to the eval data changes these digests; update them with it."""
+    import hashlib
+    import json
+    w = World("cpu")
+    want = {("eval", 0.35): "7587161d730beebf616710268f2311d175454864a50737820d4f2408a49dac85",
+            ("eval", 1.0): "7bee66bc43f274c88bec344f1c8be57cc06bfe67ce0d3e54ba45fad23b1f71e5",
+            ("train", 0.0): "7ab36657e445265ba673495260ce1c7ceca71a4a04efdd5381ce386ac6abe2a3"}
+    for (split, p_switch), digest in want.items():
+        p = w.plan(32, T=24, split=split, seed=0, p_switch=p_switch)
+        got = hashlib.sha256(json.dumps([p["caps"], p["switch_frame"].tolist()]).encode()).hexdigest()
+        assert got == digest, (split, p_switch, got)
+
+
 if __name__ == "__main__":
     test_batch_and_split()
     test_planner_matches_inline_planning()
     test_tokenizer_fast_path_is_exact()
     test_text_encoder_runs_only_the_real_tokens()
     test_app_vocabulary_holds_every_training_word()
+    test_class_switch_in_place()
+    test_wrap_clips()
+    test_wrap_off_keeps_the_random_stream()
+    test_eval_and_switch_free_draws_are_those_of_v5()
     print("ok")
