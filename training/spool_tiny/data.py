@@ -15,11 +15,13 @@ Prompt switches: with probability `p_switch` a clip changes caption at frame c (
 object motion, object class in place (procedural-v6, split "train"), or a whole new scene); the picture
 crossfades over the next 4 frames (weights 0.2..0.8).
 
-Wrap clips (procedural-v6, `p_wrap`, training only): straight motions wrap around the frame (an object that
-leaves at one edge comes back at the other). A 24-frame clip that starts with the object in the middle almost
-never gets that far, so the model never learned the return and a long rollout emptied after its object left
-(training/README.md "Run 22"). A wrap clip starts each straight-moving object further along its path, so
-that it leaves and comes back inside the clip; its frame 0 is off the layout the caption implies
+The frame is a torus for the objects (procedural-v6): the part of an object beyond one edge shows at the
+opposite edge, so an object moving left keeps moving left for ever without leaving the picture. In v5 a
+straight-moving object left the frame and came back only after a gap, a 24-frame clip that starts with it in
+the middle almost never got that far, and a long rollout emptied for good once its object had left
+(training/README.md "Runs 22-23").
+Wrap clips (procedural-v6, `p_wrap`, training only): a wrap clip starts each straight-moving object further
+along its path, so that it crosses an edge inside the clip; its frame 0 is off the layout the caption implies
 (`labels["wrapped"]`, which train.py keeps out of the frame-0 loss).
 
 Held-out split (fixed; `split="eval"` draws only from it, `split="train"` never does):
@@ -181,6 +183,9 @@ class World:
         self.palette = torch.tensor([c[1] for c in COLOURS], dtype=torch.float32, device=self.device) / 127.5 - 1
         self.palette_np = self.palette.cpu().numpy()  # for plan(), which never touches the device
         self.n_classes = len(self.classes)
+        px = (torch.arange(W, dtype=torch.float32, device=self.device) + 0.5) / W * 2 - 1  # pixel centres
+        py = (torch.arange(H, dtype=torch.float32, device=self.device) + 0.5) / H * 2 - 1
+        self.pixel_xy = torch.stack(torch.meshgrid(px, py, indexing="xy"), -1)  # [H,W,2] (x, y) in -1..1
         self.fits = None  # optional caption-length check (set by train.py from the tokenizer)
 
     # ------------------------------------------------------------------------------------------------------
@@ -398,11 +403,10 @@ class World:
         x, y, s, th, a = (np.full(n, x0), np.full(n, y0), np.full(n, s0), np.full(n, th0), np.full(n, a0))
         m = MOTIONS[mot][0] if mot < len(MOTIONS) else "still"
         v = o["speed"]
-        if m in STRAIGHT:
+        if m in STRAIGHT:  # the centre stays in the frame; the renderer draws the frame as a torus
             dx, dy = STRAIGHT[m]
-            per = 2 + 2 * s0 + 0.1
-            x = (x0 + dx * v * tau + 1 + s0 + 0.05) % per - 1 - s0 - 0.05
-            y = (y0 + dy * v * tau + 1 + s0 + 0.05) % per - 1 - s0 - 0.05
+            x = (x0 + dx * v * tau + 1) % 2 - 1
+            y = (y0 + dy * v * tau + 1) % 2 - 1
         elif m == "bounce":
             y = y0 - o["amp"] * np.abs(np.sin(np.pi * tau / o["period"]))
         elif m == "orbit":
@@ -424,11 +428,10 @@ class World:
 
     @staticmethod
     def _wrap_offset(o, e):
-        """frames to advance a straight motion so that it wraps (reaches the edge where _traj moves it to the
-        other side) at frame e of the clip; 0 if it wraps before e anyway"""
+        """frames to advance a straight motion so that its centre crosses an edge (and it shows split across
+        the two) at frame e of the clip; 0 if it crosses before e anyway"""
         dx, dy = STRAIGHT[MOTIONS[o["mot"]][0]]
-        edge = 1 + o["s"] + 0.05
-        hit = [(edge - p * math.copysign(1, d)) / (abs(d) * o["speed"]) for p, d in ((o["x"], dx), (o["y"], dy)) if d]
+        hit = [(1 - p * math.copysign(1, d)) / (abs(d) * o["speed"]) for p, d in ((o["x"], dx), (o["y"], dy)) if d]
         return max(0.0, min(hit) - e)
 
     def _obj_states(self, o, T, mot_a, mot_b=None, c=None):
@@ -716,11 +719,10 @@ class World:
             th = oth[:, :, slot].reshape(-1)[on]
             cx = ox[:, :, slot].reshape(-1)[on]; cy = oy[:, :, slot].reshape(-1)[on]
             cos, sin = torch.cos(th), torch.sin(th)
-            # input = R(-th) (p - c) / s
+            # sprite coordinates = R(-th) d / s, d = p - c taken the short way round the torus (module doc)
             A = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2) / s[:, None, None]
-            bvec = -(A @ torch.stack([cx, cy], -1)[:, :, None])[:, :, 0]
-            theta = torch.cat([A, bvec[:, :, None]], dim=2)
-            grid = F.affine_grid(theta, (on.numel(), 4, H, W), align_corners=False)
+            d = torch.remainder(self.pixel_xy - torch.stack([cx, cy], -1)[:, None, None] + 1, 2) - 1
+            grid = torch.einsum("nij,nhwj->nhwi", A, d)
             spr = F.grid_sample(self.atlas[cls], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
             alpha = spr[:, 3:4] * a_s[:, None, None, None]
             tint = otint[:, :, slot].reshape(-1, 3)[on]

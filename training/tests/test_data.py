@@ -213,7 +213,7 @@ def test_wrap_clips():
         # without p_wrap most straight-moving objects stay in view: a lone one never leaves in 24 frames
         n_plain_jump += sum(bool(sum(_wraps(q, b, i), [])) for b in range(64) for i in _straight(q, b))
     assert n_wrapped >= 100, n_wrapped
-    assert n_plain_jump < n_wrapped / 4, (n_plain_jump, n_wrapped)
+    assert n_plain_jump < n_wrapped / 2, (n_plain_jump, n_wrapped)
     # with p_wrap=1 and switches, clips that switch are never wrapped
     p = w.plan(64, T=T, split="train", seed=9, p_switch=0.5, p_wrap=1.0)
     assert not (p["wrapped"] & (p["switch_frame"] >= 0)).any() and p["wrapped"].any()
@@ -221,6 +221,22 @@ def test_wrap_clips():
     b = w.sample(3, T=12, split="train", seed=2, p_switch=0.0, p_wrap=1.0)
     want = w.plan(3, T=12, split="train", seed=2, p_switch=0.0, p_wrap=1.0)["wrapped"]
     assert b.labels["wrapped"].dtype == torch.bool and b.labels["wrapped"].tolist() == want.tolist()
+
+
+def test_objects_live_on_a_torus():
+    """procedural-v6: an object across the right edge shows its rest at the left edge, nowhere else"""
+    import random
+    from spool_tiny.data import BG_KINDS
+    w = World("cpu")
+    rng = random.Random(4)
+    sc = next(sc for sc in (w._sample_scene(rng, "train") for _ in range(200))
+              if BG_KINDS[sc["bg"]["kind"]] == "solid" and len(sc["objs"]) == 1 and sc["objs"][0]["col"] >= 0)
+    o = sc["objs"][0]
+    o.update(cls=0, mot=0, x=0.95, y=0.0, s=0.5, theta=0.0)  # a still circle, its centre just inside the right edge
+    v = w.sample(1, T=1, split="train", seed=0, p_switch=0.0, scenes=[sc]).video[0, 0]
+    fg = (v - v[:, :1, :1]).abs().amax(0) > 0.2  # differs from the background colour
+    cols = fg.any(0)
+    assert cols[:10].all() and cols[-10:].all() and not cols[40:90].any(), cols.nonzero().flatten().tolist()
 
 
 def _same_plan(p, q):
@@ -276,6 +292,7 @@ if __name__ == "__main__":
     test_app_vocabulary_holds_every_training_word()
     test_class_switch_in_place()
     test_wrap_clips()
+    test_objects_live_on_a_torus()
     test_wrap_off_keeps_the_random_stream()
     test_eval_and_switch_free_draws_are_those_of_v5()
     print("ok")
