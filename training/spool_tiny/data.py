@@ -23,6 +23,11 @@ the middle almost never got that far, and a long rollout emptied for good once i
 Wrap clips (procedural-v6, `p_wrap`, training only): a wrap clip starts each straight-moving object further
 along its path, so that it crosses an edge inside the clip; its frame 0 is off the layout the caption implies
 (`labels["wrapped"]`, which train.py keeps out of the frame-0 loss).
+Lagged switches (`p_lag`, training only): that share of switch clips also carries `hist_video`, the same clip
+with its switch 1-4 frames later, which train.py gives the encoder as history while the targets keep the
+switch on time. Teacher forcing alone asks the first switched frame for just the crossfade's first 20% step
+from an unswitched history; a model that does not take that step never sees a history that has, and a
+rollout ignores the new prompt (training/README.md "Runs 22-23"). A lagged history asks it to catch up.
 
 Held-out split (fixed; `split="eval"` draws only from it, `split="train"` never does):
   * (class, colour) pairs with (class_index * 7 + colour_index * 3) % 11 == 0 (tinted classes);
@@ -141,6 +146,11 @@ TEMPLATES_TRAIN = [0, 1, 2, 3, 4]
 TEMPLATE_EVAL = 5
 
 
+# the plan entries World.render draws from, in its argument order (bgA, bgB, wB, pan, ox, oy, os_, oth, oa,
+# then ocls and otint)
+RENDER_KEYS = ("bgA", "bgB", "wB", "pan", "ox", "oy", "os_", "oth", "oa", "ocls", "otint")
+
+
 def _article(word):
     return "an" if word[0] in "aeiou" else "a"
 
@@ -155,6 +165,7 @@ class Batch:
                   # wrapped [B] (a wrap clip, see the module doc)
     obj_cover: torch.Tensor  # [B,T,8,8] share of each latent token's 16x16 pixels covered by objects (0..1)
     cap_tokens: tuple | None = None  # (ids, mask) of the flattened captions, when a Planner tokenised them
+    hist_video: torch.Tensor | None = None  # [B,T,3,H,W] the encoder's history where it lags (module doc)
 
 
 class World:
@@ -451,14 +462,19 @@ class World:
     # ------------------------------------------------------------------------------------------------------
     # batch sampling + GPU rendering
     # ------------------------------------------------------------------------------------------------------
-    def sample(self, B, T=24, split="train", seed=None, p_switch=0.35, scenes=None, p_wrap=0.0):
+    def sample(self, B, T=24, split="train", seed=None, p_switch=0.35, scenes=None, p_wrap=0.0, p_lag=0.0):
         """B rendered clips of T frames (see Batch); deterministic in seed."""
-        return self.render_plan(self.plan(B, T, split, seed, p_switch, scenes, p_wrap))
+        return self.render_plan(self.plan(B, T, split, seed, p_switch, scenes, p_wrap, p_lag))
 
-    def plan(self, B, T=24, split="train", seed=None, p_switch=0.35, scenes=None, p_wrap=0.0):
+    def plan(self, B, T=24, split="train", seed=None, p_switch=0.35, scenes=None, p_wrap=0.0, p_lag=0.0,
+             _lag=None):
         """The CPU half of `sample`: scenes, captions, per-frame object states and labels as numpy arrays (a
         picklable dict, no torch), so a worker process can plan the next batches while the GPU trains.
-        p_wrap: the share of clips without a switch that are wrap clips (module doc)."""
+        p_wrap: the share of clips without a switch that are wrap clips; p_lag: the share of switch clips
+        with a lagged history (module doc). _lag [B]: frames to delay each clip's switch by (the lagged
+        history's own plan: the same draws, so the same clips, with the switch later)."""
+        if p_lag > 0 and seed is None:
+            raise ValueError("a lagged history replans the batch from its seed: give one")
         rng = random.Random(seed)
         O = 6  # object slots: 0-2 scene A, 3-5 scene B (whole-scene switch)
         ox = np.zeros((B, T, O)); oy = np.zeros((B, T, O)); os_ = np.full((B, T, O), 0.2)
@@ -481,7 +497,7 @@ class World:
             stype = None
             sceneB = None
             if scenes is None and T >= 12 and rng.random() < p_switch:
-                c = rng.randint(3, T - 5)
+                c = rng.randint(3, T - 5) + (0 if _lag is None else int(_lag[b]))
                 # a class switch is training-only, so that every eval draw stays what it was in v5
                 kinds = ["bg", "colour", "motion", "scene"] + (["class"] if split == "train" else [])
                 stype = rng.choices(kinds, weights=[1] * len(kinds))[0]
@@ -606,28 +622,42 @@ class World:
             for t in range(T):
                 bgs = bgB[-1] if (c is not None and t >= c) else bgA[-1]
                 bg_kind[b, t] = bgs["kind"]; bg_c1[b, t] = bgs["c1"]; bg_c2[b, t] = bgs["c2"]
+        lag = np.zeros(B, np.int64)
+        if p_lag > 0:  # a side stream, so that the clips are those of p_lag=0
+            lrng = random.Random(f"lag{seed}")
+            for b in np.nonzero(switch_frame >= 0)[0]:
+                lag[b] = lrng.randint(1, 4) if lrng.random() < p_lag else 0
+        hist = None
+        if lag.any():
+            h = self.plan(B, T, split, seed, p_switch, scenes, p_wrap, _lag=lag)
+            hist = {k: h[k] for k in RENDER_KEYS}
         return dict(T=T, bgA=bgA, bgB=bgB, wB=wB, pan=pan, ox=ox, oy=oy, os_=os_, oth=oth, oa=oa, ocls=ocls,
                     otint=otint, lab=lab, lab_x=lab_x, lab_y=lab_y, lab_vis=lab_vis, bg_kind=bg_kind, bg_c1=bg_c1,
-                    bg_c2=bg_c2, caps=caps, cap_idx=cap_idx, switch_frame=switch_frame, wrapped=wrapped)
+                    bg_c2=bg_c2, caps=caps, cap_idx=cap_idx, switch_frame=switch_frame, wrapped=wrapped,
+                    lag=lag, hist=hist)
 
     def render_plan(self, p):
         """The device half of `sample`: render a `plan` into a Batch."""
-        T, bgA, bgB, wB, pan, ox, oy = p["T"], p["bgA"], p["bgB"], p["wB"], p["pan"], p["ox"], p["oy"]
-        os_, oth, oa, ocls, otint, lab = p["os_"], p["oth"], p["oa"], p["ocls"], p["otint"], p["lab"]
+        T, lab = p["T"], p["lab"]
         lab_x, lab_y, lab_vis, bg_kind, bg_c1, bg_c2 = (p[k] for k in ("lab_x", "lab_y", "lab_vis", "bg_kind",
                                                                         "bg_c1", "bg_c2"))
         caps, cap_idx, switch_frame = p["caps"], p["cap_idx"], p["switch_frame"]
         dev = self.device
         tt = lambda a, dt=torch.float32: torch.as_tensor(a, dtype=dt, device=dev)
-        video, cover = self.render(bgA, bgB, tt(wB), tt(pan), tt(ox), tt(oy), tt(os_), tt(oth), tt(oa),
-                            tt(ocls, torch.long), tt(otint), T,
-                            any_b=bool((wB > 0).any()), slots_on=[bool(v) for v in (oa > 0).any(axis=(0, 1))])
+
+        def draw(q):  # the render arrays (RENDER_KEYS) of a plan -> (video, cover)
+            return self.render(q["bgA"], q["bgB"], *(tt(q[k]) for k in RENDER_KEYS[2:9]),
+                               tt(q["ocls"], torch.long), tt(q["otint"]), T, any_b=bool((q["wB"] > 0).any()),
+                               slots_on=[bool(v) for v in (q["oa"] > 0).any(axis=(0, 1))])
+        video, cover = draw(p)
+        hist = p.get("hist")
         labels = {k: tt(v, torch.long) for k, v in lab.items()}
         labels.update(obj_x=tt(lab_x), obj_y=tt(lab_y), obj_visible=tt(lab_vis, torch.bool),
                       bg_kind=tt(bg_kind, torch.long), bg_c1=tt(bg_c1, torch.long), bg_c2=tt(bg_c2, torch.long),
                       switch_frame=tt(switch_frame, torch.long), wrapped=tt(p["wrapped"], torch.bool))
         return Batch(video=video, captions=caps, caption_idx=tt(cap_idx, torch.long), labels=labels,
-                     obj_cover=cover, cap_tokens=p.get("cap_tokens"))
+                     obj_cover=cover, cap_tokens=p.get("cap_tokens"),
+                     hist_video=None if hist is None else draw(hist)[0])
 
     # ------------------------------------------------------------------------------------------------------
     def _render_bg(self, bgs, pan, T):

@@ -239,6 +239,44 @@ def test_objects_live_on_a_torus():
     assert cols[:10].all() and cols[-10:].all() and not cols[40:90].any(), cols.nonzero().flatten().tolist()
 
 
+def test_lagged_switch_history():
+    """p_lag: a switch clip also carries its history with the switch 1-4 frames later; the clips, captions,
+    labels and on-time render arrays are those of p_lag=0"""
+    import numpy as np
+    from spool_tiny.data import RENDER_KEYS
+    w = World("cpu")
+    T = 24
+    p = w.plan(64, T=T, split="train", seed=3, p_switch=0.6, p_lag=1.0)
+    q = w.plan(64, T=T, split="train", seed=3, p_switch=0.6)
+    assert q["hist"] is None and not q["lag"].any()
+    for k in ("caps", "bgA", "bgB"):
+        assert p[k] == q[k], k
+    for k in ("cap_idx", "switch_frame", "wrapped") + RENDER_KEYS[2:]:
+        assert np.array_equal(p[k], q[k]), k
+    assert all(np.array_equal(p["lab"][k], q["lab"][k]) for k in p["lab"])
+    h, lag, sw = p["hist"], p["lag"], p["switch_frame"]
+    assert ((lag > 0) == (sw >= 0)).all() and lag.max() <= 4 and (sw >= 0).sum() >= 20
+    for b in range(64):
+        c, d = int(sw[b]), int(lag[b])
+        if c < 0:
+            assert all(np.array_equal(h[k][b], p[k][b]) for k in RENDER_KEYS[2:]), b
+            continue
+        for k in ("oa", "otint", "wB"):  # the same clip up to the switch ...
+            assert np.array_equal(h[k][b, :c], p[k][b, :c]), (b, k)
+        for k in ("ox", "oy"):  # (scene B's slots are hidden until then, wherever they wait)
+            assert np.array_equal(h[k][b, :c, :3], p[k][b, :c, :3]), (b, k)
+        # ... which comes d frames later: the crossfades shifted, nothing new before c + d
+        assert np.allclose(h["wB"][b, d:], p["wB"][b, :T - d]) and not h["wB"][b, :c + d].any()
+        assert np.allclose(h["otint"][b, d:, 0], p["otint"][b, :T - d, 0])
+        assert not h["oa"][b, :c + d, 3:].any()
+    # rendered: the history differs from the video after a switch only
+    bt = w.sample(4, T=12, split="train", seed=1, p_switch=1.0, p_lag=1.0)
+    c0 = int(bt.labels["switch_frame"].min())
+    assert bt.hist_video.shape == bt.video.shape and torch.equal(bt.hist_video[:, :c0], bt.video[:, :c0])
+    assert not torch.equal(bt.hist_video, bt.video)
+    assert w.sample(2, T=12, split="train", seed=1, p_switch=1.0).hist_video is None
+
+
 def _same_plan(p, q):
     import numpy as np
     assert p.keys() == q.keys()
@@ -293,6 +331,7 @@ if __name__ == "__main__":
     test_class_switch_in_place()
     test_wrap_clips()
     test_objects_live_on_a_torus()
+    test_lagged_switch_history()
     test_wrap_off_keeps_the_random_stream()
     test_eval_and_switch_free_draws_are_those_of_v5()
     print("ok")
