@@ -381,10 +381,8 @@ class Trainer:
         self.mark("render")
         with torch.no_grad(), torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
             z = self.ae.encode(b.video.flatten(0, 1)).float()
-            zh = None if b.hist_video is None else self.ae.encode(b.hist_video.flatten(0, 1)).float()
         self.mark("ae encode")
         x0 = latent_to_tokens(z).reshape(B, T, 64, 16)
-        hist = x0 if zh is None else latent_to_tokens(zh).reshape(B, T, 64, 16)  # a lagged switch (data.py)
         flat, offs = [], []
         for caps in b.captions:
             offs.append(len(flat)); flat.extend(caps)
@@ -401,13 +399,13 @@ class Trainer:
         target = eps - x0
         sig = torch.rand(B, 1, 1, 1, device=self.dev) * a.ctx_noise
         sig = sig * (torch.rand(B, 1, 1, 1, device=self.dev) < a.p_ctx_noise) * float(train)
-        lat_in = hist[:, :T - 1]
+        lat_in = x0[:, :T - 1]
         with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
             ctx_all = (self.model if train else self.ema).text_proj(tok)  # [U,32,D]
             ctx = ctx_all[idx]
             cb = bias[idx]
             if train and a.p_self_ctx > 0 and T > 1:
-                lat_in = self.own_history(x0, lat_in, ctx.detach(), cb)
+                lat_in = self.own_history(x0, ctx.detach(), cb)
             lat_in = lat_in + sig * torch.randn_like(lat_in)
             drop = (torch.rand(B, device=self.dev) < (a.p_uncond if train else 0.0))[:, None, None, None]
             dctx = torch.where(drop, ctx_all[-1].expand_as(ctx), ctx)
@@ -522,18 +520,18 @@ class Trainer:
         log(msg, self.logf)
 
     @torch.no_grad()
-    def own_history(self, x0, hist, ctx, cb):
+    def own_history(self, x0, ctx, cb):
         """Encoder inputs that look like the model's own output (Self-Forcing's point, made cheap): for a
         share p_self_ctx of the clips, frames 0..T-2 are replaced by the EMA model's one-step reconstruction
         x0_hat = x_s - s v from a fresh noise level s ~ U(self_ctx_min, self_ctx_max). They carry the model's
         own softening (the blur that makes objects fade over long rollouts) but stay aligned with the ground
         truth, so the clean next frame remains the right target: the model learns to restore, not copy.
         The first round(p_self_ctx x B) clips get it (the clips of a batch are independent draws), so the EMA
-        pass runs only on them and keeps one static shape for torch.compile. `hist`: the other clips' history
-        (x0's first T-1 frames, or a lagged switch's)."""
+        pass runs only on them and keeps one static shape for torch.compile."""
         a = self.a
         B, T = x0.shape[:2]
         k = round(a.p_self_ctx * B)
+        hist = x0[:, :T - 1]
         if k == 0:
             return hist
         xk = x0[:k]
@@ -706,7 +704,7 @@ def main():
     p.add_argument("--p-ctx-noise", type=float, default=0.6)
     p.add_argument("--p-switch", type=float, default=0.3)
     p.add_argument("--p-lag", type=float, default=0.0,
-                   help="share of switch clips whose history has the switch 1-4 frames late (data.py)")
+                   help="share of switch clips whose picture follows the caption switch 1-4 frames late (data.py)")
     p.add_argument("--p-wrap", type=float, default=0.0,
                    help="share of clips without a switch that are wrap clips (procedural-v6, data.py)")
     p.add_argument("--frame0-weight", type=float, default=4.0)

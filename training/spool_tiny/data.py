@@ -1,4 +1,4 @@
-"""Procedural video world for spool-tiny, rendered on the GPU in torch (data version `procedural-v1`).
+"""Procedural video world for spool-tiny, rendered on the GPU in torch (data version: DATA_VERSION).
 
     world = World(device="cuda")
     batch = world.sample(B=64, T=24, split="train", seed=123)
@@ -23,11 +23,14 @@ the middle almost never got that far, and a long rollout emptied for good once i
 Wrap clips (procedural-v6, `p_wrap`, training only): a wrap clip starts each straight-moving object further
 along its path, so that it crosses an edge inside the clip; its frame 0 is off the layout the caption implies
 (`labels["wrapped"]`, which train.py keeps out of the frame-0 loss).
-Lagged switches (`p_lag`, training only): that share of switch clips also carries `hist_video`, the same clip
-with its switch 1-4 frames later, which train.py gives the encoder as history while the targets keep the
-switch on time. Teacher forcing alone asks the first switched frame for just the crossfade's first 20% step
-from an unswitched history; a model that does not take that step never sees a history that has, and a
-rollout ignores the new prompt (training/README.md "Runs 22-23"). A lagged history asks it to catch up.
+Late switches (`p_lag`, training only, procedural-v7): in that share of switch clips the picture follows the
+caption switch 1-4 frames late: the caption changes at frame c, the crossfade starts at c + d. Teacher forcing
+alone asks only the frame at the caption switch to start the crossfade, from a history that has not started it;
+a rollout that misses that one frame never sees such a history again and ignores the new prompt
+(training/README.md "Runs 22-23"). A late switch asks for the crossfade's first step from an unchanged history
+a few frames after the caption changed, so a model that has not started yet still starts, smoothly. (Run 25
+trained an earlier design that kept the targets on time and lagged only the history; it taught a catch-up jump:
+half its background switches took more than half the change in one frame, "Runs 24-25".)
 
 Held-out split (fixed; `split="eval"` draws only from it, `split="train"` never does):
   * (class, colour) pairs with (class_index * 7 + colour_index * 3) % 11 == 0 (tinted classes);
@@ -51,7 +54,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-DATA_VERSION = "procedural-v6"
+DATA_VERSION = "procedural-v7"
 H = W = 128
 LATENT_HW = 8  # the autoencoder's latent grid (model.CFG.latent_hw); obj_cover is per latent token
 
@@ -165,7 +168,6 @@ class Batch:
                   # wrapped [B] (a wrap clip, see the module doc)
     obj_cover: torch.Tensor  # [B,T,8,8] share of each latent token's 16x16 pixels covered by objects (0..1)
     cap_tokens: tuple | None = None  # (ids, mask) of the flattened captions, when a Planner tokenised them
-    hist_video: torch.Tensor | None = None  # [B,T,3,H,W] the encoder's history where it lags (module doc)
 
 
 class World:
@@ -471,10 +473,10 @@ class World:
         """The CPU half of `sample`: scenes, captions, per-frame object states and labels as numpy arrays (a
         picklable dict, no torch), so a worker process can plan the next batches while the GPU trains.
         p_wrap: the share of clips without a switch that are wrap clips; p_lag: the share of switch clips
-        with a lagged history (module doc). _lag [B]: frames to delay each clip's switch by (the lagged
-        history's own plan: the same draws, so the same clips, with the switch later)."""
+        whose picture follows the caption switch late (module doc). _lag [B]: frames to delay each clip's
+        picture switch by (the late plan: the same draws, so the same clips, with the crossfade later)."""
         if p_lag > 0 and seed is None:
-            raise ValueError("a lagged history replans the batch from its seed: give one")
+            raise ValueError("a late switch replans the batch from its seed: give one")
         rng = random.Random(seed)
         O = 6  # object slots: 0-2 scene A, 3-5 scene B (whole-scene switch)
         ox = np.zeros((B, T, O)); oy = np.zeros((B, T, O)); os_ = np.full((B, T, O), 0.2)
@@ -627,14 +629,12 @@ class World:
             lrng = random.Random(f"lag{seed}")
             for b in np.nonzero(switch_frame >= 0)[0]:
                 lag[b] = lrng.randint(1, 4) if lrng.random() < p_lag else 0
-        hist = None
-        if lag.any():
-            h = self.plan(B, T, split, seed, p_switch, scenes, p_wrap, _lag=lag)
-            hist = {k: h[k] for k in RENDER_KEYS}
+        if lag.any():  # the picture (and its labels) of the late plan, the captions on time
+            late = self.plan(B, T, split, seed, p_switch, scenes, p_wrap, _lag=lag)
+            return dict(late, cap_idx=cap_idx, switch_frame=switch_frame, lag=lag)
         return dict(T=T, bgA=bgA, bgB=bgB, wB=wB, pan=pan, ox=ox, oy=oy, os_=os_, oth=oth, oa=oa, ocls=ocls,
                     otint=otint, lab=lab, lab_x=lab_x, lab_y=lab_y, lab_vis=lab_vis, bg_kind=bg_kind, bg_c1=bg_c1,
-                    bg_c2=bg_c2, caps=caps, cap_idx=cap_idx, switch_frame=switch_frame, wrapped=wrapped,
-                    lag=lag, hist=hist)
+                    bg_c2=bg_c2, caps=caps, cap_idx=cap_idx, switch_frame=switch_frame, wrapped=wrapped, lag=lag)
 
     def render_plan(self, p):
         """The device half of `sample`: render a `plan` into a Batch."""
@@ -645,19 +645,15 @@ class World:
         dev = self.device
         tt = lambda a, dt=torch.float32: torch.as_tensor(a, dtype=dt, device=dev)
 
-        def draw(q):  # the render arrays (RENDER_KEYS) of a plan -> (video, cover)
-            return self.render(q["bgA"], q["bgB"], *(tt(q[k]) for k in RENDER_KEYS[2:9]),
-                               tt(q["ocls"], torch.long), tt(q["otint"]), T, any_b=bool((q["wB"] > 0).any()),
-                               slots_on=[bool(v) for v in (q["oa"] > 0).any(axis=(0, 1))])
-        video, cover = draw(p)
-        hist = p.get("hist")
+        video, cover = self.render(p["bgA"], p["bgB"], *(tt(p[k]) for k in RENDER_KEYS[2:9]),
+                                   tt(p["ocls"], torch.long), tt(p["otint"]), T, any_b=bool((p["wB"] > 0).any()),
+                                   slots_on=[bool(v) for v in (p["oa"] > 0).any(axis=(0, 1))])
         labels = {k: tt(v, torch.long) for k, v in lab.items()}
         labels.update(obj_x=tt(lab_x), obj_y=tt(lab_y), obj_visible=tt(lab_vis, torch.bool),
                       bg_kind=tt(bg_kind, torch.long), bg_c1=tt(bg_c1, torch.long), bg_c2=tt(bg_c2, torch.long),
                       switch_frame=tt(switch_frame, torch.long), wrapped=tt(p["wrapped"], torch.bool))
         return Batch(video=video, captions=caps, caption_idx=tt(cap_idx, torch.long), labels=labels,
-                     obj_cover=cover, cap_tokens=p.get("cap_tokens"),
-                     hist_video=None if hist is None else draw(hist)[0])
+                     obj_cover=cover, cap_tokens=p.get("cap_tokens"))
 
     # ------------------------------------------------------------------------------------------------------
     def _render_bg(self, bgs, pan, T):

@@ -239,42 +239,44 @@ def test_objects_live_on_a_torus():
     assert cols[:10].all() and cols[-10:].all() and not cols[40:90].any(), cols.nonzero().flatten().tolist()
 
 
-def test_lagged_switch_history():
-    """p_lag: a switch clip also carries its history with the switch 1-4 frames later; the clips, captions,
-    labels and on-time render arrays are those of p_lag=0"""
+def test_late_switch():
+    """p_lag: in a switch clip the picture follows the caption switch 1-4 frames late; the clips and captions
+    (and their switch frames) are those of p_lag=0, the picture is p_lag=0's with the crossfade shifted"""
     import numpy as np
     from spool_tiny.data import RENDER_KEYS
     w = World("cpu")
     T = 24
     p = w.plan(64, T=T, split="train", seed=3, p_switch=0.6, p_lag=1.0)
     q = w.plan(64, T=T, split="train", seed=3, p_switch=0.6)
-    assert q["hist"] is None and not q["lag"].any()
+    assert not q["lag"].any()
     for k in ("caps", "bgA", "bgB"):
         assert p[k] == q[k], k
-    for k in ("cap_idx", "switch_frame", "wrapped") + RENDER_KEYS[2:]:
+    for k in ("cap_idx", "switch_frame", "wrapped"):
         assert np.array_equal(p[k], q[k]), k
-    assert all(np.array_equal(p["lab"][k], q["lab"][k]) for k in p["lab"])
-    h, lag, sw = p["hist"], p["lag"], p["switch_frame"]
+    lag, sw = p["lag"], p["switch_frame"]
     assert ((lag > 0) == (sw >= 0)).all() and lag.max() <= 4 and (sw >= 0).sum() >= 20
     for b in range(64):
         c, d = int(sw[b]), int(lag[b])
         if c < 0:
-            assert all(np.array_equal(h[k][b], p[k][b]) for k in RENDER_KEYS[2:]), b
+            assert all(np.array_equal(p[k][b], q[k][b]) for k in RENDER_KEYS[2:]), b
             continue
-        for k in ("oa", "otint", "wB"):  # the same clip up to the switch ...
-            assert np.array_equal(h[k][b, :c], p[k][b, :c]), (b, k)
+        assert (p["cap_idx"][b, c:] == 1).all() and not p["cap_idx"][b, :c].any()  # the caption on time ...
+        for k in ("oa", "otint", "wB"):  # ... the picture the same up to the switch ...
+            assert np.array_equal(p[k][b, :c], q[k][b, :c]), (b, k)
         for k in ("ox", "oy"):  # (scene B's slots are hidden until then, wherever they wait)
-            assert np.array_equal(h[k][b, :c, :3], p[k][b, :c, :3]), (b, k)
-        # ... which comes d frames later: the crossfades shifted, nothing new before c + d
-        assert np.allclose(h["wB"][b, d:], p["wB"][b, :T - d]) and not h["wB"][b, :c + d].any()
-        assert np.allclose(h["otint"][b, d:, 0], p["otint"][b, :T - d, 0])
-        assert not h["oa"][b, :c + d, 3:].any()
-    # rendered: the history differs from the video after a switch only
-    bt = w.sample(4, T=12, split="train", seed=1, p_switch=1.0, p_lag=1.0)
-    c0 = int(bt.labels["switch_frame"].min())
-    assert bt.hist_video.shape == bt.video.shape and torch.equal(bt.hist_video[:, :c0], bt.video[:, :c0])
-    assert not torch.equal(bt.hist_video, bt.video)
-    assert w.sample(2, T=12, split="train", seed=1, p_switch=1.0).hist_video is None
+            assert np.array_equal(p[k][b, :c, :3], q[k][b, :c, :3]), (b, k)
+        # ... whose crossfade comes d frames later, nothing new before c + d
+        assert np.allclose(p["wB"][b, d:], q["wB"][b, :T - d]) and not p["wB"][b, :c + d].any()
+        assert np.allclose(p["otint"][b, d:, 0], q["otint"][b, :T - d, 0])
+        assert not p["oa"][b, :c + d, 3:].any()
+        # the labels say what is drawn: the old content until c + d
+        assert np.array_equal(p["bg_c1"][b, :c + d], np.full(c + d, q["bg_c1"][b, 0]))
+    # rendered: the video differs from p_lag=0's after a switch only
+    a = w.sample(4, T=12, split="train", seed=1, p_switch=1.0, p_lag=1.0)
+    o = w.sample(4, T=12, split="train", seed=1, p_switch=1.0)
+    c0 = int(a.labels["switch_frame"].min())
+    assert torch.equal(a.video[:, :c0], o.video[:, :c0]) and not torch.equal(a.video, o.video)
+    assert torch.equal(a.caption_idx, o.caption_idx)
 
 
 def _same_plan(p, q):
@@ -331,7 +333,7 @@ if __name__ == "__main__":
     test_class_switch_in_place()
     test_wrap_clips()
     test_objects_live_on_a_torus()
-    test_lagged_switch_history()
+    test_late_switch()
     test_wrap_off_keeps_the_random_stream()
     test_eval_and_switch_free_draws_are_those_of_v5()
     print("ok")
