@@ -341,7 +341,8 @@ def part_switch(world, gen, judge, a, res):
                          median_frames_to_detect=float(np.median(dets)) if dets else None,
                          max_step_ratio_median=float(np.median([r["max_step_ratio"] for r in rows])),
                          max_step_ratio_max=max(r["max_step_ratio"] for r in rows),
-                         over_half=[dict(kind=r["kind"], ratio=r["max_step_ratio"]) for r in rows if r["max_step_ratio"] > 0.5],
+                         over_half=[dict(kind=r["kind"], ratio=r["max_step_ratio"])
+                                    for r in rows if r["max_step_ratio"] > 0.5],
                          rows=rows[:12])
     save_strip(torch.stack(strips[:6]), os.path.join(a.out, "switch.png"), max_cols=12)
 

@@ -30,7 +30,7 @@ a rollout that misses that one frame never sees such a history again and ignores
 (training/README.md "Runs 22-23"). A late switch asks for the crossfade's first step from an unchanged history
 a few frames after the caption changed, so a model that has not started yet still starts, smoothly. (Run 25
 trained an earlier design that kept the targets on time and lagged only the history; it taught a catch-up jump:
-half its background switches took more than half the change in one frame, "Runs 24-25".)
+half its background switches took more than half the change in one frame, "Runs 24-26".)
 
 Held-out split (fixed; `split="eval"` draws only from it, `split="train"` never does):
   * (class, colour) pairs with (class_index * 7 + colour_index * 3) % 11 == 0 (tinted classes);
