@@ -357,7 +357,8 @@ class Trainer:
 
         def jobs(seed=None):  # World.plan arguments of one step: the clips, then (training) the single frames
             seed = self.rng.getrandbits(31) if seed is None else seed
-            j = [(a.batch, a.T, "train", seed, a.p_switch, None, a.p_wrap, a.p_lag if train else 0.0)]
+            j = [(a.batch, a.T, "train", seed, a.p_switch, None, a.p_wrap, a.p_lag if train else 0.0,
+                  a.p_reentry if train else 0.0)]
             return j + [(a.img_batch, 1, "train", seed ^ 0x5A5A5A, 0.0)] if train and a.img_batch else j
         if seed is None and self.planner is not None:
             plans = self.planner.next(jobs)
@@ -421,6 +422,7 @@ class Trainer:
         # frame 0 (layout from the caption alone) is trained on purpose, except where a wrap clip starts it
         # off that layout (data.py)
         w[:, 0] = a.frame0_weight * (~b.labels["wrapped"]).float()
+        w[b.labels["gap"]] = 0.0  # a re-entry clip's frames without its objects are history only (data.py)
         loss = (err_w * w).sum(1).mean() / (a.frame0_weight + T - 1) + extra
         return loss, err_tok.mean(2)
 
@@ -705,6 +707,9 @@ def main():
     p.add_argument("--p-switch", type=float, default=0.3)
     p.add_argument("--p-lag", type=float, default=0.0,
                    help="share of switch clips whose picture follows the caption switch 1-4 frames late (data.py)")
+    p.add_argument("--p-reentry", type=float, default=0.0,
+                   help="share of clips without a switch that lose their objects for 1-3 frames "
+                        "(procedural-v8, data.py)")
     p.add_argument("--p-wrap", type=float, default=0.0,
                    help="share of clips without a switch that are wrap clips (procedural-v6, data.py)")
     p.add_argument("--frame0-weight", type=float, default=4.0)

@@ -31,6 +31,13 @@ a rollout that misses that one frame never sees such a history again and ignores
 a few frames after the caption changed, so a model that has not started yet still starts, smoothly. (Run 25
 trained an earlier design that kept the targets on time and lagged only the history; it taught a catch-up jump:
 half its background switches took more than half the change in one frame, "Runs 24-26".)
+Re-entry clips (`p_reentry`, training only, procedural-v8): that share of the clips without a switch loses its
+objects for 1-3 frames from a random frame (they keep moving, unseen) and brings them back over the next four
+frames with the crossfade's weights (0.2..0.8), the caption naming them throughout. The frames without the
+objects are left out of the loss (`labels["gap"]`): they are there as history only, so the lesson is "draw what
+the caption names when the history has lost it", smoothly, never "lose it". Run 25 showed that histories which
+lag their targets hold objects through 1,000-frame rollouts, but its lag was the whole picture's, and it also
+taught background jumps ("Runs 24-26").
 
 Held-out split (fixed; `split="eval"` draws only from it, `split="train"` never does):
   * (class, colour) pairs with (class_index * 7 + colour_index * 3) % 11 == 0 (tinted classes);
@@ -54,7 +61,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-DATA_VERSION = "procedural-v7"
+DATA_VERSION = "procedural-v8"
 H = W = 128
 LATENT_HW = 8  # the autoencoder's latent grid (model.CFG.latent_hw); obj_cover is per latent token
 
@@ -165,7 +172,8 @@ class Batch:
     caption_idx: torch.Tensor  # [B,T]
     labels: dict  # obj_class/obj_colour/obj_motion [B,T,3] (-1 none; colour -1 for emoji), obj_visible,
                   # obj_x/obj_y [B,T,3] (normalized -1..1), bg_kind/bg_c1/bg_c2 [B,T], switch_frame [B],
-                  # wrapped [B] (a wrap clip, see the module doc)
+                  # wrapped [B] (a wrap clip), gap [B,T] (a re-entry clip's frames without its objects;
+                  # see the module doc)
     obj_cover: torch.Tensor  # [B,T,8,8] share of each latent token's 16x16 pixels covered by objects (0..1)
     cap_tokens: tuple | None = None  # (ids, mask) of the flattened captions, when a Planner tokenised them
 
@@ -464,19 +472,21 @@ class World:
     # ------------------------------------------------------------------------------------------------------
     # batch sampling + GPU rendering
     # ------------------------------------------------------------------------------------------------------
-    def sample(self, B, T=24, split="train", seed=None, p_switch=0.35, scenes=None, p_wrap=0.0, p_lag=0.0):
+    def sample(self, B, T=24, split="train", seed=None, p_switch=0.35, scenes=None, p_wrap=0.0, p_lag=0.0,
+               p_reentry=0.0):
         """B rendered clips of T frames (see Batch); deterministic in seed."""
-        return self.render_plan(self.plan(B, T, split, seed, p_switch, scenes, p_wrap, p_lag))
+        return self.render_plan(self.plan(B, T, split, seed, p_switch, scenes, p_wrap, p_lag, p_reentry))
 
     def plan(self, B, T=24, split="train", seed=None, p_switch=0.35, scenes=None, p_wrap=0.0, p_lag=0.0,
-             _lag=None):
+             p_reentry=0.0, _lag=None):
         """The CPU half of `sample`: scenes, captions, per-frame object states and labels as numpy arrays (a
         picklable dict, no torch), so a worker process can plan the next batches while the GPU trains.
         p_wrap: the share of clips without a switch that are wrap clips; p_lag: the share of switch clips
         whose picture follows the caption switch late (module doc). _lag [B]: frames to delay each clip's
-        picture switch by (the late plan: the same draws, so the same clips, with the crossfade later)."""
-        if p_lag > 0 and seed is None:
-            raise ValueError("a late switch replans the batch from its seed: give one")
+        picture switch by (the late plan: the same draws, so the same clips, with the crossfade later).
+        p_reentry: the share of clips without a switch that are re-entry clips (module doc)."""
+        if (p_lag > 0 or p_reentry > 0) and seed is None:
+            raise ValueError("late switches and re-entry clips draw from side streams of the seed: give one")
         rng = random.Random(seed)
         O = 6  # object slots: 0-2 scene A, 3-5 scene B (whole-scene switch)
         ox = np.zeros((B, T, O)); oy = np.zeros((B, T, O)); os_ = np.full((B, T, O), 0.2)
@@ -631,10 +641,25 @@ class World:
                 lag[b] = lrng.randint(1, 4) if lrng.random() < p_lag else 0
         if lag.any():  # the picture (and its labels) of the late plan, the captions on time
             late = self.plan(B, T, split, seed, p_switch, scenes, p_wrap, _lag=lag)
-            return dict(late, cap_idx=cap_idx, switch_frame=switch_frame, lag=lag)
-        return dict(T=T, bgA=bgA, bgB=bgB, wB=wB, pan=pan, ox=ox, oy=oy, os_=os_, oth=oth, oa=oa, ocls=ocls,
-                    otint=otint, lab=lab, lab_x=lab_x, lab_y=lab_y, lab_vis=lab_vis, bg_kind=bg_kind, bg_c1=bg_c1,
-                    bg_c2=bg_c2, caps=caps, cap_idx=cap_idx, switch_frame=switch_frame, wrapped=wrapped, lag=lag)
+            out = dict(late, cap_idx=cap_idx, switch_frame=switch_frame, lag=lag)
+        else:
+            out = dict(T=T, bgA=bgA, bgB=bgB, wB=wB, pan=pan, ox=ox, oy=oy, os_=os_, oth=oth, oa=oa, ocls=ocls,
+                       otint=otint, lab=lab, lab_x=lab_x, lab_y=lab_y, lab_vis=lab_vis, bg_kind=bg_kind,
+                       bg_c1=bg_c1, bg_c2=bg_c2, caps=caps, cap_idx=cap_idx, switch_frame=switch_frame,
+                       wrapped=wrapped, lag=lag)
+        out["gap"] = np.zeros((B, T), bool)
+        if p_reentry > 0:  # a side stream as well
+            rrng = random.Random(f"reentry{seed}")
+            for b in np.nonzero(switch_frame < 0)[0]:
+                if T >= 12 and rrng.random() < p_reentry:
+                    c1, g = rrng.randint(2, T - 8), rrng.randint(1, 3)
+                    m = np.ones(T)
+                    m[c1:c1 + g] = 0.0
+                    m[c1 + g:c1 + g + 4] = np.arange(1, 5) / 5.0  # back over the crossfade's weights
+                    out["oa"][b, :, :3] *= m[:, None]
+                    out["lab_vis"][b] &= (m > 0.5)[:, None]
+                    out["gap"][b, c1:c1 + g] = True
+        return out
 
     def render_plan(self, p):
         """The device half of `sample`: render a `plan` into a Batch."""
@@ -651,7 +676,8 @@ class World:
         labels = {k: tt(v, torch.long) for k, v in lab.items()}
         labels.update(obj_x=tt(lab_x), obj_y=tt(lab_y), obj_visible=tt(lab_vis, torch.bool),
                       bg_kind=tt(bg_kind, torch.long), bg_c1=tt(bg_c1, torch.long), bg_c2=tt(bg_c2, torch.long),
-                      switch_frame=tt(switch_frame, torch.long), wrapped=tt(p["wrapped"], torch.bool))
+                      switch_frame=tt(switch_frame, torch.long), wrapped=tt(p["wrapped"], torch.bool),
+                      gap=tt(p["gap"], torch.bool))
         return Batch(video=video, captions=caps, caption_idx=tt(cap_idx, torch.long), labels=labels,
                      obj_cover=cover, cap_tokens=p.get("cap_tokens"))
 

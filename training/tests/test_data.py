@@ -279,6 +279,46 @@ def test_late_switch():
     assert torch.equal(a.caption_idx, o.caption_idx)
 
 
+def test_reentry_clips():
+    """p_reentry: a switch-free clip loses its objects for 1-3 frames and brings them back over four; those frames
+    are marked `gap` (out of the loss); everything else is p_reentry=0's clip"""
+    import numpy as np
+    from spool_tiny.data import RENDER_KEYS
+    w = World("cpu")
+    T = 24
+    p = w.plan(64, T=T, split="train", seed=5, p_switch=0.3, p_reentry=1.0)
+    q = w.plan(64, T=T, split="train", seed=5, p_switch=0.3)
+    assert not q["gap"].any()
+    for k in ("caps", "bgA", "bgB"):
+        assert p[k] == q[k], k
+    for k in ("cap_idx", "switch_frame", "wrapped") + tuple(k for k in RENDER_KEYS[2:] if k != "oa"):
+        assert np.array_equal(p[k], q[k]), k
+    n = 0
+    for b in range(64):
+        gap = np.nonzero(p["gap"][b])[0]
+        if q["switch_frame"][b] >= 0:  # switch clips are left alone
+            assert len(gap) == 0 and np.array_equal(p["oa"][b], q["oa"][b]), b
+            continue
+        n += 1
+        c1, g = int(gap[0]), len(gap)
+        assert 1 <= g <= 3 and np.array_equal(gap, np.arange(c1, c1 + g)) and c1 + g + 4 < T, b
+        m = np.ones(T); m[c1:c1 + g] = 0; m[c1 + g:c1 + g + 4] = [0.2, 0.4, 0.6, 0.8]
+        assert np.allclose(p["oa"][b, :, :3], q["oa"][b, :, :3] * m[:, None]), b
+        assert np.array_equal(p["oa"][b, :, 3:], q["oa"][b, :, 3:]), b
+        assert not p["lab_vis"][b, c1:c1 + g].any(), b
+    assert n >= 40
+    # rendered: the objects are gone in the gap (the background alone is left) and back afterwards
+    a = w.sample(8, T=16, split="train", seed=2, p_switch=0.0, p_reentry=1.0)
+    o = w.sample(8, T=16, split="train", seed=2, p_switch=0.0)
+    gap = a.labels["gap"]
+    assert gap.any(1).all()
+    diff = (a.video - o.video).abs().flatten(2).amax(2)  # [B,T]
+    first = gap.float().argmax(1)
+    assert all(diff[b, :first[b]].max() < 1e-6 for b in range(8)) and (diff[gap] > 0.1).all()
+    last = a.video[:, -1] - o.video[:, -1]
+    assert last.abs().max() < 1e-6
+
+
 def _same_plan(p, q):
     import numpy as np
     assert p.keys() == q.keys()
@@ -334,6 +374,7 @@ if __name__ == "__main__":
     test_wrap_clips()
     test_objects_live_on_a_torus()
     test_late_switch()
+    test_reentry_clips()
     test_wrap_off_keeps_the_random_stream()
     test_eval_and_switch_free_draws_are_those_of_v5()
     print("ok")
