@@ -235,9 +235,14 @@ class TorchGen:
         self.text = text
 
     @torch.no_grad()
+    def condition(self, captions):
+        """the model's text conditioning of each caption: (ctx [N,n,D], bias [N,n])"""
+        tok, mask = self.text.encode(list(captions))
+        return self.model.text_proj(tok.float()), torch.where(mask, 0.0, -1e4).float()
+
+    @torch.no_grad()
     def batch(self, captions, T, seed):
-        tok, mask = self.text.encode(list(captions) + [""])
-        ctx = self.model.text_proj(tok.float()); bias = torch.where(mask, 0.0, -1e4).float()
+        ctx, bias = self.condition(list(captions) + [""])
         B = len(captions)
         unc = (ctx[-1:].expand(B, -1, -1), bias[-1:].expand(B, -1))
         if self.variant == "nonsep":

@@ -61,16 +61,15 @@ def main():
     gen = TorchGen(a.weights, "scd", None, 4, text)
     M, model = gen.M, gen.model
     clips = class_switch_clips(world, a.n, a.T, 1000 + a.seed)
-    unc_tok, unc_mask = text.encode([""])
-    unc = (model.text_proj(unc_tok.float()), torch.where(unc_mask, 0.0, -1e4).float())
+    unc = gen.condition([""])
+    with torch.no_grad():  # per clip, whatever k: its captions' conditioning and its ground-truth latents
+        prep = [(gen.condition(caps), M.latent_to_tokens(gen.ae.encode(video)).reshape(1, a.T, 64, -1))
+                for video, caps, *_ in clips]
     print(f"{len(clips)} class-switch clips, guidance {gen.g}")
     for k in a.k:
         new_share, old_share = [], []
-        for j, (video, caps, cidx, c, old, new) in enumerate(clips):
+        for j, ((_, _, cidx, c, old, new), ((ctx, bias), lat)) in enumerate(zip(clips, prep)):
             with torch.no_grad():
-                tok, mask = text.encode(caps)
-                ctx, bias = model.text_proj(tok.float()), torch.where(mask, 0.0, -1e4).float()
-                lat = M.latent_to_tokens(gen.ae.encode(video)).reshape(1, a.T, 64, -1)
                 per = lambda f: (ctx[cidx[f]][None], bias[cidx[f]][None])  # noqa: E731
                 out = M.rollout(model, per, None, c + 9, gen.K, seed=a.seed + j, first_latents=lat[:, :c + k],
                                 uncond=unc, guidance=gen.g)

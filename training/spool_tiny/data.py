@@ -161,6 +161,12 @@ TEMPLATE_EVAL = 5
 RENDER_KEYS = ("bgA", "bgB", "wB", "pan", "ox", "oy", "os_", "oth", "oa", "ocls", "otint")
 
 
+def _crossfade(T, c):
+    """[T] weights of the new picture over a crossfade that starts at frame c: 0 before, 0.2..0.8 over c..c+3,
+    then 1"""
+    return np.clip((np.arange(T) - c + 1) / 5.0, 0, 1)
+
+
 def _article(word):
     return "an" if word[0] in "aeiou" else "a"
 
@@ -560,7 +566,7 @@ class World:
                     for o in straight:
                         o["tau0"] = self._wrap_offset(o, rng.randint(2, T - 6))
                     wrapped[b] = True
-            ramp = None if c is None else np.clip((np.arange(T) - c + 1) / 5.0, 0, 1)  # the crossfade weights
+            ramp = None if c is None else _crossfade(T, c)
             # background params per clip
             bgA.append(scene["bg"])
             bgB.append(sceneB["bg"] if sceneB is not None else scene["bg"])
@@ -648,14 +654,12 @@ class World:
                        bg_c1=bg_c1, bg_c2=bg_c2, caps=caps, cap_idx=cap_idx, switch_frame=switch_frame,
                        wrapped=wrapped, lag=lag)
         out["gap"] = np.zeros((B, T), bool)
-        if p_reentry > 0:  # a side stream as well
+        if p_reentry > 0 and T >= 12:  # a side stream as well
             rrng = random.Random(f"reentry{seed}")
             for b in np.nonzero(switch_frame < 0)[0]:
-                if T >= 12 and rrng.random() < p_reentry:
+                if rrng.random() < p_reentry:
                     c1, g = rrng.randint(2, T - 8), rrng.randint(1, 3)
-                    m = np.ones(T)
-                    m[c1:c1 + g] = 0.0
-                    m[c1 + g:c1 + g + 4] = np.arange(1, 5) / 5.0  # back over the crossfade's weights
+                    m = np.where(np.arange(T) < c1, 1.0, _crossfade(T, c1 + g))  # gone for g frames, then back
                     out["oa"][b, :, :3] *= m[:, None]
                     out["lab_vis"][b] &= (m > 0.5)[:, None]
                     out["gap"][b, c1:c1 + g] = True
