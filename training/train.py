@@ -358,7 +358,7 @@ class Trainer:
         def jobs(seed=None):  # World.plan arguments of one step: the clips, then (training) the single frames
             seed = self.rng.getrandbits(31) if seed is None else seed
             j = [(a.batch, a.T, "train", seed, a.p_switch, None, a.p_wrap, a.p_lag if train else 0.0,
-                  a.p_reentry if train else 0.0)]
+                  a.p_reentry if train else 0.0, a.class_share if train else None)]
             return j + [(a.img_batch, 1, "train", seed ^ 0x5A5A5A, 0.0)] if train and a.img_batch else j
         if seed is None and self.planner is not None:
             plans = self.planner.next(jobs)
@@ -423,6 +423,11 @@ class Trainer:
         # off that layout (data.py)
         w[:, 0] = a.frame0_weight * (~b.labels["wrapped"]).float()
         w[b.labels["gap"]] = 0.0  # a re-entry clip's frames without its objects are history only (data.py)
+        if train and a.switch_weight != 1.0:
+            # the frames that carry a switch (its crossfade, late by up to 4 frames) are few of a clip's frames,
+            # and a class change is a few object tokens of each: the flow loss barely asks for it (run 26)
+            sf, f = b.labels["switch_frame"][:, None], torch.arange(T, device=self.dev)[None]
+            w = torch.where((sf >= 0) & (f >= sf) & (f < sf + 8), w * a.switch_weight, w)
         loss = (err_w * w).sum(1).mean() / (a.frame0_weight + T - 1) + extra
         return loss, err_tok.mean(2)
 
@@ -710,9 +715,13 @@ def main():
     p.add_argument("--p-reentry", type=float, default=0.0,
                    help="share of clips without a switch that lose their objects for 1-3 frames "
                         "(procedural-v8, data.py)")
+    p.add_argument("--class-share", type=float, default=None,
+                   help="share of training switches that change the object's class in place (default: one in five)")
     p.add_argument("--p-wrap", type=float, default=0.0,
                    help="share of clips without a switch that are wrap clips (procedural-v6, data.py)")
     p.add_argument("--frame0-weight", type=float, default=4.0)
+    p.add_argument("--switch-weight", type=float, default=1.0,
+                   help="loss weight of the 8 frames from a prompt switch on (its crossfade, late or not)")
     p.add_argument("--obj-weight", type=float, default=0.0,
                    help="extra loss weight of a latent token per unit of object coverage (0 = plain mean)")
     p.add_argument("--img-batch", type=int, default=0, help="extra single-frame (frame 0) clips per step")

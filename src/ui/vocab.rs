@@ -392,8 +392,8 @@ pub const WORDS: &[&str] = &[
 ];
 
 /// Prompts spool-tiny does well, for the first-run examples (picked by looking at 64-frame clips of the
-/// shipped weights, run 23, seed 1, and looked at again with run 26: the shape holds, and a moving one
-/// comes back round the frame); the first fills the editor.
+/// shipped weights, run 23, seed 1, and looked at again with runs 26 and 28: the shape holds, and a moving
+/// one comes back round the frame); the first fills the editor.
 pub const EXAMPLES: &[&str] = &[
     "an orange square moving right on a black background",
     "a yellow star standing still on a starfield",

@@ -479,18 +479,21 @@ class World:
     # batch sampling + GPU rendering
     # ------------------------------------------------------------------------------------------------------
     def sample(self, B, T=24, split="train", seed=None, p_switch=0.35, scenes=None, p_wrap=0.0, p_lag=0.0,
-               p_reentry=0.0):
+               p_reentry=0.0, class_share=None):
         """B rendered clips of T frames (see Batch); deterministic in seed."""
-        return self.render_plan(self.plan(B, T, split, seed, p_switch, scenes, p_wrap, p_lag, p_reentry))
+        return self.render_plan(self.plan(B, T, split, seed, p_switch, scenes, p_wrap, p_lag, p_reentry,
+                                          class_share))
 
     def plan(self, B, T=24, split="train", seed=None, p_switch=0.35, scenes=None, p_wrap=0.0, p_lag=0.0,
-             p_reentry=0.0, _lag=None):
+             p_reentry=0.0, class_share=None, _lag=None):
         """The CPU half of `sample`: scenes, captions, per-frame object states and labels as numpy arrays (a
         picklable dict, no torch), so a worker process can plan the next batches while the GPU trains.
         p_wrap: the share of clips without a switch that are wrap clips; p_lag: the share of switch clips
         whose picture follows the caption switch late (module doc). _lag [B]: frames to delay each clip's
         picture switch by (the late plan: the same draws, so the same clips, with the crossfade later).
-        p_reentry: the share of clips without a switch that are re-entry clips (module doc)."""
+        p_reentry: the share of clips without a switch that are re-entry clips (module doc).
+        class_share: the share of a train split's switches that change object 0's class in place (None: one in
+        five, like each other kind)."""
         if (p_lag > 0 or p_reentry > 0) and seed is None:
             raise ValueError("late switches and re-entry clips draw from side streams of the seed: give one")
         rng = random.Random(seed)
@@ -518,7 +521,10 @@ class World:
                 c = rng.randint(3, T - 5) + (0 if _lag is None else int(_lag[b]))
                 # a class switch is training-only, so that every eval draw stays what it was in v5
                 kinds = ["bg", "colour", "motion", "scene"] + (["class"] if split == "train" else [])
-                stype = rng.choices(kinds, weights=[1] * len(kinds))[0]
+                wts = [1.0] * len(kinds)
+                if class_share is not None and len(kinds) == 5:
+                    wts = [1 - class_share] * 4 + [4 * class_share]
+                stype = rng.choices(kinds, weights=wts)[0]
                 if stype == "colour" and scene["objs"][0]["col"] < 0:
                     stype = "bg"
                 if stype == "motion" and scene["bg"]["pan"]:
@@ -646,7 +652,7 @@ class World:
             for b in np.nonzero(switch_frame >= 0)[0]:
                 lag[b] = lrng.randint(1, 4) if lrng.random() < p_lag else 0
         if lag.any():  # the picture (and its labels) of the late plan, the captions on time
-            late = self.plan(B, T, split, seed, p_switch, scenes, p_wrap, _lag=lag)
+            late = self.plan(B, T, split, seed, p_switch, scenes, p_wrap, class_share=class_share, _lag=lag)
             out = dict(late, cap_idx=cap_idx, switch_frame=switch_frame, lag=lag)
         else:
             out = dict(T=T, bgA=bgA, bgB=bgB, wB=wB, pan=pan, ox=ox, oy=oy, os_=os_, oth=oth, oa=oa, ocls=ocls,

@@ -370,6 +370,22 @@ def test_eval_and_switch_free_draws_are_those_of_v5():
         assert got == digest, (split, p_switch, got)
 
 
+def test_class_share():
+    """class_share sets the share of train switches that change the class in place; eval draws have no class
+    kind, so they stay what they were"""
+    import numpy as np
+    w = World("cpu")
+    d = w.plan(64, 24, "train", 5, 0.6)
+    q = w.plan(64, 24, "train", 5, 0.6, class_share=1.0)
+    assert (q["switch_frame"] >= 0).sum() >= 25
+    # every switch of q is a class switch (the background never changes), about one in five of d's
+    assert len(_class_switches(w, q)) == (q["switch_frame"] >= 0).sum()
+    assert len(_class_switches(w, d)) < 0.4 * (d["switch_frame"] >= 0).sum()
+    assert not _class_switches(w, w.plan(64, 24, "train", 5, 0.6, class_share=0.0))
+    e, f = w.plan(32, 24, "eval", 5, 0.6), w.plan(32, 24, "eval", 5, 0.6, class_share=1.0)
+    _same_plan(e, f)
+
+
 if __name__ == "__main__":
     test_batch_and_split()
     test_planner_matches_inline_planning()
@@ -381,6 +397,7 @@ if __name__ == "__main__":
     test_objects_live_on_a_torus()
     test_late_switch()
     test_reentry_clips()
+    test_class_share()
     test_wrap_off_keeps_the_random_stream()
     test_eval_and_switch_free_draws_are_those_of_v5()
     print("ok")
