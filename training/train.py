@@ -407,6 +407,8 @@ class Trainer:
             cb = bias[idx]
             if train and a.p_self_ctx > 0 and T > 1:
                 lat_in = self.own_history(x0, ctx.detach(), cb)
+            if train and a.p_rollout_ctx > 0 and T > 5:
+                lat_in = self.rollout_history(x0, lat_in, ctx.detach(), cb, ctx_all[-1].detach(), bias[-1])
             lat_in = lat_in + sig * torch.randn_like(lat_in)
             drop = (torch.rand(B, device=self.dev) < (a.p_uncond if train else 0.0))[:, None, None, None]
             dctx = torch.where(drop, ctx_all[-1].expand_as(ctx), ctx)
@@ -549,6 +551,29 @@ class Trainer:
         return torch.cat([x0_hat, hist[k:]], 0)
 
     @torch.no_grad()
+    @torch.no_grad()
+    def rollout_history(self, x0, hist, ctx, cb, unc_ctx, unc_bias):
+        """Encoder inputs the model drew itself over several frames (Self-Forcing's point, at full price):
+        for the last round(p_rollout_ctx x B) clips of the batch, the history from a random frame r
+        (4 <= r <= T-2) on is the EMA model's rollout from the ground-truth prefix 0..r-1, with the app's
+        sampler (K = --sample-steps, guidance --guidance, the clip's caption per frame); the targets stay the
+        ground truth. One-step reconstructions (own_history) carry one frame's softening; a rollout carries
+        what compounds over frames, the smear of a long run (training/README.md "Runs 27-28"), and the
+        lesson is to draw the caption's object cleanly again from it. The first clips are own_history's, so
+        the two never share a clip while p_self_ctx + p_rollout_ctx <= 1 (checked in main)."""
+        a = self.a
+        B, T = x0.shape[:2]
+        k = round(a.p_rollout_ctx * B)
+        if k == 0:
+            return hist
+        r = int(torch.randint(4, T - 1, ()))
+        c, b = ctx[B - k:], cb[B - k:]
+        lat = rollout(self.ema, lambda f: (c[:, f], b[:, f]), None, T - 1, a.sample_steps,
+                      seed=int(torch.randint(1 << 31, ())), first_latents=x0[B - k:, :r],
+                      uncond=(unc_ctx.expand(k, *unc_ctx.shape), unc_bias.expand(k, *unc_bias.shape)),
+                      guidance=a.guidance)
+        return torch.cat([hist[:B - k], lat.to(hist.dtype)], 0)
+
     def val_loss(self, n=8):
         """teacher-forced flow-matching loss of the EMA weights on n fixed batches (same data, t and noise for
         every run and variant), so runs and ablation variants compare on one number. Returns (all, frames>=12)."""
@@ -690,7 +715,8 @@ class Trainer:
         log("done", self.logf)
 
 
-def main():
+def parse_args(argv=None):
+    """train.py's arguments (sys.argv's by default), checked"""
     p = argparse.ArgumentParser()
     p.add_argument("--out", default=".dev/run")
     p.add_argument("--minilm", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "assets", "minilm"))
@@ -732,9 +758,12 @@ def main():
     p.add_argument("--class-frames", type=int, default=256, help="at most this many frames per batch")
     p.add_argument("--sample-class-weight", type=float, default=0.0,
                    help="teacher judge's class cross-entropy on frame 0 sampled as the app does (needs --img-batch)")
-    p.add_argument("--sample-steps", type=int, default=4, help="sampler steps of --sample-class-weight")
+    p.add_argument("--sample-steps", type=int, default=4, help="sampler steps of --sample-class-weight, the class probe and --p-rollout-ctx")
     p.add_argument("--p-self-ctx", type=float, default=0.0,
                    help="share of clips whose encoder history is the EMA model's own one-step reconstruction")
+    p.add_argument("--p-rollout-ctx", type=float, default=0.0,
+                   help="share of clips whose encoder history, from a random frame on, is the EMA model's own "
+                        "rollout with the app's sampler")
     p.add_argument("--self-ctx-min", type=float, default=0.1)
     p.add_argument("--self-ctx-max", type=float, default=0.6)
     p.add_argument("--export-every", type=float, default=120)
@@ -764,7 +793,7 @@ def main():
     p.add_argument("--p-uncond", type=float, default=0.15, help="decoder caption dropout for CFG")
     p.add_argument("--guidance", type=float, default=3.0, help="CFG scale for samples and --sample-class-weight; written to config.json")
     p.add_argument("--init", default=None, help="dir with ema_f32_*/ae_f32 safetensors to start from")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     starts = [f for f, v in (("--init", args.init), ("--init-assets", args.init_assets), ("--init-gen", args.init_gen))
               if v]
     if len(starts) > 1:
@@ -776,9 +805,15 @@ def main():
                 "(only the AE is taken); --init and --init-gen load a 192-wide one")
     if args.whiten and (args.init or args.variant == "nonsep"):
         p.error("--whiten works with --init-assets or a trained AE phase, and for the scd/fullres variants only")
+    if args.p_self_ctx + args.p_rollout_ctx > 1:
+        p.error("--p-self-ctx and --p-rollout-ctx take separate clips of a batch: together at most 1")
     if args.sample_class_weight > 0 and not args.img_batch:
         p.error("--sample-class-weight samples frame 0 of the --img-batch frames: give --img-batch N")
-    Trainer(args).run()
+    return args
+
+
+def main():
+    Trainer(parse_args()).run()
 
 
 if __name__ == "__main__":
