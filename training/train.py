@@ -551,7 +551,6 @@ class Trainer:
         return torch.cat([x0_hat, hist[k:]], 0)
 
     @torch.no_grad()
-    @torch.no_grad()
     def rollout_history(self, x0, hist, ctx, cb, unc_ctx, unc_bias):
         """Encoder inputs the model drew itself over several frames (Self-Forcing's point, at full price):
         for the last round(p_rollout_ctx x B) clips of the batch, the history from a random frame r
@@ -560,7 +559,7 @@ class Trainer:
         ground truth. One-step reconstructions (own_history) carry one frame's softening; a rollout carries
         what compounds over frames, the smear of a long run (training/README.md "Runs 27-28"), and the
         lesson is to draw the caption's object cleanly again from it. The first clips are own_history's, so
-        the two never share a clip while p_self_ctx + p_rollout_ctx <= 1 (checked in main)."""
+        the two never share a clip while p_self_ctx + p_rollout_ctx <= 1 (checked in parse_args)."""
         a = self.a
         B, T = x0.shape[:2]
         k = round(a.p_rollout_ctx * B)
@@ -574,6 +573,7 @@ class Trainer:
                       guidance=a.guidance)
         return torch.cat([hist[:B - k], lat.to(hist.dtype)], 0)
 
+    @torch.no_grad()
     def val_loss(self, n=8):
         """teacher-forced flow-matching loss of the EMA weights on n fixed batches (same data, t and noise for
         every run and variant), so runs and ablation variants compare on one number. Returns (all, frames>=12)."""
@@ -758,7 +758,8 @@ def parse_args(argv=None):
     p.add_argument("--class-frames", type=int, default=256, help="at most this many frames per batch")
     p.add_argument("--sample-class-weight", type=float, default=0.0,
                    help="teacher judge's class cross-entropy on frame 0 sampled as the app does (needs --img-batch)")
-    p.add_argument("--sample-steps", type=int, default=4, help="sampler steps of --sample-class-weight, the class probe and --p-rollout-ctx")
+    p.add_argument("--sample-steps", type=int, default=4,
+                   help="sampler steps of --sample-class-weight, the class probe and --p-rollout-ctx")
     p.add_argument("--p-self-ctx", type=float, default=0.0,
                    help="share of clips whose encoder history is the EMA model's own one-step reconstruction")
     p.add_argument("--p-rollout-ctx", type=float, default=0.0,
