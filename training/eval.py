@@ -20,7 +20,8 @@ Four parts, each written to OUT/results.json (and strips OUT/*.png):
 3. **long run** -- --long prompts rolled out for --long-frames frames; every frame's statistics (mean, contrast,
    detail) against the range of ground-truth frames (the training mix and each prompt's own scene, whose
    rendering must itself be in range: `gt_in_range`), per window of 100 frames (the drift curve), plus whether
-   the background stays right and the object stays present.
+   the background stays right, the object stays present (any foreground) and the judge still reads its class
+   (`cls`; the same judge on the prompt's own ground truth: `gt_class`).
 4. **switch** -- --switch clips change one thing at frame 12 (background colour, object colour or class):
    frames until the new content is detected (and stays for 3 frames), and the largest frame-to-frame change
    around the switch as a fraction of the whole change (a hard cut is 1.0; `over_half` lists the clips above 0.5).
@@ -271,11 +272,14 @@ def part_long(world, gen, judge, a, res):
     # Without the latter a small object on a mid-grey background (a perfect rendering of its prompt) sits below
     # the mix's lowest contrasts (run 23's bird on grey: 0.15 against a range from 0.19).
     mix = world.sample(128, T=24, split="train", seed=a.seed + 6, p_switch=0.3).video.flatten(0, 1).cpu()
-    own = [frame_stats(world.sample(1, T=96, split="eval", seed=a.seed + 8, p_switch=0.0, scenes=[sc]).video[0].cpu())
-           for sc in scenes]
+    gt = [world.sample(1, T=96, split="eval", seed=a.seed + 8, p_switch=0.0, scenes=[sc]).video[0].cpu()
+          for sc in scenes]
+    own = [frame_stats(v) for v in gt]
     st = torch.cat([frame_stats(mix)] + own)
     lo, hi = st.quantile(0.005, 0), st.quantile(0.995, 0)
     gt_in = [round(((s >= lo) & (s <= hi)).all(1).float().mean().item(), 3) for s in own]
+    # "present" counts any foreground, a smear too: the judge's class per frame says whether it is still the object
+    gt_cls = [round((cnn(judge, v)[0] == sc["objs"][0]["cls"]).float().mean().item(), 3) for v, sc in zip(gt, scenes)]
     curves, clips = [], []
     for i, sc in enumerate(scenes):
         cap = world.caption_fit(rng, sc, ev=False)
@@ -284,19 +288,22 @@ def part_long(world, gen, judge, a, res):
         inr = ((s >= lo) & (s <= hi)).all(1).float()
         _, bg_idx, _, present, _, _ = pixel_measures(v, world.palette.cpu())
         bg_ok = (bg_idx == sc["bg"]["c1"]).float()
+        cls_ok = (cnn(judge, v)[0] == sc["objs"][0]["cls"]).float()
         W = 100
         curves.append([dict(frames=f"{w}-{w + W - 1}", in_range=round(inr[w:w + W].mean().item(), 3),
                             mean=round(s[w:w + W, 0].mean().item(), 3), contrast=round(s[w:w + W, 1].mean().item(), 3),
                             detail=round(s[w:w + W, 2].mean().item(), 4), bg=round(bg_ok[w:w + W].mean().item(), 3),
-                            present=round(present[w:w + W].float().mean().item(), 3))
+                            present=round(present[w:w + W].float().mean().item(), 3),
+                            cls=round(cls_ok[w:w + W].mean().item(), 3))
                        for w in range(0, len(v), W)])
         clips.append(v[:: max(1, len(v) // 12)][:12])
         print(f"long {i}: {cap!r}: in-range {inr.mean():.3f} (its ground truth {gt_in[i]:.3f}), bg "
-              f"{bg_ok.mean():.3f}, present {present.float().mean():.3f}", flush=True)
+              f"{bg_ok.mean():.3f}, present {present.float().mean():.3f}, class {cls_ok.mean():.3f} (its ground truth "
+              f"{gt_cls[i]:.3f})", flush=True)
     save_strip(torch.stack(clips), os.path.join(a.out, "long_run.png"), max_cols=12)
     res["long_run"] = dict(frames=a.long_frames, prompts=len(scenes),
                            gt_range=dict(lo=[round(x, 4) for x in lo.tolist()], hi=[round(x, 4) for x in hi.tolist()]),
-                           gt_in_range=gt_in,
+                           gt_in_range=gt_in, gt_class=gt_cls,
                            curve=[dict(frames=curves[0][w]["frames"],
                                        **{k: round(sum(c[w][k] for c in curves) / len(curves), 4)
                                           for k in curves[0][w] if k != "frames"})
