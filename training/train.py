@@ -406,7 +406,7 @@ class Trainer:
             ctx = ctx_all[idx]
             cb = bias[idx]
             if train and a.p_self_ctx > 0 and T > 1:
-                lat_in = self.own_history(x0, ctx.detach(), cb)
+                lat_in = self.own_history(x0, lat_in, ctx.detach(), cb)
             if train and a.p_rollout_ctx > 0 and T > 5:
                 lat_in = self.rollout_history(x0, lat_in, ctx.detach(), cb, ctx_all[-1].detach(), bias[-1])
             lat_in = lat_in + sig * torch.randn_like(lat_in)
@@ -529,18 +529,18 @@ class Trainer:
         log(msg, self.logf)
 
     @torch.no_grad()
-    def own_history(self, x0, ctx, cb):
+    def own_history(self, x0, hist, ctx, cb):
         """Encoder inputs that look like the model's own output (Self-Forcing's point, made cheap): for a
         share p_self_ctx of the clips, frames 0..T-2 are replaced by the EMA model's one-step reconstruction
         x0_hat = x_s - s v from a fresh noise level s ~ U(self_ctx_min, self_ctx_max). They carry the model's
         own softening (the blur that makes objects fade over long rollouts) but stay aligned with the ground
         truth, so the clean next frame remains the right target: the model learns to restore, not copy.
         The first round(p_self_ctx x B) clips get it (the clips of a batch are independent draws), so the EMA
-        pass runs only on them and keeps one static shape for torch.compile."""
+        pass runs only on them and keeps one static shape for torch.compile. `hist`: the clips' history so far
+        (x0's first T-1 frames)."""
         a = self.a
         B, T = x0.shape[:2]
         k = round(a.p_self_ctx * B)
-        hist = x0[:, :T - 1]
         if k == 0:
             return hist
         xk = x0[:k]

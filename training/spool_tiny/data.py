@@ -522,7 +522,7 @@ class World:
                 # a class switch is training-only, so that every eval draw stays what it was in v5
                 kinds = ["bg", "colour", "motion", "scene"] + (["class"] if split == "train" else [])
                 wts = [1.0] * len(kinds)
-                if class_share is not None and len(kinds) == 5:
+                if class_share is not None and "class" in kinds:
                     wts = [1 - class_share] * 4 + [4 * class_share]
                 stype = rng.choices(kinds, weights=wts)[0]
                 if stype == "colour" and scene["objs"][0]["col"] < 0:
