@@ -62,6 +62,63 @@ def get_text_encoder(minilm_dir, device):
         raise
 
 
+class GraphedRollout:
+    """--p-rollout-ctx's rollouts: the EMA model's own frames from a ground-truth prefix of r frames
+    (M.rollout with the app's sampler, the clip's caption per frame), replayed from one CUDA graph per r.
+    Eager, a rollout is thousands of small kernel launches (at --T 24 ~22 encoder appends and 88 decoder
+    passes) and the GPU idles between them: 450 ms a step on the H100 against 214 ms for the rest of the
+    step (training/README.md, "Runs 27-28"). A graph is captured on an r's first use from static inputs;
+    the EMA weights are updated in place, so every replay reads the current ones. The first replay is
+    checked against the eager warm-up run on the same inputs; a mismatch or a failed capture logs why and
+    falls back to eager for the rest of the run. On the CPU it is always eager."""
+
+    def __init__(self, model, K, guidance, logf=None):
+        self.model, self.K, self.g, self.logf = model, K, guidance, logf
+        self.graphs, self.static, self.eager = {}, None, False
+
+    def run(self, x0, ctx, cb, unc_ctx, unc_bias, noise, r):
+        k, T = x0.shape[:2]
+        return rollout(self.model, lambda f: (ctx[:, f], cb[:, f]), None, T - 1, self.K, first_latents=x0[:, :r],
+                       uncond=(unc_ctx.expand(k, *unc_ctx.shape), unc_bias.expand(k, *unc_bias.shape)),
+                       guidance=self.g, noise=noise)
+
+    def __call__(self, x0, ctx, cb, unc_ctx, unc_bias, r):
+        """x0 [k,T,64,16] the clips' ground truth (frames < r are the prefix); ctx [k,T,n,D] / cb [k,T,n] each
+        frame's projected caption; unc_ctx [n,D] / unc_bias [n] the empty prompt's. -> [k,T-1,64,16]"""
+        k, T = x0.shape[:2]
+        noise = torch.randn(T - 1, self.K, k, 64, x0.shape[-1], device=x0.device)
+        args = (x0, ctx, cb, unc_ctx, unc_bias, noise)
+        if x0.device.type != "cuda" or self.eager:
+            return self.run(*args, r)
+        if self.static is None or any(s.shape != a.shape or s.dtype != a.dtype for s, a in zip(self.static, args)):
+            self.static, self.graphs = [a.clone() for a in args], {}
+        for s, a in zip(self.static, args):
+            s.copy_(a)
+        if r not in self.graphs:
+            try:
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side):
+                    ref = self.run(*self.static, r)  # warm-up: also fills temporal_bias_on's device copies
+                torch.cuda.current_stream().wait_stream(side)
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    out = self.run(*self.static, r)
+                graph.replay()
+                err = (out.float() - ref.float()).abs().max().item()
+                if not err <= 1e-3 * ref.float().pow(2).mean().sqrt().item():
+                    raise RuntimeError(f"graph replay differs from the eager rollout by {err:.3g}")
+                self.graphs[r] = (graph, out)
+                log(f"rollout graph for prefix {r} captured (replay vs eager max |diff| {err:.2g})", self.logf)
+            except Exception as e:
+                log(f"rollout graph for prefix {r} failed ({e!r:.300}); eager rollouts from here on", self.logf)
+                self.eager, self.graphs = True, {}
+                return self.run(*args, r)
+        graph, out = self.graphs[r]
+        graph.replay()
+        return out.clone()
+
+
 class Trainer:
     def __init__(self, args):
         self.a = args
@@ -112,6 +169,7 @@ class Trainer:
         self.rng = random.Random(args.seed * 1000 + self.state["ae_step"] + self.state["gen_step"])
         self.train_fn = self.model.forward_train
         self.ema_fn = self.ema.forward_train
+        self.rollout_graphs = GraphedRollout(self.ema, args.sample_steps, args.guidance, self.logf)
         if args.compile and self.dev.type == "cuda":
             if args.variant != "nonsep":
                 for net in (self.model, self.ema):  # masks made outside the compiled graphs
@@ -566,11 +624,9 @@ class Trainer:
         if k == 0:
             return hist
         r = int(torch.randint(4, T - 1, ()))
-        c, b = ctx[B - k:], cb[B - k:]
-        lat = rollout(self.ema, lambda f: (c[:, f], b[:, f]), None, T - 1, a.sample_steps,
-                      seed=int(torch.randint(1 << 31, ())), first_latents=x0[B - k:, :r],
-                      uncond=(unc_ctx.expand(k, *unc_ctx.shape), unc_bias.expand(k, *unc_bias.shape)),
-                      guidance=a.guidance)
+        self.mark("forward")
+        lat = self.rollout_graphs(x0[B - k:], ctx[B - k:], cb[B - k:], unc_ctx, unc_bias, r)
+        self.mark("rollout")
         return torch.cat([hist[:B - k], lat.to(hist.dtype)], 0)
 
     @torch.no_grad()

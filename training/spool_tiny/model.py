@@ -297,6 +297,18 @@ def temporal_bias(dist):
     return torch.tensor([-sl * d for sl in CFG.alibi_slopes], dtype=torch.float32)
 
 
+_TEMPORAL_BIAS = {}
+
+
+def temporal_bias_on(dist, device, dtype):
+    """temporal_bias(dist) on `device`, made once per (distance, device, dtype): a CUDA graph capture of the
+    incremental encoder (train.py GraphedRollout) cannot copy from the host."""
+    key = (min(dist, CFG.temporal_bias_max_distance), str(device), dtype)
+    if key not in _TEMPORAL_BIAS:
+        _TEMPORAL_BIAS[key] = temporal_bias(dist).to(dtype).to(device)
+    return _TEMPORAL_BIAS[key]
+
+
 def encoder_attention_mask(S: int, device=None, dtype=torch.float32):
     """Parallel mask for S elements: [H, S*64, S*64 + S*16] additive bias.
     Key layout: all full-resolution tokens (element-major), then all pooled tokens (element-major)."""
@@ -422,7 +434,7 @@ class IncrementalEncoder:
             ks, vs, bs = [], [], []
             for sp in sorted(c.keys()):
                 full, pooled = element_rules(s, sp)
-                tb = temporal_bias(s - sp).to(q.dtype).to(q.device)  # [H]
+                tb = temporal_bias_on(s - sp, q.device, q.dtype)  # [H]
                 if full:
                     ks.append(c[sp]["kf"]); vs.append(c[sp]["vf"])
                     bs.append(tb[:, None].expand(-1, CFG.tokens_per_frame))
@@ -665,21 +677,26 @@ def sampling_times(K: int, shift: float = CFG.sampler_shift):
     return [shift * x / (1.0 + (shift - 1.0) * x) for x in u]
 
 
-def guided_v(predict, ctx, ctx_bias, uncond=None, guidance: float = 1.0):
+def guided_v(predict, ctx, ctx_bias, uncond=None, guidance: float = 1.0, paired: bool = False):
     """Classifier-free guidance: v_u + g (v_c - v_u), with v = predict(text, text_bias) for the prompt's
     text and for the empty prompt's (uncond = (ctx [B,n',D], bias [B,n'])); everything else `predict`
-    sees (x_t, t, the encoder output or history) is the same for both. g = 1 is one plain pass."""
-    v = predict(ctx, ctx_bias)
+    sees (x_t, t, the encoder output or history) is the same for both. g = 1 is one plain pass.
+    paired: `predict` also takes both texts stacked on the batch axis ([2B,..], repeating its other inputs);
+    then, where the two texts have one shape, both run as one pass (half the kernel launches: the sampler
+    is launch-bound on a GPU)."""
     if uncond is None or guidance == 1.0:
-        return v
-    vu = predict(*uncond)
+        return predict(ctx, ctx_bias)
+    if paired and uncond[0].shape == ctx.shape and uncond[1].shape == ctx_bias.shape:
+        v, vu = predict(torch.cat([ctx, uncond[0]]), torch.cat([ctx_bias, uncond[1]])).chunk(2)
+    else:
+        v, vu = predict(ctx, ctx_bias), predict(*uncond)
     return vu + guidance * (v - vu)
 
 
 def denoise_frame(model: SpoolTiny, h, ctx, ctx_bias, K: int, gen: torch.Generator | None = None,
                   noise=None, uncond=None, guidance: float = 1.0):
     """The app's sampler for one latent frame given encoder output h [B,64,D] (gradients flow if enabled).
-    noise: optional list of K tensors [B,64,16]. uncond/guidance: see guided_v."""
+    noise: optional K tensors [B,64,16] (a list or a [K,B,64,16] tensor). uncond/guidance: see guided_v."""
     B = h.shape[0]
     ts = sampling_times(K)
     def eps(k):
@@ -690,7 +707,10 @@ def denoise_frame(model: SpoolTiny, h, ctx, ctx_bias, K: int, gen: torch.Generat
     x0 = None
     for k, t in enumerate(ts):
         tt = torch.full((B,), t, device=h.device, dtype=h.dtype)
-        v = guided_v(lambda c, cb: model.decoder(x, h, tt, c, cb), ctx, ctx_bias, uncond, guidance)
+        def predict(c, cb):
+            n = c.shape[0] // B  # 2 when guided_v pairs the texts
+            return model.decoder(x.repeat(n, 1, 1), h.repeat(n, 1, 1), tt.repeat(n), c, cb)
+        v = guided_v(predict, ctx, ctx_bias, uncond, guidance, paired=True)
         x0 = x - t * v
         if k + 1 < K:
             x = (1 - ts[k + 1]) * x0 + ts[k + 1] * eps(k + 1)
@@ -702,13 +722,14 @@ sample_frame = torch.no_grad()(denoise_frame)  # inference: the same sampler wit
 
 @torch.no_grad()
 def rollout(model: SpoolTiny, ctx_per_frame, bias_per_frame, T: int, K: int = 4, seed: int = 0,
-            first_latents=None, uncond=None, guidance: float = 1.0):
+            first_latents=None, uncond=None, guidance: float = 1.0, noise=None):
     """Autoregressive generation of T latent frames with the incremental (cached) encoder.
     ctx_per_frame: callable f -> (ctx [B,n,D] projected, bias [B,n]) or a fixed tuple used for every frame.
     first_latents: optional [B,F,64,16] ground-truth prefix frames (teacher prefix).
+    noise: optional [T,K,B,64,16], the sampler's noise (instead of `seed`'s).
     Returns latent tokens [B,T,64,16]."""
     dev = next(model.parameters()).device
-    gen = torch.Generator(device=dev).manual_seed(seed)
+    gen = torch.Generator(device=dev).manual_seed(seed) if noise is None else None
     inc = IncrementalEncoder(model.encoder)
     out = []
     prev = None
@@ -718,7 +739,8 @@ def rollout(model: SpoolTiny, ctx_per_frame, bias_per_frame, T: int, K: int = 4,
         if first_latents is not None and f < first_latents.shape[1]:
             x0 = first_latents[:, f]
         else:
-            x0 = sample_frame(model, h, ctx, bias, K, gen, uncond=uncond, guidance=guidance)
+            x0 = sample_frame(model, h, ctx, bias, K, gen, noise=None if noise is None else noise[f],
+                              uncond=uncond, guidance=guidance)
         out.append(x0)
         prev = x0
     return torch.stack(out, 1)

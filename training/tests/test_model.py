@@ -150,6 +150,14 @@ def test_nonseparable_is_causal_and_guidance_one_is_plain():
         vu = s.decoder(x, h, tt, *unc)
         g3 = guided_v(dec, ctx, bias, unc, 3.0)
     assert (g3 - (vu + 3.0 * (plain - vu))).abs().max() < 1e-6
+    # paired: both texts as one batch of 2B when their shapes agree, the same v as two passes
+    unc_n = (torch.randn(B, n, CFG.d_model), torch.full((B, n), -1e4))
+    unc_n[1][:, 0] = 0.0
+    with torch.no_grad():
+        two = guided_v(dec, ctx, bias, unc_n, 3.0)
+        pair = guided_v(lambda c, cb: s.decoder(x.repeat(2, 1, 1), h.repeat(2, 1, 1), tt.repeat(2), c, cb),
+                        ctx, bias, unc_n, 3.0, paired=True)
+    assert (pair - two).abs().max() < 1e-5 * two.abs().max()
     print("nonseparable causal, guidance ok")
 
 
