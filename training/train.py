@@ -76,45 +76,45 @@ class GraphedRollout:
         self.model, self.K, self.g, self.logf = model, K, guidance, logf
         self.graphs, self.static, self.eager = {}, None, False
 
-    def run(self, x0, ctx, cb, unc_ctx, unc_bias, noise, r):
-        k, T = x0.shape[:2]
-        return rollout(self.model, lambda f: (ctx[:, f], cb[:, f]), None, T - 1, self.K, first_latents=x0[:, :r],
+    def run(self, x0, ctx, cb, unc_ctx, unc_bias, noise, r, n):
+        k = x0.shape[0]
+        return rollout(self.model, lambda f: (ctx[:, f], cb[:, f]), None, n, self.K, first_latents=x0[:, :r],
                        uncond=(unc_ctx.expand(k, *unc_ctx.shape), unc_bias.expand(k, *unc_bias.shape)),
-                       guidance=self.g, noise=noise)
+                       guidance=self.g, noise=noise[:n])
 
-    def __call__(self, x0, ctx, cb, unc_ctx, unc_bias, r):
-        """x0 [k,T,64,16] the clips' ground truth (frames < r are the prefix); ctx [k,T,n,D] / cb [k,T,n] each
-        frame's projected caption; unc_ctx [n,D] / unc_bias [n] the empty prompt's. -> [k,T-1,64,16]"""
+    def __call__(self, x0, ctx, cb, unc_ctx, unc_bias, r, n):
+        """x0 [k,T,64,16] the clips' ground truth (frames < r are the prefix); ctx [k,T,m,D] / cb [k,T,m] each
+        frame's projected caption; unc_ctx [m,D] / unc_bias [m] the empty prompt's. -> frames 0..n-1 [k,n,64,16]"""
         k, T = x0.shape[:2]
         noise = torch.randn(T - 1, self.K, k, 64, x0.shape[-1], device=x0.device)
         args = (x0, ctx, cb, unc_ctx, unc_bias, noise)
         if x0.device.type != "cuda" or self.eager:
-            return self.run(*args, r)
+            return self.run(*args, r, n)
         if self.static is None or any(s.shape != a.shape or s.dtype != a.dtype for s, a in zip(self.static, args)):
             self.static, self.graphs = [a.clone() for a in args], {}
         for s, a in zip(self.static, args):
             s.copy_(a)
-        if r not in self.graphs:
+        if (r, n) not in self.graphs:
             try:
                 side = torch.cuda.Stream()
                 side.wait_stream(torch.cuda.current_stream())
                 with torch.cuda.stream(side):
-                    ref = self.run(*self.static, r)  # warm-up: also fills temporal_bias_on's device copies
+                    ref = self.run(*self.static, r, n)  # warm-up: also fills temporal_bias_on's device copies
                 torch.cuda.current_stream().wait_stream(side)
                 graph = torch.cuda.CUDAGraph()
                 with torch.cuda.graph(graph):
-                    out = self.run(*self.static, r)
+                    out = self.run(*self.static, r, n)
                 graph.replay()
                 err = (out.float() - ref.float()).abs().max().item()
                 if not err <= 1e-3 * ref.float().pow(2).mean().sqrt().item():
                     raise RuntimeError(f"graph replay differs from the eager rollout by {err:.3g}")
-                self.graphs[r] = (graph, out)
-                log(f"rollout graph for prefix {r} captured (replay vs eager max |diff| {err:.2g})", self.logf)
+                self.graphs[r, n] = (graph, out)
+                log(f"rollout graph for frames {r}..{n - 1} captured (replay vs eager max |diff| {err:.2g})", self.logf)
             except Exception as e:
-                log(f"rollout graph for prefix {r} failed ({e!r:.300}); eager rollouts from here on", self.logf)
+                log(f"rollout graph for frames {r}..{n - 1} failed ({e!r:.300}); eager rollouts from here on", self.logf)
                 self.eager, self.graphs = True, {}
-                return self.run(*args, r)
-        graph, out = self.graphs[r]
+                return self.run(*args, r, n)
+        graph, out = self.graphs[r, n]
         graph.replay()
         return out.clone()
 
@@ -459,6 +459,7 @@ class Trainer:
         sig = torch.rand(B, 1, 1, 1, device=self.dev) * a.ctx_noise
         sig = sig * (torch.rand(B, 1, 1, 1, device=self.dev) < a.p_ctx_noise) * float(train)
         lat_in = x0[:, :T - 1]
+        w = torch.ones(B, T, device=self.dev)
         with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
             ctx_all = (self.model if train else self.ema).text_proj(tok)  # [U,32,D]
             ctx = ctx_all[idx]
@@ -466,7 +467,7 @@ class Trainer:
             if train and a.p_self_ctx > 0 and T > 1:
                 lat_in = self.own_history(x0, lat_in, ctx.detach(), cb)
             if train and a.p_rollout_ctx > 0 and T > 5:
-                lat_in = self.rollout_history(x0, lat_in, ctx.detach(), cb, ctx_all[-1].detach(), bias[-1])
+                lat_in = self.rollout_history(x0, lat_in, ctx.detach(), cb, ctx_all[-1].detach(), bias[-1], w)
             lat_in = lat_in + sig * torch.randn_like(lat_in)
             drop = (torch.rand(B, device=self.dev) < (a.p_uncond if train else 0.0))[:, None, None, None]
             dctx = torch.where(drop, ctx_all[-1].expand_as(ctx), ctx)
@@ -478,7 +479,6 @@ class Trainer:
         # object tokens weigh 1 + obj_weight x coverage: they are a few of the 64 tokens, but the class is there
         wt = 1 + a.obj_weight * b.obj_cover.reshape(B, T, 64)
         err_w = (err_tok * wt).sum(2) / wt.sum(2)
-        w = torch.ones(B, T, device=self.dev)
         # frame 0 (layout from the caption alone) is trained on purpose, except where a wrap clip starts it
         # off that layout (data.py)
         w[:, 0] = a.frame0_weight * (~b.labels["wrapped"]).float()
@@ -609,7 +609,7 @@ class Trainer:
         return torch.cat([x0_hat, hist[k:]], 0)
 
     @torch.no_grad()
-    def rollout_history(self, x0, hist, ctx, cb, unc_ctx, unc_bias):
+    def rollout_history(self, x0, hist, ctx, cb, unc_ctx, unc_bias, w):
         """Encoder inputs the model drew itself over several frames (Self-Forcing's point, at full price):
         for the last round(p_rollout_ctx x B) clips of the batch, the history from a random frame r
         (4 <= r <= T-2) on is the EMA model's rollout from the ground-truth prefix 0..r-1, with the app's
@@ -617,17 +617,24 @@ class Trainer:
         ground truth. One-step reconstructions (own_history) carry one frame's softening; a rollout carries
         what compounds over frames, the smear of a long run (training/README.md "Runs 27-28"), and the
         lesson is to draw the caption's object cleanly again from it. The first clips are own_history's, so
-        the two never share a clip while p_self_ctx + p_rollout_ctx <= 1 (checked in parse_args)."""
+        the two never share a clip while p_self_ctx + p_rollout_ctx <= 1 (checked in parse_args).
+        --rollout-horizon H: the rollout stops after H own frames (frames r .. r+H-1); the targets past them,
+        whose history would mix own and ground-truth frames, get weight 0 in `w` [B,T] (run 29: over a whole
+        clip the own frames drift from the ground truth, the targets stop matching them, and the model learns
+        to hedge: objects fade)."""
         a = self.a
         B, T = x0.shape[:2]
         k = round(a.p_rollout_ctx * B)
         if k == 0:
             return hist
         r = int(torch.randint(4, T - 1, ()))
+        n = min(r + a.rollout_horizon, T - 1) if a.rollout_horizon else T - 1
         self.mark("forward")
-        lat = self.rollout_graphs(x0[B - k:], ctx[B - k:], cb[B - k:], unc_ctx, unc_bias, r)
+        lat = self.rollout_graphs(x0[B - k:], ctx[B - k:], cb[B - k:], unc_ctx, unc_bias, r, n)
         self.mark("rollout")
-        return torch.cat([hist[:B - k], lat.to(hist.dtype)], 0)
+        w[B - k:, n + 1:] = 0.0
+        own = torch.cat([lat.to(hist.dtype), hist[B - k:, n:]], 1)
+        return torch.cat([hist[:B - k], own], 0)
 
     @torch.no_grad()
     def val_loss(self, n=8):
@@ -821,6 +828,8 @@ def parse_args(argv=None):
     p.add_argument("--p-rollout-ctx", type=float, default=0.0,
                    help="share of clips whose encoder history, from a random frame on, is the EMA model's own "
                         "rollout with the app's sampler")
+    p.add_argument("--rollout-horizon", type=int, default=0,
+                   help="--p-rollout-ctx: own frames per rollout (0 = to the clip's end); later targets get no loss")
     p.add_argument("--self-ctx-min", type=float, default=0.1)
     p.add_argument("--self-ctx-max", type=float, default=0.6)
     p.add_argument("--export-every", type=float, default=120)

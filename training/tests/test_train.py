@@ -18,7 +18,7 @@ ASSETS = os.path.join(os.path.dirname(__file__), "..", "..", "assets", "spool-ti
 def test_rollout_history():
     """--p-rollout-ctx: the last clips' history is the EMA model's own rollout from a ground-truth prefix of at
     least 4 frames (so it differs from the ground truth at the last history frame); the other clips and the
-    prefix are untouched"""
+    prefix are untouched; --rollout-horizon stops the rollout early and drops the loss past it"""
     with tempfile.TemporaryDirectory() as out:
         tr = Trainer(parse_args(["--out", out, "--init-assets", ASSETS, "--p-rollout-ctx", "0.5",
                                  "--p-self-ctx", "0.5", "--no-preflight"]))
@@ -31,12 +31,22 @@ def test_rollout_history():
             ctx = ctx_all[:B, None].expand(B, T, *ctx_all.shape[1:])
             cb = bias[:B, None].expand(B, T, bias.shape[-1])
             hist = x0[:, :T - 1] + 1.0  # marks what rollout_history keeps
-            out_hist = tr.rollout_history(x0, hist, ctx, cb, ctx_all[-1], bias[-1])
-        assert out_hist.shape == hist.shape
-        assert torch.equal(out_hist[:2], hist[:2])  # own_history's clips
-        assert torch.equal(out_hist[2:, :4], x0[2:, :4])  # the ground-truth prefix
-        assert (out_hist[2:, -1] - x0[2:, -2]).abs().mean() > 0.05  # drawn, not copied
-        assert torch.isfinite(out_hist).all()
+            w = torch.ones(B, T)
+            out_hist = tr.rollout_history(x0, hist, ctx, cb, ctx_all[-1], bias[-1], w)
+            assert out_hist.shape == hist.shape
+            assert torch.equal(out_hist[:2], hist[:2])  # own_history's clips
+            assert torch.equal(out_hist[2:, :4], x0[2:, :4])  # the ground-truth prefix
+            assert (out_hist[2:, -1] - x0[2:, -2]).abs().mean() > 0.05  # drawn, not copied
+            assert torch.isfinite(out_hist).all() and (w == 1).all()  # to the clip's end: every target kept
+            # --rollout-horizon 1: one own frame at r, the history after it as it was, no loss past r + 1
+            tr.a.rollout_horizon = 1
+            w = torch.ones(B, T)
+            out_hist = tr.rollout_history(x0, hist, ctx, cb, ctx_all[-1], bias[-1], w)
+        drawn = ((out_hist[2:] - hist[2:]).abs().amax((0, 2, 3)) > 0).nonzero()[:, 0].tolist()
+        r = drawn[-1]
+        assert drawn == list(range(r + 1)) and 4 <= r <= T - 2, drawn  # prefix (x0, not hist) and frame r
+        assert torch.equal(out_hist[2:, :r], x0[2:, :r]) and torch.equal(out_hist[2:, r + 1:], hist[2:, r + 1:])
+        assert (w[:2] == 1).all() and (w[2:, :r + 2] == 1).all() and (w[2:, r + 2:] == 0).all()
 
 
 if __name__ == "__main__":
