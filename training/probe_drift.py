@@ -11,7 +11,7 @@ falls, the loss is exposure (the model's own history); if `teacher` falls too, t
 class from a clean history either. --sampler euler swaps the app's sampler (x0 prediction, fresh noise between
 steps) for a deterministic Euler flow step, to see whether the fresh noise is what wanders off the shape.
 
-    python3 training/probe_drift.py WEIGHTS_DIR [--n 32] [--T 48] [--sampler renoise|euler] [--guidance G] [--hist-noise S]
+    python3 training/probe_drift.py WEIGHTS_DIR [--n 32] [--T 48] [--sampler renoise|euler] [--guidance G] [--hist-noise S] [--reencode]
 """
 import argparse
 import os
@@ -60,6 +60,8 @@ def main():
     p.add_argument("--guidance", type=float, default=None)
     p.add_argument("--hist-noise", type=float, default=0.0,
                    help="Gaussian noise of this std added to each rolled-out frame before the encoder sees it")
+    p.add_argument("--reencode", action="store_true",
+                   help="each rolled-out frame goes through the autoencoder (decode, encode) before the encoder sees it")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
     torch.manual_seed(a.seed)
@@ -99,9 +101,12 @@ def main():
             hf = inc.append(prev, ctx, bias)
             x = lat[:, 0] if f == 0 else sample(hf, ctx, bias, unc)
             frames.append(x)
+            if f > 0 and a.reencode:
+                x = M.latent_to_tokens(gen.ae.encode(gen.ae.decode(M.tokens_to_latent(x))))
             prev = x + a.hist_noise * torch.randn(x.shape, generator=gnr) if f > 0 else x
         roll = judged(torch.stack(frames, 1))
-    print(f"{B} one-object clips, {T} frames, guidance {g}, sampler {a.sampler}, history noise {a.hist_noise}")
+    print(f"{B} one-object clips, {T} frames, guidance {g}, sampler {a.sampler}, history noise {a.hist_noise}, "
+          f"re-encoded {a.reencode}")
     for name, hits in (("truth", truth), ("teacher", teacher), ("rollout", roll)):
         print(f"{name:8s}" + " ".join(f"{hits[:, w:w + 8].mean().item():.2f}" for w in range(0, T, 8)), flush=True)
 
