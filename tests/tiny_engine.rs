@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use spool::engine::{Command, Engine, EngineConfig, EngineState, Event, FrameCount, GenSettings, ModelSpec, TakeId};
+use spool::engine::{
+    Command, Engine, EngineConfig, EngineState, Event, FrameCount, GenSettings, ModelSpec, SwitchAnchor, TakeId,
+};
 use spool::model::Frame;
 use spool::timeline::{Segment, Timeline};
 
@@ -125,5 +127,34 @@ fn a_branch_resumes_exactly_from_a_cache_snapshot() {
         for ((i, got), (_, want)) in rest.iter().zip(&straight[keep as usize..]) {
             assert!(got == want, "branch {branch}: frame {i} differs from the take it branched from");
         }
+    }
+}
+
+/// A hard prompt switch is anchored on the model's redraw of the frame before it
+/// (`EngineConfig::switch_anchor`): the frames before the switch are the same with or without the
+/// anchor, every frame from the switch on differs (the blend window, then a take continuing from
+/// it), and the blend is gradual. (That it makes the new prompt's object appear is measured by
+/// `training/eval.py --only switch`, with the judge.)
+#[test]
+fn a_prompt_switch_blends_toward_the_redraw() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = |anchor: Option<SwitchAnchor>, name: &str| {
+        let mut config = EngineConfig::new(dir.path().join(name));
+        config.switch_anchor = anchor;
+        let e = engine_with(config);
+        e.send(generate(18, None)).unwrap();
+        run(&e).into_iter().map(|f| f.1).collect::<Vec<_>>()
+    };
+    let anchor = SwitchAnchor { strength: 0.7, latents: 4 };
+    let (with, without) = (frames(Some(anchor), "a.spool"), frames(None, "b.spool"));
+    assert_eq!(with[..4], without[..4], "frames before the switch at 4");
+    for i in 4..18 {
+        assert!(with[i] != without[i], "frame {i} shows the anchor");
+    }
+    // The blend's steps are gradual: no frame-to-frame change in the window is a cut of the whole.
+    let dist = |a: &Frame, b: &Frame| a.planar.iter().zip(&b.planar).map(|(x, y)| (x - y).abs()).sum::<f32>();
+    let whole = dist(&with[3], &with[17]);
+    for i in 4..8 {
+        assert!(dist(&with[i - 1], &with[i]) < 0.75 * whole, "step {i} of the blend");
     }
 }

@@ -101,6 +101,37 @@ fn prompt_switch_recache_and_cache_size() {
     assert!(values(&lat[0]).iter().all(|v| v.is_finite()));
 }
 
+/// The switch redraw (SDEdit): at strength 1 it is a fresh frame 0 of the prompt from the same
+/// noise, whatever the source and the cache hold; at a small strength it stays near the source;
+/// it never touches the cache; an out-of-range strength is an error.
+#[test]
+fn a_redraw_is_frame_zero_at_full_strength_and_leaves_the_cache() {
+    let mut m = model();
+    let a = m.encode_prompt("a green square on a black background").unwrap().cond;
+    let b = m.encode_prompt("a yellow triangle bounces").unwrap().cond;
+    let (latents, _) = generate(&mut m, "a green square on a black background", 3, 5, 2);
+    let source = &latents[4];
+    let redraw = |m: &mut SpoolTiny, s: f32| m.redraw(source, &b, &mut FrameNoise::new(9, 0), Sampling::steps(2), s);
+    let full = redraw(&mut m, 1.0).unwrap().expect("spool-tiny redraws");
+    let near = redraw(&mut m, 0.02).unwrap().unwrap();
+    // The cache is as it was: the next frame is the one a take without the redraws makes.
+    let next = m.denoise(&a, &mut FrameNoise::new(3, 5), Sampling::steps(2)).unwrap().remove(0);
+    let mut plain = model();
+    generate(&mut plain, "a green square on a black background", 3, 5, 2);
+    let want = plain.denoise(&a, &mut FrameNoise::new(3, 5), Sampling::steps(2)).unwrap().remove(0);
+    assert_eq!(values(&next), values(&want), "a redraw leaves the cache alone");
+    // Strength 1: frame 0 of prompt b from the redraw's noise stream.
+    plain.reset().unwrap();
+    let frame0 = plain.denoise(&b, &mut FrameNoise::new(9, 0), Sampling::steps(2)).unwrap().remove(0);
+    let diff =
+        |x: &Latent, y: &Latent| values(x).iter().zip(values(y)).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+    assert!(diff(&full, &frame0) < 1e-5, "strength 1 is frame 0: {}", diff(&full, &frame0));
+    assert!(diff(&near, source) < diff(&full, source) / 4.0, "strength 0.02 stays near the source");
+    for bad in [0.0, -0.5, 1.5, f32::NAN] {
+        assert!(matches!(redraw(&mut m, bad), Err(ModelError::Invalid(_))), "strength {bad}");
+    }
+}
+
 #[test]
 fn image_to_video_starts_from_an_encoded_frame() {
     let mut m = model();

@@ -53,6 +53,18 @@ struct CachePos {
     exact: bool,
 }
 
+/// The redraw a [`SwitchAnchor`](super::SwitchAnchor) blends toward, kept for the latents after
+/// its switch: made for `take`'s hard switch at latent `latent` under the prompt mix `mix`.
+struct Redraw {
+    take: TakeId,
+    latent: u64,
+    mix: crate::timeline::Mix,
+    redraw: Latent,
+}
+
+/// The noise stream of a switch redraw: apart from the streams of the frames (their latent index).
+const REDRAW_STREAM: u64 = 1 << 63;
+
 struct Loaded {
     model: Box<dyn VideoModel>,
     info: ModelInfo,
@@ -81,6 +93,8 @@ pub(super) struct Worker {
     takes: Vec<Take>,
     current: Option<TakeId>,
     cache: Option<CachePos>,
+    /// The newest switch redraw (see [`Worker::anchor_chunk`]).
+    redraw: Option<Redraw>,
     snapshots: Snapshots,
     run: Option<Run>,
     paused: bool,
@@ -118,6 +132,7 @@ impl Worker {
             takes,
             current: manifest.current_take.map(TakeId),
             cache: None,
+            redraw: None,
             snapshots: Snapshots::new(snapshot_budget),
             run: None,
             paused: false,
@@ -314,6 +329,7 @@ impl Worker {
                 }
                 self.loaded = Some(Loaded { model, info: info.clone(), record, prompts: HashMap::new() });
                 self.cache = None;
+                self.redraw = None;
                 self.snapshots.clear();
                 self.emit(Event::ModelLoaded(info));
                 self.emit(Event::State(EngineState::Idle));
@@ -597,22 +613,110 @@ impl Worker {
 
     /// Denoises the chunk of `take` that starts at latent `start`, video frame `frame`, under
     /// `cond` (that frame's conditioning): a re-cache first at a hard prompt switch, then the noise
-    /// of (seed, `start`).
+    /// of (seed, `start`), then the switch anchor's blend ([`anchor_chunk`](Self::anchor_chunk)).
     fn denoise_chunk(&mut self, take: TakeId, start: u64, frame: u64, cond: &Conditioning) -> StepResult<Vec<Latent>> {
         let info = &self.takes[take.0 as usize].info;
-        let settings = info.settings.clone();
+        let seed = info.settings.seed;
         let switch = self.config.recache_on_switch && frame > 0 && info.timeline.is_hard_switch(frame);
         let gen_err = |e: crate::model::ModelError| EngineError::Generation { frame, reason: e.to_string() };
+        let sampling = self.sampling(take)?;
         let loaded = self.loaded.as_mut().ok_or(EngineError::NoModel)?;
-        let sampling = Sampling {
-            steps: settings.steps.unwrap_or(loaded.info.default_steps),
-            guidance: settings.guidance.or(loaded.info.default_guidance).unwrap_or(1.0),
-        };
         if switch {
             loaded.model.recache(cond).map_err(gen_err)?;
         }
-        let noise = &mut FrameNoise::new(settings.seed, start);
-        loaded.model.denoise(cond, noise, sampling).map_err(gen_err)
+        let noise = &mut FrameNoise::new(seed, start);
+        let latents = loaded.model.denoise(cond, noise, sampling).map_err(gen_err)?;
+        self.anchor_chunk(take, start, frame, latents)
+    }
+
+    /// The sampler settings of `take` with the loaded model's defaults filled in.
+    fn sampling(&self, take: TakeId) -> StepResult<Sampling> {
+        let settings = &self.takes[take.0 as usize].info.settings;
+        let info = &self.loaded.as_ref().ok_or(EngineError::NoModel)?.info;
+        Ok(Sampling {
+            steps: settings.steps.unwrap_or(info.default_steps),
+            guidance: settings.guidance.or(info.default_guidance).unwrap_or(1.0),
+        })
+    }
+
+    /// [`SwitchAnchor`](super::SwitchAnchor): each latent of the chunk (latent `start`, video frame
+    /// `frame` on) that is the k-th (1-based) of the `latents` after a hard prompt switch becomes
+    /// `(1 − k/latents)·itself + k/latents·redraw`, the redraw being the model's
+    /// [`redraw`](crate::model::VideoModel::redraw) of the stored latent before the switch under the
+    /// switch's prompt. Deterministic (its noise stream is the switch's), so a rebuild that makes a
+    /// chunk again makes the same blend; a model without a redraw leaves the chunk as it is.
+    fn anchor_chunk(
+        &mut self,
+        take: TakeId,
+        start: u64,
+        frame: u64,
+        mut latents: Vec<Latent>,
+    ) -> StepResult<Vec<Latent>> {
+        let Some(anchor) = self.config.switch_anchor.filter(|a| a.latents > 0) else { return Ok(latents) };
+        let per = self.loaded.as_ref().ok_or(EngineError::NoModel)?.info.latent_frames;
+        let window = u64::from(anchor.latents);
+        // The first video frame of latent `l`, for the latents around this chunk.
+        let first_frame = |l: u64| {
+            if l >= start {
+                frame + (start..l).map(|i| per.of(i)).sum::<u64>()
+            } else {
+                frame - (l..start).map(|i| per.of(i)).sum::<u64>()
+            }
+        };
+        for (j, latent) in latents.iter_mut().enumerate() {
+            let l = start + j as u64;
+            let timeline = &self.takes[take.0 as usize].info.timeline;
+            let Some(ls) =
+                (l.saturating_sub(window - 1).max(1)..=l).rev().find(|&ls| timeline.is_hard_switch(first_frame(ls)))
+            else {
+                continue;
+            };
+            let Some(redraw) = self.switch_redraw(take, ls, first_frame(ls), first_frame(ls - 1), anchor.strength)?
+            else {
+                return Ok(latents);
+            };
+            let alpha = (l - ls + 1) as f64 / window as f64;
+            let blend = |x: &Latent| -> candle_core::Result<Latent> {
+                let r = redraw.0.to_device(x.0.device())?;
+                Ok(Latent((x.0.affine(1.0 - alpha, 0.0)? + r.affine(alpha, 0.0)?)?))
+            };
+            *latent =
+                blend(latent).map_err(|e| EngineError::Generation { frame: first_frame(l), reason: e.to_string() })?;
+        }
+        Ok(latents)
+    }
+
+    /// The redraw for `take`'s hard switch at latent `latent` (video frame `frame`) of the stored
+    /// latent at video frame `source`, made once per switch and prompt; `None` if the model has none.
+    fn switch_redraw(
+        &mut self,
+        take: TakeId,
+        latent: u64,
+        frame: u64,
+        source: u64,
+        strength: f32,
+    ) -> StepResult<Option<Latent>> {
+        let mix = self.takes[take.0 as usize].info.timeline.mix_at(frame);
+        if let Some(r) = &self.redraw
+            && r.take == take
+            && r.latent == latent
+            && r.mix == mix
+        {
+            return Ok(Some(r.redraw.clone()));
+        }
+        let (cond, _) = self.conditioning(take, frame)?;
+        let source = self.stored_latents(take, &[source])?.remove(0);
+        let sampling = self.sampling(take)?;
+        let noise = &mut FrameNoise::new(self.takes[take.0 as usize].info.settings.seed, latent | REDRAW_STREAM);
+        let loaded = self.loaded.as_mut().ok_or(EngineError::NoModel)?;
+        let redraw = loaded
+            .model
+            .redraw(&source, &cond, noise, sampling, strength)
+            .map_err(|e| EngineError::Generation { frame, reason: format!("redrawing for the prompt switch: {e}") })?;
+        if let Some(r) = &redraw {
+            self.redraw = Some(Redraw { take, latent, mix, redraw: r.clone() });
+        }
+        Ok(redraw)
     }
 
     /// Commits a chunk of `take` that starts at latent `start`, video frame `frame`, offering the

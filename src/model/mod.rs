@@ -316,6 +316,21 @@ pub trait VideoModel: Send {
         Ok(())
     }
 
+    /// The frame `source` redrawn under `cond` as if it began a clip, from noise level `strength`
+    /// (SDEdit): the engine blends the first latents after a hard prompt switch toward it, so the
+    /// switch shows what the new prompt names where the old content was (see `SwitchAnchor`).
+    /// `None` (the default): the model has no such redraw and switches without one.
+    fn redraw(
+        &mut self,
+        _source: &Latent,
+        _cond: &Conditioning,
+        _noise: &mut FrameNoise,
+        _sampling: Sampling,
+        _strength: f32,
+    ) -> Result<Option<Latent>> {
+        Ok(None)
+    }
+
     /// Decodes one latent to its video frames ([`ModelInfo::latent_frames`]). Latents are decoded
     /// in order: a streaming decoder (wan-causal's) carries state from one to the next, reset by
     /// [`reset`](Self::reset) and set up after a jump by [`resume_decoding`](Self::resume_decoding).

@@ -382,6 +382,61 @@ impl TinyModel {
             )));
         }
         check_guidance(guidance).map_err(|e| ModelError::Invalid(format!("guidance scale {e}")))?;
+        let cs = self.ensure_newest(cond)?;
+        let base = self.newest.as_ref().expect("ensured").base.clone();
+        let ts = sampling_times(steps as usize, self.cfg.sampler_shift);
+        let x = noise(&self.frame_shape())?.to_device(&self.device)?;
+        self.sample(x, &ts, &base, &cs, guidance, noise)
+    }
+
+    /// SDEdit at a prompt switch: the frame `tokens` `(hw², C)` redrawn under `cond` as the first
+    /// frame of a clip (the encoder sees BOS only, so nothing of the old prompt's history holds it),
+    /// from noise level `strength` in (0, 1]: `x = (1 − s)·tokens + s·ε`, then the sampler's own
+    /// schedule scaled by `s`. The layout and colours up to that noise level stay; what the new
+    /// prompt names is drawn. The cache is not touched. `strength` 1 is a fresh frame 0.
+    pub fn redraw_with(
+        &mut self,
+        tokens: &Tensor,
+        cond: &Conditioning,
+        sampling: Sampling,
+        strength: f64,
+        noise: &mut dyn FnMut(&[usize]) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let Sampling { steps, guidance } = sampling;
+        if steps == 0 || steps > self.cfg.max_steps || !(strength > 0.0 && strength <= 1.0) {
+            return Err(ModelError::Invalid(format!(
+                "a redraw takes 1 to {} steps and a strength in (0, 1], not {steps} and {strength}",
+                self.cfg.max_steps
+            )));
+        }
+        check_guidance(guidance).map_err(|e| ModelError::Invalid(format!("guidance scale {e}")))?;
+        let (_, cs) = self.conds.get(&self.net, cond)?;
+        let mut bos = EncoderCache::new(&self.cfg, &self.device);
+        let h = self.net.encode_element(&mut bos, 0, None, &cs)?;
+        let base = self.net.decoder_base(&h)?;
+        let ts: Vec<f64> =
+            sampling_times(steps as usize, self.cfg.sampler_shift).iter().map(|t| t * strength).collect();
+        let eps = noise(&self.frame_shape())?.to_device(&self.device)?;
+        let x = (tokens.to_device(&self.device)?.affine(1.0 - strength, 0.0)? + eps.affine(strength, 0.0)?)?;
+        self.sample(x, &ts, &base, &cs, guidance, noise)
+    }
+
+    /// The shape of one frame's latent tokens.
+    fn frame_shape(&self) -> [usize; 2] {
+        [self.cfg.tokens_per_frame, self.cfg.latent_channels]
+    }
+
+    /// The SPEC sampler from `x` at `ts[0]` down the times `ts` (x0 prediction, fresh noise between
+    /// steps) on the decoder input `base`; guidance `g ≠ 1` needs [`set_unconditional`](Self::set_unconditional).
+    fn sample(
+        &mut self,
+        mut x: Tensor,
+        ts: &[f64],
+        base: &Tensor,
+        cs: &CondState,
+        guidance: f32,
+        noise: &mut dyn FnMut(&[usize]) -> Result<Tensor>,
+    ) -> Result<Tensor> {
         let uncond = match &self.uncond {
             _ if guidance == 1.0 => None,
             Some(u) => Some(u.state.clone()),
@@ -391,19 +446,15 @@ impl TinyModel {
                 ));
             }
         };
-        let cs = self.ensure_newest(cond)?;
-        let base = self.newest.as_ref().expect("ensured").base.clone();
-        let shape = [self.cfg.tokens_per_frame, self.cfg.latent_channels];
-        let ts = sampling_times(steps as usize, self.cfg.sampler_shift);
-        let mut x = noise(&shape)?.to_device(&self.device)?;
+        let shape = self.frame_shape();
         let mut x0 = x.clone();
         for k in 0..ts.len() {
             let t = ts[k] as f32;
             let tm = self.time_mod(t)?;
             let v = match &uncond {
-                None => self.net.decoder_step(&x, &base, &tm, &cs)?,
+                None => self.net.decoder_step(&x, base, &tm, cs)?,
                 Some(us) => {
-                    let v = self.net.decoder_steps(&x, &base, &tm, &[&cs, us])?;
+                    let v = self.net.decoder_steps(&x, base, &tm, &[cs, us])?;
                     guide(&v[0], &v[1], guidance)?
                 }
             };
@@ -596,6 +647,22 @@ impl VideoModel for SpoolTiny {
 
     fn recache(&mut self, cond: &Conditioning) -> Result<()> {
         self.core.recache(cond)
+    }
+
+    fn redraw(
+        &mut self,
+        source: &Latent,
+        cond: &Conditioning,
+        noise: &mut FrameNoise,
+        sampling: Sampling,
+        strength: f32,
+    ) -> Result<Option<Latent>> {
+        let device = self.core.device().clone();
+        let tokens = self.core.to_tokens(source)?;
+        let x0 = self
+            .core
+            .redraw_with(&tokens, cond, sampling, f64::from(strength), &mut |shape| noise.normal(shape, &device))?;
+        Ok(Some(self.core.to_latent(&x0)?))
     }
 
     fn decode(&mut self, latent: &Latent) -> Result<Vec<Frame>> {
