@@ -254,6 +254,17 @@ class TorchGen:
         return vid.view(T, B, 3, 128, 128).transpose(0, 1)
 
 
+def probe_kit(weights, guidance=None, seed=0):
+    """What the CPU diagnoses (probe_*.py) share, seeded: the procedural world with the text encoder's word
+    check, the evaluation judge, and the PyTorch generator of `weights` (guidance None: the export's)."""
+    torch.manual_seed(seed)
+    world = World("cpu")
+    text = TextEncoder(os.path.join(HERE, "..", "assets", "minilm"), "cpu")
+    world.fits = text.fits
+    judge = load_judge(os.path.join(HERE, "judge", "judge.safetensors"), world.n_classes)
+    return world, judge, TorchGen(weights, "scd", guidance, 4, text)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # parts
 # ----------------------------------------------------------------------------------------------------------

@@ -20,11 +20,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from eval import TorchGen, cnn, load_judge  # noqa: E402
-from spool_tiny.data import World  # noqa: E402
-from spool_tiny.text import TextEncoder  # noqa: E402
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from eval import cnn, probe_kit  # noqa: E402
 
 
 def one_object_clips(world, n, T, seed):
@@ -64,12 +60,7 @@ def main():
                    help="each rolled-out frame goes through the autoencoder (decode, encode) before the encoder sees it")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
-    torch.manual_seed(a.seed)
-    world = World("cpu")
-    text = TextEncoder(os.path.join(HERE, "..", "assets", "minilm"), "cpu")
-    world.fits = text.fits
-    judge = load_judge(os.path.join(HERE, "judge", "judge.safetensors"), world.n_classes)
-    gen = TorchGen(a.weights, "scd", a.guidance, 4, text)
+    world, judge, gen = probe_kit(a.weights, a.guidance, a.seed)
     M, model, g = gen.M, gen.model, gen.g
     video, caps, cls = one_object_clips(world, a.n, a.T, 3000 + a.seed)
     B, T = a.n, a.T

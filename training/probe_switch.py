@@ -21,11 +21,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from eval import TorchGen, cnn, load_judge  # noqa: E402
-from spool_tiny.data import World  # noqa: E402
-from spool_tiny.text import TextEncoder  # noqa: E402
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from eval import cnn, probe_kit  # noqa: E402
 
 
 def class_switch_clips(world, n, T, seed):
@@ -53,12 +49,7 @@ def main():
     p.add_argument("--T", type=int, default=24)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
-    torch.manual_seed(a.seed)
-    world = World("cpu")
-    text = TextEncoder(os.path.join(HERE, "..", "assets", "minilm"), "cpu")
-    world.fits = text.fits
-    judge = load_judge(os.path.join(HERE, "judge", "judge.safetensors"), world.n_classes)
-    gen = TorchGen(a.weights, "scd", None, 4, text)
+    world, judge, gen = probe_kit(a.weights, seed=a.seed)
     M, model = gen.M, gen.model
     clips = class_switch_clips(world, a.n, a.T, 1000 + a.seed)
     unc = gen.condition([""])
