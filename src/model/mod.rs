@@ -318,7 +318,8 @@ pub trait VideoModel: Send {
 
     /// The frame `source` redrawn under `cond` as if it began a clip, from noise level `strength`
     /// (SDEdit): the engine blends the first latents after a hard prompt switch toward it, so the
-    /// switch shows what the new prompt names where the old content was (see `SwitchAnchor`).
+    /// switch shows what the new prompt names, over the old frame's colours and layout up to that
+    /// noise level (see `SwitchAnchor`).
     /// `None` (the default): the model has no such redraw and switches without one.
     fn redraw(
         &mut self,
