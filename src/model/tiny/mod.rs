@@ -374,14 +374,7 @@ impl TinyModel {
         sampling: Sampling,
         noise: &mut dyn FnMut(&[usize]) -> Result<Tensor>,
     ) -> Result<Tensor> {
-        let Sampling { steps, guidance } = sampling;
-        if steps == 0 || steps > self.cfg.max_steps {
-            return Err(ModelError::Invalid(format!(
-                "spool-tiny takes 1 to {} steps, not {steps}",
-                self.cfg.max_steps
-            )));
-        }
-        check_guidance(guidance).map_err(|e| ModelError::Invalid(format!("guidance scale {e}")))?;
+        let Sampling { steps, guidance } = self.checked(sampling)?;
         let cs = self.ensure_newest(cond)?;
         let base = self.newest.as_ref().expect("ensured").base.clone();
         let ts = sampling_times(steps as usize, self.cfg.sampler_shift);
@@ -402,14 +395,10 @@ impl TinyModel {
         strength: f64,
         noise: &mut dyn FnMut(&[usize]) -> Result<Tensor>,
     ) -> Result<Tensor> {
-        let Sampling { steps, guidance } = sampling;
-        if steps == 0 || steps > self.cfg.max_steps || !(strength > 0.0 && strength <= 1.0) {
-            return Err(ModelError::Invalid(format!(
-                "a redraw takes 1 to {} steps and a strength in (0, 1], not {steps} and {strength}",
-                self.cfg.max_steps
-            )));
+        let Sampling { steps, guidance } = self.checked(sampling)?;
+        if !(strength > 0.0 && strength <= 1.0) {
+            return Err(ModelError::Invalid(format!("a redraw's strength is in (0, 1], not {strength}")));
         }
-        check_guidance(guidance).map_err(|e| ModelError::Invalid(format!("guidance scale {e}")))?;
         let (_, cs) = self.conds.get(&self.net, cond)?;
         let mut bos = EncoderCache::new(&self.cfg, &self.device);
         let h = self.net.encode_element(&mut bos, 0, None, &cs)?;
@@ -419,6 +408,18 @@ impl TinyModel {
         let eps = noise(&self.frame_shape())?.to_device(&self.device)?;
         let x = (tokens.to_device(&self.device)?.affine(1.0 - strength, 0.0)? + eps.affine(strength, 0.0)?)?;
         self.sample(x, &ts, &base, &cs, guidance, noise)
+    }
+
+    /// `sampling` if its steps (1 to the config's maximum) and guidance scale are in range.
+    fn checked(&self, sampling: Sampling) -> Result<Sampling> {
+        if sampling.steps == 0 || sampling.steps > self.cfg.max_steps {
+            return Err(ModelError::Invalid(format!(
+                "spool-tiny takes 1 to {} steps, not {}",
+                self.cfg.max_steps, sampling.steps
+            )));
+        }
+        check_guidance(sampling.guidance).map_err(|e| ModelError::Invalid(format!("guidance scale {e}")))?;
+        Ok(sampling)
     }
 
     /// The shape of one frame's latent tokens.
