@@ -207,3 +207,30 @@ fn bench_rows_name_the_weights_they_measured() {
     let named = format!("--weights {}", weights.display());
     assert!(rows.lines().all(|l| l.contains(&named)), "every row names the weights:\n{rows}");
 }
+
+/// `--no-switch-redraw` turns the switch redraw off: with the shipped model, the frames before a
+/// prompt switch are the same either way and the frames after it differ.
+#[test]
+fn no_switch_redraw_keeps_the_models_own_frames_after_a_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+    let frames = |out: &str, extra: &[&str]| {
+        let base = ["generate", "--prompt", "a red circle on a blue background", "--frames", "8", "-o", out];
+        let switch = ["--prompt-at", "4:a yellow star on a black background"];
+        let status = Command::new(env!("CARGO_BIN_EXE_spool"))
+            .args([&base[..], &switch[..], extra].concat())
+            .current_dir(dir.path())
+            .env("SPOOL_ASSETS", &assets)
+            .env("RAYON_NUM_THREADS", "1")
+            .output()
+            .expect("spool runs");
+        assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+        let mut names: Vec<_> = std::fs::read_dir(dir.path().join(out)).unwrap().map(|e| e.unwrap().path()).collect();
+        names.sort();
+        names.iter().map(|n| image::open(n).unwrap().to_rgb8().into_raw()).collect::<Vec<_>>()
+    };
+    let (with, without) = (frames("a", &[]), frames("b", &["--no-switch-redraw"]));
+    assert_eq!(with.len(), 8);
+    assert_eq!(with[..4], without[..4], "the frames before the switch at 4");
+    assert!((4..8).all(|i| with[i] != without[i]), "the redraw changes every frame after the switch");
+}

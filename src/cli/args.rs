@@ -80,6 +80,11 @@ pub struct GenerateArgs {
     /// Prompt timeline as JSON (see the README for the format).
     #[arg(long, value_name = "FILE", value_parser = parse_existing_path, conflicts_with = "prompt")]
     pub timeline: Option<PathBuf>,
+    /// At a prompt switch, keep the model's own frames: no redraw for the new prompt. (By default the
+    /// frame before a switch is redrawn for the new prompt and the next 12 frames blend into it, so a
+    /// new object shows; without it spool-tiny keeps the old object.)
+    #[arg(long)]
+    pub no_switch_redraw: bool,
     /// Output: clip.mp4 (H.264), clip.gif, or a folder (dir/) of PNG frames.
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     pub output: PathBuf,
