@@ -54,12 +54,13 @@ struct CachePos {
 }
 
 /// The redraw a [`SwitchAnchor`](super::SwitchAnchor) blends toward, kept for the latents after
-/// its switch: made for `take`'s hard switch at latent `latent` under the prompt mix `mix`.
+/// its switch: made for `take`'s hard switch at latent `latent` under the prompt mix `mix`. `None`
+/// is kept too (a model without a redraw), so the source latent is read once per switch either way.
 struct Redraw {
     take: TakeId,
     latent: u64,
     mix: crate::timeline::Mix,
-    redraw: Latent,
+    redraw: Option<Latent>,
 }
 
 /// The noise stream of a switch redraw: apart from the streams of the frames (their latent index).
@@ -702,7 +703,7 @@ impl Worker {
             && r.latent == latent
             && r.mix == mix
         {
-            return Ok(Some(r.redraw.clone()));
+            return Ok(r.redraw.clone());
         }
         let (cond, _) = self.conditioning(take, frame)?;
         let source = self.stored_latents(take, &[source])?.remove(0);
@@ -713,9 +714,7 @@ impl Worker {
             .model
             .redraw(&source, &cond, noise, sampling, strength)
             .map_err(|e| EngineError::Generation { frame, reason: format!("redrawing for the prompt switch: {e}") })?;
-        if let Some(r) = &redraw {
-            self.redraw = Some(Redraw { take, latent, mix, redraw: r.clone() });
-        }
+        self.redraw = Some(Redraw { take, latent, mix, redraw: redraw.clone() });
         Ok(redraw)
     }
 
