@@ -418,6 +418,8 @@ def main():
     p.add_argument("--switch", type=int, default=48)
     p.add_argument("--only", choices=["all", "detectors", "adherence", "long", "switch"], default="all")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--app-arg", action="append", default=[],
+                   help="passed on to `spool generate` (repeatable), e.g. --app-arg=--no-switch-redraw")
     p.add_argument("--out", default=".dev/eval")
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
@@ -429,7 +431,7 @@ def main():
     if a.backend == "torch":
         gen = TorchGen(a.weights, a.variant, a.guidance, a.K, text)
     else:
-        extra = ["--steps", str(a.K)] + (["--guidance", str(a.guidance)] if a.guidance is not None else [])
+        extra = ["--steps", str(a.K)] + (["--guidance", str(a.guidance)] if a.guidance is not None else []) + a.app_arg
         gen = RustGen(a.spool, a.weights, extra)
     res = dict(args=vars(a))
     t0 = time.time()

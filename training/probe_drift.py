@@ -11,7 +11,10 @@ falls, the loss is exposure (the model's own history); if `teacher` falls too, t
 class from a clean history either. --sampler euler swaps the app's sampler (x0 prediction, fresh noise between
 steps) for a deterministic Euler flow step, to see whether the fresh noise is what wanders off the shape.
 
-    python3 training/probe_drift.py WEIGHTS_DIR [--n 32] [--T 48] [--sampler renoise|euler] [--guidance G] [--hist-noise S] [--reencode]
+--refresh E:S redraws every E-th rolled-out frame as a frame 0 (BOS history) from noise S before the encoder
+sees it: the keyframe experiment of training/README.md "Keyframes".
+
+    python3 training/probe_drift.py WEIGHTS_DIR [--n 32] [--T 48] [--sampler renoise|euler] [--guidance G] [--hist-noise S] [--reencode] [--refresh E:S]
 """
 import argparse
 import os
@@ -47,6 +50,20 @@ def euler_frame(M, model, h, ctx, bias, K, gen, uncond, guidance):
     return x
 
 
+def sdedit(M, model, x, h0, ctx, bias, K, s, gnr, uncond, guidance):
+    """the app's sampler from x noised to level s, on the schedule scaled by s, with encoder output h0"""
+    ts = [t * s for t in M.sampling_times(K)]
+    x = (1 - s) * x + s * torch.randn(x.shape, generator=gnr)
+    B = x.shape[0]
+    for k, t in enumerate(ts):
+        tt = torch.full((B,), t)
+        v = M.guided_v(lambda c, cb: model.decoder(x, h0, tt, c, cb), ctx, bias, uncond, guidance)
+        x0 = x - t * v
+        if k + 1 < K:
+            x = (1 - ts[k + 1]) * x0 + ts[k + 1] * torch.randn(x.shape, generator=gnr)
+    return x0
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("weights")
@@ -58,6 +75,8 @@ def main():
                    help="Gaussian noise of this std added to each rolled-out frame before the encoder sees it")
     p.add_argument("--reencode", action="store_true",
                    help="each rolled-out frame goes through the autoencoder (decode, encode) before the encoder sees it")
+    p.add_argument("--refresh", default=None, metavar="EVERY:STRENGTH",
+                   help="every EVERY-th rolled-out frame is redrawn as a frame 0 (BOS history) from noise STRENGTH")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
     world, judge, gen = probe_kit(a.weights, a.guidance, a.seed)
@@ -88,16 +107,21 @@ def main():
         teacher = judged(teach)
         inc = M.IncrementalEncoder(model.encoder)
         prev, frames = None, []
+        every, strength = (int(a.refresh.split(":")[0]), float(a.refresh.split(":")[1])) if a.refresh else (0, 0)
         for f in range(T):
             hf = inc.append(prev, ctx, bias)
+            if f == 0:
+                h0 = hf
             x = lat[:, 0] if f == 0 else sample(hf, ctx, bias, unc)
+            if f > 0 and every and f % every == 0:
+                x = sdedit(M, model, x, h0, ctx, bias, gen.K, strength, gnr, unc, g)
             frames.append(x)
             if f > 0 and a.reencode:
                 x = M.latent_to_tokens(gen.ae.encode(gen.ae.decode(M.tokens_to_latent(x))))
             prev = x + a.hist_noise * torch.randn(x.shape, generator=gnr) if f > 0 else x
         roll = judged(torch.stack(frames, 1))
     print(f"{B} one-object clips, {T} frames, guidance {g}, sampler {a.sampler}, history noise {a.hist_noise}, "
-          f"re-encoded {a.reencode}")
+          f"re-encoded {a.reencode}, refresh {a.refresh}")
     for name, hits in (("truth", truth), ("teacher", teacher), ("rollout", roll)):
         print(f"{name:8s}" + " ".join(f"{hits[:, w:w + 8].mean().item():.2f}" for w in range(0, T, 8)), flush=True)
 

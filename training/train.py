@@ -417,7 +417,8 @@ class Trainer:
             seed = self.rng.getrandbits(31) if seed is None else seed
             j = [(a.batch, a.T, "train", seed, a.p_switch, None, a.p_wrap, a.p_lag if train else 0.0,
                   a.p_reentry if train else 0.0, a.class_share if train else None)]
-            return j + [(a.img_batch, 1, "train", seed ^ 0x5A5A5A, 0.0)] if train and a.img_batch else j
+            img = (a.img_batch, 1, "train", seed ^ 0x5A5A5A, 0.0, None, 0.0, 0.0, 0.0, None, a.p_shift)
+            return j + [img] if train and a.img_batch else j
         if seed is None and self.planner is not None:
             plans = self.planner.next(jobs)
         else:
@@ -452,7 +453,7 @@ class Trainer:
         tok, bias = self.encode_text(flat, pre)
         self.mark("text")
         idx = torch.tensor(offs, device=self.dev)[:, None] + b.caption_idx  # [B,T]
-        t = self.sample_t(B, T)
+        t, w0 = self.frame0_noise(self.sample_t(B, T), b.labels["wrapped"])
         eps = torch.randn_like(x0)
         xt = (1 - t[..., None, None]) * x0 + t[..., None, None] * eps
         target = eps - x0
@@ -479,9 +480,7 @@ class Trainer:
         # object tokens weigh 1 + obj_weight x coverage: they are a few of the 64 tokens, but the class is there
         wt = 1 + a.obj_weight * b.obj_cover.reshape(B, T, 64)
         err_w = (err_tok * wt).sum(2) / wt.sum(2)
-        # frame 0 (layout from the caption alone) is trained on purpose, except where a wrap clip starts it
-        # off that layout (data.py)
-        w[:, 0] = a.frame0_weight * (~b.labels["wrapped"]).float()
+        w[:, 0] = w0
         w[b.labels["gap"]] = 0.0  # a re-entry clip's frames without its objects are history only (data.py)
         if train and a.switch_weight != 1.0:
             # the frames that carry a switch (its crossfade, late by up to 4 frames) are few of a clip's frames,
@@ -490,6 +489,17 @@ class Trainer:
             w = torch.where((sf >= 0) & (f >= sf) & (f < sf + 8), w * a.switch_weight, w)
         loss = (err_w * w).sum(1).mean() / (a.frame0_weight + T - 1) + extra
         return loss, err_tok.mean(2)
+
+    def frame0_noise(self, t, off):
+        """Frame 0's noise levels and loss weights, given t [B,T] and which clips start off the caption's layout
+        (off [B]: wrap clips, shifted frames; data.py). Frame 0 (layout from the caption alone) is trained on
+        purpose; one off that layout only at noise levels up to --offlayout-tmax (t scaled into [0, tmax]), where
+        the layout is already there to clean up, or (tmax 1) not at all."""
+        a = self.a
+        if a.offlayout_tmax >= 1:
+            return t, a.frame0_weight * (~off).float()
+        t = torch.cat([torch.where(off, t[:, 0] * a.offlayout_tmax, t[:, 0])[:, None], t[:, 1:]], 1)
+        return t, torch.full_like(t[:, 0], a.frame0_weight)
 
     def class_loss(self, xt, t, v, b):
         """--class-weight × the teacher judge's cross-entropy on frame 0's one-step prediction
@@ -806,6 +816,11 @@ def parse_args(argv=None):
                         "(procedural-v8, data.py)")
     p.add_argument("--class-share", type=float, default=None,
                    help="share of training switches that change the object's class in place (default: one in five)")
+    p.add_argument("--p-shift", type=float, default=0.0,
+                   help="share of --img-batch's single frames moved off the caption's layout (procedural-v9)")
+    p.add_argument("--offlayout-tmax", type=float, default=1.0,
+                   help="frames 0 off the caption's layout (wrap clips, --p-shift) are trained at noise levels up "
+                        "to this (1: not trained at all)")
     p.add_argument("--p-wrap", type=float, default=0.0,
                    help="share of clips without a switch that are wrap clips (procedural-v6, data.py)")
     p.add_argument("--frame0-weight", type=float, default=4.0)

@@ -22,7 +22,13 @@ the middle almost never got that far, and a long rollout emptied for good once i
 (training/README.md "Runs 22-23").
 Wrap clips (procedural-v6, `p_wrap`, training only): a wrap clip starts each straight-moving object further
 along its path, so that it crosses an edge inside the clip; its frame 0 is off the layout the caption implies
-(`labels["wrapped"]`, which train.py keeps out of the frame-0 loss).
+(`labels["wrapped"]`, which train.py keeps out of the frame-0 loss, or trains at low noise only:
+`--offlayout-tmax`).
+Shifted frames (`p_shift`, training only, procedural-v9): a clip (in practice a single frame 0) whose whole
+layout is moved by a random offset on the torus, also marked `wrapped`. Trained at low noise levels only, they
+teach the first-frame path (the encoder seeing BOS only) to clean up an object wherever it is, which the app's
+keyframes redraw from (training/README.md "Keyframes"), while the caption keeps choosing the layout at the
+high noise levels where a fresh frame 0 is laid out.
 Late switches (`p_lag`, training only, procedural-v7): in that share of switch clips the picture follows the
 caption switch 1-4 frames late: the caption changes at frame c, the crossfade starts at c + d. Teacher forcing
 alone asks only the frame at the caption switch to start the crossfade, from a history that has not started it;
@@ -61,7 +67,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-DATA_VERSION = "procedural-v8"
+DATA_VERSION = "procedural-v9"
 H = W = 128
 LATENT_HW = 8  # the autoencoder's latent grid (model.CFG.latent_hw); obj_cover is per latent token
 
@@ -479,13 +485,13 @@ class World:
     # batch sampling + GPU rendering
     # ------------------------------------------------------------------------------------------------------
     def sample(self, B, T=24, split="train", seed=None, p_switch=0.35, scenes=None, p_wrap=0.0, p_lag=0.0,
-               p_reentry=0.0, class_share=None):
+               p_reentry=0.0, class_share=None, p_shift=0.0):
         """B rendered clips of T frames (see Batch); deterministic in seed."""
         return self.render_plan(self.plan(B, T, split, seed, p_switch, scenes, p_wrap, p_lag, p_reentry,
-                                          class_share))
+                                          class_share, p_shift))
 
     def plan(self, B, T=24, split="train", seed=None, p_switch=0.35, scenes=None, p_wrap=0.0, p_lag=0.0,
-             p_reentry=0.0, class_share=None, _lag=None):
+             p_reentry=0.0, class_share=None, p_shift=0.0, _lag=None):
         """The CPU half of `sample`: scenes, captions, per-frame object states and labels as numpy arrays (a
         picklable dict, no torch), so a worker process can plan the next batches while the GPU trains.
         p_wrap: the share of clips without a switch that are wrap clips; p_lag: the share of switch clips
@@ -493,7 +499,9 @@ class World:
         picture switch by (the late plan: the same draws, so the same clips, with the crossfade later).
         p_reentry: the share of clips without a switch that are re-entry clips (module doc).
         class_share: the share of a train split's switches that change object 0's class in place (None: one in
-        five, like each other kind)."""
+        five, like each other kind). p_shift: the share of clips without a switch (and not wrap clips) whose
+        whole layout is moved by a random offset on the torus, off the caption's layout (procedural-v9; marked
+        `wrapped`, module doc)."""
         if (p_lag > 0 or p_reentry > 0) and seed is None:
             raise ValueError("late switches and re-entry clips draw from side streams of the seed: give one")
         rng = random.Random(seed)
@@ -507,6 +515,7 @@ class World:
         bg_kind = np.zeros((B, T), np.int64); bg_c1 = np.zeros((B, T), np.int64); bg_c2 = np.zeros((B, T), np.int64)
         caps, cap_idx, switch_frame = [], np.zeros((B, T), np.int64), np.full(B, -1)
         wrapped = np.zeros(B, bool)
+        srng = random.Random(f"shift{seed}")  # a side stream, so that the clips are those of p_shift=0
         pal = self.palette_np
         for b in range(B):
             ev = split == "eval"
@@ -571,6 +580,11 @@ class World:
                 if scenes is None and T >= 12 and p_wrap > 0 and straight and rng.random() < p_wrap:
                     for o in straight:
                         o["tau0"] = self._wrap_offset(o, rng.randint(2, T - 6))
+                    wrapped[b] = True
+                if scenes is None and p_shift > 0 and not wrapped[b] and srng.random() < p_shift:
+                    dx, dy = srng.uniform(-1, 1), srng.uniform(-1, 1)
+                    for o in scene["objs"]:
+                        o["x"], o["y"] = o["x"] + dx, o["y"] + dy
                     wrapped[b] = True
             ramp = None if c is None else _crossfade(T, c)
             # background params per clip
@@ -652,7 +666,8 @@ class World:
             for b in np.nonzero(switch_frame >= 0)[0]:
                 lag[b] = lrng.randint(1, 4) if lrng.random() < p_lag else 0
         if lag.any():  # the picture (and its labels) of the late plan, the captions on time
-            late = self.plan(B, T, split, seed, p_switch, scenes, p_wrap, class_share=class_share, _lag=lag)
+            late = self.plan(B, T, split, seed, p_switch, scenes, p_wrap, class_share=class_share, p_shift=p_shift,
+                             _lag=lag)
             out = dict(late, cap_idx=cap_idx, switch_frame=switch_frame, lag=lag)
         else:
             out = dict(T=T, bgA=bgA, bgB=bgB, wB=wB, pan=pan, ox=ox, oy=oy, os_=os_, oth=oth, oa=oa, ocls=ocls,

@@ -401,3 +401,27 @@ if __name__ == "__main__":
     test_wrap_off_keeps_the_random_stream()
     test_eval_and_switch_free_draws_are_those_of_v5()
     print("ok")
+
+
+def test_shifted_frames():
+    """procedural-v9: with p_shift=1 every single frame is the same scene and caption as without it, its
+    objects moved by one offset on the torus, and marked `wrapped` (off the caption's layout)"""
+    import numpy as np
+    w = World("cpu")
+    moved = 0
+    for seed in range(4):
+        p = w.plan(32, T=1, split="train", seed=seed, p_switch=0.0, p_shift=1.0)
+        q = w.plan(32, T=1, split="train", seed=seed, p_switch=0.0)
+        assert p["wrapped"].all() and not q["wrapped"].any()
+        assert p["caps"] == q["caps"] and p["bgA"] == q["bgA"]
+        for k in ("ocls", "otint", "os_", "oth"):
+            assert (p[k] == q[k]).all(), k
+        # one offset per frame for all its objects, as seen on the torus (coordinates in [-1, 1))
+        d = (p["ox"] - q["ox"] + 1) % 2 - 1, (p["oy"] - q["oy"] + 1) % 2 - 1
+        used = q["oa"][:, 0, :] > 0  # the frame's objects (the other slots are empty)
+        for dd in d:
+            assert np.allclose(np.where(used, dd[:, 0, :] - dd[:, 0, :1], 0.0), 0.0, atol=1e-9)
+        moved += int((np.abs(d[0][:, 0, 0]) + np.abs(d[1][:, 0, 0]) > 0.1).sum())
+    assert moved >= 100, moved
+    # p_shift=0 draws nothing more
+    _same_plan(w.plan(32, T=24, split="train", seed=0), w.plan(32, T=24, split="train", seed=0, p_shift=0.0))

@@ -49,6 +49,22 @@ def test_rollout_history():
         assert (w[:2] == 1).all() and (w[2:, :r + 2] == 1).all() and (w[2:, r + 2:] == 0).all()
 
 
+def test_frame0_off_layout():
+    """--offlayout-tmax: a frame 0 off the caption's layout is trained at noise levels scaled into [0, tmax], the
+    other frames as sampled; without it (tmax 1) such a frame 0 has no loss at all"""
+    with tempfile.TemporaryDirectory() as out:
+        tr = Trainer(parse_args(["--out", out, "--init-assets", ASSETS, "--offlayout-tmax", "0.6", "--no-preflight"]))
+        t = torch.rand(4, 3) * 0.5 + 0.5
+        off = torch.tensor([True, False, True, False])
+        t2, w0 = tr.frame0_noise(t, off)
+        assert torch.allclose(t2[:, 0], torch.where(off, 0.6 * t[:, 0], t[:, 0])) and torch.equal(t2[:, 1:], t[:, 1:])
+        assert (t2[off, 0] <= 0.6).all() and (w0 == tr.a.frame0_weight).all() and w0.shape == (4,)
+        tr.a.offlayout_tmax = 1.0
+        t3, w0 = tr.frame0_noise(t, off)
+        assert torch.equal(t3, t) and torch.equal(w0, tr.a.frame0_weight * (~off).float())
+
+
 if __name__ == "__main__":
     test_rollout_history()
+    test_frame0_off_layout()
     print("ok")
