@@ -21,6 +21,49 @@ use serde::{Deserialize, Serialize};
 /// Longest prompt text accepted, in bytes.
 pub const MAX_PROMPT_BYTES: usize = 64 * 1024;
 
+/// A hard prompt switch anchored on a redraw: the last frame before the switch is redrawn under the
+/// new prompt ([`VideoModel::redraw`](crate::model::VideoModel::redraw), SDEdit from noise level
+/// `strength`), and the first `latents` latents after the switch are blended toward that redraw,
+/// `k/latents` of it in the k-th (1-based), as the training clips crossfade a switch. Why: a model
+/// that continues its history keeps the old object's class (spool-tiny: 0 of 16 class changes
+/// within 8 frames without it), though it follows a change that its history already shows
+/// (training/README.md, "Switch redraw"). A take's setting (`GenSettings`), stored with it, so a
+/// rebuild replays the blend. Measured with spool-tiny (`eval.py --only switch`): 4 latents change
+/// in about two frames, a near cut; 12 spread it (the largest frame-to-frame step under half the
+/// change) and pause the motion for as long. `latents` 0: no blend.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SwitchAnchor {
+    pub strength: f32,
+    pub latents: u32,
+}
+
+impl Default for SwitchAnchor {
+    fn default() -> Self {
+        SwitchAnchor { strength: 0.7, latents: 12 }
+    }
+}
+
+impl SwitchAnchor {
+    /// Longest blend accepted, in latents.
+    pub const MAX_LATENTS: u32 = 256;
+
+    /// Why this anchor cannot be used, if it cannot: `strength` in (0, 1], at most
+    /// [`MAX_LATENTS`](Self::MAX_LATENTS) latents.
+    pub fn check(&self) -> Result<(), String> {
+        if !(self.strength > 0.0 && self.strength <= 1.0) {
+            return Err(format!("a switch redraw's strength is in (0, 1], not {}", self.strength));
+        }
+        if self.latents > Self::MAX_LATENTS {
+            return Err(format!(
+                "a switch redraw blends over at most {} latents, not {}",
+                Self::MAX_LATENTS,
+                self.latents
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TimelineError {
     #[error("the prompt is empty: give a description such as \"a red circle moving left on a blue background\"")]

@@ -14,7 +14,7 @@ fn generate(prompt: &str, n: u64) -> Command {
     Command::Generate {
         timeline: Timeline::single(prompt),
         frames: FrameCount::new(n).unwrap(),
-        settings: GenSettings { seed: 7, steps: None, guidance: None },
+        settings: GenSettings::seeded(7),
         start_image: None,
     }
 }
@@ -84,7 +84,7 @@ fn pause_resume_and_stop_take_effect_within_one_step() {
         .send(Command::Generate {
             timeline: Timeline::single("p"),
             frames: FrameCount::Forever,
-            settings: GenSettings { seed: 1, steps: Some(1), guidance: None },
+            settings: GenSettings { steps: Some(1), ..GenSettings::seeded(1) },
             start_image: None,
         })
         .unwrap();
@@ -166,7 +166,7 @@ fn a_blended_change_crossfades_the_conditioning() {
         .send(Command::Generate {
             timeline: t,
             frames: FrameCount::new(9).unwrap(),
-            settings: GenSettings { seed: 0, steps: None, guidance: None },
+            settings: GenSettings::seeded(0),
             start_image: None,
         })
         .unwrap();
@@ -231,7 +231,7 @@ fn shutdown_with_frames_in_flight_is_clean_and_keeps_the_frames() {
         .send(Command::Generate {
             timeline: Timeline::single("p"),
             frames: FrameCount::Forever,
-            settings: GenSettings { seed: 0, steps: None, guidance: None },
+            settings: GenSettings::seeded(0),
             start_image: None,
         })
         .unwrap();
@@ -285,7 +285,7 @@ fn commands_without_a_model_or_take_are_clear_errors() {
         .send(Command::Generate {
             timeline: Timeline::single("p"),
             frames: FrameCount::new(1).unwrap(),
-            settings: GenSettings { seed: 0, steps: Some(9), guidance: None },
+            settings: GenSettings { steps: Some(9), ..GenSettings::seeded(0) },
             start_image: None,
         })
         .unwrap();
@@ -303,7 +303,7 @@ fn guidance_is_range_checked_refused_by_models_without_it_and_passed_to_models_w
     let generate = |guidance: Option<f32>| Command::Generate {
         timeline: Timeline::single("p"),
         frames: FrameCount::new(1).unwrap(),
-        settings: GenSettings { seed: 0, steps: None, guidance },
+        settings: GenSettings { guidance, ..GenSettings::seeded(0) },
         start_image: None,
     };
     let refused = |guidance: f32, expect: &str| {

@@ -7,7 +7,7 @@ use std::process::{Command as Proc, Stdio};
 use std::sync::{Arc, Mutex};
 
 use common::{Control, Log, factory, frames};
-use spool::engine::{Command, Engine, EngineConfig, Event, FrameCount, GenSettings, ModelSpec, TakeId};
+use spool::engine::{Command, Engine, EngineConfig, Event, FrameCount, GenSettings, ModelSpec, SwitchAnchor, TakeId};
 use spool::project::ProjectError;
 use spool::timeline::Timeline;
 
@@ -61,7 +61,7 @@ fn two_prompts(n: u64) -> Command {
     Command::Generate {
         timeline,
         frames: FrameCount::new(n).unwrap(),
-        settings: GenSettings { seed: 3, steps: Some(2), guidance: None },
+        settings: GenSettings { steps: Some(2), ..GenSettings::seeded(3) },
         start_image: None,
     }
 }
@@ -91,7 +91,7 @@ fn a_project_reopens_with_its_takes_and_continues_any_take() {
         vec![(0, 6, None), (1, 5, Some((TakeId(0), 3)))]
     );
     assert_eq!(takes[0].timeline.segments.len(), 2);
-    assert_eq!(takes[0].settings, GenSettings { seed: 3, steps: Some(2), guidance: None });
+    assert_eq!(takes[0].settings, GenSettings { steps: Some(2), ..GenSettings::seeded(3) });
     // Take 0 continues after reopening: the cache is rebuilt from stored latents, and the frames
     // equal what an uninterrupted run makes (same seed, same timeline).
     load(&engine);
@@ -121,6 +121,45 @@ fn manifest_takes(project: &std::path::Path) -> Vec<serde_json::Value> {
     m["takes"].as_array().unwrap().clone()
 }
 
+/// A take's switch redraw is its own setting: written to the manifest as given (absent when off),
+/// read back as it was, and a manifest from before it was a setting means none.
+#[test]
+fn a_takes_switch_redraw_is_kept_and_old_manifests_mean_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.spool");
+    let anchor = SwitchAnchor { strength: 0.5, latents: 6 };
+    {
+        let engine = spawn(&path, 0).unwrap();
+        load_named(&engine, "guided");
+        for switch_anchor in [Some(anchor), None] {
+            engine
+                .send(Command::Generate {
+                    timeline: Timeline::single("a"),
+                    frames: FrameCount::new(1).unwrap(),
+                    settings: GenSettings { switch_anchor, ..GenSettings::seeded(4) },
+                    start_image: None,
+                })
+                .unwrap();
+            wait(&engine, finished);
+        }
+    }
+    let takes = manifest_takes(&path);
+    assert_eq!(takes[0]["switch_anchor"], serde_json::json!({"strength": 0.5, "latents": 6}));
+    assert!(takes[1].get("switch_anchor").is_none(), "none is written as no field: {}", takes[1]);
+    {
+        let engine = spawn(&path, 0).unwrap();
+        let (takes, _, _) = opened(&engine);
+        assert_eq!(takes.iter().map(|t| t.settings.switch_anchor).collect::<Vec<_>>(), vec![Some(anchor), None]);
+    }
+    let text = std::fs::read_to_string(path.join("manifest.json")).unwrap();
+    let mut m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    m["takes"][0].as_object_mut().unwrap().remove("switch_anchor");
+    std::fs::write(path.join("manifest.json"), serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    let engine = spawn(&path, 0).unwrap();
+    let (takes, _, _) = opened(&engine);
+    assert_eq!(takes[0].settings.switch_anchor, None);
+}
+
 #[test]
 fn a_takes_guidance_is_kept_and_used_again_and_old_manifests_mean_the_default() {
     let dir = tempfile::tempdir().unwrap();
@@ -128,7 +167,7 @@ fn a_takes_guidance_is_kept_and_used_again_and_old_manifests_mean_the_default() 
     let generate = |guidance: Option<f32>| Command::Generate {
         timeline: Timeline::single("a"),
         frames: FrameCount::new(2).unwrap(),
-        settings: GenSettings { seed: 4, steps: None, guidance },
+        settings: GenSettings { guidance, ..GenSettings::seeded(4) },
         start_image: None,
     };
     {
@@ -148,7 +187,7 @@ fn a_takes_guidance_is_kept_and_used_again_and_old_manifests_mean_the_default() 
     {
         let engine = spawn_logged(&path, 0, log.clone()).unwrap();
         let (takes, _, _) = opened(&engine);
-        assert_eq!(takes[0].settings, GenSettings { seed: 4, steps: None, guidance: Some(2.5) });
+        assert_eq!(takes[0].settings, GenSettings { guidance: Some(2.5), ..GenSettings::seeded(4) });
         assert_eq!(takes[1].settings.guidance, None);
         load_named(&engine, "guided");
         for take in [0, 1] {
@@ -235,7 +274,7 @@ fn missing_frames_cut_the_take_with_a_note() {
             .send(Command::Generate {
                 timeline: Timeline::single("a"),
                 frames: FrameCount::new(5).unwrap(),
-                settings: GenSettings { seed: 0, steps: None, guidance: None },
+                settings: GenSettings::seeded(0),
                 start_image: None,
             })
             .unwrap();
@@ -272,7 +311,7 @@ fn child_generating_forever() {
         .send(Command::Generate {
             timeline: Timeline::single("a"),
             frames: FrameCount::Forever,
-            settings: GenSettings { seed: 5, steps: None, guidance: None },
+            settings: GenSettings::seeded(5),
             start_image: None,
         })
         .unwrap();
@@ -449,7 +488,7 @@ fn save_as_refuses_what_it_must_not_overwrite_and_while_generating() {
         .send(Command::Generate {
             timeline: Timeline::single("a"),
             frames: FrameCount::Forever,
-            settings: GenSettings { seed: 1, steps: None, guidance: None },
+            settings: GenSettings::seeded(1),
             start_image: None,
         })
         .unwrap();

@@ -47,12 +47,11 @@ fn timeline() -> Timeline {
 }
 
 fn generate(n: u64, guidance: Option<f32>) -> Command {
-    Command::Generate {
-        timeline: timeline(),
-        frames: FrameCount::new(n).unwrap(),
-        settings: GenSettings { seed: 11, steps: Some(2), guidance },
-        start_image: None,
-    }
+    generate_with(n, GenSettings { steps: Some(2), guidance, ..GenSettings::seeded(11) })
+}
+
+fn generate_with(n: u64, settings: GenSettings) -> Command {
+    Command::Generate { timeline: timeline(), frames: FrameCount::new(n).unwrap(), settings, start_image: None }
 }
 
 #[test]
@@ -130,19 +129,19 @@ fn a_branch_resumes_exactly_from_a_cache_snapshot() {
     }
 }
 
-/// A hard prompt switch is anchored on the model's redraw of the frame before it
-/// (`EngineConfig::switch_anchor`): the frames before the switch are the same with or without the
+/// A hard prompt switch is anchored on the model's redraw of the frame before it (the take's
+/// `GenSettings::switch_anchor`): the frames before the switch are the same with or without the
 /// anchor, every frame from the switch on differs (the blend window, then a take continuing from
-/// it), and the blend is gradual. (That it makes the new prompt's object appear is measured by
+/// it), and the blend is gradual. (A reopened take keeps its anchor: the resume tests above switch
+/// at frame 4 with the default anchor, whose 12-latent window they resume inside.) (That it makes the new prompt's object appear is measured by
 /// `training/eval.py --only switch`, with the judge.)
 #[test]
 fn a_prompt_switch_blends_toward_the_redraw() {
     let dir = tempfile::tempdir().unwrap();
     let frames = |anchor: Option<SwitchAnchor>, name: &str| {
-        let mut config = EngineConfig::new(dir.path().join(name));
-        config.switch_anchor = anchor;
-        let e = engine_with(config);
-        e.send(generate(18, None)).unwrap();
+        let e = engine_with(EngineConfig::new(dir.path().join(name)));
+        e.send(generate_with(18, GenSettings { steps: Some(2), switch_anchor: anchor, ..GenSettings::seeded(11) }))
+            .unwrap();
         run(&e).into_iter().map(|f| f.1).collect::<Vec<_>>()
     };
     let anchor = SwitchAnchor { strength: 0.7, latents: 4 };

@@ -54,7 +54,7 @@ fn generate(n: u64) -> Command {
     Command::Generate {
         timeline: Timeline::single(PROMPT),
         frames: FrameCount::new(n).unwrap(),
-        settings: GenSettings { seed: SEED, steps: None, guidance: None },
+        settings: GenSettings::seeded(SEED),
         start_image: None,
     }
 }

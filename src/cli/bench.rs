@@ -79,7 +79,11 @@ fn bench_take(args: &BenchArgs, run: u32) -> Command {
     Command::Generate {
         timeline: Timeline::single(BENCH_PROMPT),
         frames: FrameCount::new(args.frames).expect("clap bounds --frames"),
-        settings: GenSettings { seed: u64::from(run), steps: args.model.steps, guidance: args.model.guidance },
+        settings: GenSettings {
+            steps: args.model.steps,
+            guidance: args.model.guidance,
+            ..GenSettings::seeded(u64::from(run))
+        },
         start_image: None,
     }
 }

@@ -14,7 +14,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::engine::{Command, Engine, EngineConfig, Event, Finish, FrameCount, GenSettings, ModelSpec, Stats};
+use crate::engine::{
+    Command, Engine, EngineConfig, Event, Finish, FrameCount, GenSettings, ModelSpec, Stats, SwitchAnchor,
+};
 use crate::export::{ExportOptions, Exporter, Quality};
 use crate::model::{Frame, ModelInfo};
 use crate::timeline::Timeline;
@@ -150,10 +152,7 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
     let options = ExportOptions { fps: 16.0, scale: args.scale, quality, metadata, force: args.force };
     let mut output = Exporter::new(&args.output, options).map_err(|e| input(e.to_string()))?;
     let scratch = Scratch::new()?;
-    let mut config = EngineConfig::new(scratch.path().to_path_buf());
-    if args.no_switch_redraw {
-        config.switch_anchor = None;
-    }
+    let config = EngineConfig::new(scratch.path().to_path_buf());
     let (engine, info) = start_engine(config, &args.model)?;
     output.set_fps(args.fps.unwrap_or(info.fps)).map_err(|e| input(e.to_string()))?;
     let start_image = image.map(|img| Arc::new(fit_image(&img, info.width, info.height)));
@@ -162,7 +161,12 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
     engine.send(Command::Generate {
         timeline,
         frames,
-        settings: GenSettings { seed: args.seed, steps: args.model.steps, guidance: args.model.guidance },
+        settings: GenSettings {
+            steps: args.model.steps,
+            guidance: args.model.guidance,
+            switch_anchor: (!args.no_switch_redraw).then(SwitchAnchor::default),
+            ..GenSettings::seeded(args.seed)
+        },
         start_image,
     })?;
     let bar = progress_bar(frames);

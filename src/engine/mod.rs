@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
+pub use crate::timeline::SwitchAnchor;
 pub use protocol::*;
 pub use stats::RollingDurations;
 
@@ -43,31 +44,6 @@ pub struct EngineConfig {
     pub snapshot_every: u32,
     /// Memory the copies may take together; the least recently used go first.
     pub snapshot_budget: usize,
-    /// How a hard prompt switch redraws what is on screen for the new prompt; `None`: it does not
-    /// (the frames follow the new prompt only as far as the model does by itself).
-    pub switch_anchor: Option<SwitchAnchor>,
-}
-
-/// A hard prompt switch anchored on a redraw: the last frame before the switch is redrawn under the
-/// new prompt ([`VideoModel::redraw`](crate::model::VideoModel::redraw), SDEdit from noise level
-/// `strength`), and the first `latents` latents after the switch are blended toward that redraw,
-/// `k/latents` of it in the k-th (1-based), as the training clips crossfade a switch. Why: a model
-/// that continues its history keeps the old object's class (spool-tiny: 0 of 16 class changes
-/// within 8 frames without it), though it follows a change that its history already shows
-/// (training/README.md, "Switch redraw"). The blend is stored with the take, so a rebuild replays it.
-/// Measured with spool-tiny (`eval.py --only switch`): 4 latents change in about two frames, a near
-/// cut; 12 spread it (the largest frame-to-frame step under half the change) and pause the motion
-/// for as long. `latents` 0: no blend.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SwitchAnchor {
-    pub strength: f32,
-    pub latents: u32,
-}
-
-impl Default for SwitchAnchor {
-    fn default() -> Self {
-        SwitchAnchor { strength: 0.7, latents: 12 }
-    }
 }
 
 impl EngineConfig {
@@ -79,7 +55,6 @@ impl EngineConfig {
             // spool-tiny's cache is ~3.8 MiB: one copy per 2 s of video, ~1,000 frames' worth.
             snapshot_every: 32,
             snapshot_budget: 128 << 20,
-            switch_anchor: Some(SwitchAnchor::default()),
         }
     }
 }

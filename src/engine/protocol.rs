@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::model::{Frame, ModelInfo};
 use crate::store::FrameId;
-use crate::timeline::{Segment, Timeline};
+use crate::timeline::{Segment, SwitchAnchor, Timeline};
 
 /// Largest frame count one command may ask for.
 pub const MAX_FRAMES: u64 = 10_000_000;
@@ -48,6 +48,16 @@ pub struct GenSettings {
     /// Classifier-free guidance scale (1 to 10; 1 = none); `None` uses the model's default. Only
     /// models with guidance accept a scale other than 1.
     pub guidance: Option<f32>,
+    /// How a hard prompt switch is redrawn for the new prompt; `None`: it is not (the frames follow
+    /// the new prompt only as far as the model does by itself).
+    pub switch_anchor: Option<SwitchAnchor>,
+}
+
+impl GenSettings {
+    /// The defaults with `seed`: the model's steps and guidance, the default switch redraw.
+    pub fn seeded(seed: u64) -> Self {
+        GenSettings { seed, steps: None, guidance: None, switch_anchor: Some(SwitchAnchor::default()) }
+    }
 }
 
 /// Commands into the engine.

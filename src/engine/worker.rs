@@ -653,7 +653,8 @@ impl Worker {
         frame: u64,
         mut latents: Vec<Latent>,
     ) -> StepResult<Vec<Latent>> {
-        let Some(anchor) = self.config.switch_anchor.filter(|a| a.latents > 0) else { return Ok(latents) };
+        let settings = &self.takes[take.0 as usize].info.settings;
+        let Some(anchor) = settings.switch_anchor.filter(|a| a.latents > 0) else { return Ok(latents) };
         let per = self.loaded.as_ref().ok_or(EngineError::NoModel)?.info.latent_frames;
         let window = u64::from(anchor.latents);
         // The first video frame of latent `l`, for the latents around this chunk.
@@ -972,7 +973,7 @@ fn take_from_record(r: &TakeRecord) -> Take {
         parent: r.parent.map(|p| (TakeId(p.take), p.keep)),
         len: frames.len() as u64,
         timeline: r.timeline.clone(),
-        settings: GenSettings { seed: r.seed, steps: r.steps, guidance: r.guidance },
+        settings: GenSettings { seed: r.seed, steps: r.steps, guidance: r.guidance, switch_anchor: r.switch_anchor },
         discarded: r.discarded,
     };
     Take { info, frames }
@@ -985,6 +986,7 @@ fn take_record(t: &Take) -> TakeRecord {
         seed: t.info.settings.seed,
         steps: t.info.settings.steps,
         guidance: t.info.settings.guidance,
+        switch_anchor: t.info.settings.switch_anchor,
         timeline: t.info.timeline.clone(),
         frames: TakeRecord::runs(&t.frames),
         discarded: t.info.discarded,

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::staging::{STALE_AFTER, Staged, parent_of, process_alive, remove_stale};
 use crate::store::{FrameId, FrameStore, Tag};
-use crate::timeline::Timeline;
+use crate::timeline::{SwitchAnchor, Timeline};
 
 pub const FORMAT: &str = "spool-project";
 pub const VERSION: u32 = 1;
@@ -72,6 +72,10 @@ pub struct TakeRecord {
     /// default) means the model's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guidance: Option<f32>,
+    /// The take's switch redraw; absent (manifests from before it was a take's setting, or a take
+    /// made without it) means none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch_anchor: Option<SwitchAnchor>,
     pub timeline: Timeline,
     #[serde(default)]
     pub frames: Vec<[u64; 2]>,
@@ -347,6 +351,9 @@ fn parse_manifest(text: &str) -> std::result::Result<Manifest, ParseError> {
         if let Some(g) = t.guidance {
             crate::model::check_guidance(g).map_err(|e| ParseError::Bad(format!("take {}: guidance {e}", t.id)))?;
         }
+        if let Some(a) = t.switch_anchor {
+            a.check().map_err(|e| ParseError::Bad(format!("take {}: {e}", t.id)))?;
+        }
         if let Some(p) = t.parent
             && p.take >= t.id
         {
@@ -438,6 +445,7 @@ mod tests {
             seed: 0,
             steps: None,
             guidance: None,
+            switch_anchor: None,
             discarded: false,
             timeline: Timeline::single("a"),
             frames: runs,
@@ -468,5 +476,14 @@ mod tests {
         assert!(bad(&m).contains("not an earlier take"));
         let m = r#"{"format":"spool-project","version":1,"current_take":3}"#;
         assert!(bad(m).contains("does not exist"));
+        let anchored = |anchor: &str| {
+            let t = format!(
+                r#"{{"id":0,"seed":1,"timeline":{{"segments":[{{"start":0,"prompt":"a"}}]}},"switch_anchor":{anchor}}}"#
+            );
+            bad(&format!(r#"{{"format":"spool-project","version":1,"takes":[{t}]}}"#))
+        };
+        assert_eq!(anchored(r#"{"strength":0.7,"latents":12}"#), "ok");
+        assert!(anchored(r#"{"strength":1.5,"latents":12}"#).contains("strength is in (0, 1]"));
+        assert!(anchored(r#"{"strength":0.7,"latents":9999}"#).contains("at most 256 latents"));
     }
 }

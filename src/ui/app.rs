@@ -18,7 +18,9 @@ use super::session::{Report, Session};
 use super::thumbs::Thumbs;
 use super::undo::History;
 use super::{theme, vocab};
-use crate::engine::{Command, Engine, EngineState, FrameCount, GenSettings, ModelSpec, RollingDurations, TakeId};
+use crate::engine::{
+    Command, Engine, EngineState, FrameCount, GenSettings, ModelSpec, RollingDurations, SwitchAnchor, TakeId,
+};
 use crate::model::Frame;
 use crate::render::{FrameView, RenderCounters, ShownFrame, ViewOptions};
 use crate::store::FrameId;
@@ -57,7 +59,7 @@ impl Default for AppOptions {
     }
 }
 
-/// User settings (model, seed, steps, guidance, playback, view).
+/// User settings (model, seed, steps, guidance, switch redraw, playback, view).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub model: String,
@@ -68,6 +70,8 @@ pub struct Settings {
     pub steps: Option<u32>,
     /// Classifier-free guidance scale; `None`: the model's default.
     pub guidance: Option<f32>,
+    /// How new takes redraw a hard prompt switch for the new prompt; `None`: they do not.
+    pub switch_redraw: Option<SwitchAnchor>,
     pub playback_fps: f32,
     /// Upscale on export: 1, 2 or 4.
     pub export_scale: u32,
@@ -222,6 +226,7 @@ impl App {
                 seed: 1,
                 steps: None,
                 guidance: None,
+                switch_redraw: Some(SwitchAnchor::default()),
                 playback_fps: 16.0,
                 export_scale: 2,
                 smooth: false,
@@ -429,7 +434,12 @@ impl App {
         self.send(Command::Generate {
             timeline,
             frames,
-            settings: GenSettings { seed, steps: self.settings.steps, guidance: self.settings.guidance },
+            settings: GenSettings {
+                seed,
+                steps: self.settings.steps,
+                guidance: self.settings.guidance,
+                switch_anchor: self.settings.switch_redraw,
+            },
             start_image,
         });
     }

@@ -1,8 +1,9 @@
 //! Settings: model (and a weights folder, with what it holds of wan-causal's files), seed (fixed or random), denoising steps, guidance (for
-//! models that have it), resolution, playback rate and how the frame view scales.
+//! models that have it), the switch redraw (for models that have it), resolution, playback rate and how the frame view scales.
 
 use super::app::{App, MODELS};
 use super::theme;
+use crate::engine::SwitchAnchor;
 
 impl App {
     pub(crate) fn settings_panel(&mut self, ui: &mut egui::Ui) {
@@ -127,6 +128,27 @@ impl App {
                     let r = r.labelled_by(label.id);
                     if r.changed() {
                         self.settings.guidance = Some(g);
+                    }
+                });
+                ui.end_row();
+            }
+
+            // Only models that can redraw a frame for a new prompt get the row.
+            if self.session.model.as_ref().is_some_and(|m| m.switch_redraw) {
+                ui.label("Switches");
+                ui.horizontal(|ui| {
+                    let mut on = self.settings.switch_redraw.is_some();
+                    let r = ui.checkbox(&mut on, "Redraw").on_hover_text(
+                        "At a prompt switch, redraw the last frame for the new prompt and blend into it, so the \
+                         new object appears (without it the model keeps the old object's shape and changes \
+                         only colours and background). The motion pauses while it blends. Applies to new takes",
+                    );
+                    if r.changed() {
+                        self.settings.switch_redraw = on.then(SwitchAnchor::default);
+                    }
+                    if let Some(anchor) = &mut self.settings.switch_redraw {
+                        ui.add(egui::DragValue::new(&mut anchor.latents).range(1..=48).suffix(" f"))
+                            .on_hover_text("Frames the switch blends over: fewer is quicker but closer to a cut");
                     }
                 });
                 ui.end_row();

@@ -146,7 +146,8 @@ pub struct Harness {
 pub const GUIDED_DEFAULT: f32 = 1.5;
 
 /// A factory making doubles with `chunk` frames per step; the name "broken" fails to load, and
-/// the name "guided" makes a double that accepts a guidance scale (it only logs it). The weights
+/// the name "guided" makes a double that accepts a guidance scale (it only logs it) and offers
+/// the switch redraw setting (its redraw draws nothing: the default `None`). The weights
 /// path, if any, only sets the weights hash.
 pub fn factory(chunk: usize, log: Arc<Mutex<Log>>, control: Arc<Control>) -> ModelFactory {
     Box::new(move |spec: &ModelSpec| {
@@ -164,6 +165,7 @@ pub fn factory(chunk: usize, log: Arc<Mutex<Log>>, control: Arc<Control>) -> Mod
             max_steps: 4,
             default_guidance: (spec.name == "guided").then_some(GUIDED_DEFAULT),
             max_prompt_tokens: 16,
+            switch_redraw: spec.name == "guided",
             device: "cpu".into(),
             // Stands for the weight files' content: the same weights path, the same hash.
             weights_hash: spec.weights.as_ref().map(|w| format!("test:{}", w.display())),
