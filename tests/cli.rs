@@ -138,6 +138,9 @@ fn outputs_that_exist_or_cannot_be_written_are_refused() {
     rejects(&["generate", "--prompt", "a", "--frames", "3", "-o", "clip.mov"], &["unsupported output format", ".mp4"]);
     rejects(&["generate", "--prompt", "a", "--frames", "3", "-o", "out", "--scale", "3"], &["not 1, 2 or 4"]);
     rejects(&["generate", "--prompt", "a", "--frames", "3", "-o", "out", "--fps", "0"], &["frame rate"]);
+    for k in ["0:0.5", "4:1.5", "4", "four:0.5"] {
+        rejects(&["generate", "--prompt", "a", "--frames", "3", "-o", "out", "--keyframes", k], &["EVERY:STRENGTH"]);
+    }
 }
 
 #[test]

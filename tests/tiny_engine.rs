@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use spool::engine::{
-    Command, Engine, EngineConfig, EngineState, Event, FrameCount, GenSettings, ModelSpec, SwitchAnchor, TakeId,
+    Command, Engine, EngineConfig, EngineState, Event, FrameCount, GenSettings, Keyframes, ModelSpec, SwitchAnchor,
+    TakeId,
 };
 use spool::model::Frame;
 use spool::timeline::{Segment, Timeline};
@@ -155,5 +156,46 @@ fn a_prompt_switch_blends_toward_the_redraw() {
     let whole = dist(&with[3], &with[17]);
     for i in 4..8 {
         assert!(dist(&with[i - 1], &with[i]) < 0.75 * whole, "step {i} of the blend");
+    }
+}
+
+/// Keyframes (`EngineConfig::keyframes`): the frames before the first keyframe are the model's own,
+/// the keyframe and the frames after it differ, and a take reopened inside the run continues
+/// exactly (the keyframes are stored with it; each one's noise is its own stream). That they keep
+/// the object's class while it moves is measured by `training/probe_drift.py --registered` and
+/// `eval.py --only long`.
+#[test]
+fn keyframes_redraw_every_nth_frame_and_a_reopened_take_continues_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let keyed = |name: &str| {
+        let config = EngineConfig::new(dir.path().join(name));
+        engine_with(EngineConfig { keyframes: Some(Keyframes { every: 3, strength: 0.5 }), ..config })
+    };
+    let one = || GenSettings { steps: Some(2), switch_anchor: None, ..GenSettings::seeded(11) };
+    let straight = {
+        let e = keyed("a.spool");
+        e.send(generate_with(8, one())).unwrap();
+        run(&e).into_iter().map(|f| f.1).collect::<Vec<_>>()
+    };
+    let plain = {
+        let e = engine(&dir.path().join("b.spool"));
+        e.send(generate_with(8, one())).unwrap();
+        run(&e).into_iter().map(|f| f.1).collect::<Vec<_>>()
+    };
+    assert_eq!(straight[..3], plain[..3], "frames before the first keyframe (3)");
+    for i in 3..8 {
+        assert!(straight[i] != plain[i], "frame {i}: the keyframe, or made after it");
+    }
+    {
+        let e = keyed("c.spool");
+        e.send(generate_with(4, one())).unwrap();
+        run(&e);
+    }
+    let e = keyed("c.spool");
+    e.send(Command::Extend { frames: FrameCount::new(4).unwrap() }).unwrap();
+    let rest = run(&e);
+    assert_eq!(rest.iter().map(|f| f.0).collect::<Vec<_>>(), (4..8).collect::<Vec<u64>>());
+    for (i, got) in rest {
+        assert!(got == straight[i as usize], "frame {i} differs after reopening");
     }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::engine::{FrameCount, MAX_FRAMES};
+use crate::engine::{FrameCount, Keyframes, MAX_FRAMES};
 use crate::timeline::{MAX_PROMPT_BYTES, Segment, check_prompt};
 
 #[derive(Debug, Parser)]
@@ -85,6 +85,10 @@ pub struct GenerateArgs {
     /// new object shows; without it spool-tiny keeps the old object.)
     #[arg(long)]
     pub no_switch_redraw: bool,
+    /// Keyframes against drift: every EVERY-th frame is redrawn by the model for the prompt from
+    /// noise STRENGTH, its object kept where it is, e.g. 4:0.5 (spool-tiny; experimental, off by default).
+    #[arg(long, value_name = "EVERY:STRENGTH", value_parser = parse_keyframes)]
+    pub keyframes: Option<Keyframes>,
     /// Output: clip.mp4 (H.264), clip.gif, or a folder (dir/) of PNG frames.
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     pub output: PathBuf,
@@ -133,6 +137,18 @@ fn parse_scale(s: &str) -> Result<u32, String> {
         "4" => Ok(4),
         _ => Err(format!("scale \"{s}\" is not 1, 2 or 4")),
     }
+}
+
+fn parse_keyframes(s: &str) -> Result<Keyframes, String> {
+    let bad =
+        || format!("\"{s}\" is not EVERY:STRENGTH: use a frame interval ≥ 1 and a strength in (0, 1], e.g. 4:0.5");
+    let (every, strength) = s.split_once(':').ok_or_else(bad)?;
+    let every: u32 = every.trim().parse().map_err(|_| bad())?;
+    let strength: f32 = strength.trim().parse().map_err(|_| bad())?;
+    if every == 0 || !(strength > 0.0 && strength <= 1.0) {
+        return Err(bad());
+    }
+    Ok(Keyframes { every, strength })
 }
 
 fn parse_fps(s: &str) -> Result<f32, String> {

@@ -66,6 +66,9 @@ struct Redraw {
 /// The noise stream of a switch redraw: apart from the streams of the frames (their latent index).
 const REDRAW_STREAM: u64 = 1 << 63;
 
+/// The noise stream of a keyframe (apart from the frames' and the switch redraws').
+const KEYFRAME_STREAM: u64 = 1 << 62;
+
 struct Loaded {
     model: Box<dyn VideoModel>,
     info: ModelInfo,
@@ -627,7 +630,48 @@ impl Worker {
         }
         let noise = &mut FrameNoise::new(seed, start);
         let latents = loaded.model.denoise(cond, noise, sampling).map_err(gen_err)?;
+        let latents = self.keyframe_chunk(take, start, frame, latents)?;
         self.anchor_chunk(take, start, frame, latents)
+    }
+
+    /// [`Keyframes`](super::Keyframes): each latent of the chunk (latent `start`, video frame `frame`
+    /// on) whose index is a positive multiple of `every` becomes the model's keyframe of itself under
+    /// its own conditioning, unless the prompt changed within the frames a switch blends over (a
+    /// keyframe redraws for the new prompt at once: a cut); a model without keyframes leaves the
+    /// chunk as it is.
+    fn keyframe_chunk(
+        &mut self,
+        take: TakeId,
+        start: u64,
+        frame: u64,
+        mut latents: Vec<Latent>,
+    ) -> StepResult<Vec<Latent>> {
+        let Some(keys) = self.config.keyframes.filter(|k| k.every > 0) else { return Ok(latents) };
+        let per = self.loaded.as_ref().ok_or(EngineError::NoModel)?.info.latent_frames;
+        let info = &self.takes[take.0 as usize].info;
+        let seed = info.settings.seed;
+        let settled = u64::from(info.settings.switch_anchor.unwrap_or_default().latents);
+        let sampling = self.sampling(take)?;
+        let mut first = frame;
+        for (j, latent) in latents.iter_mut().enumerate() {
+            let l = start + j as u64;
+            let timeline = &self.takes[take.0 as usize].info.timeline;
+            let changing = timeline.mix_at(first) != timeline.mix_at(first.saturating_sub(settled));
+            if l > 0 && l.is_multiple_of(u64::from(keys.every)) && !changing {
+                let (cond, _) = self.conditioning(take, first)?;
+                let noise = &mut FrameNoise::new(seed, l | KEYFRAME_STREAM);
+                let loaded = self.loaded.as_mut().ok_or(EngineError::NoModel)?;
+                let key = loaded.model.keyframe(latent, &cond, noise, sampling, keys.strength).map_err(|e| {
+                    EngineError::Generation { frame: first, reason: format!("drawing a keyframe: {e}") }
+                })?;
+                match key {
+                    Some(k) => *latent = k,
+                    None => return Ok(latents),
+                }
+            }
+            first += per.of(l);
+        }
+        Ok(latents)
     }
 
     /// The sampler settings of `take` with the loaded model's defaults filled in.

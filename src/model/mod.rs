@@ -334,6 +334,20 @@ pub trait VideoModel: Send {
         Ok(None)
     }
 
+    /// A keyframe against drift: the model's own latent `latent` redrawn under its own `cond` from
+    /// noise level `strength`, its content kept where it is (see `Keyframes` in the engine).
+    /// `None` (the default): the model has no keyframes.
+    fn keyframe(
+        &mut self,
+        _latent: &Latent,
+        _cond: &Conditioning,
+        _noise: &mut FrameNoise,
+        _sampling: Sampling,
+        _strength: f32,
+    ) -> Result<Option<Latent>> {
+        Ok(None)
+    }
+
     /// Decodes one latent to its video frames ([`ModelInfo::latent_frames`]). Latents are decoded
     /// in order: a streaming decoder (wan-causal's) carries state from one to the next, reset by
     /// [`reset`](Self::reset) and set up after a jump by [`resume_decoding`](Self::resume_decoding).

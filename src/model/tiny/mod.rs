@@ -36,6 +36,7 @@ pub mod config;
 pub mod kernels;
 mod layers;
 pub mod net;
+pub mod register;
 mod weights;
 
 use std::collections::{HashMap, VecDeque};
@@ -665,6 +666,34 @@ impl VideoModel for SpoolTiny {
             .core
             .redraw_with(&tokens, cond, sampling, f64::from(strength), &mut |shape| noise.normal(shape, &device))?;
         Ok(Some(self.core.to_latent(&x0)?))
+    }
+
+    /// The first-frame path (BOS history) draws the prompt's object as the clip's start, where the
+    /// caption lays it out: the frame is moved so that its content sits where a fresh first frame
+    /// has it ([`register::torus_shift`]), redrawn there from noise `strength`, and moved back, so
+    /// the object keeps its place and motion (training/README.md, "Keyframes": a redraw in place
+    /// pulls the object back to the caption's layout and stops it).
+    fn keyframe(
+        &mut self,
+        latent: &Latent,
+        cond: &Conditioning,
+        noise: &mut FrameNoise,
+        sampling: Sampling,
+        strength: f32,
+    ) -> Result<Option<Latent>> {
+        let device = self.core.device().clone();
+        let draw = &mut |shape: &[usize]| noise.normal(shape, &device);
+        let core = &mut self.core;
+        let tokens = core.to_tokens(latent)?;
+        // Strength 1: a fresh first frame (the tokens are not read), the caption's layout.
+        let fresh = core.redraw_with(&tokens, cond, sampling, 1.0, draw)?;
+        let reference = core.decode_frame(&core.to_latent(&fresh)?)?;
+        let frame = core.decode_frame(latent)?;
+        let (dy, dx) = register::torus_shift(&frame, &reference);
+        let placed = core.encode_frame(&register::roll(&frame, -i64::from(dy), -i64::from(dx)))?;
+        let redrawn = core.redraw_with(&core.to_tokens(&placed)?, cond, sampling, f64::from(strength), draw)?;
+        let back = register::roll(&core.decode_frame(&core.to_latent(&redrawn)?)?, i64::from(dy), i64::from(dx));
+        Ok(Some(core.encode_frame(&back)?))
     }
 
     fn decode(&mut self, latent: &Latent) -> Result<Vec<Frame>> {
