@@ -11,7 +11,9 @@ use std::rc::Rc;
 
 use candle_core::{Device, Tensor};
 use spool::model::tiny::{SpoolTiny, TinyModel, sampling_times};
-use spool::model::{CommitConditioning, Conditioning, Frame, FrameNoise, Latent, ModelError, Sampling, VideoModel};
+use spool::model::{
+    CommitConditioning, Conditioning, Frame, FrameNoise, Latent, ModelError, Redraw, Sampling, VideoModel,
+};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -111,7 +113,9 @@ fn a_redraw_is_frame_zero_at_full_strength_and_leaves_the_cache() {
     let b = m.encode_prompt("a yellow triangle bounces").unwrap().cond;
     let (latents, _) = generate(&mut m, "a green square on a black background", 3, 5, 2);
     let source = &latents[4];
-    let redraw = |m: &mut SpoolTiny, s: f32| m.redraw(source, &b, &mut FrameNoise::new(9, 0), Sampling::steps(2), s);
+    let redraw = |m: &mut SpoolTiny, s: f32| {
+        m.redraw(source, &b, &mut FrameNoise::new(9, 0), Sampling::steps(2), Redraw { strength: s, keep_place: false })
+    };
     let full = redraw(&mut m, 1.0).unwrap().expect("spool-tiny redraws");
     let near = redraw(&mut m, 0.02).unwrap().unwrap();
     // The cache is as it was: the next frame is the one a take without the redraws makes.

@@ -49,8 +49,8 @@ pub struct EngineConfig {
 }
 
 /// Keyframes against drift: every `every`-th latent (from the `every`-th on) is replaced, before it
-/// is shown or committed, by the model's [`keyframe`](crate::model::VideoModel::keyframe) of itself
-/// from noise level `strength`. Why: a model that continues its own history drifts from the shapes
+/// is shown or committed, by the model's [`redraw`](crate::model::VideoModel::redraw) of itself
+/// from noise level `strength`, its content kept in place. Why: a model that continues its own history drifts from the shapes
 /// it draws from a clean start (spool-tiny: the class holds in 0.84 of frames 8–15 of its own
 /// rollouts and 0.47 of frames 24–31, against 1.00 and 0.61 in the ground truth; with keyframes
 /// every 4 at 0.5, 1.00 and 0.84, the motion kept; training/README.md, "Keyframes").

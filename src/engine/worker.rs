@@ -16,7 +16,7 @@ use super::snapshots::Snapshots;
 use super::stats::RunStats;
 use super::{EngineConfig, ModelFactory, Waker};
 use crate::model::{
-    CommitConditioning, Conditioning, EncodedPrompt, FrameNoise, Latent, ModelInfo, Sampling, VideoModel,
+    CommitConditioning, Conditioning, EncodedPrompt, FrameNoise, Latent, ModelInfo, Redraw, Sampling, VideoModel,
 };
 use crate::project::{Manifest, ModelRecord, ParentRecord, Project, Recovery, TakeRecord};
 use crate::store::{FrameId, FrameStore, LatentData};
@@ -56,7 +56,7 @@ struct CachePos {
 /// The redraw a [`SwitchAnchor`](super::SwitchAnchor) blends toward, kept for the latents after
 /// its switch: made for `take`'s hard switch at latent `latent` under the prompt mix `mix`. `None`
 /// is kept too (a model without a redraw), so the source latent is read once per switch either way.
-struct Redraw {
+struct SwitchRedraw {
     take: TakeId,
     latent: u64,
     mix: crate::timeline::Mix,
@@ -98,7 +98,7 @@ pub(super) struct Worker {
     current: Option<TakeId>,
     cache: Option<CachePos>,
     /// The newest switch redraw (see [`Worker::anchor_chunk`]).
-    redraw: Option<Redraw>,
+    redraw: Option<SwitchRedraw>,
     snapshots: Snapshots,
     run: Option<Run>,
     paused: bool,
@@ -661,7 +661,8 @@ impl Worker {
                 let (cond, _) = self.conditioning(take, first)?;
                 let noise = &mut FrameNoise::new(seed, l | KEYFRAME_STREAM);
                 let loaded = self.loaded.as_mut().ok_or(EngineError::NoModel)?;
-                let key = loaded.model.keyframe(latent, &cond, noise, sampling, keys.strength).map_err(|e| {
+                let how = Redraw { strength: keys.strength, keep_place: true };
+                let key = loaded.model.redraw(latent, &cond, noise, sampling, how).map_err(|e| {
                     EngineError::Generation { frame: first, reason: format!("drawing a keyframe: {e}") }
                 })?;
                 match key {
@@ -757,9 +758,9 @@ impl Worker {
         let loaded = self.loaded.as_mut().ok_or(EngineError::NoModel)?;
         let redraw = loaded
             .model
-            .redraw(&source, &cond, noise, sampling, strength)
+            .redraw(&source, &cond, noise, sampling, Redraw { strength, keep_place: false })
             .map_err(|e| EngineError::Generation { frame, reason: format!("redrawing for the prompt switch: {e}") })?;
-        self.redraw = Some(Redraw { take, latent, mix, redraw: redraw.clone() });
+        self.redraw = Some(SwitchRedraw { take, latent, mix, redraw: redraw.clone() });
         Ok(redraw)
     }
 

@@ -256,6 +256,15 @@ impl FrameNoise {
     }
 }
 
+/// How [`VideoModel::redraw`] redraws a frame: from noise level `strength` in (0, 1] (1: from
+/// noise alone), and with its content where the frame has it (`keep_place`) or where the model lays
+/// out a clip's first frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Redraw {
+    pub strength: f32,
+    pub keep_place: bool,
+}
+
 /// A copy of a model's generation state (its cache), taken by [`VideoModel::snapshot`] and put back
 /// by [`VideoModel::restore`]. Opaque to the engine, which only keeps it and counts its bytes.
 pub struct CacheSnapshot {
@@ -318,32 +327,19 @@ pub trait VideoModel: Send {
         Ok(())
     }
 
-    /// The frame `source` redrawn under `cond` as if it began a clip, from noise level `strength`
-    /// (SDEdit): the engine blends the first latents after a hard prompt switch toward it, so the
-    /// switch shows what the new prompt names, over the old frame's colours and layout up to that
-    /// noise level (see `SwitchAnchor`).
-    /// `None` (the default): the model has no such redraw and switches without one.
+    /// The frame `source` redrawn under `cond` as if it began a clip, from noise level
+    /// `how.strength` (SDEdit), its content kept where it is if `how.keep_place`. The engine blends
+    /// the first latents after a hard prompt switch toward such a redraw, so the switch shows what
+    /// the new prompt names (`SwitchAnchor`), and replaces every n-th latent of a take by one of
+    /// itself, so the objects keep their shapes (`Keyframes`). `None` (the default): the model has
+    /// no such redraw, and does neither.
     fn redraw(
         &mut self,
         _source: &Latent,
         _cond: &Conditioning,
         _noise: &mut FrameNoise,
         _sampling: Sampling,
-        _strength: f32,
-    ) -> Result<Option<Latent>> {
-        Ok(None)
-    }
-
-    /// A keyframe against drift: the model's own latent `latent` redrawn under its own `cond` from
-    /// noise level `strength`, its content kept where it is (see `Keyframes` in the engine).
-    /// `None` (the default): the model has no keyframes.
-    fn keyframe(
-        &mut self,
-        _latent: &Latent,
-        _cond: &Conditioning,
-        _noise: &mut FrameNoise,
-        _sampling: Sampling,
-        _strength: f32,
+        _how: Redraw,
     ) -> Result<Option<Latent>> {
         Ok(None)
     }

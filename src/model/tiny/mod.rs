@@ -55,7 +55,7 @@ pub use weights::Weights;
 use crate::model::text::{self, TextEncoder};
 use crate::model::{
     CacheSnapshot, CommitConditioning, Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, LatentFrames,
-    ModelError, ModelInfo, Result, Sampling, VideoModel, check_guidance,
+    ModelError, ModelInfo, Redraw, Result, Sampling, VideoModel, check_guidance,
 };
 
 /// Conditionings kept prepared at once: the current prompt, the previous one (a switch back is
@@ -652,46 +652,35 @@ impl VideoModel for SpoolTiny {
         self.core.recache(cond)
     }
 
+    /// SDEdit through the first-frame path (BOS history), which draws the prompt's object where the
+    /// caption lays out a clip's start. With `keep_place` the frame is first moved so that its
+    /// content sits where a fresh first frame has it ([`register::torus_shift`]), redrawn there and
+    /// moved back, so the object keeps its place and motion (training/README.md, "Keyframes": a
+    /// redraw where the frame is pulls the object back to the caption's layout and stops it).
     fn redraw(
         &mut self,
         source: &Latent,
         cond: &Conditioning,
         noise: &mut FrameNoise,
         sampling: Sampling,
-        strength: f32,
-    ) -> Result<Option<Latent>> {
-        let device = self.core.device().clone();
-        let tokens = self.core.to_tokens(source)?;
-        let x0 = self
-            .core
-            .redraw_with(&tokens, cond, sampling, f64::from(strength), &mut |shape| noise.normal(shape, &device))?;
-        Ok(Some(self.core.to_latent(&x0)?))
-    }
-
-    /// The first-frame path (BOS history) draws the prompt's object as the clip's start, where the
-    /// caption lays it out: the frame is moved so that its content sits where a fresh first frame
-    /// has it ([`register::torus_shift`]), redrawn there from noise `strength`, and moved back, so
-    /// the object keeps its place and motion (training/README.md, "Keyframes": a redraw in place
-    /// pulls the object back to the caption's layout and stops it).
-    fn keyframe(
-        &mut self,
-        latent: &Latent,
-        cond: &Conditioning,
-        noise: &mut FrameNoise,
-        sampling: Sampling,
-        strength: f32,
+        how: Redraw,
     ) -> Result<Option<Latent>> {
         let device = self.core.device().clone();
         let draw = &mut |shape: &[usize]| noise.normal(shape, &device);
         let core = &mut self.core;
-        let tokens = core.to_tokens(latent)?;
+        let tokens = core.to_tokens(source)?;
+        let strength = f64::from(how.strength);
+        if !how.keep_place {
+            let x0 = core.redraw_with(&tokens, cond, sampling, strength, draw)?;
+            return Ok(Some(core.to_latent(&x0)?));
+        }
         // Strength 1: a fresh first frame (the tokens are not read), the caption's layout.
         let fresh = core.redraw_with(&tokens, cond, sampling, 1.0, draw)?;
         let reference = core.decode_frame(&core.to_latent(&fresh)?)?;
-        let frame = core.decode_frame(latent)?;
+        let frame = core.decode_frame(source)?;
         let (dy, dx) = register::torus_shift(&frame, &reference);
         let placed = core.encode_frame(&register::roll(&frame, -i64::from(dy), -i64::from(dx)))?;
-        let redrawn = core.redraw_with(&core.to_tokens(&placed)?, cond, sampling, f64::from(strength), draw)?;
+        let redrawn = core.redraw_with(&core.to_tokens(&placed)?, cond, sampling, strength, draw)?;
         let back = register::roll(&core.decode_frame(&core.to_latent(&redrawn)?)?, i64::from(dy), i64::from(dx));
         Ok(Some(core.encode_frame(&back)?))
     }
