@@ -211,29 +211,50 @@ fn bench_rows_name_the_weights_they_measured() {
     assert!(rows.lines().all(|l| l.contains(&named)), "every row names the weights:\n{rows}");
 }
 
+/// The frames (RGB bytes) `spool generate --frames 8 -o OUT ARGS…` writes with the shipped model.
+fn generated(dir: &Path, out: &str, args: &[&str]) -> Vec<Vec<u8>> {
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+    let base = ["generate", "--frames", "8", "-o", out];
+    let status = Command::new(env!("CARGO_BIN_EXE_spool"))
+        .args([&base[..], args].concat())
+        .current_dir(dir)
+        .env("SPOOL_ASSETS", &assets)
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .expect("spool runs");
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let mut names: Vec<_> = std::fs::read_dir(dir.join(out)).unwrap().map(|e| e.unwrap().path()).collect();
+    names.sort();
+    names.iter().map(|n| image::open(n).unwrap().to_rgb8().into_raw()).collect()
+}
+
 /// `--no-switch-redraw` turns the switch redraw off: with the shipped model, the frames before a
 /// prompt switch are the same either way and the frames after it differ.
 #[test]
 fn no_switch_redraw_keeps_the_models_own_frames_after_a_switch() {
     let dir = tempfile::tempdir().unwrap();
-    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
-    let frames = |out: &str, extra: &[&str]| {
-        let base = ["generate", "--prompt", "a red circle on a blue background", "--frames", "8", "-o", out];
-        let switch = ["--prompt-at", "4:a yellow star on a black background"];
-        let status = Command::new(env!("CARGO_BIN_EXE_spool"))
-            .args([&base[..], &switch[..], extra].concat())
-            .current_dir(dir.path())
-            .env("SPOOL_ASSETS", &assets)
-            .env("RAYON_NUM_THREADS", "1")
-            .output()
-            .expect("spool runs");
-        assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
-        let mut names: Vec<_> = std::fs::read_dir(dir.path().join(out)).unwrap().map(|e| e.unwrap().path()).collect();
-        names.sort();
-        names.iter().map(|n| image::open(n).unwrap().to_rgb8().into_raw()).collect::<Vec<_>>()
+    let args = |extra: &[&'static str]| {
+        let switch =
+            ["--prompt", "a red circle on a blue background", "--prompt-at", "4:a yellow star on a black background"];
+        [&switch[..], extra].concat()
     };
-    let (with, without) = (frames("a", &[]), frames("b", &["--no-switch-redraw"]));
+    let (with, without) =
+        (generated(dir.path(), "a", &args(&[])), generated(dir.path(), "b", &args(&["--no-switch-redraw"])));
     assert_eq!(with.len(), 8);
     assert_eq!(with[..4], without[..4], "the frames before the switch at 4");
     assert!((4..8).all(|i| with[i] != without[i]), "the redraw changes every frame after the switch");
+}
+
+/// Keyframes are on by default (every 4th frame), `--keyframes 3:0.5` sets them and `--no-keyframes`
+/// turns them off: the frames before the first keyframe are the same, the keyframe differs.
+#[test]
+fn keyframes_are_on_by_default_and_set_or_turned_off_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let prompt = ["--prompt", "a green square moving right on a black background"];
+    let run = |out: &str, extra: &[&'static str]| generated(dir.path(), out, &[&prompt[..], extra].concat());
+    let (default, every3, none) = (run("a", &[]), run("b", &["--keyframes", "3:0.5"]), run("c", &["--no-keyframes"]));
+    assert_eq!(default[..3], none[..3], "before the first keyframe");
+    assert_eq!(every3[..3], none[..3], "before the first keyframe");
+    assert!(every3[3] != none[3] && default[3] == none[3], "frame 3 is a keyframe only with --keyframes 3:…");
+    assert!(default[4] != none[4], "frame 4 is the default's first keyframe");
 }

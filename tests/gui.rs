@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use egui_kittest::{Harness, SnapshotOptions};
-use spool::engine::{Engine, EngineConfig, EngineState, ModelFactory, ModelSpec, SwitchAnchor, TakeId};
+use spool::engine::{Engine, EngineConfig, EngineState, Keyframes, ModelFactory, ModelSpec, SwitchAnchor, TakeId};
 use spool::ui::{App, AppOptions};
 
 struct Gui {
@@ -672,10 +672,10 @@ fn guidance_setting_is_offered_by_models_with_guidance_and_goes_with_the_take() 
     assert_eq!(log.lock().unwrap().guidance, vec![3.5, 3.5]);
 }
 
-/// The switch redraw is offered by models that can redraw, on by default, and what it is set to
-/// goes with each new take.
+/// The switch redraw and keyframes are offered by models that can redraw, on by default, and what
+/// they are set to goes with each new take.
 #[test]
-fn switch_redraw_setting_is_offered_by_models_that_redraw_and_goes_with_the_take() {
+fn redraw_settings_are_offered_by_models_that_redraw_and_go_with_the_take() {
     let (g, _) = demo_gui(0);
     assert!(g.h.query_by_label("Redraw").is_none(), "the demo model has no redraw");
     drop(g);
@@ -684,16 +684,19 @@ fn switch_redraw_setting_is_offered_by_models_that_redraw_and_goes_with_the_take
     control.fail_at.store(u64::MAX, Ordering::SeqCst);
     let mut g = gui_with(common::factory(1, log, control), options("guided"), egui::vec2(1024.0, 700.0), 1.0);
     assert_eq!(g.app().settings().switch_redraw, Some(SwitchAnchor::default()), "on by default");
+    assert_eq!(g.app().settings().keyframes, Some(Keyframes::default()), "on by default");
     g.app_mut().set_generate_frames(Some(2));
-    for (take, on) in [(0, false), (1, true)] {
-        g.click("Redraw");
-        assert_eq!(g.app().settings().switch_redraw.is_some(), on);
+    // The first "Redraw" box is the switches', the second the keyframes'. Each click flips one.
+    let (on, keys) = (Some(SwitchAnchor::default()), Some(Keyframes::default()));
+    for (take, which, want) in [(0, 0, (None, keys)), (1, 0, (on, keys)), (2, 1, (on, None))] {
+        g.h.get_all_by_label("Redraw").nth(which).expect("a Redraw box").click_accesskit();
+        g.h.run_steps(2);
         g.click("Generate");
         g.until("a take of two frames", |a| {
             a.session().takes.len() == take + 1 && a.session().current_len() == 2 && Gui::idle_app(a)
         });
-        let want = on.then(SwitchAnchor::default);
-        assert_eq!(g.app().session().takes[take].info.settings.switch_anchor, want, "take {take}");
+        let s = &g.app().session().takes[take].info.settings;
+        assert_eq!((s.switch_anchor, s.keyframes), want, "take {take}");
     }
 }
 

@@ -7,7 +7,9 @@ use std::process::{Command as Proc, Stdio};
 use std::sync::{Arc, Mutex};
 
 use common::{Control, Log, factory, frames};
-use spool::engine::{Command, Engine, EngineConfig, Event, FrameCount, GenSettings, ModelSpec, SwitchAnchor, TakeId};
+use spool::engine::{
+    Command, Engine, EngineConfig, Event, FrameCount, GenSettings, Keyframes, ModelSpec, SwitchAnchor, TakeId,
+};
 use spool::project::ProjectError;
 use spool::timeline::Timeline;
 
@@ -121,22 +123,24 @@ fn manifest_takes(project: &std::path::Path) -> Vec<serde_json::Value> {
     m["takes"].as_array().unwrap().clone()
 }
 
-/// A take's switch redraw is its own setting: written to the manifest as given (absent when off),
-/// read back as it was, and a manifest from before it was a setting means none.
+/// A take's switch redraw and keyframes are its own settings: written to the manifest as given
+/// (absent when off), read back as they were, and a manifest from before they were settings means
+/// none.
 #[test]
-fn a_takes_switch_redraw_is_kept_and_old_manifests_mean_none() {
+fn a_takes_switch_redraw_and_keyframes_are_kept_and_old_manifests_mean_none() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.spool");
     let anchor = SwitchAnchor { strength: 0.5, latents: 6 };
+    let keys = Keyframes { every: 5, strength: 0.4 };
     {
         let engine = spawn(&path, 0).unwrap();
         load_named(&engine, "guided");
-        for switch_anchor in [Some(anchor), None] {
+        for (switch_anchor, keyframes) in [(Some(anchor), Some(keys)), (None, None)] {
             engine
                 .send(Command::Generate {
                     timeline: Timeline::single("a"),
                     frames: FrameCount::new(1).unwrap(),
-                    settings: GenSettings { switch_anchor, ..GenSettings::seeded(4) },
+                    settings: GenSettings { switch_anchor, keyframes, ..GenSettings::seeded(4) },
                     start_image: None,
                 })
                 .unwrap();
@@ -145,19 +149,23 @@ fn a_takes_switch_redraw_is_kept_and_old_manifests_mean_none() {
     }
     let takes = manifest_takes(&path);
     assert_eq!(takes[0]["switch_anchor"], serde_json::json!({"strength": 0.5, "latents": 6}));
+    assert_eq!(takes[0]["keyframes"], serde_json::json!({"every": 5, "strength": 0.4}));
     assert!(takes[1].get("switch_anchor").is_none(), "none is written as no field: {}", takes[1]);
+    assert!(takes[1].get("keyframes").is_none(), "none is written as no field: {}", takes[1]);
     {
         let engine = spawn(&path, 0).unwrap();
         let (takes, _, _) = opened(&engine);
         assert_eq!(takes.iter().map(|t| t.settings.switch_anchor).collect::<Vec<_>>(), vec![Some(anchor), None]);
+        assert_eq!(takes.iter().map(|t| t.settings.keyframes).collect::<Vec<_>>(), vec![Some(keys), None]);
     }
     let text = std::fs::read_to_string(path.join("manifest.json")).unwrap();
     let mut m: serde_json::Value = serde_json::from_str(&text).unwrap();
     m["takes"][0].as_object_mut().unwrap().remove("switch_anchor");
+    m["takes"][0].as_object_mut().unwrap().remove("keyframes");
     std::fs::write(path.join("manifest.json"), serde_json::to_string_pretty(&m).unwrap()).unwrap();
     let engine = spawn(&path, 0).unwrap();
     let (takes, _, _) = opened(&engine);
-    assert_eq!(takes[0].settings.switch_anchor, None);
+    assert_eq!((takes[0].settings.switch_anchor, takes[0].settings.keyframes), (None, None));
 }
 
 #[test]

@@ -159,7 +159,7 @@ fn a_prompt_switch_blends_toward_the_redraw() {
     }
 }
 
-/// Keyframes (`EngineConfig::keyframes`): the frames before the first keyframe are the model's own,
+/// Keyframes (the take's `GenSettings::keyframes`): the frames before the first keyframe are the model's own,
 /// the keyframe and the frames after it differ, and a take reopened inside the run continues
 /// exactly (the keyframes are stored with it; each one's noise is its own stream). That they keep
 /// the object's class while it moves is measured by `training/probe_drift.py --registered` and
@@ -167,19 +167,17 @@ fn a_prompt_switch_blends_toward_the_redraw() {
 #[test]
 fn keyframes_redraw_every_nth_frame_and_a_reopened_take_continues_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let keyed = |name: &str| {
-        let config = EngineConfig::new(dir.path().join(name));
-        engine_with(EngineConfig { keyframes: Some(Keyframes { every: 3, strength: 0.5 }), ..config })
-    };
-    let one = || GenSettings { steps: Some(2), switch_anchor: None, ..GenSettings::seeded(11) };
+    let keyed = |name: &str| engine(&dir.path().join(name));
+    let keys = Some(Keyframes { every: 3, strength: 0.5 });
+    let one = |keyframes| GenSettings { steps: Some(2), switch_anchor: None, keyframes, ..GenSettings::seeded(11) };
     let straight = {
         let e = keyed("a.spool");
-        e.send(generate_with(8, one())).unwrap();
+        e.send(generate_with(8, one(keys))).unwrap();
         run(&e).into_iter().map(|f| f.1).collect::<Vec<_>>()
     };
     let plain = {
-        let e = engine(&dir.path().join("b.spool"));
-        e.send(generate_with(8, one())).unwrap();
+        let e = keyed("b.spool");
+        e.send(generate_with(8, one(None))).unwrap();
         run(&e).into_iter().map(|f| f.1).collect::<Vec<_>>()
     };
     assert_eq!(straight[..3], plain[..3], "frames before the first keyframe (3)");
@@ -188,7 +186,7 @@ fn keyframes_redraw_every_nth_frame_and_a_reopened_take_continues_exactly() {
     }
     {
         let e = keyed("c.spool");
-        e.send(generate_with(4, one())).unwrap();
+        e.send(generate_with(4, one(keys))).unwrap();
         run(&e);
     }
     let e = keyed("c.spool");

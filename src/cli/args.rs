@@ -85,10 +85,13 @@ pub struct GenerateArgs {
     /// new object shows; without it spool-tiny keeps the old object.)
     #[arg(long)]
     pub no_switch_redraw: bool,
-    /// Keyframes against drift: every EVERY-th frame is redrawn by the model for the prompt from
-    /// noise STRENGTH, its object kept where it is, e.g. 4:0.5 (spool-tiny; experimental, off by default).
+    /// Keyframes against drift (default 4:0.5): every EVERY-th frame is redrawn by the model for the
+    /// prompt from noise STRENGTH, its object kept where it is, so moving objects keep their shapes.
     #[arg(long, value_name = "EVERY:STRENGTH", value_parser = parse_keyframes)]
     pub keyframes: Option<Keyframes>,
+    /// No keyframes: every frame is the model's own continuation.
+    #[arg(long, conflicts_with = "keyframes")]
+    pub no_keyframes: bool,
     /// Output: clip.mp4 (H.264), clip.gif, or a folder (dir/) of PNG frames.
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     pub output: PathBuf,

@@ -152,7 +152,7 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
     let options = ExportOptions { fps: 16.0, scale: args.scale, quality, metadata, force: args.force };
     let mut output = Exporter::new(&args.output, options).map_err(|e| input(e.to_string()))?;
     let scratch = Scratch::new()?;
-    let config = EngineConfig { keyframes: args.keyframes, ..EngineConfig::new(scratch.path().to_path_buf()) };
+    let config = EngineConfig::new(scratch.path().to_path_buf());
     let (engine, info) = start_engine(config, &args.model)?;
     output.set_fps(args.fps.unwrap_or(info.fps)).map_err(|e| input(e.to_string()))?;
     let start_image = image.map(|img| Arc::new(fit_image(&img, info.width, info.height)));
@@ -165,6 +165,7 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
             steps: args.model.steps,
             guidance: args.model.guidance,
             switch_anchor: (!args.no_switch_redraw).then(SwitchAnchor::default),
+            keyframes: (!args.no_keyframes).then(|| args.keyframes.unwrap_or_default()),
             ..GenSettings::seeded(args.seed)
         },
         start_image,

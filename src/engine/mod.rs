@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
-pub use crate::timeline::SwitchAnchor;
+pub use crate::timeline::{Keyframes, SwitchAnchor};
 pub use protocol::*;
 pub use stats::RollingDurations;
 
@@ -44,21 +44,6 @@ pub struct EngineConfig {
     pub snapshot_every: u32,
     /// Memory the copies may take together; the least recently used go first.
     pub snapshot_budget: usize,
-    /// Keyframes against drift for every take; `None`: none.
-    pub keyframes: Option<Keyframes>,
-}
-
-/// Keyframes against drift: every `every`-th latent (from the `every`-th on) is replaced, before it
-/// is shown or committed, by the model's [`redraw`](crate::model::VideoModel::redraw) of itself
-/// from noise level `strength`, its content kept in place. Why: a model that continues its own history drifts from the shapes
-/// it draws from a clean start (spool-tiny: the class holds in 0.84 of frames 8–15 of its own
-/// rollouts and 0.47 of frames 24–31, against 1.00 and 0.61 in the ground truth; with keyframes
-/// every 4 at 0.5, 1.00 and 0.84, the motion kept; training/README.md, "Keyframes").
-/// Deterministic (its own noise stream), so a rebuild makes the same keyframes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Keyframes {
-    pub every: u32,
-    pub strength: f32,
 }
 
 impl EngineConfig {
@@ -70,7 +55,6 @@ impl EngineConfig {
             // spool-tiny's cache is ~3.8 MiB: one copy per 2 s of video, ~1,000 frames' worth.
             snapshot_every: 32,
             snapshot_budget: 128 << 20,
-            keyframes: None,
         }
     }
 }

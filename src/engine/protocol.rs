@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::model::{Frame, ModelInfo};
 use crate::store::FrameId;
-use crate::timeline::{Segment, SwitchAnchor, Timeline};
+use crate::timeline::{Keyframes, Segment, SwitchAnchor, Timeline};
 
 /// Largest frame count one command may ask for.
 pub const MAX_FRAMES: u64 = 10_000_000;
@@ -51,12 +51,21 @@ pub struct GenSettings {
     /// How a hard prompt switch is redrawn for the new prompt; `None`: it is not (the frames follow
     /// the new prompt only as far as the model does by itself).
     pub switch_anchor: Option<SwitchAnchor>,
+    /// Keyframes against drift; `None`: none (the frames are the model's own).
+    pub keyframes: Option<Keyframes>,
 }
 
 impl GenSettings {
-    /// The defaults with `seed`: the model's steps and guidance, the default switch redraw.
+    /// The defaults with `seed`: the model's steps and guidance, the default switch redraw and
+    /// keyframes.
     pub fn seeded(seed: u64) -> Self {
-        GenSettings { seed, steps: None, guidance: None, switch_anchor: Some(SwitchAnchor::default()) }
+        GenSettings {
+            seed,
+            steps: None,
+            guidance: None,
+            switch_anchor: Some(SwitchAnchor::default()),
+            keyframes: Some(Keyframes::default()),
+        }
     }
 }
 

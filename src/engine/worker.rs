@@ -635,8 +635,8 @@ impl Worker {
     }
 
     /// [`Keyframes`](super::Keyframes): each latent of the chunk (latent `start`, video frame `frame`
-    /// on) whose index is a positive multiple of `every` becomes the model's keyframe of itself under
-    /// its own conditioning, unless the prompt changed within the frames a switch blends over (a
+    /// on) whose index is a positive multiple of `every` becomes the model's redraw of itself under
+    /// its own conditioning, its content kept in place, unless the prompt changed within the frames a switch blends over (a
     /// keyframe redraws for the new prompt at once: a cut); a model without keyframes leaves the
     /// chunk as it is.
     fn keyframe_chunk(
@@ -646,7 +646,8 @@ impl Worker {
         frame: u64,
         mut latents: Vec<Latent>,
     ) -> StepResult<Vec<Latent>> {
-        let Some(keys) = self.config.keyframes.filter(|k| k.every > 0) else { return Ok(latents) };
+        let settings = &self.takes[take.0 as usize].info.settings;
+        let Some(keys) = settings.keyframes.filter(|k| k.every > 0) else { return Ok(latents) };
         let per = self.loaded.as_ref().ok_or(EngineError::NoModel)?.info.latent_frames;
         let info = &self.takes[take.0 as usize].info;
         let seed = info.settings.seed;
@@ -1018,7 +1019,13 @@ fn take_from_record(r: &TakeRecord) -> Take {
         parent: r.parent.map(|p| (TakeId(p.take), p.keep)),
         len: frames.len() as u64,
         timeline: r.timeline.clone(),
-        settings: GenSettings { seed: r.seed, steps: r.steps, guidance: r.guidance, switch_anchor: r.switch_anchor },
+        settings: GenSettings {
+            seed: r.seed,
+            steps: r.steps,
+            guidance: r.guidance,
+            switch_anchor: r.switch_anchor,
+            keyframes: r.keyframes,
+        },
         discarded: r.discarded,
     };
     Take { info, frames }
@@ -1032,6 +1039,7 @@ fn take_record(t: &Take) -> TakeRecord {
         steps: t.info.settings.steps,
         guidance: t.info.settings.guidance,
         switch_anchor: t.info.settings.switch_anchor,
+        keyframes: t.info.settings.keyframes,
         timeline: t.info.timeline.clone(),
         frames: TakeRecord::runs(&t.frames),
         discarded: t.info.discarded,

@@ -57,8 +57,8 @@ pub struct ModelInfo {
     pub default_guidance: Option<f32>,
     /// Text-encoder token limit; longer prompts are truncated with a warning.
     pub max_prompt_tokens: usize,
-    /// The model has a [`VideoModel::redraw`], so a take's switch redraw does something.
-    pub switch_redraw: bool,
+    /// The model has a [`VideoModel::redraw`], so a take's switch redraw and keyframes do something.
+    pub redraws: bool,
     /// Compute device, for display (`cpu`, `cuda:0`).
     pub device: String,
     /// Content hash of the files the model was loaded from ([`weights::content_hash`]), computed

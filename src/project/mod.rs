@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::staging::{STALE_AFTER, Staged, parent_of, process_alive, remove_stale};
 use crate::store::{FrameId, FrameStore, Tag};
-use crate::timeline::{SwitchAnchor, Timeline};
+use crate::timeline::{Keyframes, SwitchAnchor, Timeline};
 
 pub const FORMAT: &str = "spool-project";
 pub const VERSION: u32 = 1;
@@ -76,6 +76,10 @@ pub struct TakeRecord {
     /// made without it) means none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub switch_anchor: Option<SwitchAnchor>,
+    /// The take's keyframes; absent (manifests from before them, or a take made without them) means
+    /// none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyframes: Option<Keyframes>,
     pub timeline: Timeline,
     #[serde(default)]
     pub frames: Vec<[u64; 2]>,
@@ -354,6 +358,9 @@ fn parse_manifest(text: &str) -> std::result::Result<Manifest, ParseError> {
         if let Some(a) = t.switch_anchor {
             a.check().map_err(|e| ParseError::Bad(format!("take {}: {e}", t.id)))?;
         }
+        if let Some(k) = t.keyframes {
+            k.check().map_err(|e| ParseError::Bad(format!("take {}: {e}", t.id)))?;
+        }
         if let Some(p) = t.parent
             && p.take >= t.id
         {
@@ -446,6 +453,7 @@ mod tests {
             steps: None,
             guidance: None,
             switch_anchor: None,
+            keyframes: None,
             discarded: false,
             timeline: Timeline::single("a"),
             frames: runs,
@@ -485,5 +493,13 @@ mod tests {
         assert_eq!(anchored(r#"{"strength":0.7,"latents":12}"#), "ok");
         assert!(anchored(r#"{"strength":1.5,"latents":12}"#).contains("strength is in (0, 1]"));
         assert!(anchored(r#"{"strength":0.7,"latents":9999}"#).contains("at most 256 latents"));
+        let keyed = |keys: &str| {
+            let t = format!(
+                r#"{{"id":0,"seed":1,"timeline":{{"segments":[{{"start":0,"prompt":"a"}}]}},"keyframes":{keys}}}"#
+            );
+            bad(&format!(r#"{{"format":"spool-project","version":1,"takes":[{t}]}}"#))
+        };
+        assert_eq!(keyed(r#"{"every":4,"strength":0.5}"#), "ok");
+        assert!(keyed(r#"{"every":0,"strength":0.5}"#).contains("every 1 or more frames"));
     }
 }

@@ -19,7 +19,7 @@ use super::thumbs::Thumbs;
 use super::undo::History;
 use super::{theme, vocab};
 use crate::engine::{
-    Command, Engine, EngineState, FrameCount, GenSettings, ModelSpec, RollingDurations, SwitchAnchor, TakeId,
+    Command, Engine, EngineState, FrameCount, GenSettings, Keyframes, ModelSpec, RollingDurations, SwitchAnchor, TakeId,
 };
 use crate::model::Frame;
 use crate::render::{FrameView, RenderCounters, ShownFrame, ViewOptions};
@@ -59,7 +59,7 @@ impl Default for AppOptions {
     }
 }
 
-/// User settings (model, seed, steps, guidance, switch redraw, playback, view).
+/// User settings (model, seed, steps, guidance, switch redraw, keyframes, playback, view).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub model: String,
@@ -72,6 +72,8 @@ pub struct Settings {
     pub guidance: Option<f32>,
     /// How new takes redraw a hard prompt switch for the new prompt; `None`: they do not.
     pub switch_redraw: Option<SwitchAnchor>,
+    /// Keyframes of new takes; `None`: none.
+    pub keyframes: Option<Keyframes>,
     pub playback_fps: f32,
     /// Upscale on export: 1, 2 or 4.
     pub export_scale: u32,
@@ -227,6 +229,7 @@ impl App {
                 steps: None,
                 guidance: None,
                 switch_redraw: Some(SwitchAnchor::default()),
+                keyframes: Some(Keyframes::default()),
                 playback_fps: 16.0,
                 export_scale: 2,
                 smooth: false,
@@ -439,6 +442,7 @@ impl App {
                 steps: self.settings.steps,
                 guidance: self.settings.guidance,
                 switch_anchor: self.settings.switch_redraw,
+                keyframes: self.settings.keyframes,
             },
             start_image,
         });

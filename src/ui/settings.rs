@@ -1,9 +1,9 @@
 //! Settings: model (and a weights folder, with what it holds of wan-causal's files), seed (fixed or random), denoising steps, guidance (for
-//! models that have it), the switch redraw (for models that have it), resolution, playback rate and how the frame view scales.
+//! models that have it), the switch redraw and keyframes (for models that have them), resolution, playback rate and how the frame view scales.
 
 use super::app::{App, MODELS};
 use super::theme;
-use crate::engine::SwitchAnchor;
+use crate::engine::{Keyframes, SwitchAnchor};
 
 impl App {
     pub(crate) fn settings_panel(&mut self, ui: &mut egui::Ui) {
@@ -133,8 +133,8 @@ impl App {
                 ui.end_row();
             }
 
-            // Only models that can redraw a frame for a new prompt get the row.
-            if self.session.model.as_ref().is_some_and(|m| m.switch_redraw) {
+            // Only models that can redraw a frame get the rows.
+            if self.session.model.as_ref().is_some_and(|m| m.redraws) {
                 ui.label("Switches");
                 ui.horizontal(|ui| {
                     let mut on = self.settings.switch_redraw.is_some();
@@ -149,6 +149,24 @@ impl App {
                     if let Some(anchor) = &mut self.settings.switch_redraw {
                         ui.add(egui::DragValue::new(&mut anchor.latents).range(1..=48).suffix(" f"))
                             .on_hover_text("Frames the switch blends over: fewer is quicker but closer to a cut");
+                    }
+                });
+                ui.end_row();
+
+                ui.label("Keyframes");
+                ui.horizontal(|ui| {
+                    let mut on = self.settings.keyframes.is_some();
+                    let r = ui.checkbox(&mut on, "Redraw").on_hover_text(
+                        "Every few frames, redraw the frame for the prompt where its object is, so moving \
+                         objects keep their shapes over long takes (without it they soften into blobs \
+                         within a hundred frames or so). Applies to new takes",
+                    );
+                    if r.changed() {
+                        self.settings.keyframes = on.then(Keyframes::default);
+                    }
+                    if let Some(keys) = &mut self.settings.keyframes {
+                        ui.add(egui::DragValue::new(&mut keys.every).range(1..=64).prefix("every ").suffix(" f"))
+                            .on_hover_text("Frames between keyframes: fewer holds shapes tighter and costs more");
                     }
                 });
                 ui.end_row();

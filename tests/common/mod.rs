@@ -165,7 +165,7 @@ pub fn factory(chunk: usize, log: Arc<Mutex<Log>>, control: Arc<Control>) -> Mod
             max_steps: 4,
             default_guidance: (spec.name == "guided").then_some(GUIDED_DEFAULT),
             max_prompt_tokens: 16,
-            switch_redraw: spec.name == "guided",
+            redraws: spec.name == "guided",
             device: "cpu".into(),
             // Stands for the weight files' content: the same weights path, the same hash.
             weights_hash: spec.weights.as_ref().map(|w| format!("test:{}", w.display())),

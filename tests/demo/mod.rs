@@ -214,7 +214,7 @@ pub fn factory(size: u32, delay: Arc<AtomicU64>) -> ModelFactory {
             max_steps: 4,
             default_guidance: None,
             max_prompt_tokens: 64,
-            switch_redraw: false,
+            redraws: false,
             device: "cpu".into(),
             weights_hash: None,
         };

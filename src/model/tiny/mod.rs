@@ -596,7 +596,7 @@ impl SpoolTiny {
             max_steps: cfg.max_steps,
             default_guidance: Some(cfg.guidance_scale),
             max_prompt_tokens: cfg.text_max_tokens,
-            switch_redraw: true,
+            redraws: true,
             device: "cpu".into(),
             weights_hash: Some(weights_hash),
         };

@@ -110,7 +110,7 @@ impl WanCausal {
             max_steps: STEP_TIMES.len() as u32,
             default_guidance: None,
             max_prompt_tokens: dit.text_len,
-            switch_redraw: false,
+            redraws: false,
             device: if device.is_cpu() { "cpu".into() } else { "cuda:0".into() },
             weights_hash: Some(weights_hash),
         };
