@@ -559,6 +559,29 @@ pub struct SpoolTiny {
     core: TinyModel,
     text: TextEncoder,
     info: ModelInfo,
+    /// The newest keyframe reference: a fresh first frame for a conditioning and sampling.
+    reference: Option<Reference>,
+}
+
+/// A fresh first frame for `cond` sampled with `sampling` from [`Reference::NOISE`]: where the
+/// first-frame path lays the prompt out, which a keeping-place redraw registers against.
+struct Reference {
+    tokens: Vec<f32>,
+    bias: Vec<f32>,
+    sampling: Sampling,
+    frame: Frame,
+}
+
+impl Reference {
+    /// Its own noise, so the reference depends on the prompt and sampling alone (a take rebuilt
+    /// or made again gets the same one).
+    const NOISE: (u64, u64) = (0x5EED, u64::MAX);
+
+    fn matches(&self, cond: &Conditioning, sampling: Sampling) -> Result<bool> {
+        Ok(self.sampling == sampling
+            && self.tokens == cond.tokens.flatten_all()?.to_vec1::<f32>()?
+            && self.bias == cond.bias.to_vec1::<f32>()?)
+    }
 }
 
 impl SpoolTiny {
@@ -600,7 +623,7 @@ impl SpoolTiny {
             device: "cpu".into(),
             weights_hash: Some(weights_hash),
         };
-        Ok(SpoolTiny { core, text, info })
+        Ok(SpoolTiny { core, text, info, reference: None })
     }
 
     pub fn core(&self) -> &TinyModel {
@@ -654,8 +677,8 @@ impl VideoModel for SpoolTiny {
 
     /// SDEdit through the first-frame path (BOS history), which draws the prompt's object where the
     /// caption lays out a clip's start. With `keep_place` the frame is first moved so that its
-    /// content sits where a fresh first frame has it ([`register::torus_shift`]), redrawn there and
-    /// moved back, so the object keeps its place and motion (training/README.md, "Keyframes": a
+    /// content sits where a fresh first frame has it ([`register::torus_shift`]; the fresh frame is
+    /// kept per prompt), redrawn there and moved back, so the object keeps its place and motion (training/README.md, "Keyframes": a
     /// redraw where the frame is pulls the object back to the caption's layout and stops it).
     fn redraw(
         &mut self,
@@ -674,13 +697,27 @@ impl VideoModel for SpoolTiny {
             let x0 = core.redraw_with(&tokens, cond, sampling, strength, draw)?;
             return Ok(Some(core.to_latent(&x0)?));
         }
-        // Strength 1: a fresh first frame (the tokens are not read), the caption's layout.
-        let fresh = core.redraw_with(&tokens, cond, sampling, 1.0, draw)?;
-        let reference = core.decode_frame(&core.to_latent(&fresh)?)?;
+        if !self.reference.as_ref().map(|r| r.matches(cond, sampling)).transpose()?.unwrap_or(false) {
+            // Strength 1: a fresh first frame (the tokens are not read), the caption's layout.
+            let (seed, stream) = Reference::NOISE;
+            let own = &mut FrameNoise::new(seed, stream);
+            let fresh = core.redraw_with(&tokens, cond, sampling, 1.0, &mut |shape| own.normal(shape, &device))?;
+            self.reference = Some(Reference {
+                tokens: cond.tokens.flatten_all()?.to_vec1::<f32>()?,
+                bias: cond.bias.to_vec1::<f32>()?,
+                sampling,
+                frame: core.decode_frame(&core.to_latent(&fresh)?)?,
+            });
+        }
+        let reference = &self.reference.as_ref().expect("made above").frame;
         let frame = core.decode_frame(source)?;
-        let (dy, dx) = register::torus_shift(&frame, &reference);
+        let (dy, dx) = register::torus_shift(&frame, reference);
         let placed = core.encode_frame(&register::roll(&frame, -i64::from(dy), -i64::from(dx)))?;
-        let redrawn = core.redraw_with(&core.to_tokens(&placed)?, cond, sampling, strength, draw)?;
+        // The sampler's steps over the noise levels the redraw spans, not over all of them (a
+        // keyframe costs one in every few frames its time).
+        let steps = ((sampling.steps as f32 * how.strength).ceil() as u32).max(1);
+        let redrawn =
+            core.redraw_with(&core.to_tokens(&placed)?, cond, Sampling { steps, ..sampling }, strength, draw)?;
         let back = register::roll(&core.decode_frame(&core.to_latent(&redrawn)?)?, i64::from(dy), i64::from(dx));
         Ok(Some(core.encode_frame(&back)?))
     }
