@@ -637,8 +637,8 @@ impl Worker {
     /// [`Keyframes`](super::Keyframes): each latent of the chunk (latent `start`, video frame `frame`
     /// on) whose index is a positive multiple of `every` becomes the model's redraw of itself under
     /// its own conditioning, its content kept in place, unless the prompt changed within the frames a switch blends over (a
-    /// keyframe redraws for the new prompt at once: a cut); a model without keyframes leaves the
-    /// chunk as it is.
+    /// keyframe redraws for the new prompt at once: a cut); a latent the model does not redraw stays
+    /// as it is.
     fn keyframe_chunk(
         &mut self,
         take: TakeId,
@@ -666,9 +666,8 @@ impl Worker {
                 let key = loaded.model.redraw(latent, &cond, noise, sampling, how).map_err(|e| {
                     EngineError::Generation { frame: first, reason: format!("drawing a keyframe: {e}") }
                 })?;
-                match key {
-                    Some(k) => *latent = k,
-                    None => return Ok(latents),
+                if let Some(k) = key {
+                    *latent = k;
                 }
             }
             first += per.of(l);

@@ -332,7 +332,8 @@ pub trait VideoModel: Send {
     /// the first latents after a hard prompt switch toward such a redraw, so the switch shows what
     /// the new prompt names (`SwitchAnchor`), and replaces every n-th latent of a take by one of
     /// itself, so the objects keep their shapes (`Keyframes`). `None` (the default): the model has
-    /// no such redraw, and does neither.
+    /// no such redraw, and does neither; or this frame is not one it can redraw as asked (then the
+    /// frame stays as it is).
     fn redraw(
         &mut self,
         _source: &Latent,

@@ -484,22 +484,17 @@ mod tests {
         assert!(bad(&m).contains("not an earlier take"));
         let m = r#"{"format":"spool-project","version":1,"current_take":3}"#;
         assert!(bad(m).contains("does not exist"));
-        let anchored = |anchor: &str| {
+        // A take with one more field, `key: value`.
+        let with = |key: &str, value: &str| {
             let t = format!(
-                r#"{{"id":0,"seed":1,"timeline":{{"segments":[{{"start":0,"prompt":"a"}}]}},"switch_anchor":{anchor}}}"#
+                r#"{{"id":0,"seed":1,"timeline":{{"segments":[{{"start":0,"prompt":"a"}}]}},"{key}":{value}}}"#
             );
             bad(&format!(r#"{{"format":"spool-project","version":1,"takes":[{t}]}}"#))
         };
-        assert_eq!(anchored(r#"{"strength":0.7,"latents":12}"#), "ok");
-        assert!(anchored(r#"{"strength":1.5,"latents":12}"#).contains("strength is in (0, 1]"));
-        assert!(anchored(r#"{"strength":0.7,"latents":9999}"#).contains("at most 256 latents"));
-        let keyed = |keys: &str| {
-            let t = format!(
-                r#"{{"id":0,"seed":1,"timeline":{{"segments":[{{"start":0,"prompt":"a"}}]}},"keyframes":{keys}}}"#
-            );
-            bad(&format!(r#"{{"format":"spool-project","version":1,"takes":[{t}]}}"#))
-        };
-        assert_eq!(keyed(r#"{"every":4,"strength":0.5}"#), "ok");
-        assert!(keyed(r#"{"every":0,"strength":0.5}"#).contains("every 1 or more frames"));
+        assert_eq!(with("switch_anchor", r#"{"strength":0.7,"latents":12}"#), "ok");
+        assert!(with("switch_anchor", r#"{"strength":1.5,"latents":12}"#).contains("strength is in (0, 1]"));
+        assert!(with("switch_anchor", r#"{"strength":0.7,"latents":9999}"#).contains("at most 256 latents"));
+        assert_eq!(with("keyframes", r#"{"every":4,"strength":0.5}"#), "ok");
+        assert!(with("keyframes", r#"{"every":0,"strength":0.5}"#).contains("every 1 or more frames"));
     }
 }

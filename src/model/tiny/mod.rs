@@ -563,6 +563,10 @@ pub struct SpoolTiny {
     reference: Option<Reference>,
 }
 
+/// The share of a frame's pixels near its median colour from which a keeping-place redraw moves it:
+/// plain backgrounds (~0.8 with one object) and starfields, not gradients, stripes or checkers.
+const PLAIN_ENOUGH: f32 = 0.5;
+
 /// A fresh first frame for `cond` sampled with `sampling` from [`Reference::NOISE`]: where the
 /// first-frame path lays the prompt out, which a keeping-place redraw registers against.
 struct Reference {
@@ -711,6 +715,11 @@ impl VideoModel for SpoolTiny {
         }
         let reference = &self.reference.as_ref().expect("made above").frame;
         let frame = core.decode_frame(source)?;
+        if register::plain_share(&frame) < PLAIN_ENOUGH {
+            // A gradient or a pattern moved on the torus shows its seam, and the redraw keeps part
+            // of it: a visible jump every keyframe. Such frames keep the model's own drawing.
+            return Ok(None);
+        }
         let (dy, dx) = register::torus_shift(&frame, reference);
         let placed = core.encode_frame(&register::roll(&frame, -i64::from(dy), -i64::from(dx)))?;
         // The sampler's steps over the noise levels the redraw spans, not over all of them (a

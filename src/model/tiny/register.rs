@@ -23,6 +23,15 @@ fn foreground(frame: &Frame) -> Vec<f32> {
     out
 }
 
+/// The share of `frame`'s pixels within 0.1 (summed over the channels, in [-1, 1] units) of its
+/// median colour: near 1 minus the objects' area on a plain background, low on a gradient or a
+/// pattern. Moving a frame on the torus is only harmless where the background is plain: a gradient
+/// or stripes would show their seam.
+pub fn plain_share(frame: &Frame) -> f32 {
+    let fg = foreground(frame);
+    fg.iter().filter(|v| **v < 0.1).count() as f32 / fg.len() as f32
+}
+
 /// `map` (`w × h`) averaged over `k × k` blocks.
 fn pooled(map: &[f32], w: usize, h: usize, k: usize) -> Vec<f32> {
     let (pw, ph) = (w / k, h / k);
@@ -117,6 +126,14 @@ mod tests {
             }
         }
         Frame { width: w as u32, height: h as u32, planar }
+    }
+
+    #[test]
+    fn a_plain_background_is_told_from_a_gradient() {
+        assert!(plain_share(&scene()) > 0.9);
+        let (w, h) = (64usize, 64usize);
+        let ramp: Vec<f32> = (0..3 * w * h).map(|i| ((i % (w * h)) / w) as f32 / h as f32 * 2.0 - 1.0).collect();
+        assert!(plain_share(&Frame { width: w as u32, height: h as u32, planar: ramp }) < 0.2);
     }
 
     #[test]
