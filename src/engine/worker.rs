@@ -636,9 +636,9 @@ impl Worker {
 
     /// [`Keyframes`](super::Keyframes): each latent of the chunk (latent `start`, video frame `frame`
     /// on) whose index is a positive multiple of `every` becomes the model's redraw of itself under
-    /// its own conditioning, its content kept in place, unless the prompt changed within the frames a switch blends over (a
-    /// keyframe redraws for the new prompt at once: a cut); a latent the model does not redraw stays
-    /// as it is.
+    /// its own conditioning, its content kept in place, unless the prompt changed within the frames
+    /// a switch blends over (a keyframe redraws for the new prompt at once: a cut); a latent the
+    /// model does not redraw stays as it is.
     fn keyframe_chunk(
         &mut self,
         take: TakeId,
@@ -648,10 +648,8 @@ impl Worker {
     ) -> StepResult<Vec<Latent>> {
         let settings = &self.takes[take.0 as usize].info.settings;
         let Some(keys) = settings.keyframes.filter(|k| k.every > 0) else { return Ok(latents) };
+        let (seed, settled) = (settings.seed, u64::from(settings.switch_anchor.unwrap_or_default().latents));
         let per = self.loaded.as_ref().ok_or(EngineError::NoModel)?.info.latent_frames;
-        let info = &self.takes[take.0 as usize].info;
-        let seed = info.settings.seed;
-        let settled = u64::from(info.settings.switch_anchor.unwrap_or_default().latents);
         let sampling = self.sampling(take)?;
         let mut first = frame;
         for (j, latent) in latents.iter_mut().enumerate() {

@@ -682,8 +682,9 @@ impl VideoModel for SpoolTiny {
     /// SDEdit through the first-frame path (BOS history), which draws the prompt's object where the
     /// caption lays out a clip's start. With `keep_place` the frame is first moved so that its
     /// content sits where a fresh first frame has it ([`register::torus_shift`]; the fresh frame is
-    /// kept per prompt), redrawn there and moved back, so the object keeps its place and motion (training/README.md, "Keyframes": a
-    /// redraw where the frame is pulls the object back to the caption's layout and stops it).
+    /// kept per prompt), redrawn there and moved back, so the object keeps its place and motion
+    /// (training/README.md, "Keyframes": a redraw where the frame is pulls the object back to the
+    /// caption's layout and stops it). Frames on a gradient or a pattern are not redrawn in place.
     fn redraw(
         &mut self,
         source: &Latent,
@@ -701,6 +702,12 @@ impl VideoModel for SpoolTiny {
             let x0 = core.redraw_with(&tokens, cond, sampling, strength, draw)?;
             return Ok(Some(core.to_latent(&x0)?));
         }
+        let frame = core.decode_frame(source)?;
+        if register::plain_share(&frame) < PLAIN_ENOUGH {
+            // A gradient or a pattern moved on the torus shows its seam, and the redraw keeps part
+            // of it: a visible jump every keyframe. Such frames keep the model's own drawing.
+            return Ok(None);
+        }
         if !self.reference.as_ref().map(|r| r.matches(cond, sampling)).transpose()?.unwrap_or(false) {
             // Strength 1: a fresh first frame (the tokens are not read), the caption's layout.
             let (seed, stream) = Reference::NOISE;
@@ -714,12 +721,6 @@ impl VideoModel for SpoolTiny {
             });
         }
         let reference = &self.reference.as_ref().expect("made above").frame;
-        let frame = core.decode_frame(source)?;
-        if register::plain_share(&frame) < PLAIN_ENOUGH {
-            // A gradient or a pattern moved on the torus shows its seam, and the redraw keeps part
-            // of it: a visible jump every keyframe. Such frames keep the model's own drawing.
-            return Ok(None);
-        }
         let (dy, dx) = register::torus_shift(&frame, reference);
         let placed = core.encode_frame(&register::roll(&frame, -i64::from(dy), -i64::from(dx)))?;
         // The sampler's steps over the noise levels the redraw spans, not over all of them (a
