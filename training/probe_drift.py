@@ -12,9 +12,11 @@ class from a clean history either. --sampler euler swaps the app's sampler (x0 p
 steps) for a deterministic Euler flow step, to see whether the fresh noise is what wanders off the shape.
 
 --refresh E:S redraws every E-th rolled-out frame as a frame 0 (BOS history) from noise S before the encoder
-sees it: the keyframe experiment of training/README.md "Keyframes".
+sees it (--registered: moved first so its content sits where frame 0 has it, and moved back): the keyframe
+experiment of training/README.md "Keyframes"; --moving keeps to straight motions on solid backgrounds, where
+the motion kept is measured.
 
-    python3 training/probe_drift.py WEIGHTS_DIR [--n 32] [--T 48] [--sampler renoise|euler] [--guidance G] [--hist-noise S] [--reencode] [--refresh E:S]
+    python3 training/probe_drift.py WEIGHTS_DIR [--n 32] [--T 48] [--sampler renoise|euler] [--guidance G] [--hist-noise S] [--reencode] [--refresh E:S [--registered]] [--moving]
 """
 import argparse
 import os
@@ -54,20 +56,6 @@ def euler_frame(M, model, h, ctx, bias, K, gen, uncond, guidance):
         v = M.guided_v(lambda c, cb: model.decoder(x, h, tt, c, cb), ctx, bias, uncond, guidance)
         x = x + (ts[k + 1] - ts[k]) * v
     return x
-
-
-def sdedit(M, model, x, h0, ctx, bias, K, s, gnr, uncond, guidance):
-    """the app's sampler from x noised to level s, on the schedule scaled by s, with encoder output h0"""
-    ts = [t * s for t in M.sampling_times(K)]
-    x = (1 - s) * x + s * torch.randn(x.shape, generator=gnr)
-    B = x.shape[0]
-    for k, t in enumerate(ts):
-        tt = torch.full((B,), t)
-        v = M.guided_v(lambda c, cb: model.decoder(x, h0, tt, c, cb), ctx, bias, uncond, guidance)
-        x0 = x - t * v
-        if k + 1 < K:
-            x = (1 - ts[k + 1]) * x0 + ts[k + 1] * torch.randn(x.shape, generator=gnr)
-    return x0
 
 
 def register(P, C):
@@ -160,7 +148,7 @@ def main():
                     P = gen.ae.decode(M.tokens_to_latent(x))
                     sh = register(P, ref)
                     x = M.latent_to_tokens(gen.ae.encode(roll_each(P, sh, -1)))
-                x = sdedit(M, model, x, h0, ctx, bias, gen.K, strength, gnr, unc, g)
+                x = M.sample_frame(model, h0, ctx, bias, gen.K, gnr, uncond=unc, guidance=g, source=x, strength=strength)
                 if a.registered:
                     x = M.latent_to_tokens(gen.ae.encode(roll_each(gen.ae.decode(M.tokens_to_latent(x)), sh, 1)))
             frames.append(x)

@@ -694,16 +694,18 @@ def guided_v(predict, ctx, ctx_bias, uncond=None, guidance: float = 1.0, paired:
 
 
 def denoise_frame(model: SpoolTiny, h, ctx, ctx_bias, K: int, gen: torch.Generator | None = None,
-                  noise=None, uncond=None, guidance: float = 1.0):
+                  noise=None, uncond=None, guidance: float = 1.0, source=None, strength: float = 1.0):
     """The app's sampler for one latent frame given encoder output h [B,64,D] (gradients flow if enabled).
-    noise: optional K tensors [B,64,16] (a list or a [K,B,64,16] tensor). uncond/guidance: see guided_v."""
+    noise: optional K tensors [B,64,16] (a list or a [K,B,64,16] tensor). uncond/guidance: see guided_v.
+    source/strength: SDEdit, the app's redraw — start from source [B,64,16] noised to `strength`, on the time
+    grid scaled by it (strength 1: from noise alone, source unread)."""
     B = h.shape[0]
-    ts = sampling_times(K)
+    ts = [t * strength for t in sampling_times(K)]
     def eps(k):
         if noise is not None:
             return noise[k]
         return torch.randn(B, 64, CFG.latent_channels, generator=gen, device=h.device, dtype=h.dtype)
-    x = eps(0)
+    x = eps(0) if source is None else (1 - strength) * source + strength * eps(0)
     x0 = None
     for k, t in enumerate(ts):
         tt = torch.full((B,), t, device=h.device, dtype=h.dtype)
