@@ -61,6 +61,26 @@ fn frames_arrive_in_order_with_numbers_timings_and_stats() {
 }
 
 #[test]
+fn a_frame_wakes_the_listener_once_and_no_event_waits_without_a_wake() {
+    // Each wake costs the app a whole window redraw: a frame's events (frame, progress, stats, and
+    // the stats after its commit) share one.
+    let wakes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = wakes.clone();
+    let h = Harness::with_waker(1, Some(Box::new(move || _ = counter.fetch_add(1, Ordering::SeqCst))));
+    let loaded = wakes.load(Ordering::SeqCst);
+    h.engine.send(generate("a red circle", 10)).unwrap();
+    let mut ev = h.until(finished);
+    ev.extend(h.quiet_for(Duration::from_millis(300)));
+    assert_eq!(frames(&ev).len(), 10);
+    let others = ev.iter().filter(|e| !matches!(e, Event::Frame(_) | Event::Progress { .. } | Event::Stats(_))).count();
+    let run = wakes.load(Ordering::SeqCst) - loaded;
+    assert!(run >= 10, "every frame wakes the listener: {run} wakes");
+    assert!(run <= 10 + others, "{run} wakes for 10 frames and {others} other events: {ev:#?}");
+    // The last event came with a wake: the listener is not left holding an unread one.
+    assert!(!matches!(ev.last(), Some(Event::Stats(_) | Event::Progress { .. })), "{:?}", ev.last());
+}
+
+#[test]
 fn chunked_models_emit_exactly_the_frames_asked_for() {
     let h = Harness::new(3);
     h.engine.send(generate("p", 5)).unwrap();

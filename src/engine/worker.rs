@@ -183,12 +183,20 @@ impl Worker {
         tracing::debug!("engine thread exits");
     }
 
+    /// Sends an event and wakes the listener.
     fn emit(&mut self, e: Event) {
-        if self.events.send(e).is_err() {
-            self.listener = false;
-        }
+        self.post(e);
         if let Some(w) = &self.waker {
             w();
+        }
+    }
+
+    /// Sends an event without waking the listener: it is read with the next one that does. Each
+    /// wake costs the app a whole window redraw, which a software renderer pays for in tens of
+    /// milliseconds; a frame's events share one wake so the next frame finds the window idle.
+    fn post(&mut self, e: Event) {
+        if self.events.send(e).is_err() {
+            self.listener = false;
         }
     }
 
@@ -598,10 +606,11 @@ impl Worker {
         let pos = self.cache.as_mut().expect("positioned above");
         pos.committed += latents.len() as u64;
         pos.surplus.extend(latents.into_iter().skip(1));
-        // The cache grew after the frames went out.
+        // The cache grew after the frames went out. The figure rides with the next wake (the next
+        // frame's, or the run's end).
         let cache_bytes = self.loaded.as_ref().map_or(0, |l| l.model.cache_bytes());
         if let Some(stats) = self.run.as_ref().map(|r| r.stats.snapshot(cache_bytes)) {
-            self.emit(Event::Stats(stats));
+            self.post(Event::Stats(stats));
         }
         self.finish_if_done();
         Ok(())
@@ -847,8 +856,8 @@ impl Worker {
             run.stats.record(&timing);
             let stats = run.stats.snapshot(cache_bytes);
             let target = run.target;
-            self.emit(Event::Frame(FrameEvent { take, index, id, frame, timing }));
-            self.emit(Event::Progress { take, done: index + 1, target });
+            self.post(Event::Frame(FrameEvent { take, index, id, frame, timing }));
+            self.post(Event::Progress { take, done: index + 1, target });
             self.emit(Event::Stats(stats));
         }
         Ok(())

@@ -48,7 +48,12 @@ impl App {
             ),
             ("Ahead", format!("{ahead} frames"), theme::TEXT, "Frames made but not yet played"),
             ("Cache", bytes(s.cache_bytes), theme::TEXT, "Memory held by the model's cache"),
-            ("To screen", ms(lag), theme::TEXT, "Frame decoded to first drawn, median"),
+            (
+                "To screen",
+                ms(lag),
+                theme::TEXT,
+                "Frame decoded to the window pass that draws it, median (the renderer then takes that pass's raster time)",
+            ),
         ];
         let card = theme::card().show(ui, |ui| {
             ui.set_width(ui.available_width());

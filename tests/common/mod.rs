@@ -178,13 +178,18 @@ pub fn factory(chunk: usize, log: Arc<Mutex<Log>>, control: Arc<Control>) -> Mod
 impl Harness {
     /// An engine with a double loaded.
     pub fn new(chunk: usize) -> Harness {
+        Harness::with_waker(chunk, None)
+    }
+
+    /// An engine with a double loaded, which calls `waker` as the app's would repaint.
+    pub fn with_waker(chunk: usize, waker: Option<spool::engine::Waker>) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let log = Arc::new(Mutex::new(Log::default()));
         let control = Arc::new(Control { fail_at: AtomicU64::new(u64::MAX), ..Default::default() });
         let engine = Engine::spawn(
             EngineConfig::new(dir.path().join("project")),
             factory(chunk, log.clone(), control.clone()),
-            None,
+            waker,
         )
         .unwrap();
         let h = Harness { engine, log, control, dir };
