@@ -52,7 +52,11 @@ fn generate(n: u64, guidance: Option<f32>) -> Command {
 }
 
 fn generate_with(n: u64, settings: GenSettings) -> Command {
-    Command::Generate { timeline: timeline(), frames: FrameCount::new(n).unwrap(), settings, start_image: None }
+    generate_on(timeline(), n, settings)
+}
+
+fn generate_on(timeline: Timeline, n: u64, settings: GenSettings) -> Command {
+    Command::Generate { timeline, frames: FrameCount::new(n).unwrap(), settings, start_image: None }
 }
 
 #[test]
@@ -166,18 +170,29 @@ fn a_prompt_switch_blends_toward_the_redraw() {
 /// `eval.py --only long`.
 #[test]
 fn keyframes_redraw_every_nth_frame_and_a_reopened_take_continues_exactly() {
+    keyframes_case(timeline());
+}
+
+/// On a gradient a keyframe redraws a still object where it is, deciding so from the frame a
+/// keyframe interval before: a reopened take reads that frame from the store.
+#[test]
+fn keyframes_on_a_gradient_redraw_a_still_object_and_a_reopened_take_continues_exactly() {
+    keyframes_case(Timeline::single("a yellow star standing still on a red to blue gradient"));
+}
+
+fn keyframes_case(timeline: Timeline) {
     let dir = tempfile::tempdir().unwrap();
     let keyed = |name: &str| engine(&dir.path().join(name));
     let keys = Some(Keyframes { every: 3, strength: 0.5 });
     let one = |keyframes| GenSettings { steps: Some(2), switch_anchor: None, keyframes, ..GenSettings::seeded(11) };
     let straight = {
         let e = keyed("a.spool");
-        e.send(generate_with(8, one(keys))).unwrap();
+        e.send(generate_on(timeline.clone(), 8, one(keys))).unwrap();
         run(&e).into_iter().map(|f| f.1).collect::<Vec<_>>()
     };
     let plain = {
         let e = keyed("b.spool");
-        e.send(generate_with(8, one(None))).unwrap();
+        e.send(generate_on(timeline.clone(), 8, one(None))).unwrap();
         run(&e).into_iter().map(|f| f.1).collect::<Vec<_>>()
     };
     assert_eq!(straight[..3], plain[..3], "frames before the first keyframe (3)");
@@ -186,7 +201,7 @@ fn keyframes_redraw_every_nth_frame_and_a_reopened_take_continues_exactly() {
     }
     {
         let e = keyed("c.spool");
-        e.send(generate_with(4, one(keys))).unwrap();
+        e.send(generate_on(timeline.clone(), 4, one(keys))).unwrap();
         run(&e);
     }
     let e = keyed("c.spool");

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use candle_core::{Device, Tensor};
 use spool::model::tiny::{SpoolTiny, TinyModel, sampling_times};
 use spool::model::{
-    CommitConditioning, Conditioning, Frame, FrameNoise, Latent, ModelError, Redraw, Sampling, VideoModel,
+    CommitConditioning, Conditioning, Frame, FrameNoise, Latent, ModelError, Place, Redraw, Sampling, VideoModel,
 };
 
 fn root() -> PathBuf {
@@ -114,7 +114,13 @@ fn a_redraw_is_frame_zero_at_full_strength_and_leaves_the_cache() {
     let (latents, _) = generate(&mut m, "a green square on a black background", 3, 5, 2);
     let source = &latents[4];
     let redraw = |m: &mut SpoolTiny, s: f32| {
-        m.redraw(source, &b, &mut FrameNoise::new(9, 0), Sampling::steps(2), Redraw { strength: s, keep_place: false })
+        m.redraw(
+            source,
+            &b,
+            &mut FrameNoise::new(9, 0),
+            Sampling::steps(2),
+            Redraw { strength: s, place: Place::Layout },
+        )
     };
     let full = redraw(&mut m, 1.0).unwrap().expect("spool-tiny redraws");
     let near = redraw(&mut m, 0.02).unwrap().unwrap();

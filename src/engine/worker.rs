@@ -16,7 +16,7 @@ use super::snapshots::Snapshots;
 use super::stats::RunStats;
 use super::{EngineConfig, ModelFactory, Waker};
 use crate::model::{
-    CommitConditioning, Conditioning, EncodedPrompt, FrameNoise, Latent, ModelInfo, Redraw, Sampling, VideoModel,
+    CommitConditioning, Conditioning, EncodedPrompt, FrameNoise, Latent, ModelInfo, Place, Redraw, Sampling, VideoModel,
 };
 use crate::project::{Manifest, ModelRecord, ParentRecord, Project, Recovery, TakeRecord};
 use crate::store::{FrameId, FrameStore, LatentData};
@@ -660,21 +660,33 @@ impl Worker {
         let (seed, settled) = (settings.seed, u64::from(settings.switch_anchor.unwrap_or_default().latents));
         let per = self.loaded.as_ref().ok_or(EngineError::NoModel)?.info.latent_frames;
         let sampling = self.sampling(take)?;
+        let every = u64::from(keys.every);
         let mut first = frame;
-        for (j, latent) in latents.iter_mut().enumerate() {
+        for j in 0..latents.len() {
             let l = start + j as u64;
             let timeline = &self.takes[take.0 as usize].info.timeline;
             let changing = timeline.mix_at(first) != timeline.mix_at(first.saturating_sub(settled));
-            if l > 0 && l.is_multiple_of(u64::from(keys.every)) && !changing {
+            if l > 0 && l.is_multiple_of(every) && !changing {
                 let (cond, _) = self.conditioning(take, first)?;
+                // The latent a keyframe interval before (this chunk's, already final, or stored).
+                let back = l - every;
+                let stored;
+                let earlier = match back.checked_sub(start) {
+                    Some(i) => &latents[i as usize],
+                    None => {
+                        let at = first - (back..l).map(|i| per.of(i)).sum::<u64>();
+                        stored = self.stored_latents(take, &[at])?.remove(0);
+                        &stored
+                    }
+                };
                 let noise = &mut FrameNoise::new(seed, l | KEYFRAME_STREAM);
                 let loaded = self.loaded.as_mut().ok_or(EngineError::NoModel)?;
-                let how = Redraw { strength: keys.strength, keep_place: true };
-                let key = loaded.model.redraw(latent, &cond, noise, sampling, how).map_err(|e| {
+                let how = Redraw { strength: keys.strength, place: Place::Kept { earlier: Some(earlier) } };
+                let key = loaded.model.redraw(&latents[j], &cond, noise, sampling, how).map_err(|e| {
                     EngineError::Generation { frame: first, reason: format!("drawing a keyframe: {e}") }
                 })?;
                 if let Some(k) = key {
-                    *latent = k;
+                    latents[j] = k;
                 }
             }
             first += per.of(l);
@@ -765,7 +777,7 @@ impl Worker {
         let loaded = self.loaded.as_mut().ok_or(EngineError::NoModel)?;
         let redraw = loaded
             .model
-            .redraw(&source, &cond, noise, sampling, Redraw { strength, keep_place: false })
+            .redraw(&source, &cond, noise, sampling, Redraw { strength, place: Place::Layout })
             .map_err(|e| EngineError::Generation { frame, reason: format!("redrawing for the prompt switch: {e}") })?;
         self.redraw = Some(SwitchRedraw { take, latent, mix, redraw: redraw.clone() });
         Ok(redraw)

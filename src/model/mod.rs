@@ -257,12 +257,21 @@ impl FrameNoise {
 }
 
 /// How [`VideoModel::redraw`] redraws a frame: from noise level `strength` in (0, 1] (1: from
-/// noise alone), and with its content where the frame has it (`keep_place`) or where the model lays
-/// out a clip's first frame.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Redraw {
+/// noise alone), and where its content goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Redraw<'a> {
     pub strength: f32,
-    pub keep_place: bool,
+    pub place: Place<'a>,
+}
+
+/// Where a redraw puts the frame's content.
+#[derive(Debug, Clone, Copy)]
+pub enum Place<'a> {
+    /// Where the model lays out a clip's first frame (a prompt switch: the new prompt's layout).
+    Layout,
+    /// Where the frame has it (a keyframe). `earlier` is the same take's frame a keyframe interval
+    /// before, when there is one: it tells a still object from a moving one.
+    Kept { earlier: Option<&'a Latent> },
 }
 
 /// A copy of a model's generation state (its cache), taken by [`VideoModel::snapshot`] and put back
@@ -328,7 +337,7 @@ pub trait VideoModel: Send {
     }
 
     /// The frame `source` redrawn under `cond` as if it began a clip, from noise level
-    /// `how.strength` (SDEdit), its content kept where it is if `how.keep_place`. The engine blends
+    /// `how.strength` (SDEdit), its content placed as `how.place` says. The engine blends
     /// the first latents after a hard prompt switch toward such a redraw, so the switch shows what
     /// the new prompt names (`SwitchAnchor`), and replaces every n-th latent of a take by one of
     /// itself, so the objects keep their shapes (`Keyframes`). `None` (the default): the model has
@@ -340,7 +349,7 @@ pub trait VideoModel: Send {
         _cond: &Conditioning,
         _noise: &mut FrameNoise,
         _sampling: Sampling,
-        _how: Redraw,
+        _how: Redraw<'_>,
     ) -> Result<Option<Latent>> {
         Ok(None)
     }

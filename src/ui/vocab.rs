@@ -393,16 +393,16 @@ pub const WORDS: &[&str] = &[
 
 /// Prompts spool-tiny does well, for the first-run examples (picked by looking at 64-frame clips of the
 /// shipped weights, run 23, seed 1, and looked at again with runs 26 and 28: the shape holds, and a moving
-/// one comes back round the frame; with keyframes, 160 frames: the ring on stripes lost its shape within
-/// ~50 frames, since keyframes skip patterned backgrounds, and gave way to the heart); the first fills
-/// the editor.
+/// one comes back round the frame; with keyframes, 160 frames: the ring on stripes keeps its shape since
+/// keyframes redraw still objects on patterns too, and broke up within ~50 frames before); the first
+/// fills the editor.
 pub const EXAMPLES: &[&str] = &[
     "an orange square moving right on a black background",
     "a yellow star standing still on a starfield",
     "a frog sitting still on a pink background",
     "a blue digit 7 standing still on a white background",
     "a purple triangle standing still on a yellow background",
-    "a green heart moving up on a purple background",
+    "a pink ring spinning on blue and green stripes",
 ];
 
 /// Whether `word` (any case) is in [`WORDS`].

@@ -55,7 +55,7 @@ pub use weights::Weights;
 use crate::model::text::{self, TextEncoder};
 use crate::model::{
     CacheSnapshot, CommitConditioning, Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, LatentFrames,
-    ModelError, ModelInfo, Redraw, Result, Sampling, VideoModel, check_guidance,
+    ModelError, ModelInfo, Place, Redraw, Result, Sampling, VideoModel, check_guidance,
 };
 
 /// Conditionings kept prepared at once: the current prompt, the previous one (a switch back is
@@ -563,9 +563,16 @@ pub struct SpoolTiny {
     reference: Option<Reference>,
 }
 
-/// The share of a frame's pixels near its median colour from which a keeping-place redraw moves it:
-/// plain backgrounds (~0.8 with one object) and starfields, not gradients, stripes or checkers.
-const PLAIN_ENOUGH: f32 = 0.5;
+/// On a two-tone backdrop (stripes, checkers, a gradient) a keeping-place redraw moves nothing: it
+/// redraws an object where it is, and only one that stands still (at most `STILL_PX` pixels each way
+/// since the frame a keyframe interval before; a moving one goes 8 or more in 4 frames) at its layout
+/// spot (within `NEAR_PX` of where a fresh first frame has it; a still object sits up to ~6 px off it).
+const STILL_PX: u32 = 2;
+const NEAR_PX: u32 = 6;
+/// The most such a redraw may change the frame (mean absolute difference, pixels in [-1, 1]): a still
+/// object's clean-up changes 0.02–0.04; more is a frame that had lost its object, and bringing it
+/// back at once is a cut.
+const MAX_IN_PLACE_CHANGE: f32 = 0.1;
 
 /// A fresh first frame for `cond` sampled with `sampling` from [`Reference::NOISE`]: where the
 /// first-frame path lays the prompt out, which a keeping-place redraw registers against.
@@ -680,34 +687,31 @@ impl VideoModel for SpoolTiny {
     }
 
     /// SDEdit through the first-frame path (BOS history), which draws the prompt's object where the
-    /// caption lays out a clip's start. With `keep_place` the frame is first moved so that its
+    /// caption lays out a clip's start. With [`Place::Kept`] the frame is first moved so that its
     /// content sits where a fresh first frame has it ([`register::torus_shift`]; the fresh frame is
     /// kept per prompt), redrawn there and moved back, so the object keeps its place and motion
     /// (training/README.md, "Keyframes": a redraw where the frame is pulls the object back to the
-    /// caption's layout and stops it). Frames on a gradient or a pattern are not redrawn in place.
+    /// caption's layout and stops it). On a gradient or a pattern only a still object at its layout
+    /// spot is redrawn, where it is ([`STILL_PX`]).
     fn redraw(
         &mut self,
         source: &Latent,
         cond: &Conditioning,
         noise: &mut FrameNoise,
         sampling: Sampling,
-        how: Redraw,
+        how: Redraw<'_>,
     ) -> Result<Option<Latent>> {
         let device = self.core.device().clone();
         let draw = &mut |shape: &[usize]| noise.normal(shape, &device);
         let core = &mut self.core;
         let tokens = core.to_tokens(source)?;
         let strength = f64::from(how.strength);
-        if !how.keep_place {
+        let Place::Kept { earlier } = how.place else {
             let x0 = core.redraw_with(&tokens, cond, sampling, strength, draw)?;
             return Ok(Some(core.to_latent(&x0)?));
-        }
+        };
         let frame = core.decode_frame(source)?;
-        if register::plain_share(&frame) < PLAIN_ENOUGH {
-            // A gradient or a pattern moved on the torus shows its seam, and the redraw keeps part
-            // of it: a visible jump every keyframe. Such frames keep the model's own drawing.
-            return Ok(None);
-        }
+        let backdrop = register::Backdrop::of(&frame);
         if !self.reference.as_ref().map(|r| r.matches(cond, sampling)).transpose()?.unwrap_or(false) {
             // Strength 1: a fresh first frame (the tokens are not read), the caption's layout.
             let (seed, stream) = Reference::NOISE;
@@ -721,7 +725,23 @@ impl VideoModel for SpoolTiny {
             });
         }
         let reference = &self.reference.as_ref().expect("made above").frame;
-        let (dy, dx) = register::torus_shift(&frame, reference);
+        let Some(shift) = register::torus_shift(&frame, reference, backdrop) else { return Ok(None) };
+        let (dy, dx) = match backdrop {
+            register::Backdrop::Plain => shift,
+            // A gradient or a pattern moved on the torus shows its seam, and the redraw keeps part of
+            // it (a jump every keyframe); a redraw where the frame is pulls an object to its layout
+            // spot. So only a still object there is redrawn; a moving one keeps the model's drawing.
+            register::Backdrop::TwoTone => {
+                let Some(earlier) = earlier.filter(|_| register::within(shift, &frame, NEAR_PX)) else {
+                    return Ok(None);
+                };
+                let moved = register::torus_shift(&frame, &core.decode_frame(earlier)?, backdrop);
+                if !moved.is_some_and(|m| register::within(m, &frame, STILL_PX)) {
+                    return Ok(None);
+                }
+                (0, 0)
+            }
+        };
         let placed = core.encode_frame(&register::roll(&frame, -i64::from(dy), -i64::from(dx)))?;
         // The sampler's steps over the noise levels the redraw spans, not over all of them (a
         // keyframe costs one in every few frames its time).
@@ -729,6 +749,11 @@ impl VideoModel for SpoolTiny {
         let redrawn =
             core.redraw_with(&core.to_tokens(&placed)?, cond, Sampling { steps, ..sampling }, strength, draw)?;
         let back = register::roll(&core.decode_frame(&core.to_latent(&redrawn)?)?, i64::from(dy), i64::from(dx));
+        if backdrop == register::Backdrop::TwoTone && register::change(&frame, &back) > MAX_IN_PLACE_CHANGE {
+            // The frame had lost its object (a smear or a band that stands still): the redraw would
+            // bring it back in one frame, a cut.
+            return Ok(None);
+        }
         Ok(Some(core.encode_frame(&back)?))
     }
 

@@ -5,22 +5,91 @@
 
 use crate::model::Frame;
 
+/// What a frame's background is, which says how its content is told from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backdrop {
+    /// One colour (a plain background, a starfield): content is what differs from the median colour.
+    Plain,
+    /// Two colours and the blends between them (stripes, checkers, a gradient, a sunset): content is
+    /// what lies off the line through them in colour space.
+    TwoTone,
+}
+
+impl Backdrop {
+    /// The backdrop `frame` shows: plain when at least 70% of its pixels are within 0.1 of its median
+    /// colour ([`plain_share`]; ~0.8 with one object on a plain background; a black and white
+    /// checkerboard reaches 0.5, and moved on the torus it shows its seam).
+    pub fn of(frame: &Frame) -> Backdrop {
+        if plain_share(frame) >= 0.7 { Backdrop::Plain } else { Backdrop::TwoTone }
+    }
+}
+
+/// Each channel's median.
+fn median_colour(frame: &Frame) -> [f32; 3] {
+    let n = (frame.width * frame.height) as usize;
+    std::array::from_fn(|c| {
+        let mut sorted = frame.planar[c * n..(c + 1) * n].to_vec();
+        *sorted.select_nth_unstable_by(n / 2, f32::total_cmp).1
+    })
+}
+
 /// Each pixel's distance from the frame's median colour (summed over the channels): the content,
 /// with a solid background at zero.
 fn foreground(frame: &Frame) -> Vec<f32> {
     let n = (frame.width * frame.height) as usize;
+    let median = median_colour(frame);
     let mut out = vec![0f32; n];
-    for c in 0..3 {
-        let plane = &frame.planar[c * n..(c + 1) * n];
-        let mut sorted = plane.to_vec();
-        let mid = n / 2;
-        let (_, median, _) = sorted.select_nth_unstable_by(mid, f32::total_cmp);
-        let median = *median;
-        for (o, v) in out.iter_mut().zip(plane) {
-            *o += (v - median).abs();
+    for (c, m) in median.iter().enumerate() {
+        for (o, v) in out.iter_mut().zip(&frame.planar[c * n..(c + 1) * n]) {
+            *o += (v - m).abs();
         }
     }
     out
+}
+
+/// Each pixel's distance from the line in colour space through the mean colour along the colours'
+/// main axis: on a two-tone backdrop the background (both tones and every blend of them) is near
+/// zero and an object of another colour is not. The backdrop's spread outweighs a small object's, so
+/// the axis is the backdrop's; the mean of two tones lies between them (a median need not: it is
+/// taken per channel).
+fn off_line(frame: &Frame) -> Vec<f32> {
+    let n = (frame.width * frame.height) as usize;
+    let m: [f32; 3] = std::array::from_fn(|c| frame.planar[c * n..(c + 1) * n].iter().sum::<f32>() / n as f32);
+    let px = |i: usize| -> [f32; 3] { std::array::from_fn(|c| frame.planar[c * n + i] - m[c]) };
+    let mut cov = [[0f32; 3]; 3];
+    for i in 0..n {
+        let d = px(i);
+        for (row, a) in cov.iter_mut().zip(d) {
+            for (v, b) in row.iter_mut().zip(d) {
+                *v += a * b;
+            }
+        }
+    }
+    // The main axis by power iteration (the covariance is symmetric and positive semi-definite).
+    let mut axis = [1f32; 3];
+    for _ in 0..32 {
+        let next: [f32; 3] = std::array::from_fn(|r| (0..3).map(|c| cov[r][c] * axis[c]).sum());
+        let norm = next.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm < 1e-12 {
+            break;
+        }
+        axis = next.map(|v| v / norm);
+    }
+    (0..n)
+        .map(|i| {
+            let d = px(i);
+            let along: f32 = d.iter().zip(axis).map(|(a, b)| a * b).sum();
+            d.iter().zip(axis).map(|(a, b)| (a - along * b).powi(2)).sum::<f32>().sqrt()
+        })
+        .collect()
+}
+
+/// A frame's content against `backdrop`.
+fn content(frame: &Frame, backdrop: Backdrop) -> Vec<f32> {
+    match backdrop {
+        Backdrop::Plain => foreground(frame),
+        Backdrop::TwoTone => off_line(frame),
+    }
 }
 
 /// The share of `frame`'s pixels within 0.1 (summed over the channels, in [-1, 1] units) of its
@@ -57,12 +126,19 @@ fn overlap(a: &[f32], b: &[f32], w: usize, h: usize, dy: usize, dx: usize) -> f3
 }
 
 /// The shift `(dy, dx)` (rows, columns, each in `0..size`) by which `frame`'s content is moved
-/// from `reference`'s: [`roll`]ing `frame` by `(−dy, −dx)` best overlaps the two. Coarse to fine: every
-/// shift on 4×4 blocks, then ±3 pixels around the best. Both frames must have one size.
-pub fn torus_shift(frame: &Frame, reference: &Frame) -> (u32, u32) {
+/// from `reference`'s, both told from `backdrop`: [`roll`]ing `frame` by `(−dy, −dx)` best overlaps
+/// the two. Coarse to fine: every shift on 4×4 blocks, then ±3 pixels around the best. Both frames
+/// must have one size. `None` when either shows no content against a two-tone backdrop (an object
+/// of the backdrop's own colours cannot be told from it).
+pub fn torus_shift(frame: &Frame, reference: &Frame, backdrop: Backdrop) -> Option<(u32, u32)> {
     let (w, h) = (frame.width as usize, frame.height as usize);
     assert_eq!((w, h), (reference.width as usize, reference.height as usize), "frames of one size");
-    let (a, b) = (foreground(frame), foreground(reference));
+    let (a, b) = (content(frame, backdrop), content(reference, backdrop));
+    // Some object: at least 0.5% of the pixels clearly off the backdrop (a 9×9 block of 128×128).
+    let shows = |m: &[f32]| m.iter().filter(|v| **v > 0.3).count() * 200 >= m.len();
+    if backdrop == Backdrop::TwoTone && !(shows(&a) && shows(&b)) {
+        return None;
+    }
     const K: usize = 4;
     let (pa, pb, pw, ph) = (pooled(&a, w, h, K), pooled(&b, w, h, K), w / K, h / K);
     let mut best = (f32::NEG_INFINITY, 0, 0);
@@ -86,7 +162,19 @@ pub fn torus_shift(frame: &Frame, reference: &Frame) -> (u32, u32) {
             }
         }
     }
-    (fine.1 as u32, fine.2 as u32)
+    Some((fine.1 as u32, fine.2 as u32))
+}
+
+/// Whether a shift from [`torus_shift`] of a `frame`-sized torus moves by at most `px` pixels on
+/// each axis, either way.
+pub fn within(shift: (u32, u32), frame: &Frame, px: u32) -> bool {
+    let near = |d: u32, size: u32| (d % size).min(size - d % size) <= px;
+    near(shift.0, frame.height) && near(shift.1, frame.width)
+}
+
+/// The mean absolute difference of two frames' pixels (both of one size).
+pub fn change(a: &Frame, b: &Frame) -> f32 {
+    a.planar.iter().zip(&b.planar).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.planar.len().max(1) as f32
 }
 
 /// `frame` moved by `(dy, dx)` on the torus: the pixel at (y, x) goes to (y + dy, x + dx).
@@ -136,12 +224,45 @@ mod tests {
         assert!(plain_share(&Frame { width: w as u32, height: h as u32, planar: ramp }) < 0.2);
     }
 
+    /// Diagonal stripes of two colours (period 16) with a red 10×10 block at (row 20, column 30).
+    fn striped(block: Option<(usize, usize)>) -> Frame {
+        let (w, h) = (64usize, 64usize);
+        let (blue, green) = ([-0.8f32, -0.5, 0.8], [-0.7f32, 0.6, -0.6]);
+        let mut planar = vec![0f32; 3 * w * h];
+        for y in 0..h {
+            for x in 0..w {
+                let tone = if (x + y) % 16 < 8 { blue } else { green };
+                let red = block.is_some_and(|(by, bx)| (by..by + 10).contains(&y) && (bx..bx + 10).contains(&x));
+                for c in 0..3 {
+                    planar[c * w * h + y * w + x] = if red { [0.9, -0.8, -0.8][c] } else { tone[c] };
+                }
+            }
+        }
+        Frame { width: w as u32, height: h as u32, planar }
+    }
+
+    #[test]
+    fn an_object_on_stripes_is_found_where_it_went_not_the_stripes() {
+        let reference = striped(Some((20, 30)));
+        assert_eq!(Backdrop::of(&reference), Backdrop::TwoTone);
+        // The stripes stay; the object moves (by a shift that also lines the stripes up with themselves
+        // for the first case, so a registration on the stripes would be wrong).
+        for (dy, dx) in [(8i64, 8i64), (5, 0), (0, 3), (30, -25)] {
+            let moved = striped(Some(((20 + dy) as usize, (30 + dx) as usize)));
+            let shift = torus_shift(&moved, &reference, Backdrop::TwoTone).expect("content");
+            assert_eq!(shift, (dy.rem_euclid(64) as u32, dx.rem_euclid(64) as u32), "moved by ({dy}, {dx})");
+            assert_eq!(within(shift, &moved, 3), dy.abs().max(dx.abs()) <= 3, "moved by ({dy}, {dx})");
+        }
+        // No object against the backdrop: nothing to register.
+        assert_eq!(torus_shift(&striped(None), &reference, Backdrop::TwoTone), None);
+    }
+
     #[test]
     fn a_moved_frame_is_found_where_it_went_across_the_edges_too() {
         let reference = scene();
         for (dy, dx) in [(0i64, 0i64), (5, 3), (-7, 13), (50, -30), (31, 62)] {
             let moved = roll(&reference, dy, dx);
-            let (sy, sx) = torus_shift(&moved, &reference);
+            let (sy, sx) = torus_shift(&moved, &reference, Backdrop::Plain).expect("content");
             assert_eq!((i64::from(sy), i64::from(sx)), (dy.rem_euclid(64), dx.rem_euclid(64)), "moved by ({dy}, {dx})");
             assert_eq!(roll(&moved, -i64::from(sy), -i64::from(sx)), reference, "moving it back restores it");
         }
