@@ -569,10 +569,11 @@ pub struct SpoolTiny {
 /// spot (within `NEAR_PX` of where a fresh first frame has it; a still object sits up to ~6 px off it).
 const STILL_PX: u32 = 2;
 const NEAR_PX: u32 = 6;
-/// The most such a redraw may change the frame (mean absolute difference, pixels in [-1, 1]): a still
-/// object's clean-up changed 0.016–0.073 on the prompts measured, a frame that had lost its object (a
-/// band or smear standing still) 0.14–0.34 — bringing the object back at once is a cut.
-const MAX_IN_PLACE_CHANGE: f32 = 0.1;
+/// The most a keeping-place redraw may change the frame (mean absolute difference, pixels in
+/// [-1, 1]): a clean-up changed 0.013–0.073 on the prompts measured (plain and two-tone), a two-tone
+/// frame that had lost its object (a band or smear standing still) 0.14–0.34, and a checkerboard
+/// taken for a plain backdrop and moved 0.56 — each a cut.
+const MAX_KEYFRAME_CHANGE: f32 = 0.1;
 
 /// A fresh first frame for `cond` sampled with `sampling` from [`Reference::NOISE`]: where the
 /// first-frame path lays the prompt out, which a keeping-place redraw registers against.
@@ -749,9 +750,9 @@ impl VideoModel for SpoolTiny {
         let redrawn =
             core.redraw_with(&core.to_tokens(&placed)?, cond, Sampling { steps, ..sampling }, strength, draw)?;
         let back = register::roll(&core.decode_frame(&core.to_latent(&redrawn)?)?, i64::from(dy), i64::from(dx));
-        if backdrop == register::Backdrop::TwoTone && register::change(&frame, &back) > MAX_IN_PLACE_CHANGE {
-            // The frame had lost its object (a smear or a band that stands still): the redraw would
-            // bring it back in one frame, a cut.
+        if register::change(&frame, &back) > MAX_KEYFRAME_CHANGE {
+            // The frame had lost its object (a smear or a band that stands still), or its backdrop
+            // was taken for another kind: the redraw would change it at once, a cut.
             return Ok(None);
         }
         Ok(Some(core.encode_frame(&back)?))
