@@ -148,10 +148,9 @@ fn parse_keyframes(s: &str) -> Result<Keyframes, String> {
     let (every, strength) = s.split_once(':').ok_or_else(bad)?;
     let every: u32 = every.trim().parse().map_err(|_| bad())?;
     let strength: f32 = strength.trim().parse().map_err(|_| bad())?;
-    if every == 0 || !(strength > 0.0 && strength <= 1.0) {
-        return Err(bad());
-    }
-    Ok(Keyframes { every, strength })
+    let keys = Keyframes { every, strength };
+    keys.check().map_err(|_| bad())?;
+    Ok(keys)
 }
 
 fn parse_fps(s: &str) -> Result<f32, String> {

@@ -674,8 +674,7 @@ impl Worker {
                 let earlier = match back.checked_sub(start) {
                     Some(i) => &latents[i as usize],
                     None => {
-                        let at = first - (back..l).map(|i| per.of(i)).sum::<u64>();
-                        stored = self.stored_latents(take, &[at])?.remove(0);
+                        stored = self.stored_latents(take, &[per.before(back)])?.remove(0);
                         &stored
                     }
                 };

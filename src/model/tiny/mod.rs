@@ -576,18 +576,28 @@ const NEAR_PX: u32 = 6;
 const MAX_KEYFRAME_CHANGE: f32 = 0.1;
 
 /// A fresh first frame for `cond` sampled with `sampling` from [`Reference::NOISE`]: where the
-/// first-frame path lays the prompt out, which a keeping-place redraw registers against.
+/// first-frame path lays the prompt out, which a keeping-place redraw registers against (its content
+/// against either backdrop, made once).
 struct Reference {
     tokens: Vec<f32>,
     bias: Vec<f32>,
     sampling: Sampling,
-    frame: Frame,
+    plain: register::Content,
+    two_tone: register::Content,
 }
 
 impl Reference {
     /// Its own noise, so the reference depends on the prompt and sampling alone (a take rebuilt
     /// or made again gets the same one).
     const NOISE: (u64, u64) = (0x5EED, u64::MAX);
+
+    /// Its content told from `backdrop`.
+    fn content(&self, backdrop: register::Backdrop) -> &register::Content {
+        match backdrop {
+            register::Backdrop::Plain => &self.plain,
+            register::Backdrop::TwoTone => &self.two_tone,
+        }
+    }
 
     fn matches(&self, cond: &Conditioning, sampling: Sampling) -> Result<bool> {
         Ok(self.sampling == sampling
@@ -712,22 +722,24 @@ impl VideoModel for SpoolTiny {
             return Ok(Some(core.to_latent(&x0)?));
         };
         let frame = core.decode_frame(source)?;
-        let backdrop = register::Backdrop::of(&frame);
+        let content = register::Content::of(&frame);
         if !self.reference.as_ref().map(|r| r.matches(cond, sampling)).transpose()?.unwrap_or(false) {
             // Strength 1: a fresh first frame (the tokens are not read), the caption's layout.
             let (seed, stream) = Reference::NOISE;
             let own = &mut FrameNoise::new(seed, stream);
             let fresh = core.redraw_with(&tokens, cond, sampling, 1.0, &mut |shape| own.normal(shape, &device))?;
+            let fresh = core.decode_frame(&core.to_latent(&fresh)?)?;
             self.reference = Some(Reference {
                 tokens: cond.tokens.flatten_all()?.to_vec1::<f32>()?,
                 bias: cond.bias.to_vec1::<f32>()?,
                 sampling,
-                frame: core.decode_frame(&core.to_latent(&fresh)?)?,
+                plain: register::Content::against(&fresh, register::Backdrop::Plain),
+                two_tone: register::Content::against(&fresh, register::Backdrop::TwoTone),
             });
         }
-        let reference = &self.reference.as_ref().expect("made above").frame;
-        let Some(shift) = register::torus_shift(&frame, reference, backdrop) else { return Ok(None) };
-        let (dy, dx) = match backdrop {
+        let reference = self.reference.as_ref().expect("made above").content(content.backdrop());
+        let Some(shift) = register::torus_shift(&content, reference) else { return Ok(None) };
+        let (dy, dx) = match content.backdrop() {
             register::Backdrop::Plain => shift,
             // A gradient or a pattern moved on the torus shows its seam, and the redraw keeps part of
             // it (a jump every keyframe); a redraw where the frame is pulls an object to its layout
@@ -736,7 +748,8 @@ impl VideoModel for SpoolTiny {
                 let Some(earlier) = earlier.filter(|_| register::within(shift, &frame, NEAR_PX)) else {
                     return Ok(None);
                 };
-                let moved = register::torus_shift(&frame, &core.decode_frame(earlier)?, backdrop);
+                let earlier = register::Content::against(&core.decode_frame(earlier)?, register::Backdrop::TwoTone);
+                let moved = register::torus_shift(&content, &earlier);
                 if !moved.is_some_and(|m| register::within(m, &frame, STILL_PX)) {
                     return Ok(None);
                 }

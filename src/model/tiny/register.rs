@@ -15,12 +15,48 @@ pub enum Backdrop {
     TwoTone,
 }
 
-impl Backdrop {
-    /// The backdrop `frame` shows: plain when at least 70% of its pixels are within 0.1 of its median
-    /// colour ([`plain_share`]; ~0.8 with one object on a plain background; a black and white
-    /// checkerboard reaches 0.5, and moved on the torus it shows its seam).
-    pub fn of(frame: &Frame) -> Backdrop {
-        if plain_share(frame) >= 0.7 { Backdrop::Plain } else { Backdrop::TwoTone }
+/// A frame's content told from its backdrop: the map that registrations overlap.
+pub struct Content {
+    backdrop: Backdrop,
+    map: Vec<f32>,
+    width: usize,
+    height: usize,
+}
+
+impl Content {
+    /// `frame`'s content against the backdrop it shows: plain when at least 70% of its pixels are
+    /// within 0.1 of its median colour ([`plain_share`]; ~0.8 with one object on a plain background;
+    /// a black and white checkerboard reaches 0.5, and moved on the torus it shows its seam).
+    pub fn of(frame: &Frame) -> Content {
+        let fg = foreground(frame);
+        if plain_share(&fg) >= 0.7 {
+            Content::with(frame, Backdrop::Plain, fg)
+        } else {
+            Content::against(frame, Backdrop::TwoTone)
+        }
+    }
+
+    /// `frame`'s content against `backdrop` (another frame's, to register the two).
+    pub fn against(frame: &Frame, backdrop: Backdrop) -> Content {
+        let map = match backdrop {
+            Backdrop::Plain => foreground(frame),
+            Backdrop::TwoTone => off_line(frame),
+        };
+        Content::with(frame, backdrop, map)
+    }
+
+    fn with(frame: &Frame, backdrop: Backdrop, map: Vec<f32>) -> Content {
+        Content { backdrop, map, width: frame.width as usize, height: frame.height as usize }
+    }
+
+    pub fn backdrop(&self) -> Backdrop {
+        self.backdrop
+    }
+
+    /// Whether it shows an object: at least 0.5% of the pixels clearly off the backdrop (a 9×9 block
+    /// of 128×128).
+    fn shows(&self) -> bool {
+        self.map.iter().filter(|v| **v > 0.3).count() * 200 >= self.map.len()
     }
 }
 
@@ -84,20 +120,11 @@ fn off_line(frame: &Frame) -> Vec<f32> {
         .collect()
 }
 
-/// A frame's content against `backdrop`.
-fn content(frame: &Frame, backdrop: Backdrop) -> Vec<f32> {
-    match backdrop {
-        Backdrop::Plain => foreground(frame),
-        Backdrop::TwoTone => off_line(frame),
-    }
-}
-
-/// The share of `frame`'s pixels within 0.1 (summed over the channels, in [-1, 1] units) of its
-/// median colour: near 1 minus the objects' area on a plain background, low on a gradient or a
-/// pattern. Moving a frame on the torus is only harmless where the background is plain: a gradient
-/// or stripes would show their seam.
-pub fn plain_share(frame: &Frame) -> f32 {
-    let fg = foreground(frame);
+/// The share of a frame's pixels within 0.1 (summed over the channels, in [-1, 1] units) of its
+/// median colour, from its [`foreground`] map: near 1 minus the objects' area on a plain background,
+/// low on a gradient or a pattern. Moving a frame on the torus is only harmless where the background
+/// is plain: a gradient or stripes would show their seam.
+fn plain_share(fg: &[f32]) -> f32 {
     fg.iter().filter(|v| **v < 0.1).count() as f32 / fg.len() as f32
 }
 
@@ -126,21 +153,20 @@ fn overlap(a: &[f32], b: &[f32], w: usize, h: usize, dy: usize, dx: usize) -> f3
 }
 
 /// The shift `(dy, dx)` (rows, columns, each in `0..size`) by which `frame`'s content is moved
-/// from `reference`'s, both told from `backdrop`: [`roll`]ing `frame` by `(−dy, −dx)` best overlaps
-/// the two. Coarse to fine: every shift on 4×4 blocks, then ±3 pixels around the best. Both frames
-/// must have one size. `None` when either shows no content against a two-tone backdrop (an object
-/// of the backdrop's own colours cannot be told from it).
-pub fn torus_shift(frame: &Frame, reference: &Frame, backdrop: Backdrop) -> Option<(u32, u32)> {
-    let (w, h) = (frame.width as usize, frame.height as usize);
-    assert_eq!((w, h), (reference.width as usize, reference.height as usize), "frames of one size");
-    let (a, b) = (content(frame, backdrop), content(reference, backdrop));
-    // Some object: at least 0.5% of the pixels clearly off the backdrop (a 9×9 block of 128×128).
-    let shows = |m: &[f32]| m.iter().filter(|v| **v > 0.3).count() * 200 >= m.len();
-    if backdrop == Backdrop::TwoTone && !(shows(&a) && shows(&b)) {
+/// from `reference`'s: [`roll`]ing `frame` by `(−dy, −dx)` best overlaps the two. Coarse to fine:
+/// every shift on 4×4 blocks, then ±3 pixels around the best. Both must be of one size and told from
+/// one backdrop. `None` when either shows no content against a two-tone backdrop (an object of the
+/// backdrop's own colours cannot be told from it).
+pub fn torus_shift(frame: &Content, reference: &Content) -> Option<(u32, u32)> {
+    let (w, h) = (frame.width, frame.height);
+    assert_eq!((w, h), (reference.width, reference.height), "frames of one size");
+    assert_eq!(frame.backdrop, reference.backdrop, "content told from one backdrop");
+    if frame.backdrop == Backdrop::TwoTone && !(frame.shows() && reference.shows()) {
         return None;
     }
+    let (a, b) = (&frame.map, &reference.map);
     const K: usize = 4;
-    let (pa, pb, pw, ph) = (pooled(&a, w, h, K), pooled(&b, w, h, K), w / K, h / K);
+    let (pa, pb, pw, ph) = (pooled(a, w, h, K), pooled(b, w, h, K), w / K, h / K);
     let mut best = (f32::NEG_INFINITY, 0, 0);
     for dy in 0..ph {
         for dx in 0..pw {
@@ -156,7 +182,7 @@ pub fn torus_shift(frame: &Frame, reference: &Frame, backdrop: Backdrop) -> Opti
         for ox in -3i64..=3 {
             let dy = (cy as i64 + oy).rem_euclid(h as i64) as usize;
             let dx = (cx as i64 + ox).rem_euclid(w as i64) as usize;
-            let s = overlap(&a, &b, w, h, dy, dx);
+            let s = overlap(a, b, w, h, dy, dx);
             if s > fine.0 {
                 fine = (s, dy, dx);
             }
@@ -218,10 +244,13 @@ mod tests {
 
     #[test]
     fn a_plain_background_is_told_from_a_gradient() {
-        assert!(plain_share(&scene()) > 0.9);
+        assert!(plain_share(&foreground(&scene())) > 0.9);
         let (w, h) = (64usize, 64usize);
         let ramp: Vec<f32> = (0..3 * w * h).map(|i| ((i % (w * h)) / w) as f32 / h as f32 * 2.0 - 1.0).collect();
-        assert!(plain_share(&Frame { width: w as u32, height: h as u32, planar: ramp }) < 0.2);
+        let ramp = Frame { width: w as u32, height: h as u32, planar: ramp };
+        assert!(plain_share(&foreground(&ramp)) < 0.2);
+        assert_eq!(Content::of(&ramp).backdrop(), Backdrop::TwoTone);
+        assert_eq!(Content::of(&scene()).backdrop(), Backdrop::Plain);
     }
 
     /// Diagonal stripes of two colours (period 16) with a red 10×10 block at (row 20, column 30).
@@ -244,17 +273,18 @@ mod tests {
     #[test]
     fn an_object_on_stripes_is_found_where_it_went_not_the_stripes() {
         let reference = striped(Some((20, 30)));
-        assert_eq!(Backdrop::of(&reference), Backdrop::TwoTone);
+        let against = Content::of(&reference);
+        assert_eq!(against.backdrop(), Backdrop::TwoTone);
         // The stripes stay; the object moves (by a shift that also lines the stripes up with themselves
         // for the first case, so a registration on the stripes would be wrong).
         for (dy, dx) in [(8i64, 8i64), (5, 0), (0, 3), (30, -25)] {
             let moved = striped(Some(((20 + dy) as usize, (30 + dx) as usize)));
-            let shift = torus_shift(&moved, &reference, Backdrop::TwoTone).expect("content");
+            let shift = torus_shift(&Content::against(&moved, Backdrop::TwoTone), &against).expect("content");
             assert_eq!(shift, (dy.rem_euclid(64) as u32, dx.rem_euclid(64) as u32), "moved by ({dy}, {dx})");
             assert_eq!(within(shift, &moved, 3), dy.abs().max(dx.abs()) <= 3, "moved by ({dy}, {dx})");
         }
         // No object against the backdrop: nothing to register.
-        assert_eq!(torus_shift(&striped(None), &reference, Backdrop::TwoTone), None);
+        assert_eq!(torus_shift(&Content::against(&striped(None), Backdrop::TwoTone), &against), None);
     }
 
     #[test]
@@ -262,7 +292,7 @@ mod tests {
         let reference = scene();
         for (dy, dx) in [(0i64, 0i64), (5, 3), (-7, 13), (50, -30), (31, 62)] {
             let moved = roll(&reference, dy, dx);
-            let (sy, sx) = torus_shift(&moved, &reference, Backdrop::Plain).expect("content");
+            let (sy, sx) = torus_shift(&Content::of(&moved), &Content::of(&reference)).expect("content");
             assert_eq!((i64::from(sy), i64::from(sx)), (dy.rem_euclid(64), dx.rem_euclid(64)), "moved by ({dy}, {dx})");
             assert_eq!(roll(&moved, -i64::from(sy), -i64::from(sx)), reference, "moving it back restores it");
         }
