@@ -180,6 +180,13 @@ fn keyframes_on_a_gradient_redraw_a_still_object_and_a_reopened_take_continues_e
     keyframes_case(Timeline::single("a yellow star standing still on a red to blue gradient"));
 }
 
+/// On a sky (a ramp) a keyframe cuts the moving object out, redraws it at its layout spot and pastes
+/// it back, the sky left where it is.
+#[test]
+fn keyframes_on_a_sky_redraw_a_moving_object_and_a_reopened_take_continues_exactly() {
+    keyframes_case(Timeline::single("a yellow star moving up on a night sky"));
+}
+
 fn keyframes_case(timeline: Timeline) {
     let dir = tempfile::tempdir().unwrap();
     let keyed = |name: &str| engine(&dir.path().join(name));
@@ -211,4 +218,54 @@ fn keyframes_case(timeline: Timeline) {
     for (i, got) in rest {
         assert!(got == straight[i as usize], "frame {i} differs after reopening");
     }
+}
+
+/// Keyframes hold an object to its first frame's look, so they follow what the prompt asks of it
+/// (`model::Look`, read from its words): a growing (or shrinking, fading) object is left to the
+/// model, and a spinning one is redrawn where it stands. Registered and moved like a sliding object,
+/// a spinning star walked ~40 px across the frame in 24 frames; in place it stays within ~13.
+#[test]
+fn keyframes_leave_a_growth_alone_and_keep_a_spinning_object_where_it_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = |name: &str, prompt: &str, n: u64, keyframes: Option<Keyframes>| {
+        let e = engine(&dir.path().join(name));
+        let settings = GenSettings { steps: Some(2), switch_anchor: None, keyframes, ..GenSettings::seeded(11) };
+        e.send(generate_on(Timeline::single(prompt), n, settings)).unwrap();
+        run(&e).into_iter().map(|f| f.1).collect::<Vec<_>>()
+    };
+    let keys = Some(Keyframes { every: 3, strength: 0.5 });
+    let growing = "a red heart growing on a black background";
+    assert!(frames("a.spool", growing, 8, keys) == frames("b.spool", growing, 8, None), "a growth is left alone");
+
+    let spinning = "a yellow star spinning on a black background";
+    let (with, without) = (frames("c.spool", spinning, 24, keys), frames("d.spool", spinning, 24, None));
+    assert!(with[3] != without[3], "the spinning star is redrawn at the keyframe");
+    let start = centroid(&with[0]);
+    for (i, f) in with.iter().enumerate() {
+        let (x, y) = centroid(f);
+        let off = (x - start.0).hypot(y - start.1);
+        assert!(off < 20.0, "frame {i}: the star's centre is {off:.1} px from where it started");
+    }
+}
+
+/// The centre of the pixels away from the frame's median colour (the object on a plain backdrop).
+fn centroid(frame: &Frame) -> (f32, f32) {
+    let n = (frame.width * frame.height) as usize;
+    let median = |c: usize| {
+        let mut v = frame.planar[c * n..(c + 1) * n].to_vec();
+        v.sort_by(f32::total_cmp);
+        v[n / 2]
+    };
+    let m = [median(0), median(1), median(2)];
+    let (mut sx, mut sy, mut count) = (0.0, 0.0, 0.0);
+    for i in 0..n {
+        let d: f32 = (0..3).map(|c| (frame.planar[c * n + i] - m[c]).abs()).sum();
+        if d > 0.5 {
+            sx += (i as u32 % frame.width) as f32;
+            sy += (i as u32 / frame.width) as f32;
+            count += 1.0;
+        }
+    }
+    assert!(count > 0.0, "the frame shows an object");
+    (sx / count, sy / count)
 }

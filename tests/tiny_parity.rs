@@ -23,7 +23,7 @@ fn fixtures(dir: &Path) -> Fixtures {
 }
 
 fn cond(fx: &Fixtures, which: &str) -> Conditioning {
-    Conditioning { tokens: fx.get(&format!("cond_{which}.tokens")), bias: fx.get(&format!("cond_{which}.bias")) }
+    Conditioning::new(fx.get(&format!("cond_{which}.tokens")), fx.get(&format!("cond_{which}.bias")))
 }
 
 fn model() -> TinyModel {

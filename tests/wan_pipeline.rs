@@ -85,7 +85,7 @@ fn a_blend_weighs_its_prompts_in_cross_attention() {
     let cond = |text: &str| {
         let (tokens, _) = core.encode(text).unwrap();
         let bias = Tensor::zeros(tokens.dim(0).unwrap(), DType::F32, &Device::Cpu).unwrap();
-        Conditioning { tokens, bias }
+        Conditioning::new(tokens, bias)
     };
     let (fox, whale) = (cond("a red fox runs across the snow"), cond("a blue whale under the sea"));
     let shape = core.chunk_shape();

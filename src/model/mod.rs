@@ -168,9 +168,30 @@ pub struct Conditioning {
     pub tokens: Tensor,
     /// `(n,)` f32.
     pub bias: Tensor,
+    /// What the prompt asks of its objects' look over time, as the model reads its words.
+    pub look: Look,
+}
+
+/// What a prompt asks of its objects' look over time. Keyframes hold an object to its first frame's
+/// look, so they follow this: a spin is redrawn where it stands, a growth or a fade is left alone.
+/// Ordered by how much the look changes: a blend takes the most any of its prompts asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Look {
+    /// The look stays: objects stand still or move as a whole (slide, bounce, orbit, a pan).
+    #[default]
+    Same,
+    /// Objects turn where they stand (spin): their outline changes, their place does not.
+    Turning,
+    /// Objects grow, shrink or fade: their look itself changes.
+    Changing,
 }
 
 impl Conditioning {
+    /// A prompt's conditioning whose objects keep their look ([`Look::Same`]).
+    pub fn new(tokens: Tensor, bias: Tensor) -> Conditioning {
+        Conditioning { tokens, bias, look: Look::Same }
+    }
+
     /// Weighted mix of conditionings; weights need not sum to one (they are normalised).
     pub fn blend(parts: &[(f32, &Conditioning)]) -> Result<Conditioning> {
         let total: f32 = parts.iter().map(|(w, _)| w.max(0.0)).sum();
@@ -182,11 +203,13 @@ impl Conditioning {
         }
         let mut tokens = Vec::new();
         let mut bias = Vec::new();
+        let mut look = Look::Same;
         for (w, c) in parts.iter().filter(|(w, _)| *w > 0.0) {
             tokens.push(c.tokens.clone());
             bias.push((&c.bias + f64::from((w / total).ln()))?);
+            look = look.max(c.look);
         }
-        Ok(Conditioning { tokens: Tensor::cat(&tokens, 0)?, bias: Tensor::cat(&bias, 0)? })
+        Ok(Conditioning { tokens: Tensor::cat(&tokens, 0)?, bias: Tensor::cat(&bias, 0)?, look })
     }
 }
 
@@ -391,7 +414,23 @@ pub trait VideoModel: Send {
 
 #[cfg(test)]
 mod tests {
-    use super::LatentFrames;
+    use super::{Conditioning, LatentFrames, Look};
+    use candle_core::{Device, Tensor};
+
+    #[test]
+    fn a_blend_takes_the_most_changing_look_of_its_weighted_prompts() {
+        let part = |look| {
+            let tokens = Tensor::zeros((2, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
+            let bias = Tensor::zeros(2, candle_core::DType::F32, &Device::Cpu).unwrap();
+            Conditioning { look, ..Conditioning::new(tokens, bias) }
+        };
+        let (same, turning, changing) = (part(Look::Same), part(Look::Turning), part(Look::Changing));
+        let look = |parts: &[(f32, &Conditioning)]| Conditioning::blend(parts).unwrap().look;
+        assert_eq!(look(&[(0.5, &same), (0.5, &turning)]), Look::Turning);
+        assert_eq!(look(&[(0.9, &turning), (0.1, &changing), (1.0, &same)]), Look::Changing);
+        // A prompt at weight 0 is not in the blend.
+        assert_eq!(look(&[(1.0, &same), (0.0, &changing)]), Look::Same);
+    }
 
     #[test]
     fn latent_frames_map_video_frames_to_chunk_starts() {

@@ -159,7 +159,8 @@ impl App {
                     let r = ui.checkbox(&mut on, "Redraw").on_hover_text(
                         "Every few frames, redraw the frame for the prompt where its object is, so moving \
                          objects keep their shapes over long takes (without it they soften into blobs \
-                         within a hundred frames or so). Applies to new takes",
+                         within a hundred frames or so). A spinning object is redrawn where it stands; \
+                         a growing, shrinking or fading one is left to change. Applies to new takes",
                     );
                     if r.changed() {
                         self.settings.keyframes = on.then(Keyframes::default);

@@ -63,7 +63,7 @@ impl VideoModel for Double {
         self.log.lock().unwrap().encodes.push(text.to_string());
         let tokens = Tensor::new(&[[prompt_value(text)]], &Device::Cpu)?;
         let bias = Tensor::zeros(1, candle_core::DType::F32, &Device::Cpu)?;
-        Ok(EncodedPrompt { cond: Conditioning { tokens, bias }, truncated: text.len() > 64 })
+        Ok(EncodedPrompt { cond: Conditioning::new(tokens, bias), truncated: text.len() > 64 })
     }
 
     fn reset(&mut self) -> Result<()> {

@@ -65,7 +65,7 @@ impl VideoModel for Demo {
         let p = params(text);
         let tokens = Tensor::from_vec(p.to_vec(), (1, DIM), &Device::Cpu)?;
         let bias = Tensor::zeros(1, candle_core::DType::F32, &Device::Cpu)?;
-        Ok(EncodedPrompt { cond: Conditioning { tokens, bias }, truncated: false })
+        Ok(EncodedPrompt { cond: Conditioning::new(tokens, bias), truncated: false })
     }
 
     fn reset(&mut self) -> Result<()> {

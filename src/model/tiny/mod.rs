@@ -35,6 +35,7 @@ pub mod cache;
 pub mod config;
 pub mod kernels;
 mod layers;
+mod look;
 pub mod net;
 pub mod register;
 mod weights;
@@ -54,7 +55,7 @@ pub use weights::Weights;
 
 use crate::model::text::{self, TextEncoder};
 use crate::model::{
-    CacheSnapshot, CommitConditioning, Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, LatentFrames,
+    CacheSnapshot, CommitConditioning, Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, LatentFrames, Look,
     ModelError, ModelInfo, Place, Redraw, Result, Sampling, VideoModel, check_guidance,
 };
 
@@ -157,6 +158,9 @@ pub struct TinyModel {
     /// The decoder's conditioning for the unconditional pass of guided sampling (set once).
     uncond: Option<Unconditional>,
     time_mods: HashMap<u32, Arc<TimeMod>>,
+    /// The decoder input of a clip's first frame (its BOS element encoded) under the conditioning
+    /// last redrawn with, by that conditioning's id: every keyframe of a prompt starts from it.
+    bos: Option<(u64, Tensor)>,
 }
 
 impl TinyModel {
@@ -195,6 +199,7 @@ impl TinyModel {
             conds: CondCache::default(),
             uncond: None,
             time_mods: HashMap::new(),
+            bos: None,
         })
     }
 
@@ -400,10 +405,17 @@ impl TinyModel {
         if !(strength > 0.0 && strength <= 1.0) {
             return Err(ModelError::Invalid(format!("a redraw's strength is in (0, 1], not {strength}")));
         }
-        let (_, cs) = self.conds.get(&self.net, cond)?;
-        let mut bos = EncoderCache::new(&self.cfg, &self.device);
-        let h = self.net.encode_element(&mut bos, 0, None, &cs)?;
-        let base = self.net.decoder_base(&h)?;
+        let (id, cs) = self.conds.get(&self.net, cond)?;
+        let base = match &self.bos {
+            Some((made_for, base)) if *made_for == id => base.clone(),
+            _ => {
+                let mut bos = EncoderCache::new(&self.cfg, &self.device);
+                let h = self.net.encode_element(&mut bos, 0, None, &cs)?;
+                let base = self.net.decoder_base(&h)?;
+                self.bos = Some((id, base.clone()));
+                base
+            }
+        };
         let ts: Vec<f64> =
             sampling_times(steps as usize, self.cfg.sampler_shift).iter().map(|t| t * strength).collect();
         let eps = noise(&self.frame_shape())?.to_device(&self.device)?;
@@ -583,6 +595,7 @@ struct Reference {
     bias: Vec<f32>,
     sampling: Sampling,
     plain: register::Content,
+    ramp: register::Content,
     two_tone: register::Content,
 }
 
@@ -595,6 +608,7 @@ impl Reference {
     fn content(&self, backdrop: register::Backdrop) -> &register::Content {
         match backdrop {
             register::Backdrop::Plain => &self.plain,
+            register::Backdrop::Ramp => &self.ramp,
             register::Backdrop::TwoTone => &self.two_tone,
         }
     }
@@ -625,7 +639,7 @@ impl SpoolTiny {
         // The empty prompt, `[CLS][SEP]`, as the training's caption dropout fed the decoder.
         let (tokens, _) = text.encode("")?;
         let bias = Tensor::zeros(tokens.dim(0)?, DType::F32, tokens.device())?;
-        core.set_unconditional(&Conditioning { tokens, bias })?;
+        core.set_unconditional(&Conditioning::new(tokens, bias))?;
         let model_files = ["config.json", cfg.files.model.as_str(), cfg.files.ae.as_str()].map(|f| model_dir.join(f));
         let text_files = TextEncoder::files(text_dir);
         let weights_hash =
@@ -665,7 +679,8 @@ impl VideoModel for SpoolTiny {
     fn encode_prompt(&mut self, text: &str) -> Result<EncodedPrompt> {
         let (tokens, truncated) = self.text.encode(text)?;
         let bias = Tensor::zeros(tokens.dim(0)?, DType::F32, tokens.device())?;
-        Ok(EncodedPrompt { cond: Conditioning { tokens, bias }, truncated })
+        let cond = Conditioning { look: look::of(text), ..Conditioning::new(tokens, bias) };
+        Ok(EncodedPrompt { cond, truncated })
     }
 
     fn reset(&mut self) -> Result<()> {
@@ -703,7 +718,9 @@ impl VideoModel for SpoolTiny {
     /// kept per prompt), redrawn there and moved back, so the object keeps its place and motion
     /// (training/README.md, "Keyframes": a redraw where the frame is pulls the object back to the
     /// caption's layout and stops it). On a gradient or a pattern only a still object at its layout
-    /// spot is redrawn, where it is ([`STILL_PX`]).
+    /// spot is redrawn, where it is ([`STILL_PX`]). The prompt's [`Look`] comes first: a spinning
+    /// object is redrawn where it stands, and a growing, shrinking or fading one not at all (its look
+    /// is meant to change).
     fn redraw(
         &mut self,
         source: &Latent,
@@ -721,6 +738,10 @@ impl VideoModel for SpoolTiny {
             let x0 = core.redraw_with(&tokens, cond, sampling, strength, draw)?;
             return Ok(Some(core.to_latent(&x0)?));
         };
+        if cond.look == Look::Changing {
+            // A growth, shrink or fade: a redraw with the first frame's look would undo it.
+            return Ok(None);
+        }
         let frame = core.decode_frame(source)?;
         let content = register::Content::of(&frame);
         if !self.reference.as_ref().map(|r| r.matches(cond, sampling)).transpose()?.unwrap_or(false) {
@@ -734,13 +755,17 @@ impl VideoModel for SpoolTiny {
                 bias: cond.bias.to_vec1::<f32>()?,
                 sampling,
                 plain: register::Content::against(&fresh, register::Backdrop::Plain),
+                ramp: register::Content::against(&fresh, register::Backdrop::Ramp),
                 two_tone: register::Content::against(&fresh, register::Backdrop::TwoTone),
             });
         }
         let reference = self.reference.as_ref().expect("made above").content(content.backdrop());
         let Some(shift) = register::torus_shift(&content, reference) else { return Ok(None) };
         let (dy, dx) = match content.backdrop() {
-            register::Backdrop::Plain => shift,
+            // A spinning object stands where it is; registered on its first frame's outline it seems
+            // to move a little, and keyframes that followed would walk it across the frame.
+            register::Backdrop::Plain | register::Backdrop::Ramp if cond.look == Look::Turning => (0, 0),
+            register::Backdrop::Plain | register::Backdrop::Ramp => shift,
             // A gradient or a pattern moved on the torus shows its seam, and the redraw keeps part of
             // it (a jump every keyframe); a redraw where the frame is pulls an object to its layout
             // spot. So only a still object there is redrawn; a moving one keeps the model's drawing.
@@ -756,13 +781,31 @@ impl VideoModel for SpoolTiny {
                 (0, 0)
             }
         };
-        let placed = core.encode_frame(&register::roll(&frame, -i64::from(dy), -i64::from(dx)))?;
+        let (dy, dx) = (i64::from(dy), i64::from(dx));
+        // On a ramp only the object moves to its layout spot and back (cut out, its place filled with
+        // the ramp): the ramp moved on the torus would show its seam. Elsewhere the whole frame moves.
+        let cut = (content.backdrop() == register::Backdrop::Ramp).then(|| {
+            let ramp = register::ramp(&frame);
+            let (region, matte) = register::object(&frame, &ramp);
+            (register::paste(&frame, &ramp, &region, 0, 0), matte)
+        });
+        let placed = match &cut {
+            Some((base, matte)) => register::paste(base, &frame, matte, -dy, -dx),
+            None => register::roll(&frame, -dy, -dx),
+        };
+        let placed = core.encode_frame(&placed)?;
         // The sampler's steps over the noise levels the redraw spans, not over all of them (a
         // keyframe costs one in every few frames its time).
         let steps = ((sampling.steps as f32 * how.strength).ceil() as u32).max(1);
         let redrawn =
             core.redraw_with(&core.to_tokens(&placed)?, cond, Sampling { steps, ..sampling }, strength, draw)?;
-        let back = register::roll(&core.decode_frame(&core.to_latent(&redrawn)?)?, i64::from(dy), i64::from(dx));
+        let drawn = core.decode_frame(&core.to_latent(&redrawn)?)?;
+        let back = match &cut {
+            Some((base, _)) => {
+                register::paste(base, &drawn, &register::object(&drawn, &register::ramp(&drawn)).1, dy, dx)
+            }
+            None => register::roll(&drawn, dy, dx),
+        };
         if register::change(&frame, &back) > MAX_KEYFRAME_CHANGE {
             // The frame had lost its object (a smear or a band that stands still), or its backdrop
             // was taken for another kind: the redraw would change it at once, a cut.
@@ -828,7 +871,7 @@ pub fn bench_random(cfg: &Config, sampling: Sampling, frames: usize, device: &De
     let mut m = TinyModel::random(cfg, 7, device)?;
     let random_cond = |n: usize| -> Result<Conditioning> {
         let tokens = Tensor::randn(0f32, 1.0, (n, cfg.text_dim), device)?;
-        Ok(Conditioning { tokens, bias: Tensor::zeros(n, DType::F32, device)? })
+        Ok(Conditioning::new(tokens, Tensor::zeros(n, DType::F32, device)?))
     };
     let cond = random_cond(12)?;
     m.set_unconditional(&random_cond(2)?)?;

@@ -10,8 +10,11 @@ use crate::model::Frame;
 pub enum Backdrop {
     /// One colour (a plain background, a starfield): content is what differs from the median colour.
     Plain,
-    /// Two colours and the blends between them (stripes, checkers, a gradient, a sunset): content is
-    /// what lies off the line through them in colour space.
+    /// A smooth ramp (a gradient, a day, night or sunset sky): content is what differs from the plane
+    /// fitted to each channel ([`ramp`]).
+    Ramp,
+    /// Two colours and the blends between them in a pattern (stripes, checkers): content is what lies
+    /// off the line through them in colour space.
     TwoTone,
 }
 
@@ -25,12 +28,17 @@ pub struct Content {
 
 impl Content {
     /// `frame`'s content against the backdrop it shows: plain when at least 70% of its pixels are
-    /// within 0.1 of its median colour ([`plain_share`]; ~0.8 with one object on a plain background;
-    /// a black and white checkerboard reaches 0.5, and moved on the torus it shows its seam).
+    /// within 0.1 of its median colour ([`quiet_share`]; ~0.8 with one object on a plain background;
+    /// a black and white checkerboard reaches 0.5, and moved on the torus it shows its seam), else a
+    /// ramp when 70% are within 0.1 of its fitted [`ramp`], else two-tone.
     pub fn of(frame: &Frame) -> Content {
         let fg = foreground(frame);
-        if plain_share(&fg) >= 0.7 {
-            Content::with(frame, Backdrop::Plain, fg)
+        if quiet_share(&fg) >= 0.7 {
+            return Content::with(frame, Backdrop::Plain, fg);
+        }
+        let off = off_ramp(frame);
+        if quiet_share(&off) >= 0.5 {
+            Content::with(frame, Backdrop::Ramp, off)
         } else {
             Content::against(frame, Backdrop::TwoTone)
         }
@@ -40,6 +48,7 @@ impl Content {
     pub fn against(frame: &Frame, backdrop: Backdrop) -> Content {
         let map = match backdrop {
             Backdrop::Plain => foreground(frame),
+            Backdrop::Ramp => off_ramp(frame),
             Backdrop::TwoTone => off_line(frame),
         };
         Content::with(frame, backdrop, map)
@@ -63,10 +72,7 @@ impl Content {
 /// Each channel's median.
 fn median_colour(frame: &Frame) -> [f32; 3] {
     let n = (frame.width * frame.height) as usize;
-    std::array::from_fn(|c| {
-        let mut sorted = frame.planar[c * n..(c + 1) * n].to_vec();
-        *sorted.select_nth_unstable_by(n / 2, f32::total_cmp).1
-    })
+    std::array::from_fn(|c| median(frame.planar[c * n..(c + 1) * n].to_vec()))
 }
 
 /// Each pixel's distance from the frame's median colour (summed over the channels): the content,
@@ -120,12 +126,166 @@ fn off_line(frame: &Frame) -> Vec<f32> {
         .collect()
 }
 
-/// The share of a frame's pixels within 0.1 (summed over the channels, in [-1, 1] units) of its
-/// median colour, from its [`foreground`] map: near 1 minus the objects' area on a plain background,
-/// low on a gradient or a pattern. Moving a frame on the torus is only harmless where the background
-/// is plain: a gradient or stripes would show their seam.
-fn plain_share(fg: &[f32]) -> f32 {
-    fg.iter().filter(|v| **v < 0.1).count() as f32 / fg.len() as f32
+/// The share of a content map's pixels within 0.1 (summed over the channels, in [-1, 1] units) of
+/// the backdrop it was told from: near 1 minus the objects' area where the backdrop is the one
+/// assumed ([`foreground`] on a plain background, [`off_ramp`] on a ramp), low elsewhere. Moving a
+/// frame on the torus is only harmless where the background is plain: a gradient or stripes would
+/// show their seam.
+fn quiet_share(map: &[f32]) -> f32 {
+    map.iter().filter(|v| **v < 0.1).count() as f32 / map.len() as f32
+}
+
+/// Each channel of `frame` fitted by a plane `a + b·x + c·y` (x, y in [-1, 1]). Every gradient and
+/// sky of spool-tiny's world is such a plane (a vertical blend of two colours; the night sky's stars
+/// lie off it). The start is robust, so a large or bright object does not tilt it: each channel's
+/// slope along y from its rows' medians and along x from its columns' medians (Theil–Sen: the median
+/// of the pairwise slopes); then twice least squares over the pixels the fit explains to within 0.1
+/// (the backdrop without its objects).
+pub fn ramp(frame: &Frame) -> Frame {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let n = w * h;
+    let coord = |i: usize| (spread(i % w, w), spread(i / w, h));
+    let plane = |coef: &[[f32; 3]; 3]| -> Frame {
+        let mut planar = vec![0f32; 3 * n];
+        for (ch, [a, b, c]) in coef.iter().enumerate() {
+            for (i, v) in planar[ch * n..(ch + 1) * n].iter_mut().enumerate() {
+                let (x, y) = coord(i);
+                *v = a + b * x + c * y;
+            }
+        }
+        Frame { width: frame.width, height: frame.height, planar }
+    };
+    let mut coef: [[f32; 3]; 3] = std::array::from_fn(|ch| {
+        let values = &frame.planar[ch * n..(ch + 1) * n];
+        let rows: Vec<f32> = (0..h).map(|y| median(values[y * w..(y + 1) * w].to_vec())).collect();
+        let cols: Vec<f32> = (0..w).map(|x| median((0..h).map(|y| values[y * w + x]).collect())).collect();
+        let (b, c) = (theil_sen(&cols), theil_sen(&rows));
+        let a = median((0..n).map(coord).zip(values).map(|((x, y), v)| v - b * x - c * y).collect());
+        [a, b, c]
+    });
+    for _ in 0..2 {
+        let off = distance(frame, &plane(&coef));
+        // Normal equations over the kept pixels, solved by Cramer's rule (3 × 3); too few pixels
+        // kept (a singular system) keeps the fit as it is.
+        let (mut m, mut rhs) = ([[0f64; 3]; 3], [[0f64; 3]; 3]);
+        for i in (0..n).filter(|&i| off[i] < 0.1) {
+            let (x, y) = coord(i);
+            let basis = [1.0, f64::from(x), f64::from(y)];
+            for r in 0..3 {
+                for c in 0..3 {
+                    m[r][c] += basis[r] * basis[c];
+                }
+                for (ch, row) in rhs.iter_mut().enumerate() {
+                    row[r] += basis[r] * f64::from(frame.planar[ch * n + i]);
+                }
+            }
+        }
+        let det = |a: &[[f64; 3]; 3]| {
+            a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+                + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0])
+        };
+        let d = det(&m);
+        if d.abs() < 1e-6 {
+            break;
+        }
+        coef = std::array::from_fn(|ch| {
+            std::array::from_fn(|k| {
+                let mut mk = m;
+                for (row, v) in mk.iter_mut().zip(rhs[ch]) {
+                    row[k] = v;
+                }
+                (det(&mk) / d) as f32
+            })
+        });
+    }
+    plane(&coef)
+}
+
+/// Position `i` of `len` spread over [-1, 1] (a pixel's coordinate in a plane fit).
+fn spread(i: usize, len: usize) -> f32 {
+    i as f32 / (len - 1).max(1) as f32 * 2.0 - 1.0
+}
+
+/// The median of `values` (the upper one of an even count).
+fn median(mut values: Vec<f32>) -> f32 {
+    let mid = values.len() / 2;
+    *values.select_nth_unstable_by(mid, f32::total_cmp).1
+}
+
+/// The Theil–Sen slope of `values` against their positions spread over [-1, 1]: the median of the
+/// slopes between every two of them, which outliers (the rows an object covers) do not move.
+fn theil_sen(values: &[f32]) -> f32 {
+    let len = values.len();
+    let slopes: Vec<f32> = (0..len)
+        .flat_map(|i| (i + 1..len).map(move |j| (i, j)))
+        .map(|(i, j)| (values[j] - values[i]) / (spread(j, len) - spread(i, len)))
+        .collect();
+    if slopes.is_empty() { 0.0 } else { median(slopes) }
+}
+
+/// Each pixel's distance from `frame`'s fitted [`ramp`] (summed over the channels).
+fn off_ramp(frame: &Frame) -> Vec<f32> {
+    distance(frame, &ramp(frame))
+}
+
+/// Each pixel's distance between two frames of one size (summed over the channels).
+fn distance(a: &Frame, b: &Frame) -> Vec<f32> {
+    let n = (a.width * a.height) as usize;
+    (0..n).map(|i| (0..3).map(|c| (a.planar[c * n + i] - b.planar[c * n + i]).abs()).sum()).collect()
+}
+
+/// `frame`'s object on a ramp `backdrop` (its [`ramp`]), as two weights per pixel: its region
+/// (1 where the object may be: pixels clearly off the ramp, > 0.3, with specks of up to 2 × 2
+/// pixels dropped — a night sky's stars — and grown by 2 pixels over its soft rim; 0 elsewhere) and
+/// its matte (how much each pixel is the object: 1 at 0.3 off the ramp or more, falling to 0 on it,
+/// within the region), so a pasted object carries no rim of the ramp where it came from.
+pub fn object(frame: &Frame, backdrop: &Frame) -> (Vec<f32>, Vec<f32>) {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let off = distance(frame, backdrop);
+    let clear: Vec<bool> = off.iter().map(|v| *v > 0.3).collect();
+    let region = grow(&grow(&grow(&shrink(&clear, w, h), w, h), w, h), w, h);
+    let matte = off.iter().zip(&region).map(|(d, r)| if *r { (d / 0.3).min(1.0) } else { 0.0 }).collect();
+    (region.into_iter().map(f32::from).collect(), matte)
+}
+
+/// `mask` with each pixel set when any of its 3 × 3 neighbours is (on the torus).
+fn grow(mask: &[bool], w: usize, h: usize) -> Vec<bool> {
+    neighbours(mask, w, h, true)
+}
+
+/// `mask` with each pixel set only when all of its 3 × 3 neighbours are (on the torus).
+fn shrink(mask: &[bool], w: usize, h: usize) -> Vec<bool> {
+    neighbours(mask, w, h, false)
+}
+
+fn neighbours(mask: &[bool], w: usize, h: usize, any: bool) -> Vec<bool> {
+    (0..w * h)
+        .map(|i| {
+            let (x, y) = ((i % w) as i64, (i / w) as i64);
+            let mut around = (-1..=1).flat_map(|dy| (-1..=1).map(move |dx| (dy, dx))).map(|(dy, dx)| {
+                mask[(y + dy).rem_euclid(h as i64) as usize * w + (x + dx).rem_euclid(w as i64) as usize]
+            });
+            if any { around.any(|v| v) } else { around.all(|v| v) }
+        })
+        .collect()
+}
+
+/// `onto` with the pixels of `from` blended over it by `weight` (0: `onto`'s, 1: `from`'s), moved
+/// by `(dy, dx)` on the torus (all of one size): an object cut from one frame and pasted into another.
+pub fn paste(onto: &Frame, from: &Frame, weight: &[f32], dy: i64, dx: i64) -> Frame {
+    let (w, h) = (onto.width as usize, onto.height as usize);
+    let n = w * h;
+    let mut out = onto.clone();
+    for (i, &a) in weight.iter().enumerate().filter(|(_, a)| **a > 0.0) {
+        let ty = ((i / w) as i64 + dy).rem_euclid(h as i64) as usize;
+        let tx = ((i % w) as i64 + dx).rem_euclid(w as i64) as usize;
+        for c in 0..3 {
+            let (o, f) = (&mut out.planar[c * n + ty * w + tx], from.planar[c * n + i]);
+            // A full weight copies exactly (a moved frame moved back is the frame).
+            *o = if a >= 1.0 { f } else { *o + a * (f - *o) };
+        }
+    }
+    out
 }
 
 /// `map` (`w × h`) averaged over `k × k` blocks.
@@ -155,13 +315,13 @@ fn overlap(a: &[f32], b: &[f32], w: usize, h: usize, dy: usize, dx: usize) -> f3
 /// The shift `(dy, dx)` (rows, columns, each in `0..size`) by which `frame`'s content is moved
 /// from `reference`'s: [`roll`]ing `frame` by `(−dy, −dx)` best overlaps the two. Coarse to fine:
 /// every shift on 4×4 blocks, then ±3 pixels around the best. Both must be of one size and told from
-/// one backdrop. `None` when either shows no content against a two-tone backdrop (an object of the
-/// backdrop's own colours cannot be told from it).
+/// one backdrop. `None` when either shows no content against a ramp or a two-tone backdrop (an
+/// object of the backdrop's own colours cannot be told from it).
 pub fn torus_shift(frame: &Content, reference: &Content) -> Option<(u32, u32)> {
     let (w, h) = (frame.width, frame.height);
     assert_eq!((w, h), (reference.width, reference.height), "frames of one size");
     assert_eq!(frame.backdrop, reference.backdrop, "content told from one backdrop");
-    if frame.backdrop == Backdrop::TwoTone && !(frame.shows() && reference.shows()) {
+    if frame.backdrop != Backdrop::Plain && !(frame.shows() && reference.shows()) {
         return None;
     }
     let (a, b) = (&frame.map, &reference.map);
@@ -205,19 +365,7 @@ pub fn change(a: &Frame, b: &Frame) -> f32 {
 
 /// `frame` moved by `(dy, dx)` on the torus: the pixel at (y, x) goes to (y + dy, x + dx).
 pub fn roll(frame: &Frame, dy: i64, dx: i64) -> Frame {
-    let (w, h) = (frame.width as usize, frame.height as usize);
-    let n = w * h;
-    let mut planar = vec![0f32; frame.planar.len()];
-    for c in 0..3 {
-        for y in 0..h {
-            let ty = (y as i64 + dy).rem_euclid(h as i64) as usize;
-            for x in 0..w {
-                let tx = (x as i64 + dx).rem_euclid(w as i64) as usize;
-                planar[c * n + ty * w + tx] = frame.planar[c * n + y * w + x];
-            }
-        }
-    }
-    Frame { width: frame.width, height: frame.height, planar }
+    paste(frame, frame, &vec![1.0; (frame.width * frame.height) as usize], dy, dx)
 }
 
 #[cfg(test)]
@@ -244,13 +392,67 @@ mod tests {
 
     #[test]
     fn a_plain_background_is_told_from_a_gradient() {
-        assert!(plain_share(&foreground(&scene())) > 0.9);
+        assert!(quiet_share(&foreground(&scene())) > 0.9);
         let (w, h) = (64usize, 64usize);
         let ramp: Vec<f32> = (0..3 * w * h).map(|i| ((i % (w * h)) / w) as f32 / h as f32 * 2.0 - 1.0).collect();
         let ramp = Frame { width: w as u32, height: h as u32, planar: ramp };
-        assert!(plain_share(&foreground(&ramp)) < 0.2);
-        assert_eq!(Content::of(&ramp).backdrop(), Backdrop::TwoTone);
+        assert!(quiet_share(&foreground(&ramp)) < 0.2);
+        assert_eq!(Content::of(&ramp).backdrop(), Backdrop::Ramp);
         assert_eq!(Content::of(&scene()).backdrop(), Backdrop::Plain);
+        assert_eq!(Content::of(&striped(Some((20, 30)))).backdrop(), Backdrop::TwoTone);
+    }
+
+    /// A vertical blend from dark blue (top) to orange (bottom), 64×64, with a red 16×14 block at
+    /// (row, column) and a white 2×2 speck (a star) at (50, 50).
+    fn sky(block: Option<(usize, usize)>) -> Frame {
+        let (w, h) = (64usize, 64usize);
+        let (top, bottom) = ([-0.9f32, -0.8, -0.5], [0.9f32, 0.2, -0.6]);
+        let mut planar = vec![0f32; 3 * w * h];
+        for y in 0..h {
+            for x in 0..w {
+                let u = y as f32 / (h - 1) as f32;
+                let red = block.is_some_and(|(by, bx)| (by..by + 16).contains(&y) && (bx..bx + 14).contains(&x));
+                let speck = (50..52).contains(&y) && (50..52).contains(&x);
+                for c in 0..3 {
+                    planar[c * w * h + y * w + x] = match () {
+                        _ if red => [0.9, -0.9, -0.9][c],
+                        _ if speck => 1.0,
+                        _ => top[c] * (1.0 - u) + bottom[c] * u,
+                    };
+                }
+            }
+        }
+        Frame { width: w as u32, height: h as u32, planar }
+    }
+
+    #[test]
+    fn an_object_on_a_ramp_is_cut_out_and_moved_leaving_the_ramp_where_it_was() {
+        let (at, to) = ((10usize, 20usize), (30usize, 40usize));
+        let frame = sky(Some(at));
+        assert_eq!(Content::of(&frame).backdrop(), Backdrop::Ramp);
+        // The fit is the blend itself: the bright block (5% of the frame) does not tilt it.
+        let fitted = ramp(&frame);
+        let bare = sky(None);
+        let off = distance(&fitted, &bare).into_iter().enumerate().filter(|(i, _)| !(50..52).contains(&(i / 64)));
+        assert!(off.map(|(_, d)| d).fold(0f32, f32::max) < 0.01, "the ramp fitted under the block");
+        // The object: the block and a 2-pixel rim, not the speck; the rim is no part of the matte.
+        let (region, matte) = object(&frame, &fitted);
+        let inside = |i: usize, (y0, x0): (usize, usize), pad: usize| {
+            (y0.saturating_sub(pad)..y0 + 16 + pad).contains(&(i / 64))
+                && (x0.saturating_sub(pad)..x0 + 14 + pad).contains(&(i % 64))
+        };
+        for i in 0..64 * 64 {
+            assert_eq!(region[i], f32::from(inside(i, at, 2)), "region at ({}, {})", i / 64, i % 64);
+            assert!((matte[i] - f32::from(inside(i, at, 0))).abs() < 0.05, "matte at ({}, {})", i / 64, i % 64);
+        }
+        // Cut out (its place filled by the ramp) and pasted 20 rows down, 20 columns right.
+        let base = paste(&frame, &fitted, &region, 0, 0);
+        let (dy, dx) = ((to.0 - at.0) as i64, (to.1 - at.1) as i64);
+        let moved = paste(&base, &frame, &matte, dy, dx);
+        let err = distance(&moved, &sky(Some(to)));
+        assert!(err.iter().all(|e| *e < 0.05), "moved: off by up to {}", err.iter().fold(0f32, |a, b| a.max(*b)));
+        let found = torus_shift(&Content::against(&moved, Backdrop::Ramp), &Content::of(&frame)).expect("content");
+        assert_eq!(found, (dy as u32, dx as u32));
     }
 
     /// Diagonal stripes of two colours (period 16) with a red 10×10 block at (row 20, column 30).

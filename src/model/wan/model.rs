@@ -145,7 +145,7 @@ impl VideoModel for WanCausal {
     fn encode_prompt(&mut self, text: &str) -> Result<EncodedPrompt> {
         let (tokens, truncated) = self.core.encode(text)?;
         let bias = Tensor::zeros(tokens.dim(0)?, DType::F32, tokens.device())?;
-        Ok(EncodedPrompt { cond: Conditioning { tokens, bias }, truncated })
+        Ok(EncodedPrompt { cond: Conditioning::new(tokens, bias), truncated })
     }
 
     fn reset(&mut self) -> Result<()> {
