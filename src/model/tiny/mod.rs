@@ -575,7 +575,7 @@ pub struct SpoolTiny {
     reference: Option<Reference>,
 }
 
-/// On a two-tone backdrop (stripes, checkers, a gradient) a keeping-place redraw moves nothing: it
+/// On a two-tone backdrop (stripes, checkers) a keeping-place redraw moves nothing: it
 /// redraws an object where it is, and only one that stands still (at most `STILL_PX` pixels each way
 /// since the frame a keyframe interval before; a moving one goes 8 or more in 4 frames) at its layout
 /// spot (within `NEAR_PX` of where a fresh first frame has it; a still object sits up to ~6 px off it).
@@ -717,8 +717,9 @@ impl VideoModel for SpoolTiny {
     /// content sits where a fresh first frame has it ([`register::torus_shift`]; the fresh frame is
     /// kept per prompt), redrawn there and moved back, so the object keeps its place and motion
     /// (training/README.md, "Keyframes": a redraw where the frame is pulls the object back to the
-    /// caption's layout and stops it). On a gradient or a pattern only a still object at its layout
-    /// spot is redrawn, where it is ([`STILL_PX`]). The prompt's [`Look`] comes first: a spinning
+    /// caption's layout and stops it). On a ramp (a gradient, a sky) only the object moves, cut out
+    /// of it and pasted back; on a pattern only a still object at its layout spot is redrawn, where
+    /// it is ([`STILL_PX`]). The prompt's [`Look`] comes first: a spinning
     /// object is redrawn where it stands, and a growing, shrinking or fading one not at all (its look
     /// is meant to change).
     fn redraw(
@@ -766,7 +767,7 @@ impl VideoModel for SpoolTiny {
             // to move a little, and keyframes that followed would walk it across the frame.
             register::Backdrop::Plain | register::Backdrop::Ramp if cond.look == Look::Turning => (0, 0),
             register::Backdrop::Plain | register::Backdrop::Ramp => shift,
-            // A gradient or a pattern moved on the torus shows its seam, and the redraw keeps part of
+            // A pattern moved on the torus shows its seam, and the redraw keeps part of
             // it (a jump every keyframe); a redraw where the frame is pulls an object to its layout
             // spot. So only a still object there is redrawn; a moving one keeps the model's drawing.
             register::Backdrop::TwoTone => {
