@@ -785,10 +785,9 @@ impl VideoModel for SpoolTiny {
         let (dy, dx) = (i64::from(dy), i64::from(dx));
         // On a ramp only the object moves to its layout spot and back (cut out, its place filled with
         // the ramp): the ramp moved on the torus would show its seam. Elsewhere the whole frame moves.
-        let cut = (content.backdrop() == register::Backdrop::Ramp).then(|| {
-            let ramp = register::ramp(&frame);
-            let (region, matte) = register::object(&frame, &ramp);
-            (register::paste(&frame, &ramp, &region, 0, 0), matte)
+        let cut = content.plane().map(|plane| {
+            let (region, matte) = content.object();
+            (register::paste(&frame, plane, &region, 0, 0), matte)
         });
         let placed = match &cut {
             Some((base, matte)) => register::paste(base, &frame, matte, -dy, -dx),
@@ -803,7 +802,8 @@ impl VideoModel for SpoolTiny {
         let drawn = core.decode_frame(&core.to_latent(&redrawn)?)?;
         let back = match &cut {
             Some((base, _)) => {
-                register::paste(base, &drawn, &register::object(&drawn, &register::ramp(&drawn)).1, dy, dx)
+                let (_, matte) = register::Content::against(&drawn, register::Backdrop::Ramp).object();
+                register::paste(base, &drawn, &matte, dy, dx)
             }
             None => register::roll(&drawn, dy, dx),
         };

@@ -23,6 +23,8 @@ pub enum Backdrop {
 pub struct Content {
     backdrop: Backdrop,
     map: Vec<f32>,
+    /// On a ramp: the plane fitted to the frame, which the map is the distance from.
+    plane: Option<Frame>,
     width: usize,
     height: usize,
 }
@@ -38,30 +40,50 @@ impl Content {
         if quiet_share(&fg) >= 0.7 {
             return Content::with(frame, Backdrop::Plain, fg);
         }
-        let off = off_ramp(frame);
-        if quiet_share(&off) >= 0.5 {
-            Content::with(frame, Backdrop::Ramp, off)
-        } else {
-            Content::against(frame, Backdrop::TwoTone)
-        }
+        let on_ramp = Content::on_ramp(frame);
+        if quiet_share(&on_ramp.map) >= 0.5 { on_ramp } else { Content::against(frame, Backdrop::TwoTone) }
     }
 
     /// `frame`'s content against `backdrop` (another frame's, to register the two).
     pub fn against(frame: &Frame, backdrop: Backdrop) -> Content {
-        let map = match backdrop {
-            Backdrop::Plain => foreground(frame),
-            Backdrop::Ramp => off_ramp(frame),
-            Backdrop::TwoTone => off_line(frame),
-        };
-        Content::with(frame, backdrop, map)
+        match backdrop {
+            Backdrop::Plain => Content::with(frame, backdrop, foreground(frame)),
+            Backdrop::Ramp => Content::on_ramp(frame),
+            Backdrop::TwoTone => Content::with(frame, backdrop, off_line(frame)),
+        }
+    }
+
+    /// Each pixel's distance from `frame`'s fitted [`ramp`], the plane kept.
+    fn on_ramp(frame: &Frame) -> Content {
+        let plane = ramp(frame);
+        let map = distance(frame, &plane);
+        Content { plane: Some(plane), ..Content::with(frame, Backdrop::Ramp, map) }
     }
 
     fn with(frame: &Frame, backdrop: Backdrop, map: Vec<f32>) -> Content {
-        Content { backdrop, map, width: frame.width as usize, height: frame.height as usize }
+        Content { backdrop, map, plane: None, width: frame.width as usize, height: frame.height as usize }
     }
 
     pub fn backdrop(&self) -> Backdrop {
         self.backdrop
+    }
+
+    /// On a ramp, the plane fitted to the frame (its backdrop without objects); else `None`.
+    pub fn plane(&self) -> Option<&Frame> {
+        self.plane.as_ref()
+    }
+
+    /// The frame's object, as two weights per pixel: its region (1 where the object may be: pixels
+    /// clearly off the backdrop, > 0.3, with specks of up to 2 × 2 pixels dropped — a night sky's
+    /// stars — and grown by 2 pixels over its soft rim; 0 elsewhere) and its matte (how much each
+    /// pixel is the object: 1 at 0.3 off the backdrop or more, falling to 0 on it, within the
+    /// region), so a pasted object carries no rim of the backdrop where it came from.
+    pub fn object(&self) -> (Vec<f32>, Vec<f32>) {
+        let (w, h) = (self.width, self.height);
+        let clear: Vec<bool> = self.map.iter().map(|v| *v > 0.3).collect();
+        let region = grow(&grow(&grow(&shrink(&clear, w, h), w, h), w, h), w, h);
+        let matte = self.map.iter().zip(&region).map(|(d, r)| if *r { (d / 0.3).min(1.0) } else { 0.0 }).collect();
+        (region.into_iter().map(f32::from).collect(), matte)
     }
 
     /// Whether it shows an object: at least 0.5% of the pixels clearly off the backdrop (a 9×9 block
@@ -130,7 +152,7 @@ fn off_line(frame: &Frame) -> Vec<f32> {
 
 /// The share of a content map's pixels within 0.1 (summed over the channels, in [-1, 1] units) of
 /// the backdrop it was told from: near 1 minus the objects' area where the backdrop is the one
-/// assumed ([`foreground`] on a plain background, [`off_ramp`] on a ramp), low elsewhere. Moving a
+/// assumed ([`foreground`] on a plain background, the distance from the fitted [`ramp`] on a ramp), low elsewhere. Moving a
 /// frame on the torus is only harmless where the background is plain: a gradient or stripes would
 /// show their seam.
 fn quiet_share(map: &[f32]) -> f32 {
@@ -143,7 +165,7 @@ fn quiet_share(map: &[f32]) -> f32 {
 /// slope along y from its rows' medians and along x from its columns' medians (Theil–Sen: the median
 /// of the pairwise slopes); then twice least squares over the pixels the fit explains to within 0.1
 /// (the backdrop without its objects).
-pub fn ramp(frame: &Frame) -> Frame {
+fn ramp(frame: &Frame) -> Frame {
     let (w, h) = (frame.width as usize, frame.height as usize);
     let n = w * h;
     let coord = |i: usize| (spread(i % w, w), spread(i / w, h));
@@ -225,29 +247,10 @@ fn theil_sen(values: &[f32]) -> f32 {
     if slopes.is_empty() { 0.0 } else { median(slopes) }
 }
 
-/// Each pixel's distance from `frame`'s fitted [`ramp`] (summed over the channels).
-fn off_ramp(frame: &Frame) -> Vec<f32> {
-    distance(frame, &ramp(frame))
-}
-
 /// Each pixel's distance between two frames of one size (summed over the channels).
 fn distance(a: &Frame, b: &Frame) -> Vec<f32> {
     let n = (a.width * a.height) as usize;
     (0..n).map(|i| (0..3).map(|c| (a.planar[c * n + i] - b.planar[c * n + i]).abs()).sum()).collect()
-}
-
-/// `frame`'s object on a ramp `backdrop` (its [`ramp`]), as two weights per pixel: its region
-/// (1 where the object may be: pixels clearly off the ramp, > 0.3, with specks of up to 2 × 2
-/// pixels dropped — a night sky's stars — and grown by 2 pixels over its soft rim; 0 elsewhere) and
-/// its matte (how much each pixel is the object: 1 at 0.3 off the ramp or more, falling to 0 on it,
-/// within the region), so a pasted object carries no rim of the ramp where it came from.
-pub fn object(frame: &Frame, backdrop: &Frame) -> (Vec<f32>, Vec<f32>) {
-    let (w, h) = (frame.width as usize, frame.height as usize);
-    let off = distance(frame, backdrop);
-    let clear: Vec<bool> = off.iter().map(|v| *v > 0.3).collect();
-    let region = grow(&grow(&grow(&shrink(&clear, w, h), w, h), w, h), w, h);
-    let matte = off.iter().zip(&region).map(|(d, r)| if *r { (d / 0.3).min(1.0) } else { 0.0 }).collect();
-    (region.into_iter().map(f32::from).collect(), matte)
 }
 
 /// `mask` with each pixel set when any of its 3 × 3 neighbours is (on the torus).
@@ -433,12 +436,13 @@ mod tests {
         let frame = sky(Some(at));
         assert_eq!(Content::of(&frame).backdrop(), Backdrop::Ramp);
         // The fit is the blend itself: the bright block (5% of the frame) does not tilt it.
-        let fitted = ramp(&frame);
+        let content = Content::of(&frame);
+        let fitted = content.plane().expect("a ramp keeps its plane");
         let bare = sky(None);
-        let off = distance(&fitted, &bare).into_iter().enumerate().filter(|(i, _)| !(50..52).contains(&(i / 64)));
+        let off = distance(fitted, &bare).into_iter().enumerate().filter(|(i, _)| !(50..52).contains(&(i / 64)));
         assert!(off.map(|(_, d)| d).fold(0f32, f32::max) < 0.01, "the ramp fitted under the block");
         // The object: the block and a 2-pixel rim, not the speck; the rim is no part of the matte.
-        let (region, matte) = object(&frame, &fitted);
+        let (region, matte) = content.object();
         let inside = |i: usize, (y0, x0): (usize, usize), pad: usize| {
             (y0.saturating_sub(pad)..y0 + 16 + pad).contains(&(i / 64))
                 && (x0.saturating_sub(pad)..x0 + 14 + pad).contains(&(i % 64))
@@ -448,7 +452,7 @@ mod tests {
             assert!((matte[i] - f32::from(inside(i, at, 0))).abs() < 0.05, "matte at ({}, {})", i / 64, i % 64);
         }
         // Cut out (its place filled by the ramp) and pasted 20 rows down, 20 columns right.
-        let base = paste(&frame, &fitted, &region, 0, 0);
+        let base = paste(&frame, fitted, &region, 0, 0);
         let (dy, dx) = ((to.0 - at.0) as i64, (to.1 - at.1) as i64);
         let moved = paste(&base, &frame, &matte, dy, dx);
         let err = distance(&moved, &sky(Some(to)));
