@@ -7,6 +7,7 @@ use clap::Parser;
 use spool::cli::{self, InputError, args::Cli, args::Cmd};
 
 fn main() -> ExitCode {
+    leave_a_core_free();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
@@ -47,16 +48,21 @@ fn main() -> ExitCode {
     }
 }
 
-#[cfg(feature = "gui")]
-fn open_app(project: Option<std::path::PathBuf>) -> anyhow::Result<()> {
-    // The window needs a core of its own: its renderer may be software (lavapipe), and on a 2-core
-    // machine a model on both cores both slows generation and delays frames on screen (BENCHMARKS.md,
-    // "Desktop app"). The model's thread pool (rayon, and candle through it) reads this variable.
+/// Gives the model's thread pool (rayon, and candle's matmuls through it) one core fewer than the
+/// machine has, unless `RAYON_NUM_THREADS` says otherwise. The window needs a core of its own (its
+/// renderer may be software, lavapipe), and so do the CLI's writer and encoder; and spool-tiny's
+/// matmuls are small enough that a second thread on a 2-core machine costs more in hand-offs than it
+/// gains: 26 fps on one thread against 22 on two (BENCHMARKS.md, "Model threads").
+fn leave_a_core_free() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        // SAFETY: nothing else runs yet: the engine, writer and render threads start after this.
+        // SAFETY: the first thing `main` does: no other thread exists yet.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", cores.saturating_sub(1).max(1).to_string()) };
     }
+}
+
+#[cfg(feature = "gui")]
+fn open_app(project: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     spool::ui::run(project)
 }
 

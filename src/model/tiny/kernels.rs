@@ -252,23 +252,26 @@ impl CustomOp1 for Im2Col {
         let ho = (h + 2 * p - k) / s + 1;
         let wo = (w + 2 * p - k) / s + 1;
         let row = k * k * c;
-        let mut dst = vec![0f32; ho * wo * row];
+        // Written once, front to back: for one output pixel and kernel row the `k` taps read `k`
+        // neighbouring input pixels, one contiguous run of `k·c` values (less where the padding
+        // clips it). No zeroed buffer first, and one copy per run rather than per tap.
+        let mut dst = Vec::with_capacity(ho * wo * row);
         for oy in 0..ho {
             for ox in 0..wo {
-                let out = &mut dst[(oy * wo + ox) * row..(oy * wo + ox + 1) * row];
+                let x0 = (ox * s) as isize - p as isize;
+                // The taps `lo..hi` land inside the row; the others read the zero padding.
+                let lo = (-x0).clamp(0, k as isize) as usize;
+                let hi = (w as isize - x0).clamp(lo as isize, k as isize) as usize;
                 for ky in 0..k {
                     let iy = (oy * s + ky).wrapping_sub(p);
                     if iy >= h {
+                        dst.resize(dst.len() + k * c, 0.0);
                         continue;
                     }
-                    for kx in 0..k {
-                        let ix = (ox * s + kx).wrapping_sub(p);
-                        if ix >= w {
-                            continue;
-                        }
-                        let o = (ky * k + kx) * c;
-                        out[o..o + c].copy_from_slice(&src[(iy * w + ix) * c..(iy * w + ix + 1) * c]);
-                    }
+                    let start = ((iy * w) as isize + x0) as usize;
+                    dst.resize(dst.len() + lo * c, 0.0);
+                    dst.extend_from_slice(&src[start.wrapping_add(lo) * c..start.wrapping_add(hi) * c]);
+                    dst.resize(dst.len() + (k - hi) * c, 0.0);
                 }
             }
         }
