@@ -173,11 +173,17 @@ fn keyframes_redraw_every_nth_frame_and_a_reopened_take_continues_exactly() {
     keyframes_case(timeline());
 }
 
-/// On a gradient a keyframe redraws a still object where it is, deciding so from the frame a
-/// keyframe interval before: a reopened take reads that frame from the store.
+/// On a gradient (a ramp) a keyframe redraws a still object too.
 #[test]
 fn keyframes_on_a_gradient_redraw_a_still_object_and_a_reopened_take_continues_exactly() {
     keyframes_case(Timeline::single("a yellow star standing still on a red to blue gradient"));
+}
+
+/// On stripes a keyframe cuts the moving object out, fills its place from the stripes one period
+/// away, redraws it at its layout spot and pastes it back, the stripes left where they are.
+#[test]
+fn keyframes_on_stripes_redraw_a_moving_object_and_a_reopened_take_continues_exactly() {
+    keyframes_case(Timeline::single("a yellow star moving right on purple and white stripes"));
 }
 
 /// On a sky (a ramp) a keyframe cuts the moving object out, redraws it at its layout spot and pastes

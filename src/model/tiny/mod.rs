@@ -575,17 +575,17 @@ pub struct SpoolTiny {
     reference: Option<Reference>,
 }
 
-/// On a two-tone backdrop (stripes, checkers) a keeping-place redraw moves nothing: it
-/// redraws an object where it is, and only one that stands still (at most `STILL_PX` pixels each way
-/// since the frame a keyframe interval before; a moving one goes 8 or more in 4 frames) at its layout
-/// spot (within `NEAR_PX` of where a fresh first frame has it; a still object sits up to ~6 px off it).
-const STILL_PX: u32 = 2;
-const NEAR_PX: u32 = 6;
 /// The most a keeping-place redraw may change the frame (mean absolute difference, pixels in
 /// [-1, 1]): a clean-up changed 0.013–0.073 on the prompts measured (plain and two-tone), a two-tone
 /// frame that had lost its object (a band or smear standing still) 0.14–0.34, and a checkerboard
 /// taken for a plain backdrop and moved 0.56 — each a cut.
 const MAX_KEYFRAME_CHANGE: f32 = 0.1;
+/// On a two-tone backdrop (stripes, checkers) an object stands still when it moved at most `STILL_PX`
+/// pixels each way since the frame a keyframe interval before (a moving one goes 8 or more in 4
+/// frames) and sits at its layout spot (within `NEAR_PX` of where a fresh first frame has it; a still
+/// object sits up to ~6 px off it).
+const STILL_PX: u32 = 2;
+const NEAR_PX: u32 = 6;
 
 /// A fresh first frame for `cond` sampled with `sampling` from [`Reference::NOISE`]: where the
 /// first-frame path lays the prompt out, which a keeping-place redraw registers against (its content
@@ -717,9 +717,10 @@ impl VideoModel for SpoolTiny {
     /// content sits where a fresh first frame has it ([`register::torus_shift`]; the fresh frame is
     /// kept per prompt), redrawn there and moved back, so the object keeps its place and motion
     /// (training/README.md, "Keyframes": a redraw where the frame is pulls the object back to the
-    /// caption's layout and stops it). On a ramp (a gradient, a sky) only the object moves, cut out
-    /// of it and pasted back; on a pattern only a still object at its layout spot is redrawn, where
-    /// it is ([`STILL_PX`]). The prompt's [`Look`] comes first: a spinning
+    /// caption's layout and stops it). On a ramp (a gradient, a sky) or a pattern (stripes, checkers)
+    /// only the object moves, cut out of it and pasted back ([`register::Content::cut`]); on a
+    /// pattern an object that stands still at its layout spot is redrawn where it is ([`STILL_PX`]).
+    /// The prompt's [`Look`] comes first: a spinning
     /// object is redrawn where it stands, and a growing, shrinking or fading one not at all (its look
     /// is meant to change).
     fn redraw(
@@ -762,35 +763,34 @@ impl VideoModel for SpoolTiny {
         }
         let reference = self.reference.as_ref().expect("made above").content(content.backdrop());
         let Some(shift) = register::torus_shift(&content, reference) else { return Ok(None) };
-        let (dy, dx) = match content.backdrop() {
-            // A spinning object stands where it is; registered on its first frame's outline it seems
-            // to move a little, and keyframes that followed would walk it across the frame.
-            register::Backdrop::Plain | register::Backdrop::Ramp if cond.look == Look::Turning => (0, 0),
-            register::Backdrop::Plain | register::Backdrop::Ramp => shift,
-            // A pattern moved on the torus shows its seam, and the redraw keeps part of
-            // it (a jump every keyframe); a redraw where the frame is pulls an object to its layout
-            // spot. So only a still object there is redrawn; a moving one keeps the model's drawing.
-            register::Backdrop::TwoTone => {
-                let Some(earlier) = earlier.filter(|_| register::within(shift, &frame, NEAR_PX)) else {
-                    return Ok(None);
-                };
-                let earlier = register::Content::against(&core.decode_frame(earlier)?, register::Backdrop::TwoTone);
-                let moved = register::torus_shift(&content, &earlier);
-                if !moved.is_some_and(|m| register::within(m, &frame, STILL_PX)) {
-                    return Ok(None);
+        // On a pattern an object that stood still at its layout spot is redrawn where it is, as it is:
+        // cut out and pasted back it keeps its class less well (training/README.md, "Keyframes" 6).
+        let still = content.backdrop() == register::Backdrop::TwoTone
+            && match earlier.filter(|_| register::within(shift, &frame, NEAR_PX)) {
+                Some(earlier) => {
+                    let earlier = register::Content::against(&core.decode_frame(earlier)?, register::Backdrop::TwoTone);
+                    register::torus_shift(&content, &earlier).is_some_and(|m| register::within(m, &frame, STILL_PX))
                 }
-                (0, 0)
-            }
-        };
+                None => false,
+            };
+        // A spinning object stands where it is; registered on its first frame's outline it seems to
+        // move a little, and keyframes that followed would walk it across the frame.
+        let (dy, dx) = if cond.look == Look::Turning || still { (0, 0) } else { shift };
         let (dy, dx) = (i64::from(dy), i64::from(dx));
-        // On a ramp only the object moves to its layout spot and back (cut out, its place filled with
-        // the ramp): the ramp moved on the torus would show its seam. Elsewhere the whole frame moves.
-        let cut = content.plane().map(|plane| {
-            let (region, matte) = content.object();
-            (register::paste(&frame, plane, &region, 0, 0), matte)
-        });
+        // On a ramp or a pattern only the object moves to its layout spot and back (cut out, its
+        // place filled with the backdrop): the backdrop moved on the torus would show its seam. On a
+        // plain backdrop the whole frame moves.
+        let cut = match content.backdrop() {
+            register::Backdrop::Plain => None,
+            register::Backdrop::TwoTone if still => None,
+            _ => match content.cut(&frame) {
+                Some(cut) => Some(cut),
+                // A pattern that does not repeat itself: nothing to fill the object's place with.
+                None => return Ok(None),
+            },
+        };
         let placed = match &cut {
-            Some((base, matte)) => register::paste(base, &frame, matte, -dy, -dx),
+            Some((bare, matte)) => register::paste(bare, &frame, matte, -dy, -dx),
             None => register::roll(&frame, -dy, -dx),
         };
         let placed = core.encode_frame(&placed)?;
@@ -801,9 +801,9 @@ impl VideoModel for SpoolTiny {
             core.redraw_with(&core.to_tokens(&placed)?, cond, Sampling { steps, ..sampling }, strength, draw)?;
         let drawn = core.decode_frame(&core.to_latent(&redrawn)?)?;
         let back = match &cut {
-            Some((base, _)) => {
-                let (_, matte) = register::Content::against(&drawn, register::Backdrop::Ramp).object();
-                register::paste(base, &drawn, &matte, dy, dx)
+            Some((bare, _)) => {
+                let (_, matte) = register::Content::against(&drawn, content.backdrop()).object();
+                register::paste(bare, &drawn, &matte, dy, dx)
             }
             None => register::roll(&drawn, dy, dx),
         };

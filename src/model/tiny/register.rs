@@ -68,9 +68,19 @@ impl Content {
         self.backdrop
     }
 
-    /// On a ramp, the plane fitted to the frame (its backdrop without objects); else `None`.
-    pub fn plane(&self) -> Option<&Frame> {
-        self.plane.as_ref()
+    /// `frame` (the frame this content was told from) without its object, and the object's matte
+    /// ([`object`](Self::object)): what a keyframe needs to move only the object. On a ramp the
+    /// object's region is filled from the fitted plane; on a two-tone pattern from the pattern itself,
+    /// one period away ([`refill`]). `None` on a plain backdrop, where the whole frame moves on the
+    /// torus without a seam, and on a pattern that repeats itself by no shift.
+    pub fn cut(&self, frame: &Frame) -> Option<(Frame, Vec<f32>)> {
+        let (region, matte) = self.object();
+        let bare = match self.backdrop {
+            Backdrop::Plain => return None,
+            Backdrop::Ramp => paste(frame, self.plane.as_ref()?, &region, 0, 0),
+            Backdrop::TwoTone => refill(frame, &region)?,
+        };
+        Some((bare, matte))
     }
 
     /// The frame's object, as two weights per pixel: its region (1 where the object may be: pixels
@@ -99,6 +109,61 @@ fn median_colour(frame: &Frame) -> [f32; 3] {
     std::array::from_fn(|c| median(frame.planar[c * n..(c + 1) * n].to_vec()))
 }
 
+/// `frame` with the pixels of `region` (weights > 0) taken from the pattern around them. spool-tiny's
+/// patterns repeat along a row, a column or a diagonal: stripes along their own direction at any
+/// distance, checkerboards by a cell diagonally or by two along an axis. So the shift `v` (one of
+/// those four directions, 6 to 64 pixels) by which the frame outside the region best matches itself
+/// is the pattern's period, and each region pixel takes the pixel `m·v` away (m = ±1, ±2, … ±8, the
+/// nearest first) that lies in the frame and outside the region. `None` when no shift matches the frame outside the
+/// region to within [`PERIOD_FIT`] per pixel on average, or a pixel finds no source.
+fn refill(frame: &Frame, region: &[f32]) -> Option<Frame> {
+    let (w, h) = (frame.width as i64, frame.height as i64);
+    let n = (w * h) as usize;
+    let hole: Vec<bool> = region.iter().map(|r| *r > 0.0).collect();
+    // Within the frame, not across its edges: a pattern need not fit the torus a whole number of
+    // times (three checkerboard cells across 128 pixels).
+    let at = |y: i64, x: i64| ((0..h).contains(&y) && (0..w).contains(&x)).then(|| (y * w + x) as usize);
+    let mut best: Option<(f32, i64, i64)> = None;
+    for d in 6..=64i64 {
+        for (dy, dx) in [(d, 0), (0, d), (d, d), (d, -d)] {
+            let (mut sum, mut count) = (0f32, 0usize);
+            // Every other row and column (the answer is the same, for a quarter of the reads); a
+            // shift must be judged on at least a quarter of them.
+            for y in (0..h).step_by(2) {
+                for x in (0..w).step_by(2) {
+                    let (Some(i), Some(j)) = (at(y, x), at(y + dy, x + dx)) else { continue };
+                    if hole[i] || hole[j] {
+                        continue;
+                    }
+                    sum += (0..3).map(|c| (frame.planar[c * n + i] - frame.planar[c * n + j]).abs()).sum::<f32>();
+                    count += 1;
+                }
+            }
+            let fit = sum / count.max(1) as f32;
+            if count * 16 >= n && best.is_none_or(|(b, _, _)| fit < b) {
+                best = Some((fit, dy, dx));
+            }
+        }
+    }
+    let (fit, dy, dx) = best?;
+    if fit > PERIOD_FIT {
+        return None;
+    }
+    let mut out = frame.clone();
+    for i in (0..n).filter(|&i| hole[i]) {
+        let (y, x) = ((i as i64) / w, (i as i64) % w);
+        let source = (1..=8i64).flat_map(|m| [m, -m]).filter_map(|m| at(y + m * dy, x + m * dx)).find(|&j| !hole[j])?;
+        for c in 0..3 {
+            out.planar[c * n + i] = frame.planar[c * n + source];
+        }
+    }
+    Some(out)
+}
+
+/// How closely a pattern must repeat itself for [`refill`]: the mean distance (summed over the
+/// channels, in [-1, 1] units) between the frame and itself moved by one period, outside the object.
+const PERIOD_FIT: f32 = 0.3;
+
 /// Each pixel's distance from the frame's median colour (summed over the channels): the content,
 /// with a solid background at zero.
 fn foreground(frame: &Frame) -> Vec<f32> {
@@ -113,25 +178,49 @@ fn foreground(frame: &Frame) -> Vec<f32> {
     out
 }
 
-/// Each pixel's distance from the line in colour space through the mean colour along the colours'
-/// main axis: on a two-tone backdrop the background (both tones and every blend of them) is near
-/// zero and an object of another colour is not. The backdrop's spread outweighs a small object's, so
-/// the axis is the backdrop's; the mean of two tones lies between them (a median need not: it is
-/// taken per channel).
+/// Each pixel's distance from the line in colour space through the backdrop's mean colour along its
+/// colours' main axis: on a two-tone backdrop the background (both tones and every blend of them) is
+/// near zero and an object of another colour is not. The line is fitted to the whole frame first,
+/// then twice more to the pixels within 0.3 of it: an object of a tenth of the frame tilts the first
+/// fit enough to put much of a tone off the line.
 fn off_line(frame: &Frame) -> Vec<f32> {
     let n = (frame.width * frame.height) as usize;
-    let m: [f32; 3] = std::array::from_fn(|c| frame.planar[c * n..(c + 1) * n].iter().sum::<f32>() / n as f32);
-    let px = |i: usize| -> [f32; 3] { std::array::from_fn(|c| frame.planar[c * n + i] - m[c]) };
+    let px = |i: usize| -> [f32; 3] { std::array::from_fn(|c| frame.planar[c * n + i]) };
+    let mut off: Vec<f32> = Vec::new();
+    for round in 0..3 {
+        let kept: Vec<[f32; 3]> = (0..n).filter(|&i| round == 0 || off[i] < 0.3).map(px).collect();
+        if kept.len() * 4 < n {
+            // Too little of the frame near any line: not a two-tone backdrop; keep the fit made.
+            break;
+        }
+        let (m, axis) = main_axis(&kept);
+        off = (0..n)
+            .map(|i| {
+                let d: [f32; 3] = std::array::from_fn(|c| px(i)[c] - m[c]);
+                let along: f32 = d.iter().zip(axis).map(|(a, b)| a * b).sum();
+                d.iter().zip(axis).map(|(a, b)| (a - along * b).powi(2)).sum::<f32>().sqrt()
+            })
+            .collect();
+    }
+    off
+}
+
+/// The mean of `colours` and the unit direction along which they spread most (the backdrop's spread
+/// outweighs a small object's, so on a two-tone frame it runs from one tone to the other; the mean of
+/// two tones lies between them, which a per-channel median need not).
+fn main_axis(colours: &[[f32; 3]]) -> ([f32; 3], [f32; 3]) {
+    let count = colours.len().max(1) as f32;
+    let m: [f32; 3] = std::array::from_fn(|c| colours.iter().map(|p| p[c]).sum::<f32>() / count);
     let mut cov = [[0f32; 3]; 3];
-    for i in 0..n {
-        let d = px(i);
+    for p in colours {
+        let d: [f32; 3] = std::array::from_fn(|c| p[c] - m[c]);
         for (row, a) in cov.iter_mut().zip(d) {
             for (v, b) in row.iter_mut().zip(d) {
                 *v += a * b;
             }
         }
     }
-    // The main axis by power iteration (the covariance is symmetric and positive semi-definite).
+    // Power iteration (the covariance is symmetric and positive semi-definite).
     let mut axis = [1f32; 3];
     for _ in 0..32 {
         let next: [f32; 3] = std::array::from_fn(|r| (0..3).map(|c| cov[r][c] * axis[c]).sum());
@@ -141,13 +230,7 @@ fn off_line(frame: &Frame) -> Vec<f32> {
         }
         axis = next.map(|v| v / norm);
     }
-    (0..n)
-        .map(|i| {
-            let d = px(i);
-            let along: f32 = d.iter().zip(axis).map(|(a, b)| a * b).sum();
-            d.iter().zip(axis).map(|(a, b)| (a - along * b).powi(2)).sum::<f32>().sqrt()
-        })
-        .collect()
+    (m, axis)
 }
 
 /// The share of a content map's pixels within 0.1 (summed over the channels, in [-1, 1] units) of
@@ -437,7 +520,7 @@ mod tests {
         assert_eq!(Content::of(&frame).backdrop(), Backdrop::Ramp);
         // The fit is the blend itself: the bright block (5% of the frame) does not tilt it.
         let content = Content::of(&frame);
-        let fitted = content.plane().expect("a ramp keeps its plane");
+        let fitted = content.plane.as_ref().expect("a ramp keeps its plane");
         let bare = sky(None);
         let off = distance(fitted, &bare).into_iter().enumerate().filter(|(i, _)| !(50..52).contains(&(i / 64)));
         assert!(off.map(|(_, d)| d).fold(0f32, f32::max) < 0.01, "the ramp fitted under the block");
@@ -493,6 +576,42 @@ mod tests {
         }
         // No object against the backdrop: nothing to register.
         assert_eq!(torus_shift(&Content::against(&striped(None), Backdrop::TwoTone), &against), None);
+    }
+
+    #[test]
+    fn an_object_on_stripes_is_cut_out_and_moved_the_stripes_filled_in_where_it_was() {
+        let (at, to) = ((20usize, 30usize), (40usize, 12usize));
+        let frame = striped(Some(at));
+        let content = Content::of(&frame);
+        assert_eq!(content.backdrop(), Backdrop::TwoTone);
+        let (bare, matte) = content.cut(&frame).expect("stripes repeat themselves");
+        let err = distance(&bare, &striped(None));
+        assert!(
+            err.iter().all(|e| *e < 1e-6),
+            "the stripes filled in: off by up to {}",
+            err.iter().fold(0f32, |a, b| a.max(*b))
+        );
+        let moved = paste(&bare, &frame, &matte, (to.0 - at.0) as i64, to.1 as i64 - at.1 as i64);
+        let err = distance(&moved, &striped(Some(to)));
+        assert!(err.iter().all(|e| *e < 0.05), "moved: off by up to {}", err.iter().fold(0f32, |a, b| a.max(*b)));
+        // A backdrop that repeats itself by no shift (noise in two tones) has nothing to fill with.
+        let mut noise = striped(None);
+        let n = 64 * 64;
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for i in 0..n {
+            // xorshift64: no shift of the frame lines these tones up with themselves.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let tone = state.is_multiple_of(3);
+            for c in 0..3 {
+                noise.planar[c * n + i] = if tone { [-0.8, -0.5, 0.8][c] } else { [-0.7, 0.6, -0.6][c] };
+            }
+        }
+        let noisy = paste(&noise, &frame, &matte, 0, 0);
+        assert!(Content::against(&noisy, Backdrop::TwoTone).cut(&noisy).is_none(), "no period in noise");
+        // A plain backdrop is not cut: the whole frame moves there.
+        assert!(Content::of(&scene()).cut(&scene()).is_none());
     }
 
     #[test]
