@@ -1,7 +1,7 @@
 //! Where a frame's content sits relative to another's, on the torus spool-tiny's frames live on
 //! (an object leaving one edge shows at the other): the integer shift that best overlaps the two,
-//! and the frame moved by it — or, on a ramp (a gradient, a sky), only its object, cut out and pasted
-//! back. A keyframe uses it to redraw an object at the place the first-frame path draws it (the
+//! and the frame moved by it — or, on a ramp (a gradient, a sky) or a pattern (stripes, checkers),
+//! only its object, cut out and pasted back. A keyframe uses it to redraw an object at the place the first-frame path draws it (the
 //! caption's layout) and move it back to where the rollout had it.
 
 use crate::model::Frame;
@@ -114,8 +114,8 @@ fn median_colour(frame: &Frame) -> [f32; 3] {
 /// distance, checkerboards by a cell diagonally or by two along an axis. So the shift `v` (one of
 /// those four directions, 6 to 64 pixels) by which the frame outside the region best matches itself
 /// is the pattern's period, and each region pixel takes the pixel `m·v` away (m = ±1, ±2, … ±8, the
-/// nearest first) that lies in the frame and outside the region. `None` when no shift matches the frame outside the
-/// region to within [`PERIOD_FIT`] per pixel on average, or a pixel finds no source.
+/// nearest first) that lies in the frame and outside the region. `None` when no shift matches the
+/// frame outside the region to within [`PERIOD_FIT`] per pixel on average, or a pixel finds no source.
 fn refill(frame: &Frame, region: &[f32]) -> Option<Frame> {
     let (w, h) = (frame.width as i64, frame.height as i64);
     let n = (w * h) as usize;
