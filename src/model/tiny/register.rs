@@ -74,11 +74,13 @@ impl Content {
     /// one period away ([`refill`]). `None` on a plain backdrop, where the whole frame moves on the
     /// torus without a seam, and on a pattern that repeats itself by no shift.
     pub fn cut(&self, frame: &Frame) -> Option<(Frame, Vec<f32>)> {
+        if self.backdrop == Backdrop::Plain {
+            return None;
+        }
         let (region, matte) = self.object();
-        let bare = match self.backdrop {
-            Backdrop::Plain => return None,
-            Backdrop::Ramp => paste(frame, self.plane.as_ref()?, &region, 0, 0),
-            Backdrop::TwoTone => refill(frame, &region)?,
+        let bare = match &self.plane {
+            Some(plane) => paste(frame, plane, &region, 0, 0),
+            None => refill(frame, &region)?,
         };
         Some((bare, matte))
     }
@@ -196,7 +198,8 @@ fn off_line(frame: &Frame) -> Vec<f32> {
         let (m, axis) = main_axis(&kept);
         off = (0..n)
             .map(|i| {
-                let d: [f32; 3] = std::array::from_fn(|c| px(i)[c] - m[c]);
+                let p = px(i);
+                let d: [f32; 3] = std::array::from_fn(|c| p[c] - m[c]);
                 let along: f32 = d.iter().zip(axis).map(|(a, b)| a * b).sum();
                 d.iter().zip(axis).map(|(a, b)| (a - along * b).powi(2)).sum::<f32>().sqrt()
             })
