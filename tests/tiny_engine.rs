@@ -254,6 +254,45 @@ fn keyframes_leave_a_growth_alone_and_keep_a_spinning_object_where_it_stands() {
     }
 }
 
+/// With two objects on a plain backdrop a keyframe moves each to its own layout spot and back: one
+/// shift for the whole frame dragged a still heart along with a square moving up.
+#[test]
+fn keyframes_move_each_of_two_objects_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(&dir.path().join("a.spool"));
+    let keyframes = Some(Keyframes { every: 3, strength: 0.5 });
+    let settings = GenSettings { steps: Some(2), switch_anchor: None, keyframes, ..GenSettings::seeded(3) };
+    let prompt = "a green square moving up and a pink heart standing still on a white background";
+    e.send(generate_on(Timeline::single(prompt), 24, settings)).unwrap();
+    let frames: Vec<Frame> = run(&e).into_iter().map(|f| f.1).collect();
+    let (pink, green) = ([0.92, -0.06, 0.41], [-0.69, 0.33, -0.53]);
+    let heart = centroid_of(&frames[0], pink);
+    let square = centroid_of(&frames[0], green);
+    for (i, f) in frames.iter().enumerate() {
+        let (x, y) = centroid_of(f, pink);
+        let off = (x - heart.0).hypot(y - heart.1);
+        assert!(off < 6.0, "frame {i}: the heart's centre is {off:.1} px from where it stood");
+    }
+    let risen = square.1 - centroid_of(&frames[23], green).1;
+    assert!(risen > 15.0, "the square rose {risen:.1} px in 23 frames");
+}
+
+/// The centre of the pixels within 0.5 of `colour` (summed over the channels).
+fn centroid_of(frame: &Frame, colour: [f32; 3]) -> (f32, f32) {
+    let n = (frame.width * frame.height) as usize;
+    let (mut sx, mut sy, mut count) = (0.0, 0.0, 0.0);
+    for i in 0..n {
+        let d: f32 = (0..3).map(|c| (frame.planar[c * n + i] - colour[c]).abs()).sum();
+        if d < 0.5 {
+            sx += (i as u32 % frame.width) as f32;
+            sy += (i as u32 / frame.width) as f32;
+            count += 1.0;
+        }
+    }
+    assert!(count > 0.0, "the frame shows the object");
+    (sx / count, sy / count)
+}
+
 /// The centre of the pixels away from the frame's median colour (the object on a plain backdrop).
 fn centroid(frame: &Frame) -> (f32, f32) {
     let n = (frame.width * frame.height) as usize;

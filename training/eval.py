@@ -4,7 +4,7 @@
     python3 training/eval.py --spool target/release/spool --n 512 --gt 256 --out .dev/eval
     python3 training/eval.py --backend torch --weights DIR --variant nonsep --n 64 --only adherence   # ablations
 
-Four parts, each written to OUT/results.json (and strips OUT/*.png):
+Five parts, each written to OUT/results.json (and strips OUT/*.png):
 
 1. **detectors** -- the judges run on ground-truth clips of the renderer (--gt clips, same scene mix as 2) and
    must score >= 95% per attribute before their verdicts on generated clips mean anything.
@@ -25,8 +25,12 @@ Four parts, each written to OUT/results.json (and strips OUT/*.png):
 4. **switch** -- --switch clips change one thing at frame 12 (background colour, object colour or class):
    frames until the new content is detected (and stays for 3 frames), and the largest frame-to-frame change
    around the switch as a fraction of the whole change (a hard cut is 1.0; `over_half` lists the clips above 0.5).
+5. **two objects** -- --two two-object clips on solid backgrounds, --two-frames long: per object (told by its
+   colour) the judge's class with only that object left, presence and the captioned motion, per 32-frame window,
+   against the same measures on the scenes' ground-truth renders (`part_two`).
 """
 import argparse
+import copy
 import json
 import os
 import random
@@ -321,6 +325,72 @@ def part_long(world, gen, judge, a, res):
                                   for w in range(len(curves[0]))])
 
 
+def part_two(world, gen, judge, a, res):
+    """--two two-object clips on solid backgrounds (eval split, training wordings, both objects tinted in colours
+    >= 0.8 apart and from the background, judged motions), --two-frames long. Per object, told by its palette
+    colour (pixels within 0.5): the judge's class on the frame with only that object left (the rest painted the
+    background colour), presence (>= 20 such pixels) and its captioned motion over each 16-frame window (the
+    colour's centroid on the torus moves >= 4 px the captioned way on each captioned axis and < 4 px on the
+    other; "still": < 4 px both ways); per 32-frame window, generated clips and their ground-truth renders."""
+    rng = random.Random(a.seed + 11)
+    pal = world.palette.cpu()
+    far = lambda i, j: (pal[i] - pal[j]).abs().sum() >= 0.8
+    scenes = []
+    while len(scenes) < a.two:
+        sc = world._sample_scene(rng, "eval")
+        if len(sc["objs"]) != 2 or BG_KINDS[sc["bg"]["kind"]] != "solid" or sc["bg"]["pan"]:
+            continue
+        o1, o2 = sc["objs"]
+        if min(o1["col"], o2["col"]) < 0 or not (far(o1["col"], o2["col"]) and far(o1["col"], sc["bg"]["c1"])
+                                                and far(o2["col"], sc["bg"]["c1"])):
+            continue
+        if any(MOTIONS[o["mot"]][0] not in JUDGED_MOTIONS for o in (o1, o2)):
+            continue
+        scenes.append((sc, world.caption_fit(rng, sc, ev=False)))
+    T, W = a.two_frames, 32
+    ys, xs = torch.meshgrid(torch.arange(128.0), torch.arange(128.0), indexing="ij")
+
+    def centre(m, grid):  # the circular mean: an object across an edge stays one
+        ang = grid / 128 * 2 * np.pi
+        return torch.atan2((m * ang.sin()).sum(), (m * ang.cos()).sum()).item() / (2 * np.pi) * 128
+
+    def measure(videos):
+        acc = {k: np.zeros((T // W, 2)) for k in ("cls", "present", "motion")}
+        for v, (sc, _) in zip(videos, scenes):
+            px = v.permute(0, 2, 3, 1)
+            bg = pal[sc["bg"]["c1"]]
+            for o in sc["objs"]:
+                m = ((px - pal[o["col"]]).abs().sum(-1) < 0.5).float()
+                near = F.max_pool2d(m[:, None], 5, 1, 2)[:, 0] > 0
+                alone = torch.where(near[..., None], px, bg).permute(0, 3, 1, 2)
+                cls = (cnn(judge, alone)[0] == o["cls"]).float().numpy()
+                pres = (m.sum((1, 2)) >= 20).float().numpy()
+                cy = [centre(m[t], ys) for t in range(T)]
+                cx = [centre(m[t], xs) for t in range(T)]
+                for t in range(T):
+                    acc["cls"][t // W] += (cls[t], 1)
+                    acc["present"][t // W] += (pres[t], 1)
+                want = WANT[MOTIONS[o["mot"]][0]]
+                for t0 in range(0, T - 15, 16):
+                    t1 = t0 + 15
+                    ok = bool(pres[t0] and pres[t1])
+                    for d, w in zip(((cx[t1] - cx[t0] + 64) % 128 - 64, (cy[t1] - cy[t0] + 64) % 128 - 64), want):
+                        ok = ok and (d * w >= 4 if w else abs(d) < 4)
+                    acc["motion"][t0 // W] += (float(ok), 1)
+        return {k: [round(x / max(n, 1), 3) for x, n in v] for k, v in acc.items()}
+
+    gt = [world.sample(1, T=T, split="eval", seed=a.seed + 12 + i, p_switch=0.0, scenes=[copy.deepcopy(sc)]).video[0].cpu()
+          for i, (sc, _) in enumerate(scenes)]
+    clips = []
+    for i, (sc, cap) in enumerate(scenes):
+        clips.append(gen.clip(cap, T, seed=500 + i))
+        print(f"two {i}: {cap!r}", flush=True)
+    save_strip(torch.stack([v[::8][:12] for v in clips[:8]]), os.path.join(a.out, "two_objects.png"), max_cols=12)
+    res["two_objects"] = dict(clips=len(scenes), frames=T, windows=[f"{w}-{w + W - 1}" for w in range(0, T, W)],
+                              generated=measure(clips), ground_truth=measure(gt))
+    print("two objects:", json.dumps(res["two_objects"]), flush=True)
+
+
 def part_switch(world, gen, judge, a, res):
     rng = random.Random(a.seed + 9)
     base = [s for s in eval_scenes(world, 4 * a.switch, a.seed + 10)
@@ -416,7 +486,9 @@ def main():
     p.add_argument("--long", type=int, default=4)
     p.add_argument("--long-frames", type=int, default=1000)
     p.add_argument("--switch", type=int, default=48)
-    p.add_argument("--only", choices=["all", "detectors", "adherence", "long", "switch"], default="all")
+    p.add_argument("--two", type=int, default=24)
+    p.add_argument("--two-frames", type=int, default=96)
+    p.add_argument("--only", choices=["all", "detectors", "adherence", "long", "switch", "two"], default="all")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--app-arg", action="append", default=[],
                    help="passed on to `spool generate` (repeatable), e.g. --app-arg=--no-switch-redraw")
@@ -441,6 +513,8 @@ def main():
         part_long(world, gen, judge, a, res)
     if a.only in ("all", "switch") and a.backend == "rust":
         part_switch(world, gen, judge, a, res)
+    if a.only in ("all", "two") and a.backend == "rust":
+        part_two(world, gen, judge, a, res)
     res["seconds"] = round(time.time() - t0, 1)
     if isinstance(gen, RustGen) and gen.frames:
         res["rust_frames_per_second_incl_process_start"] = round(gen.frames / gen.seconds, 2)

@@ -587,6 +587,132 @@ const MAX_KEYFRAME_CHANGE: f32 = 0.1;
 const STILL_PX: u32 = 2;
 const NEAR_PX: u32 = 6;
 
+/// How a keeping-place redraw moves a frame's objects to their layout spots and back.
+enum Objects {
+    /// The whole frame rolled on the torus by `(dy, dx)` and back.
+    Rolled(i64, i64),
+    /// Objects cut out of the frame (`bare` is the frame without them) and moved one by one.
+    Cut { bare: Frame, objects: Vec<Moved> },
+}
+
+/// One object of [`Objects::Cut`].
+struct Moved {
+    /// How much each pixel is the object, in the frame it comes from.
+    matte: Vec<f32>,
+    /// Where it is from its layout spot.
+    dy: i64,
+    dx: i64,
+    /// With several objects, the pixels it covers at its layout spot (grown by [`PART_MARGIN_PX`]):
+    /// only the redrawn content there is pasted back as this object.
+    area: Option<Vec<bool>>,
+    /// An object the rollout lost, taken from the keyframe reference (at its layout spot) rather
+    /// than from the frame.
+    lost: bool,
+}
+
+/// How far a redrawn object may reach beyond the pixels it was placed on and still be pasted back.
+const PART_MARGIN_PX: usize = 3;
+
+impl Objects {
+    /// Several objects of `frame` each paired with one of the reference's (`fresh`, the keyframe
+    /// reference, its `reference` content told from the same backdrop and that content's
+    /// `reference_parts`; [`register::pair`]) and
+    /// registered alone. A reference object that the frame no longer shows at all (not a part, not
+    /// its colour anywhere) is lost: it is drawn back at its layout spot, from the reference. `None`
+    /// unless the reference shows two to four objects and the frame at most as many, each paired
+    /// or lost, and every paired one registers: with an object broken in pieces or two run together
+    /// the whole content registers as one (training/README.md, "Keyframes" 7).
+    fn apart(
+        frame: &Frame,
+        content: &register::Content,
+        fresh: &Frame,
+        reference: &register::Content,
+        reference_parts: &[Vec<usize>],
+    ) -> Option<Objects> {
+        if !(2..=4).contains(&reference_parts.len()) {
+            return None;
+        }
+        let parts = content.parts();
+        if parts.is_empty() || parts.len() > reference_parts.len() {
+            return None;
+        }
+        let colours = |c: &register::Content, f: &Frame, parts: &[Vec<usize>]| -> Vec<([f32; 3], usize)> {
+            parts.iter().map(|p| (c.colour(f, p), p.len())).collect()
+        };
+        let theirs = colours(reference, fresh, reference_parts);
+        let pairs = register::pair(&colours(content, frame, &parts), &theirs);
+        let lost: Vec<usize> = (0..reference_parts.len())
+            .filter(|j| !pairs.contains(j) && !register::shows_colour(frame, theirs[*j].0))
+            .collect();
+        if parts.len() + lost.len() != reference_parts.len() {
+            return None;
+        }
+        let (w, h) = (frame.width as usize, frame.height as usize);
+        // Where an object lands when placed (its pixels moved by −shift), grown by the margin.
+        let area = |pixels: &[usize], dy: i64, dx: i64| {
+            let mut area = vec![false; w * h];
+            for &i in pixels {
+                let y = ((i / w) as i64 - dy).rem_euclid(h as i64) as usize;
+                let x = ((i % w) as i64 - dx).rem_euclid(w as i64) as usize;
+                area[y * w + x] = true;
+            }
+            Some((0..PART_MARGIN_PX).fold(area, |a, _| register::grow(&a, w, h)))
+        };
+        let only = |matte: &[f32], pixels: &[usize]| {
+            let mut own = vec![0f32; matte.len()];
+            pixels.iter().for_each(|&i| own[i] = matte[i]);
+            own
+        };
+        let (region, matte) = content.object();
+        let bare = content.fill(frame, &region)?;
+        let mut objects = Vec::with_capacity(reference_parts.len());
+        for (part, j) in parts.iter().zip(pairs) {
+            let (dy, dx) = register::torus_shift(&content.only(part), &reference.only(&reference_parts[j]))?;
+            let (dy, dx) = (i64::from(dy), i64::from(dx));
+            objects.push(Moved { matte: only(&matte, part), dy, dx, area: area(part, dy, dx), lost: false });
+        }
+        let (_, reference_matte) = reference.object();
+        for j in lost {
+            let part = &reference_parts[j];
+            objects.push(Moved {
+                matte: only(&reference_matte, part),
+                dy: 0,
+                dx: 0,
+                area: area(part, 0, 0),
+                lost: true,
+            });
+        }
+        Some(Objects::Cut { bare, objects })
+    }
+
+    /// `frame` with its objects at their layout spots (a lost one from `fresh`).
+    fn placed(&self, frame: &Frame, fresh: &Frame) -> Frame {
+        match self {
+            Objects::Rolled(dy, dx) => register::roll(frame, -dy, -dx),
+            Objects::Cut { bare, objects } => objects.iter().fold(bare.clone(), |out, o| {
+                register::paste(&out, if o.lost { fresh } else { frame }, &o.matte, -o.dy, -o.dx)
+            }),
+        }
+    }
+
+    /// The redrawn frame's objects moved back to where the frame had them (told from `backdrop`).
+    fn back(&self, drawn: &Frame, backdrop: register::Backdrop) -> Frame {
+        match self {
+            Objects::Rolled(dy, dx) => register::roll(drawn, *dy, *dx),
+            Objects::Cut { bare, objects } => {
+                let (_, matte) = register::Content::against(drawn, backdrop).object();
+                objects.iter().fold(bare.clone(), |out, o| match &o.area {
+                    None => register::paste(&out, drawn, &matte, o.dy, o.dx),
+                    Some(area) => {
+                        let own: Vec<f32> = matte.iter().zip(area).map(|(m, a)| if *a { *m } else { 0.0 }).collect();
+                        register::paste(&out, drawn, &own, o.dy, o.dx)
+                    }
+                })
+            }
+        }
+    }
+}
+
 /// A fresh first frame for `cond` sampled with `sampling` from [`Reference::NOISE`]: where the
 /// first-frame path lays the prompt out, which a keeping-place redraw registers against (its content
 /// against either backdrop, made once).
@@ -594,9 +720,13 @@ struct Reference {
     tokens: Vec<f32>,
     bias: Vec<f32>,
     sampling: Sampling,
+    frame: Frame,
     plain: register::Content,
     ramp: register::Content,
     two_tone: register::Content,
+    /// The separate objects of `plain` and of `ramp` ([`register::Content::parts`]).
+    plain_parts: Vec<Vec<usize>>,
+    ramp_parts: Vec<Vec<usize>>,
 }
 
 impl Reference {
@@ -610,6 +740,16 @@ impl Reference {
             register::Backdrop::Plain => &self.plain,
             register::Backdrop::Ramp => &self.ramp,
             register::Backdrop::TwoTone => &self.two_tone,
+        }
+    }
+
+    /// The separate objects of its content told from `backdrop`; none counted on a two-tone one
+    /// (keyframes there register the frame as one).
+    fn parts(&self, backdrop: register::Backdrop) -> &[Vec<usize>] {
+        match backdrop {
+            register::Backdrop::Plain => &self.plain_parts,
+            register::Backdrop::Ramp => &self.ramp_parts,
+            register::Backdrop::TwoTone => &[],
         }
     }
 
@@ -720,7 +860,8 @@ impl VideoModel for SpoolTiny {
     /// caption's layout and stops it). On a ramp (a gradient, a sky) or a pattern (stripes, checkers)
     /// only the object moves, cut out of it and pasted back ([`register::Content::cut`]); on a
     /// pattern an object that stands still at its layout spot is redrawn where it is ([`STILL_PX`]).
-    /// The prompt's [`Look`] comes first: a spinning
+    /// Several objects on a plain backdrop or a ramp are each cut out and moved on their own
+    /// ([`Objects::apart`]). The prompt's [`Look`] comes first: a spinning
     /// object is redrawn where it stands, and a growing, shrinking or fading one not at all (its look
     /// is meant to change).
     fn redraw(
@@ -752,16 +893,24 @@ impl VideoModel for SpoolTiny {
             let own = &mut FrameNoise::new(seed, stream);
             let fresh = core.redraw_with(&tokens, cond, sampling, 1.0, &mut |shape| own.normal(shape, &device))?;
             let fresh = core.decode_frame(&core.to_latent(&fresh)?)?;
+            let (plain, ramp) = (
+                register::Content::against(&fresh, register::Backdrop::Plain),
+                register::Content::against(&fresh, register::Backdrop::Ramp),
+            );
             self.reference = Some(Reference {
                 tokens: cond.tokens.flatten_all()?.to_vec1::<f32>()?,
                 bias: cond.bias.to_vec1::<f32>()?,
                 sampling,
-                plain: register::Content::against(&fresh, register::Backdrop::Plain),
-                ramp: register::Content::against(&fresh, register::Backdrop::Ramp),
+                plain_parts: plain.parts(),
+                ramp_parts: ramp.parts(),
+                plain,
+                ramp,
                 two_tone: register::Content::against(&fresh, register::Backdrop::TwoTone),
+                frame: fresh,
             });
         }
-        let reference = self.reference.as_ref().expect("made above").content(content.backdrop());
+        let fresh = self.reference.as_ref().expect("made above");
+        let reference = fresh.content(content.backdrop());
         let Some(shift) = register::torus_shift(&content, reference) else { return Ok(None) };
         // On a pattern an object that stood still at its layout spot is redrawn where it is, as it is:
         // cut out and pasted back it keeps its class less well (training/README.md, "Keyframes" 6).
@@ -777,36 +926,36 @@ impl VideoModel for SpoolTiny {
         // move a little, and keyframes that followed would walk it across the frame.
         let (dy, dx) = if cond.look == Look::Turning || still { (0, 0) } else { shift };
         let (dy, dx) = (i64::from(dy), i64::from(dx));
+        // Several objects on a plain backdrop or a ramp each move to their own layout spot and back:
+        // one shift for the frame would drag a still object along with a moving one.
+        let apart = match content.backdrop() {
+            register::Backdrop::TwoTone => None,
+            _ if cond.look == Look::Turning => None,
+            backdrop => Objects::apart(&frame, &content, &fresh.frame, reference, fresh.parts(backdrop)),
+        };
         // On a ramp or a pattern only the object moves to its layout spot and back (cut out, its
         // place filled with the backdrop): the backdrop moved on the torus would show its seam. On a
         // plain backdrop the whole frame moves.
-        let cut = match content.backdrop() {
-            register::Backdrop::Plain => None,
-            register::Backdrop::TwoTone if still => None,
-            _ => match content.cut(&frame) {
-                Some(cut) => Some(cut),
+        let moves = match (apart, content.backdrop()) {
+            (Some(apart), _) => apart,
+            (None, register::Backdrop::Plain) => Objects::Rolled(dy, dx),
+            (None, register::Backdrop::TwoTone) if still => Objects::Rolled(dy, dx),
+            (None, _) => match content.cut(&frame) {
+                Some((bare, matte)) => {
+                    Objects::Cut { bare, objects: vec![Moved { matte, dy, dx, area: None, lost: false }] }
+                }
                 // A pattern that does not repeat itself: nothing to fill the object's place with.
                 None => return Ok(None),
             },
         };
-        let placed = match &cut {
-            Some((bare, matte)) => register::paste(bare, &frame, matte, -dy, -dx),
-            None => register::roll(&frame, -dy, -dx),
-        };
-        let placed = core.encode_frame(&placed)?;
+        let placed = core.encode_frame(&moves.placed(&frame, &fresh.frame))?;
         // The sampler's steps over the noise levels the redraw spans, not over all of them (a
         // keyframe costs one in every few frames its time).
         let steps = ((sampling.steps as f32 * how.strength).ceil() as u32).max(1);
         let redrawn =
             core.redraw_with(&core.to_tokens(&placed)?, cond, Sampling { steps, ..sampling }, strength, draw)?;
         let drawn = core.decode_frame(&core.to_latent(&redrawn)?)?;
-        let back = match &cut {
-            Some((bare, _)) => {
-                let (_, matte) = register::Content::against(&drawn, content.backdrop()).object();
-                register::paste(bare, &drawn, &matte, dy, dx)
-            }
-            None => register::roll(&drawn, dy, dx),
-        };
+        let back = moves.back(&drawn, content.backdrop());
         if register::change(&frame, &back) > MAX_KEYFRAME_CHANGE {
             // The frame had lost its object (a smear or a band that stands still), or its backdrop
             // was taken for another kind: the redraw would change it at once, a cut.
@@ -909,4 +1058,46 @@ pub fn bench_random(cfg: &Config, sampling: Sampling, frames: usize, device: &De
     });
     let fastest = pick(&|v| v.iter().copied().fold(f64::INFINITY, f64::min));
     Ok(StageTimes { steps, guidance: sampling.guidance, frames, median, fastest, cache_bytes: m.cache_bytes() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A grey 64×64 frame with a 10×10 block of each `(colour, row, column)`.
+    fn blocks(objects: &[([f32; 3], usize, usize)]) -> Frame {
+        let n = 64 * 64;
+        let mut planar = vec![0.1f32; 3 * n];
+        for (colour, row, column) in objects {
+            for y in *row..row + 10 {
+                for x in *column..column + 10 {
+                    (0..3).for_each(|c| planar[c * n + y * 64 + x] = colour[c]);
+                }
+            }
+        }
+        Frame { width: 64, height: 64, planar }
+    }
+
+    #[test]
+    fn several_objects_move_on_their_own_and_a_lost_one_is_drawn_back_at_its_layout_spot() {
+        let (red, blue) = ([0.9, -0.6, 0.1], [0.1, 0.1, 0.8]);
+        let fresh = blocks(&[(red, 10, 10), (blue, 40, 40)]);
+        let reference = register::Content::against(&fresh, register::Backdrop::Plain);
+        let theirs = reference.parts();
+        let keyframe = |frame: &Frame| {
+            let moves =
+                Objects::apart(frame, &register::Content::of(frame), &fresh, &reference, &theirs).expect("moved apart");
+            (moves.placed(frame, &fresh), moves.back(&fresh, register::Backdrop::Plain))
+        };
+        // Each moved its own way: each placed at its layout spot, and back where it was.
+        let moved = blocks(&[(red, 10, 30), (blue, 50, 40)]);
+        assert!(keyframe(&moved) == (fresh.clone(), moved.clone()));
+        // The blue one lost: drawn back from the reference at its layout spot, and left there.
+        let (placed, back) = keyframe(&blocks(&[(red, 10, 30)]));
+        assert!(placed == fresh);
+        assert!(back == blocks(&[(red, 10, 30), (blue, 40, 40)]));
+        // Run together (one part, both colours shown): registered as one, not apart.
+        let together = blocks(&[(red, 10, 30), (blue, 20, 30)]);
+        assert!(Objects::apart(&together, &register::Content::of(&together), &fresh, &reference, &theirs).is_none());
+    }
 }

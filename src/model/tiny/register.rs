@@ -78,11 +78,74 @@ impl Content {
             return None;
         }
         let (region, matte) = self.object();
-        let bare = match &self.plane {
-            Some(plane) => paste(frame, plane, &region, 0, 0),
-            None => refill(frame, &region)?,
-        };
-        Some((bare, matte))
+        Some((self.fill(frame, &region)?, matte))
+    }
+
+    /// `frame` (the frame this content was told from) with the pixels of `region` (weights > 0)
+    /// taken from its backdrop: the median colour, the fitted plane, or the pattern ([`refill`]).
+    pub fn fill(&self, frame: &Frame, region: &[f32]) -> Option<Frame> {
+        match (&self.plane, self.backdrop) {
+            (Some(plane), _) => Some(paste(frame, plane, region, 0, 0)),
+            (None, Backdrop::Plain) => {
+                let n = (frame.width * frame.height) as usize;
+                let colour = median_colour(frame);
+                let planar = (0..3 * n).map(|i| colour[i / n]).collect();
+                Some(paste(frame, &Frame { planar, ..frame.clone() }, region, 0, 0))
+            }
+            (None, _) => refill(frame, region),
+        }
+    }
+
+    /// The separate objects of the frame: the connected parts (8-neighbour, on the torus) of its
+    /// [`object`](Self::object) region, each as its pixels' indices, largest first; parts of fewer
+    /// than [`MIN_PART_PX`] pixels are left out.
+    pub fn parts(&self) -> Vec<Vec<usize>> {
+        let (w, h) = (self.width, self.height);
+        let (region, _) = self.object();
+        let mut seen: Vec<bool> = region.iter().map(|r| *r == 0.0).collect();
+        let mut parts = Vec::new();
+        for start in 0..w * h {
+            if seen[start] {
+                continue;
+            }
+            seen[start] = true;
+            let (mut part, mut next) = (Vec::new(), vec![start]);
+            while let Some(i) = next.pop() {
+                part.push(i);
+                let (y, x) = ((i / w) as i64, (i % w) as i64);
+                for (dy, dx) in (-1..=1).flat_map(|dy| (-1..=1).map(move |dx| (dy, dx))) {
+                    let j = (y + dy).rem_euclid(h as i64) as usize * w + (x + dx).rem_euclid(w as i64) as usize;
+                    if !seen[j] {
+                        seen[j] = true;
+                        next.push(j);
+                    }
+                }
+            }
+            if part.len() >= MIN_PART_PX {
+                parts.push(part);
+            }
+        }
+        parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        parts
+    }
+
+    /// The colour of the object at `part` (one of [`parts`](Self::parts)) in `frame`, the frame
+    /// this content was told from: its pixels' mean where they are clearly off the backdrop (> 0.3;
+    /// the part's grown rim is backdrop), or over the whole part if none are.
+    pub fn colour(&self, frame: &Frame, part: &[usize]) -> [f32; 3] {
+        let n = (frame.width * frame.height) as usize;
+        let clear: Vec<usize> = part.iter().copied().filter(|&i| self.map[i] > 0.3).collect();
+        let pixels = if clear.is_empty() { part } else { &clear };
+        std::array::from_fn(|c| {
+            pixels.iter().map(|&i| frame.planar[c * n + i]).sum::<f32>() / pixels.len().max(1) as f32
+        })
+    }
+
+    /// This content at `pixels` only (zero elsewhere): one object's, to register it alone.
+    pub fn only(&self, pixels: &[usize]) -> Content {
+        let mut map = vec![0f32; self.map.len()];
+        pixels.iter().for_each(|&i| map[i] = self.map[i]);
+        Content { backdrop: self.backdrop, map, plane: None, width: self.width, height: self.height }
     }
 
     /// The frame's object, as two weights per pixel: its region (1 where the object may be: pixels
@@ -102,6 +165,54 @@ impl Content {
     /// of 128×128).
     fn shows(&self) -> bool {
         self.map.iter().filter(|v| **v > 0.3).count() * 200 >= self.map.len()
+    }
+}
+
+/// The fewest pixels a part of a frame's content must have to count as an object of its own
+/// ([`Content::parts`]): a 6 × 6 block, where the region around the smallest object the model draws
+/// (~8 × 8 pixels, grown by 2) has ~140.
+const MIN_PART_PX: usize = 36;
+
+/// Which of a reference frame's objects each of a frame's is, from their (mean colour, size in
+/// pixels) ([`Content::colour`], [`Content::parts`]; at most as many of the first as of the second,
+/// at most four): the one-to-one pairing with the least total difference in colour (summed over the
+/// channels) plus half the log ratio of their sizes. `out[i]` is the reference object of `parts[i]`;
+/// a reference object left out is one the frame does not show as a part of its own.
+pub fn pair(parts: &[([f32; 3], usize)], reference_parts: &[([f32; 3], usize)]) -> Vec<usize> {
+    assert!(
+        parts.len() <= reference_parts.len() && reference_parts.len() <= 4,
+        "at most four reference parts, no fewer"
+    );
+    let cost = |(a, m): ([f32; 3], usize), (b, n): ([f32; 3], usize)| -> f32 {
+        (0..3).map(|c| (a[c] - b[c]).abs()).sum::<f32>() + 0.5 * (m as f32 / n as f32).ln().abs()
+    };
+    let mut best = (f32::INFINITY, Vec::new());
+    let mut order: Vec<usize> = (0..reference_parts.len()).collect();
+    permutations(&mut order, 0, &mut |o| {
+        let total: f32 = parts.iter().zip(o).map(|(p, &j)| cost(*p, reference_parts[j])).sum();
+        if total < best.0 {
+            best = (total, o[..parts.len()].to_vec());
+        }
+    });
+    best.1
+}
+
+/// Whether `frame` shows `colour` anywhere: at least 20 pixels within 0.5 of it (summed over the
+/// channels; two of the palette's colours lie ≥ 0.8 apart).
+pub fn shows_colour(frame: &Frame, colour: [f32; 3]) -> bool {
+    let n = (frame.width * frame.height) as usize;
+    (0..n).filter(|&i| (0..3).map(|c| (frame.planar[c * n + i] - colour[c]).abs()).sum::<f32>() < 0.5).nth(19).is_some()
+}
+
+/// Calls `visit` with every order of `items[k..]` (by swaps; `items[..k]` stay).
+fn permutations(items: &mut [usize], k: usize, visit: &mut impl FnMut(&[usize])) {
+    if k == items.len() {
+        return visit(items);
+    }
+    for i in k..items.len() {
+        items.swap(k, i);
+        permutations(items, k + 1, visit);
+        items.swap(k, i);
     }
 }
 
@@ -340,7 +451,7 @@ fn distance(a: &Frame, b: &Frame) -> Vec<f32> {
 }
 
 /// `mask` with each pixel set when any of its 3 × 3 neighbours is (on the torus).
-fn grow(mask: &[bool], w: usize, h: usize) -> Vec<bool> {
+pub fn grow(mask: &[bool], w: usize, h: usize) -> Vec<bool> {
     neighbours(mask, w, h, true)
 }
 
@@ -465,20 +576,59 @@ mod tests {
 
     /// A grey 64×64 frame with a red 12×9 block at (row 10, column 20) and a smaller blue one.
     fn scene() -> Frame {
+        blocks((10, 20), (30, 40))
+    }
+
+    /// A grey 64×64 frame with a red 12×9 block and a blue 4×4 one at these (row, column) corners.
+    fn blocks(red: (usize, usize), blue: (usize, usize)) -> Frame {
         let (w, h) = (64usize, 64usize);
         let mut planar = vec![0.1f32; 3 * w * h];
-        for y in 10..22 {
-            for x in 20..29 {
+        for y in red.0..red.0 + 12 {
+            for x in red.1..red.1 + 9 {
                 planar[y * w + x] = 0.9;
                 planar[w * h + y * w + x] = -0.6;
             }
         }
-        for y in 30..34 {
-            for x in 40..44 {
+        for y in blue.0..blue.0 + 4 {
+            for x in blue.1..blue.1 + 4 {
                 planar[2 * w * h + y * w + x] = 0.8;
             }
         }
         Frame { width: w as u32, height: h as u32, planar }
+    }
+
+    #[test]
+    fn separate_objects_are_found_paired_with_their_moved_selves_and_registered_alone() {
+        let frame = blocks((10, 20), (30, 40));
+        let content = Content::of(&frame);
+        let parts = content.parts();
+        assert_eq!(parts.len(), 2, "two objects");
+        assert!(parts[0].contains(&(15 * 64 + 24)) && parts[1].contains(&(31 * 64 + 41)), "the red block first");
+        // Each moved its own way, the red one across the bottom and right edges.
+        let reference = blocks((40, 50), (30, 10));
+        let reference = (reference.clone(), Content::against(&reference, Backdrop::Plain));
+        let mut theirs = reference.1.parts();
+        theirs.reverse();
+        let colours = |c: &Content, f: &Frame, parts: &[Vec<usize>]| -> Vec<([f32; 3], usize)> {
+            parts.iter().map(|p| (c.colour(f, p), p.len())).collect()
+        };
+        let red = content.colour(&frame, &parts[0]);
+        assert!(
+            red.iter().zip([0.9, -0.6, 0.1]).all(|(a, b)| (a - b).abs() < 1e-5),
+            "the red block's own colour, not its rim's"
+        );
+        let paired = pair(&colours(&content, &frame, &parts), &colours(&reference.1, &reference.0, &theirs));
+        assert_eq!(paired, vec![1, 0], "paired by colour and size");
+        assert_eq!(
+            pair(&colours(&content, &frame, &parts[1..]), &colours(&reference.1, &reference.0, &theirs)),
+            vec![0]
+        );
+        let shift = |i: usize, j: usize| torus_shift(&content.only(&parts[i]), &reference.1.only(&theirs[j]));
+        assert_eq!(shift(0, 1), Some((34, 34)), "the red block, 30 px up and left of the reference's");
+        assert_eq!(shift(1, 0), Some((0, 30)), "the blue block, 30 px right");
+        // The frame without them is the backdrop.
+        let (region, _) = content.object();
+        assert!(content.fill(&frame, &region).unwrap().planar.iter().all(|v| (v - 0.1).abs() < 1e-6));
     }
 
     #[test]
