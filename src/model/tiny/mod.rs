@@ -615,10 +615,10 @@ const PART_MARGIN_PX: usize = 3;
 
 impl Objects {
     /// Several objects of `frame` each paired with one of the reference's (`fresh`, the keyframe
-    /// reference, its `reference` content told from the same backdrop and that content's
-    /// `reference_parts`; [`register::pair`]) and
-    /// registered alone. A reference object that the frame no longer shows at all (not a part, not
-    /// its colour anywhere) is lost: it is drawn back at its layout spot, from the reference. `None`
+    /// reference; `reference`, its content told from the same backdrop; `reference_parts`, that
+    /// content's objects; [`register::pair`]) and registered alone. A reference object that the
+    /// frame no longer shows at all (not a part, not its colour anywhere) is lost: it is drawn back
+    /// at its layout spot, from the reference. `None`
     /// unless the reference shows two to four objects and the frame at most as many, each paired
     /// or lost, and every paired one registers: with an object broken in pieces or two run together
     /// the whole content registers as one (training/README.md, "Keyframes" 7).
