@@ -279,18 +279,7 @@ fn keyframes_move_each_of_two_objects_on_its_own() {
 
 /// The centre of the pixels within 0.5 of `colour` (summed over the channels).
 fn centroid_of(frame: &Frame, colour: [f32; 3]) -> (f32, f32) {
-    let n = (frame.width * frame.height) as usize;
-    let (mut sx, mut sy, mut count) = (0.0, 0.0, 0.0);
-    for i in 0..n {
-        let d: f32 = (0..3).map(|c| (frame.planar[c * n + i] - colour[c]).abs()).sum();
-        if d < 0.5 {
-            sx += (i as u32 % frame.width) as f32;
-            sy += (i as u32 / frame.width) as f32;
-            count += 1.0;
-        }
-    }
-    assert!(count > 0.0, "the frame shows the object");
-    (sx / count, sy / count)
+    centroid_where(frame, |d| d < 0.5, colour)
 }
 
 /// The centre of the pixels away from the frame's median colour (the object on a plain backdrop).
@@ -301,16 +290,21 @@ fn centroid(frame: &Frame) -> (f32, f32) {
         v.sort_by(f32::total_cmp);
         v[n / 2]
     };
-    let m = [median(0), median(1), median(2)];
+    centroid_where(frame, |d| d > 0.5, [median(0), median(1), median(2)])
+}
+
+/// The centre of the pixels whose distance from `colour` (summed over the channels) passes `keep`.
+fn centroid_where(frame: &Frame, keep: impl Fn(f32) -> bool, colour: [f32; 3]) -> (f32, f32) {
+    let n = (frame.width * frame.height) as usize;
     let (mut sx, mut sy, mut count) = (0.0, 0.0, 0.0);
     for i in 0..n {
-        let d: f32 = (0..3).map(|c| (frame.planar[c * n + i] - m[c]).abs()).sum();
-        if d > 0.5 {
+        let d: f32 = (0..3).map(|c| (frame.planar[c * n + i] - colour[c]).abs()).sum();
+        if keep(d) {
             sx += (i as u32 % frame.width) as f32;
             sy += (i as u32 / frame.width) as f32;
             count += 1.0;
         }
     }
-    assert!(count > 0.0, "the frame shows an object");
+    assert!(count > 0.0, "the frame shows the object");
     (sx / count, sy / count)
 }

@@ -632,15 +632,13 @@ impl Objects {
         if !(2..=4).contains(&reference_parts.len()) {
             return None;
         }
-        let parts = content.parts();
+        let (region, matte) = content.object();
+        let parts = content.parts_in(&region);
         if parts.is_empty() || parts.len() > reference_parts.len() {
             return None;
         }
-        let colours = |c: &register::Content, f: &Frame, parts: &[Vec<usize>]| -> Vec<([f32; 3], usize)> {
-            parts.iter().map(|p| (c.colour(f, p), p.len())).collect()
-        };
-        let theirs = colours(reference, fresh, reference_parts);
-        let pairs = register::pair(&colours(content, frame, &parts), &theirs);
+        let theirs = reference.colours(fresh, reference_parts);
+        let pairs = register::pair(&content.colours(frame, &parts), &theirs);
         let lost: Vec<usize> = (0..reference_parts.len())
             .filter(|j| !pairs.contains(j) && !register::shows_colour(frame, theirs[*j].0))
             .collect();
@@ -656,20 +654,19 @@ impl Objects {
                 let x = ((i % w) as i64 - dx).rem_euclid(w as i64) as usize;
                 area[y * w + x] = true;
             }
-            Some((0..PART_MARGIN_PX).fold(area, |a, _| register::grow(&a, w, h)))
+            (0..PART_MARGIN_PX).fold(area, |a, _| register::grow(&a, w, h))
         };
         let only = |matte: &[f32], pixels: &[usize]| {
             let mut own = vec![0f32; matte.len()];
             pixels.iter().for_each(|&i| own[i] = matte[i]);
             own
         };
-        let (region, matte) = content.object();
         let bare = content.fill(frame, &region)?;
         let mut objects = Vec::with_capacity(reference_parts.len());
         for (part, j) in parts.iter().zip(pairs) {
             let (dy, dx) = register::torus_shift(&content.only(part), &reference.only(&reference_parts[j]))?;
             let (dy, dx) = (i64::from(dy), i64::from(dx));
-            objects.push(Moved { matte: only(&matte, part), dy, dx, area: area(part, dy, dx), lost: false });
+            objects.push(Moved { matte: only(&matte, part), dy, dx, area: Some(area(part, dy, dx)), lost: false });
         }
         let (_, reference_matte) = reference.object();
         for j in lost {
@@ -678,7 +675,7 @@ impl Objects {
                 matte: only(&reference_matte, part),
                 dy: 0,
                 dx: 0,
-                area: area(part, 0, 0),
+                area: Some(area(part, 0, 0)),
                 lost: true,
             });
         }

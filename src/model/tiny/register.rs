@@ -100,8 +100,12 @@ impl Content {
     /// [`object`](Self::object) region, each as its pixels' indices, largest first; parts of fewer
     /// than [`MIN_PART_PX`] pixels are left out.
     pub fn parts(&self) -> Vec<Vec<usize>> {
+        self.parts_in(&self.object().0)
+    }
+
+    /// [`parts`](Self::parts) of a region already taken from [`object`](Self::object).
+    pub fn parts_in(&self, region: &[f32]) -> Vec<Vec<usize>> {
         let (w, h) = (self.width, self.height);
-        let (region, _) = self.object();
         let mut seen: Vec<bool> = region.iter().map(|r| *r == 0.0).collect();
         let mut parts = Vec::new();
         for start in 0..w * h {
@@ -129,16 +133,20 @@ impl Content {
         parts
     }
 
-    /// The colour of the object at `part` (one of [`parts`](Self::parts)) in `frame`, the frame
-    /// this content was told from: its pixels' mean where they are clearly off the backdrop (> 0.3;
-    /// the part's grown rim is backdrop), or over the whole part if none are.
-    pub fn colour(&self, frame: &Frame, part: &[usize]) -> [f32; 3] {
+    /// Each of `parts` (from [`parts`](Self::parts)) as [`pair`] compares them: the object's colour
+    /// in `frame`, the frame this content was told from — its pixels' mean where they are clearly off
+    /// the backdrop (> 0.3; the part's grown rim is backdrop), or over the whole part if none are —
+    /// and its size in pixels.
+    pub fn colours(&self, frame: &Frame, parts: &[Vec<usize>]) -> Vec<([f32; 3], usize)> {
         let n = (frame.width * frame.height) as usize;
-        let clear: Vec<usize> = part.iter().copied().filter(|&i| self.map[i] > 0.3).collect();
-        let pixels = if clear.is_empty() { part } else { &clear };
-        std::array::from_fn(|c| {
-            pixels.iter().map(|&i| frame.planar[c * n + i]).sum::<f32>() / pixels.len().max(1) as f32
-        })
+        let colour = |part: &[usize]| -> [f32; 3] {
+            let clear: Vec<usize> = part.iter().copied().filter(|&i| self.map[i] > 0.3).collect();
+            let pixels = if clear.is_empty() { part } else { &clear };
+            std::array::from_fn(|c| {
+                pixels.iter().map(|&i| frame.planar[c * n + i]).sum::<f32>() / pixels.len().max(1) as f32
+            })
+        };
+        parts.iter().map(|p| (colour(p), p.len())).collect()
     }
 
     /// This content at `pixels` only (zero elsewhere): one object's, to register it alone.
@@ -174,7 +182,7 @@ impl Content {
 const MIN_PART_PX: usize = 36;
 
 /// Which of a reference frame's objects each of a frame's is, from their (mean colour, size in
-/// pixels) ([`Content::colour`], [`Content::parts`]; at most as many of the first as of the second,
+/// pixels) ([`Content::colours`]; at most as many of the first as of the second,
 /// at most four): the one-to-one pairing with the least total difference in colour (summed over the
 /// channels) plus half the log ratio of their sizes. `out[i]` is the reference object of `parts[i]`;
 /// a reference object left out is one the frame does not show as a part of its own.
@@ -609,20 +617,14 @@ mod tests {
         let reference = (reference.clone(), Content::against(&reference, Backdrop::Plain));
         let mut theirs = reference.1.parts();
         theirs.reverse();
-        let colours = |c: &Content, f: &Frame, parts: &[Vec<usize>]| -> Vec<([f32; 3], usize)> {
-            parts.iter().map(|p| (c.colour(f, p), p.len())).collect()
-        };
-        let red = content.colour(&frame, &parts[0]);
+        let (ours, theirs_colours) = (content.colours(&frame, &parts), reference.1.colours(&reference.0, &theirs));
+        let red = ours[0].0;
         assert!(
             red.iter().zip([0.9, -0.6, 0.1]).all(|(a, b)| (a - b).abs() < 1e-5),
             "the red block's own colour, not its rim's"
         );
-        let paired = pair(&colours(&content, &frame, &parts), &colours(&reference.1, &reference.0, &theirs));
-        assert_eq!(paired, vec![1, 0], "paired by colour and size");
-        assert_eq!(
-            pair(&colours(&content, &frame, &parts[1..]), &colours(&reference.1, &reference.0, &theirs)),
-            vec![0]
-        );
+        assert_eq!(pair(&ours, &theirs_colours), vec![1, 0], "paired by colour and size");
+        assert_eq!(pair(&ours[1..], &theirs_colours), vec![0]);
         let shift = |i: usize, j: usize| torus_shift(&content.only(&parts[i]), &reference.1.only(&theirs[j]));
         assert_eq!(shift(0, 1), Some((34, 34)), "the red block, 30 px up and left of the reference's");
         assert_eq!(shift(1, 0), Some((0, 30)), "the blue block, 30 px right");
