@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
+use egui_kittest::wgpu::WgpuTestRenderer;
 use egui_kittest::{Harness, SnapshotOptions};
+use egui_wgpu::wgpu;
 use spool::engine::{Engine, EngineConfig, EngineState, Keyframes, ModelFactory, ModelSpec, SwitchAnchor, TakeId};
 use spool::ui::{App, AppOptions};
 
@@ -48,8 +50,26 @@ fn gui_with(factory: ModelFactory, opts: AppOptions, size: egui::Vec2, ppp: f32)
 
 /// The app working in the project folder `dir/project`.
 fn gui_in(dir: tempfile::TempDir, factory: ModelFactory, opts: AppOptions, size: egui::Vec2, ppp: f32) -> Gui {
+    gui_on(dir, factory, opts, size, ppp, None)
+}
+
+/// As `gui_in`, rendering into a `target` format of its own (`None`: kittest's, the plain
+/// Rgba8Unorm a window gets from eframe).
+fn gui_on(
+    dir: tempfile::TempDir,
+    factory: ModelFactory,
+    opts: AppOptions,
+    size: egui::Vec2,
+    ppp: f32,
+    target: Option<wgpu::TextureFormat>,
+) -> Gui {
     let store = dir.path().join("project");
-    let h = Harness::builder().with_size(size).with_pixels_per_point(ppp).wgpu().build_eframe(move |cc| {
+    let builder = Harness::builder().with_size(size).with_pixels_per_point(ppp);
+    let builder = match target {
+        None => builder.wgpu(),
+        Some(format) => builder.renderer(WgpuTestRenderer::from_render_state(render_state_for(format))),
+    };
+    let h = builder.build_eframe(move |cc| {
         let engine = Engine::spawn(EngineConfig::new(store), factory, Some(spool::ui::waker(&cc.egui_ctx))).unwrap();
         Window(App::new(cc, engine, opts))
     });
@@ -607,6 +627,60 @@ fn layout_1024x700_after_generating() {
     g.click("+ Segment");
     assert_clean_layout(&g, egui::vec2(1024.0, 700.0));
     g.snapshot("generated_1024x700");
+}
+
+/// kittest's render state with a renderer for another target format.
+fn render_state_for(format: wgpu::TextureFormat) -> egui_wgpu::RenderState {
+    let options = egui_wgpu::RendererOptions::PREDICTABLE;
+    let plain = egui_kittest::wgpu::create_render_state(egui_kittest::wgpu::default_wgpu_setup(), options);
+    let renderer = egui_wgpu::Renderer::new(&plain.device, format, options);
+    egui_wgpu::RenderState { target_format: format, renderer: Arc::new(egui::mutex::RwLock::new(renderer)), ..plain }
+}
+
+/// The window's own shaders (the widgets' `ui_mesh.wgsl`, the frame view's) decode colours before an
+/// sRGB target encodes them, so the window looks the same on one as on the plain target.
+#[test]
+fn an_srgb_render_target_shows_the_same_window() {
+    let render = |target| {
+        let delay = Arc::new(AtomicU64::new(0));
+        let size = egui::vec2(1024.0, 700.0);
+        let mut g =
+            gui_on(tempfile::tempdir().unwrap(), demo::factory(64, delay), options("spool-tiny"), size, 1.0, target);
+        g.app_mut().set_generate_frames(Some(8));
+        g.click("Generate");
+        g.until("8 frames", |a| a.session().current_len() == 8 && a.session().state == EngineState::Idle);
+        g.h.remove_cursor();
+        g.h.run_steps(3);
+        let before = g.app().render_counters().ui_meshes();
+        let img = g.h.render().unwrap();
+        assert!(g.app().render_counters().ui_meshes() > before, "the widgets are drawn through ui_mesh.wgsl");
+        (img, g.app().hud_rect(), g.h.get_by_label("Frame view").rect())
+    };
+    let (plain, hud, view) = render(None);
+    let (srgb, _, _) = render(Some(wgpu::TextureFormat::Rgba8UnormSrgb));
+    let diff = |x: u32, y: u32| {
+        let (a, b) = (plain.get_pixel(x, y).0, srgb.get_pixel(x, y).0);
+        (0..3).map(|c| a[c].abs_diff(b[c])).max().unwrap()
+    };
+    // Opaque colour comes out the same: the picture, its letterbox, the panels' backdrop (the bottom of
+    // the controls panel, left of the view, holds nothing).
+    let panel = egui::pos2(view.min.x - 150.0, view.max.y - 8.0);
+    for (what, p) in [("picture", view.center()), ("letterbox", view.min + egui::vec2(4.0, 4.0)), ("panel", panel)] {
+        assert!(diff(p.x as u32, p.y as u32) <= 1, "the {what} differs at {p:?}");
+    }
+    // Translucent fills and anti-aliased edges blend in linear light on an sRGB target, so they
+    // differ (egui's own shader gives the same); colour not decoded would be off nearly everywhere.
+    // The readout shows timings: left out.
+    let (mut off, mut total) = (0u32, 0u32);
+    for (x, y, _) in plain.enumerate_pixels() {
+        if !hud.contains(egui::pos2(x as f32, y as f32)) {
+            total += 1;
+            off += u32::from(diff(x, y) > 2);
+        }
+    }
+    let share = f64::from(off) / f64::from(total);
+    eprintln!("pixels more than 2 levels off on an sRGB target: {off} of {total} ({share:.4})");
+    assert!(share < 0.15, "{off} of {total} pixels differ by more than 2 levels");
 }
 
 #[test]

@@ -22,6 +22,10 @@ use egui_wgpu::wgpu::util::DeviceExt as _;
 
 use crate::model::Frame;
 
+mod ui_mesh;
+
+pub use ui_mesh::install as install_ui_meshes;
+
 /// Counters that tests and the HUD read to check the render path does what it promises.
 #[derive(Debug, Default)]
 pub struct RenderCounters {
@@ -31,6 +35,8 @@ pub struct RenderCounters {
     pub allocations: AtomicU64,
     /// Draws of the frame view.
     pub draws: AtomicU64,
+    /// Draws of egui's triangles through `ui_mesh.wgsl` (`install_ui_meshes`).
+    pub ui_meshes: AtomicU64,
 }
 
 impl RenderCounters {
@@ -42,6 +48,9 @@ impl RenderCounters {
     }
     pub fn draws(&self) -> u64 {
         self.draws.load(Ordering::Relaxed)
+    }
+    pub fn ui_meshes(&self) -> u64 {
+        self.ui_meshes.load(Ordering::Relaxed)
     }
 }
 
@@ -83,6 +92,22 @@ pub fn fit_rect(view: egui::Rect, width: u32, height: u32) -> egui::Rect {
     egui::Rect::from_center_size(view.center(), size)
 }
 
+/// The parts of `view` around the picture `fit` (all of it when there is none): top and bottom,
+/// then left and right of the picture.
+fn letterbox(view: egui::Rect, fit: Option<egui::Rect>) -> Vec<egui::Rect> {
+    let Some(fit) = fit else { return vec![view] };
+    let (v, f) = (view, fit);
+    [
+        egui::Rect::from_min_max(v.min, egui::pos2(v.max.x, f.min.y)),
+        egui::Rect::from_min_max(egui::pos2(v.min.x, f.max.y), v.max),
+        egui::Rect::from_min_max(egui::pos2(v.min.x, f.min.y), egui::pos2(f.min.x, f.max.y)),
+        egui::Rect::from_min_max(egui::pos2(f.max.x, f.min.y), egui::pos2(v.max.x, f.max.y)),
+    ]
+    .into_iter()
+    .filter(|r| r.is_positive())
+    .collect()
+}
+
 /// The frame view. Cheap to keep in the app; the GPU side lives in egui_wgpu's callback resources.
 pub struct FrameView {
     counters: Arc<RenderCounters>,
@@ -116,6 +141,9 @@ impl FrameView {
 
     /// Paints `frame` into `rect`. With no frame, only the background (and checker) is drawn.
     pub fn paint(&mut self, ui: &mut egui::Ui, rect: egui::Rect, frame: Option<&ShownFrame>, options: ViewOptions) {
+        if std::env::var_os("EXP_NOVIEW").is_some() {
+            return;
+        }
         if self.gpu {
             let callback = ViewCallback { frame: frame.cloned(), options, rect };
             ui.painter().add(egui_wgpu::Callback::new_paint_callback(rect, callback));
@@ -167,7 +195,6 @@ struct ViewUniform {
     image: [f32; 4],
     view: [f32; 4],
     background: [f32; 4],
-    flags: [f32; 4],
 }
 
 /// Everything allocated for one resolution.
@@ -184,12 +211,12 @@ struct Sized {
 struct GpuResources {
     counters: Arc<RenderCounters>,
     compute: Option<(wgpu::ComputePipeline, wgpu::BindGroupLayout)>,
-    draw: wgpu::RenderPipeline,
+    /// `[letterbox, picture][checker]`.
+    draw: [[wgpu::RenderPipeline; 2]; 2],
     draw_layout: wgpu::BindGroupLayout,
     uniform: wgpu::Buffer,
     nearest: wgpu::Sampler,
     linear: wgpu::Sampler,
-    srgb_target: bool,
     sized: Option<Sized>,
     /// An empty 1×1 texture bound while there is no frame yet.
     empty_groups: (wgpu::BindGroup, wgpu::BindGroup),
@@ -302,32 +329,42 @@ impl GpuResources {
             bind_group_layouts: &[Some(&draw_layout)],
             immediate_size: 0,
         });
-        let draw = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-            label: Some("spool frame_view"),
-            layout: Some(&pl),
-            vertex: wgpu::VertexState {
-                module: &module,
-                entry_point: Some("vs_main"),
-                compilation_options: Default::default(),
-                buffers: &[],
-            },
-            primitive: wgpu::PrimitiveState::default(),
-            depth_stencil: None,
-            // eframe and kittest both render egui without MSAA (`multisampling: 0`).
-            multisample: wgpu::MultisampleState::default(),
-            fragment: Some(wgpu::FragmentState {
-                module: &module,
-                entry_point: Some("fs_main"),
-                compilation_options: Default::default(),
-                targets: &[Some(wgpu::ColorTargetState {
-                    format: rs.target_format,
-                    blend: None,
-                    write_mask: wgpu::ColorWrites::ALL,
-                })],
-            }),
-            multiview_mask: None,
-            cache: None,
-        });
+        // [letterbox, picture] × [checker off, on]: `frame_view.wgsl`'s pipeline constants.
+        let pipeline = |entry: &str, checker: bool| {
+            device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+                label: Some("spool frame_view"),
+                layout: Some(&pl),
+                vertex: wgpu::VertexState {
+                    module: &module,
+                    entry_point: Some("vs_main"),
+                    compilation_options: Default::default(),
+                    buffers: &[],
+                },
+                primitive: wgpu::PrimitiveState::default(),
+                depth_stencil: None,
+                // eframe and kittest both render egui without MSAA (`multisampling: 0`).
+                multisample: wgpu::MultisampleState::default(),
+                fragment: Some(wgpu::FragmentState {
+                    module: &module,
+                    entry_point: Some(entry),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants: &[
+                            ("srgb_target", f64::from(u8::from(rs.target_format.is_srgb()))),
+                            ("checker", f64::from(u8::from(checker))),
+                        ],
+                        ..Default::default()
+                    },
+                    targets: &[Some(wgpu::ColorTargetState {
+                        format: rs.target_format,
+                        blend: None,
+                        write_mask: wgpu::ColorWrites::ALL,
+                    })],
+                }),
+                multiview_mask: None,
+                cache: None,
+            })
+        };
+        let draw = ["fs_letterbox", "fs_picture"].map(|entry| [false, true].map(|checker| pipeline(entry, checker)));
         let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("spool frame_view uniform"),
             contents: bytemuck::bytes_of(&ViewUniform::zeroed_default()),
@@ -357,7 +394,6 @@ impl GpuResources {
             uniform,
             nearest,
             linear,
-            srgb_target: rs.target_format.is_srgb(),
             sized: None,
             empty_groups,
             shown: None,
@@ -511,9 +547,8 @@ impl egui_wgpu::CallbackTrait for ViewCallback {
         let bg = self.options.background.to_normalized_gamma_f32();
         let u = ViewUniform {
             image: [lo[0], lo[1], hi[0], hi[1]],
-            view: [r.width() * ppp, r.height() * ppp, 12.0 * ppp, if self.options.checker { 1.0 } else { 0.0 }],
+            view: [r.width() * ppp, r.height() * ppp, 12.0 * ppp, 0.0],
             background: bg,
-            flags: [if res.srgb_target { 1.0 } else { 0.0 }, 0.0, 0.0, 0.0],
         };
         queue.write_buffer(&res.uniform, 0, bytemuck::bytes_of(&u));
         Vec::new()
@@ -521,7 +556,7 @@ impl egui_wgpu::CallbackTrait for ViewCallback {
 
     fn paint(
         &self,
-        _info: egui::PaintCallbackInfo,
+        info: egui::PaintCallbackInfo,
         pass: &mut wgpu::RenderPass<'static>,
         resources: &egui_wgpu::CallbackResources,
     ) {
@@ -532,9 +567,29 @@ impl egui_wgpu::CallbackTrait for ViewCallback {
             (_, _, false) => &res.empty_groups.0,
             (_, _, true) => &res.empty_groups.1,
         };
-        pass.set_pipeline(&res.draw);
+        let fit = res.sized.as_ref().filter(|_| res.has_frame).map(|s| fit_rect(self.rect, s.width, s.height));
+        let checker = usize::from(self.options.checker);
         pass.set_bind_group(0, group, &[]);
-        pass.draw(0..3, 0..1);
+        // Each part under its own scissor (within egui's clip): one triangle covers the view, and
+        // only the part's pixels run its shader.
+        let mut draw = |pipeline: &wgpu::RenderPipeline, part: egui::Rect| {
+            let s = egui::epaint::ViewportInPixels::from_points(
+                &part.intersect(info.clip_rect),
+                info.pixels_per_point,
+                info.screen_size_px,
+            );
+            if s.width_px > 0 && s.height_px > 0 {
+                pass.set_scissor_rect(s.left_px as u32, s.top_px as u32, s.width_px as u32, s.height_px as u32);
+                pass.set_pipeline(pipeline);
+                pass.draw(0..3, 0..1);
+            }
+        };
+        for bar in letterbox(self.rect, fit) {
+            draw(&res.draw[0][checker], bar);
+        }
+        if let Some(fit) = fit {
+            draw(&res.draw[1][checker], fit);
+        }
         res.counters.draws.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -552,5 +607,24 @@ mod tests {
         let r = fit_rect(view, 832, 480);
         assert!((r.width() / r.height() - 832.0 / 480.0).abs() < 1e-3);
         assert!(r.height() <= 200.0 && r.width() <= 400.0);
+    }
+
+    #[test]
+    fn letterbox_and_picture_tile_the_view() {
+        let view = egui::Rect::from_min_size(egui::pos2(310.0, 47.0), egui::vec2(657.4, 574.0));
+        for (w, h) in [(128, 128), (832, 480), (64, 200)] {
+            let fit = fit_rect(view, w, h);
+            let bars = letterbox(view, Some(fit));
+            assert_eq!(bars.len(), 2, "{w}×{h}: bars on two sides only");
+            let area: f32 = bars.iter().map(|b| b.area()).sum::<f32>() + fit.area();
+            assert!((area - view.area()).abs() < 1e-2 * view.area().sqrt(), "{w}×{h}: {area} vs {}", view.area());
+            for (i, a) in bars.iter().enumerate() {
+                assert!(!a.intersect(fit).is_positive(), "a bar overlaps the picture");
+                for b in &bars[i + 1..] {
+                    assert!(!a.intersect(*b).is_positive(), "bars overlap");
+                }
+            }
+        }
+        assert_eq!(letterbox(view, None), vec![view], "no picture: the whole view is letterbox");
     }
 }

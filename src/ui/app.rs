@@ -264,6 +264,10 @@ impl App {
             show_intervals: RollingDurations::new(BENCH_WINDOW),
             last_show: None,
         };
+        // SPOOL_EGUI_SHADER=1 keeps egui-wgpu's own shader for the widgets (for comparing the two).
+        if let Some(rs) = render_state.filter(|_| std::env::var_os("SPOOL_EGUI_SHADER").is_none()) {
+            crate::render::install_ui_meshes(ctx, rs, app.view.counters().clone());
+        }
         app.remember_project();
         app
     }
