@@ -331,38 +331,7 @@ impl GpuResources {
         });
         // [letterbox, picture] × [checker off, on]: `frame_view.wgsl`'s pipeline constants.
         let pipeline = |entry: &str, checker: bool| {
-            device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-                label: Some("spool frame_view"),
-                layout: Some(&pl),
-                vertex: wgpu::VertexState {
-                    module: &module,
-                    entry_point: Some("vs_main"),
-                    compilation_options: Default::default(),
-                    buffers: &[],
-                },
-                primitive: wgpu::PrimitiveState::default(),
-                depth_stencil: None,
-                // eframe and kittest both render egui without MSAA (`multisampling: 0`).
-                multisample: wgpu::MultisampleState::default(),
-                fragment: Some(wgpu::FragmentState {
-                    module: &module,
-                    entry_point: Some(entry),
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants: &[
-                            ("srgb_target", f64::from(u8::from(rs.target_format.is_srgb()))),
-                            ("checker", f64::from(u8::from(checker))),
-                        ],
-                        ..Default::default()
-                    },
-                    targets: &[Some(wgpu::ColorTargetState {
-                        format: rs.target_format,
-                        blend: None,
-                        write_mask: wgpu::ColorWrites::ALL,
-                    })],
-                }),
-                multiview_mask: None,
-                cache: None,
-            })
+            pass_pipeline(rs, &pl, &module, &[], entry, &[("checker", f64::from(u8::from(checker)))], None)
         };
         let draw = ["fs_letterbox", "fs_picture"].map(|entry| [false, true].map(|checker| pipeline(entry, checker)));
         let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -488,6 +457,62 @@ impl ViewUniform {
     }
 }
 
+/// A pipeline that draws inside egui's render pass: its target format, no depth, no MSAA (eframe and
+/// kittest both render egui with `multisampling: 0`). The shader's `srgb_target` constant is set for
+/// the target; `constants` adds the rest.
+fn pass_pipeline(
+    rs: &egui_wgpu::RenderState,
+    layout: &wgpu::PipelineLayout,
+    module: &wgpu::ShaderModule,
+    buffers: &[Option<wgpu::VertexBufferLayout<'_>>],
+    entry: &str,
+    constants: &[(&str, f64)],
+    blend: Option<wgpu::BlendState>,
+) -> wgpu::RenderPipeline {
+    let mut all = vec![("srgb_target", f64::from(u8::from(rs.target_format.is_srgb())))];
+    all.extend_from_slice(constants);
+    rs.device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+        label: Some(entry),
+        layout: Some(layout),
+        vertex: wgpu::VertexState {
+            module,
+            entry_point: Some("vs_main"),
+            compilation_options: Default::default(),
+            buffers,
+        },
+        primitive: wgpu::PrimitiveState::default(),
+        depth_stencil: None,
+        multisample: wgpu::MultisampleState::default(),
+        fragment: Some(wgpu::FragmentState {
+            module,
+            entry_point: Some(entry),
+            compilation_options: wgpu::PipelineCompilationOptions { constants: &all, ..Default::default() },
+            targets: &[Some(wgpu::ColorTargetState {
+                format: rs.target_format,
+                blend,
+                write_mask: wgpu::ColorWrites::ALL,
+            })],
+        }),
+        multiview_mask: None,
+        cache: None,
+    })
+}
+
+/// Sets the scissor to `rect` (points) within the paint callback's clip rect; false when none of it
+/// is on the screen.
+fn scissor(pass: &mut wgpu::RenderPass<'static>, info: &egui::PaintCallbackInfo, rect: egui::Rect) -> bool {
+    let s = egui::epaint::ViewportInPixels::from_points(
+        &rect.intersect(info.clip_rect),
+        info.pixels_per_point,
+        info.screen_size_px,
+    );
+    let on_screen = s.width_px > 0 && s.height_px > 0;
+    if on_screen {
+        pass.set_scissor_rect(s.left_px as u32, s.top_px as u32, s.width_px as u32, s.height_px as u32);
+    }
+    on_screen
+}
+
 fn texture_desc(w: u32, h: u32, storage: bool) -> wgpu::TextureDescriptor<'static> {
     let mut usage = wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST;
     if storage {
@@ -573,13 +598,7 @@ impl egui_wgpu::CallbackTrait for ViewCallback {
         // Each part under its own scissor (within egui's clip): one triangle covers the view, and
         // only the part's pixels run its shader.
         let mut draw = |pipeline: &wgpu::RenderPipeline, part: egui::Rect| {
-            let s = egui::epaint::ViewportInPixels::from_points(
-                &part.intersect(info.clip_rect),
-                info.pixels_per_point,
-                info.screen_size_px,
-            );
-            if s.width_px > 0 && s.height_px > 0 {
-                pass.set_scissor_rect(s.left_px as u32, s.top_px as u32, s.width_px as u32, s.height_px as u32);
+            if scissor(pass, &info, part) {
                 pass.set_pipeline(pipeline);
                 pass.draw(0..3, 0..1);
             }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use egui::emath::TSTransform;
-use egui::epaint::{ClippedPrimitive, ClippedShape, Primitive, Vertex, ViewportInPixels};
+use egui::epaint::{ClippedPrimitive, ClippedShape, Primitive, Vertex};
 use egui_wgpu::wgpu;
 use egui_wgpu::wgpu::util::DeviceExt as _;
 
@@ -183,11 +183,9 @@ impl egui_wgpu::CallbackTrait for RunCallback {
         pass.set_vertex_buffer(0, self.vertices.slice(..));
         pass.set_index_buffer(self.indices.slice(..), wgpu::IndexFormat::Uint32);
         for d in &self.draws {
-            let s = ViewportInPixels::from_points(&d.clip, info.pixels_per_point, info.screen_size_px);
-            if s.width_px <= 0 || s.height_px <= 0 {
+            if !super::scissor(pass, &info, d.clip) {
                 continue;
             }
-            pass.set_scissor_rect(s.left_px as u32, s.top_px as u32, s.width_px as u32, s.height_px as u32);
             pass.set_pipeline(if d.flat { &p.flat } else { &p.textured });
             pass.set_bind_group(1, &d.group, &[]);
             pass.draw_indexed(d.indices.clone(), d.base_vertex, 0..1);
@@ -268,41 +266,12 @@ impl MeshPipeline {
                 operation: wgpu::BlendOperation::Add,
             },
         };
-        let pipeline = |entry: &str| {
-            device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-                label: Some("spool ui_mesh"),
-                layout: Some(&layout),
-                vertex: wgpu::VertexState {
-                    module: &module,
-                    entry_point: Some("vs_main"),
-                    compilation_options: Default::default(),
-                    buffers: &[Some(wgpu::VertexBufferLayout {
-                        array_stride: std::mem::size_of::<Vertex>() as u64,
-                        step_mode: wgpu::VertexStepMode::Vertex,
-                        attributes: &wgpu::vertex_attr_array![0 => Float32x2, 1 => Float32x2, 2 => Uint32],
-                    })],
-                },
-                primitive: wgpu::PrimitiveState::default(),
-                depth_stencil: None,
-                // eframe and kittest both render egui without MSAA (`multisampling: 0`).
-                multisample: wgpu::MultisampleState::default(),
-                fragment: Some(wgpu::FragmentState {
-                    module: &module,
-                    entry_point: Some(entry),
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants: &[("srgb_target", f64::from(u8::from(rs.target_format.is_srgb())))],
-                        ..Default::default()
-                    },
-                    targets: &[Some(wgpu::ColorTargetState {
-                        format: rs.target_format,
-                        blend: Some(blend),
-                        write_mask: wgpu::ColorWrites::ALL,
-                    })],
-                }),
-                multiview_mask: None,
-                cache: None,
-            })
-        };
+        let vertices = [Some(wgpu::VertexBufferLayout {
+            array_stride: std::mem::size_of::<Vertex>() as u64,
+            step_mode: wgpu::VertexStepMode::Vertex,
+            attributes: &wgpu::vertex_attr_array![0 => Float32x2, 1 => Float32x2, 2 => Uint32],
+        })];
+        let pipeline = |entry| super::pass_pipeline(rs, &layout, &module, &vertices, entry, &[], Some(blend));
         let locals = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("spool ui_mesh locals"),
             size: 16,
