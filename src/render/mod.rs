@@ -141,9 +141,6 @@ impl FrameView {
 
     /// Paints `frame` into `rect`. With no frame, only the background (and checker) is drawn.
     pub fn paint(&mut self, ui: &mut egui::Ui, rect: egui::Rect, frame: Option<&ShownFrame>, options: ViewOptions) {
-        if std::env::var_os("EXP_NOVIEW").is_some() {
-            return;
-        }
         if self.gpu {
             let callback = ViewCallback { frame: frame.cloned(), options, rect };
             ui.painter().add(egui_wgpu::Callback::new_paint_callback(rect, callback));
@@ -295,34 +292,7 @@ impl GpuResources {
         });
         let draw_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("spool frame_view"),
-            entries: &[
-                wgpu::BindGroupLayoutEntry {
-                    binding: 0,
-                    visibility: wgpu::ShaderStages::FRAGMENT,
-                    ty: wgpu::BindingType::Texture {
-                        sample_type: wgpu::TextureSampleType::Float { filterable: true },
-                        view_dimension: wgpu::TextureViewDimension::D2,
-                        multisampled: false,
-                    },
-                    count: None,
-                },
-                wgpu::BindGroupLayoutEntry {
-                    binding: 1,
-                    visibility: wgpu::ShaderStages::FRAGMENT,
-                    ty: wgpu::BindingType::Sampler(wgpu::SamplerBindingType::Filtering),
-                    count: None,
-                },
-                wgpu::BindGroupLayoutEntry {
-                    binding: 2,
-                    visibility: wgpu::ShaderStages::FRAGMENT,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                },
-            ],
+            entries: &sampled_texture_entries(None),
         });
         let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("spool frame_view"),
@@ -455,6 +425,32 @@ impl ViewUniform {
     fn zeroed_default() -> Self {
         bytemuck::Zeroable::zeroed()
     }
+}
+
+/// A fragment shader's texture (binding 0), filtering sampler (1) and uniform buffer (2), the uniform
+/// at least `uniform_size` bytes when given.
+fn sampled_texture_entries(uniform_size: Option<std::num::NonZeroU64>) -> [wgpu::BindGroupLayoutEntry; 3] {
+    let entry =
+        |binding, ty| wgpu::BindGroupLayoutEntry { binding, visibility: wgpu::ShaderStages::FRAGMENT, ty, count: None };
+    [
+        entry(
+            0,
+            wgpu::BindingType::Texture {
+                sample_type: wgpu::TextureSampleType::Float { filterable: true },
+                view_dimension: wgpu::TextureViewDimension::D2,
+                multisampled: false,
+            },
+        ),
+        entry(1, wgpu::BindingType::Sampler(wgpu::SamplerBindingType::Filtering)),
+        entry(
+            2,
+            wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: uniform_size,
+            },
+        ),
+    ]
 }
 
 /// A pipeline that draws inside egui's render pass: its target format, no depth, no MSAA (eframe and

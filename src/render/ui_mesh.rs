@@ -209,44 +209,25 @@ impl MeshPipeline {
             label: Some("spool ui_mesh"),
             source: wgpu::ShaderSource::Wgsl(include_str!("../../shaders/ui_mesh.wgsl").into()),
         });
-        let uniform = |binding, visibility| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Uniform,
-                has_dynamic_offset: false,
-                min_binding_size: std::num::NonZeroU64::new(16),
-            },
-            count: None,
-        };
         let locals_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("spool ui_mesh locals"),
-            entries: &[uniform(0, wgpu::ShaderStages::VERTEX)],
+            entries: &[wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::VERTEX,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: std::num::NonZeroU64::new(16),
+                },
+                count: None,
+            }],
         });
-        // The same entries as egui-wgpu's texture layout (its third, a flags uniform, is read only by
-        // its software filtering path): wgpu treats layouts with equal entries as one, so the bind
-        // groups egui-wgpu made for its textures bind here.
+        // The same entries as egui-wgpu's texture layout (its third, a 16-byte flags uniform, is read
+        // only by its software filtering path): wgpu treats layouts with equal entries as one, so the
+        // bind groups egui-wgpu made for its textures bind here.
         let texture_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("spool ui_mesh texture"),
-            entries: &[
-                wgpu::BindGroupLayoutEntry {
-                    binding: 0,
-                    visibility: wgpu::ShaderStages::FRAGMENT,
-                    ty: wgpu::BindingType::Texture {
-                        multisampled: false,
-                        sample_type: wgpu::TextureSampleType::Float { filterable: true },
-                        view_dimension: wgpu::TextureViewDimension::D2,
-                    },
-                    count: None,
-                },
-                wgpu::BindGroupLayoutEntry {
-                    binding: 1,
-                    visibility: wgpu::ShaderStages::FRAGMENT,
-                    ty: wgpu::BindingType::Sampler(wgpu::SamplerBindingType::Filtering),
-                    count: None,
-                },
-                uniform(2, wgpu::ShaderStages::FRAGMENT),
-            ],
+            entries: &super::sampled_texture_entries(std::num::NonZeroU64::new(16)),
         });
         let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("spool ui_mesh"),
