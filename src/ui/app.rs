@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use egui::{Key, KeyboardShortcut, Modifiers};
+use raw_window_handle::HasWindowHandle as _;
 
 use super::notices::{Notice, Notices};
+use super::screen_watch::OnScreen;
 use super::session::{Report, Session};
 use super::thumbs::Thumbs;
 use super::undo::History;
@@ -139,8 +141,10 @@ pub struct App {
     pub(crate) first_run: bool,
     pub(crate) prompt_error: Option<String>,
     pub(crate) settings_open: bool,
-    /// Newest frame arrival → first paint, for the readout.
+    /// Newest frame arrival → the pass that lays it out, for the readout.
     pub(crate) display_lag: RollingDurations,
+    /// Newest frame arrival → its pixels on the X server, where the window is watched.
+    pub(crate) screen: Option<OnScreen>,
     shown_id: Option<FrameId>,
     shown_cache: Option<ShownFrame>,
     pub(crate) ctx: egui::Context,
@@ -184,7 +188,9 @@ impl App {
     /// Builds the app over an engine the caller spawned (the real one, or a test double's). Sends
     /// `LoadModel` for `options.model`.
     pub fn new(cc: &eframe::CreationContext<'_>, engine: Engine, options: AppOptions) -> Self {
-        Self::with_context(&cc.egui_ctx, cc.wgpu_render_state.as_ref(), engine, options)
+        let mut app = Self::with_context(&cc.egui_ctx, cc.wgpu_render_state.as_ref(), engine, options);
+        app.screen = cc.window_handle().ok().and_then(|h| OnScreen::start(h.as_raw()));
+        app
     }
 
     pub fn with_context(
@@ -246,6 +252,7 @@ impl App {
             prompt_error: None,
             settings_open: true,
             display_lag: RollingDurations::new(64),
+            screen: None,
             shown_id: None,
             shown_cache: None,
             ctx: ctx.clone(),
@@ -702,6 +709,9 @@ impl App {
 
     /// Drains engine events and finished background work. Called once per UI frame.
     pub(crate) fn pump(&mut self) {
+        if let Some(screen) = &mut self.screen {
+            screen.poll();
+        }
         while let Ok(event) = self.engine.events().try_recv() {
             let timeline_echo = matches!(&event, crate::engine::Event::TimelineChanged { take, .. } if Some(*take) == self.session.current);
             let switched = matches!(&event, crate::engine::Event::CurrentTake(_));
@@ -979,6 +989,9 @@ impl App {
             && n.id.0 == key
         {
             self.display_lag.push(n.decoded.elapsed());
+            if let Some(screen) = &mut self.screen {
+                screen.laid_out(n.decoded);
+            }
         }
     }
 
@@ -1236,12 +1249,15 @@ impl App {
         }
         if let Some([p50, p95]) = self.display_lag.quantiles([0.5, 0.95]) {
             eprintln!(
-                "frame decoded -> drawn over {} frames: p50 {:.1} ms, p95 {:.1} ms; generation {:?} fps",
+                "frame decoded -> laid out over {} frames: p50 {:.1} ms, p95 {:.1} ms; generation {:?} fps",
                 self.display_lag.len(),
                 ms(p50),
                 ms(p95),
                 self.session.stats.steady_fps.map(|f| (f * 10.0).round() / 10.0)
             );
+        }
+        if let Some([p50, p95]) = self.screen.as_ref().and_then(|s| s.lag.quantiles([0.5, 0.95])) {
+            eprintln!("frame decoded -> on screen (X server) p50 {:.1} ms, p95 {:.1} ms", ms(p50), ms(p95));
         }
     }
 }

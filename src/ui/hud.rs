@@ -27,7 +27,14 @@ impl App {
         let s = &self.session.stats;
         let gen_fps = self.session.arrival_fps(Instant::now()).or(s.steady_fps);
         let ahead = self.session.current_len().saturating_sub(self.play.playhead + 1);
-        let lag = self.display_lag.quantiles([0.5]).map(|[p50]| p50);
+        // Where the window is watched, the time to its pixels on screen; else to the pass that draws it.
+        let (lag, lag_tip) = match self.screen.as_ref().and_then(|s| s.lag.quantiles([0.5])) {
+            Some([p50]) => (Some(p50), "Frame decoded to its pixels on the display server, median"),
+            None => (
+                self.display_lag.quantiles([0.5]).map(|[p50]| p50),
+                "Frame decoded to the window pass that draws it, median (the renderer then takes that pass's raster time)",
+            ),
+        };
         let model = self.session.model.as_ref().map_or("no model".to_string(), |m| format!("{} · {}", m.id, m.device));
         let play_fps = self.settings.playback_fps;
         let realtime = gen_fps.map(|g| g >= f64::from(play_fps));
@@ -48,12 +55,7 @@ impl App {
             ),
             ("Ahead", format!("{ahead} frames"), theme::TEXT, "Frames made but not yet played"),
             ("Cache", bytes(s.cache_bytes), theme::TEXT, "Memory held by the model's cache"),
-            (
-                "To screen",
-                ms(lag),
-                theme::TEXT,
-                "Frame decoded to the window pass that draws it, median (the renderer then takes that pass's raster time)",
-            ),
+            ("To screen", ms(lag), theme::TEXT, lag_tip),
         ];
         let card = theme::card().show(ui, |ui| {
             ui.set_width(ui.available_width());

@@ -12,6 +12,7 @@ mod notices;
 mod playback;
 mod projects;
 mod prompt;
+mod screen_watch;
 pub mod session;
 mod settings;
 mod takes;

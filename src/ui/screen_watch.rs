@@ -1,0 +1,153 @@
+//! When the window's pixels reach the display server, as that server sees it (X11).
+//!
+//! The app cannot tell from its side: eframe lays a frame out, the renderer records and submits it,
+//! and the driver presents it afterwards (a software driver copies the whole picture to the X server
+//! inside `present`), with no callback once that is done. The X DAMAGE extension reports each change
+//! of a window's pixels as the server makes it; a thread of our own, on its own connection,
+//! timestamps those reports. A frame is on screen at the first report after the pass that laid it
+//! out ([`ScreenLag`]). Without X11 or DAMAGE (Wayland, other systems) there is no watch, and the
+//! readout says "laid out" instead of "on screen".
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use raw_window_handle::RawWindowHandle;
+
+use crate::engine::RollingDurations;
+
+/// A thread that timestamps every change of the window's pixels.
+pub struct ScreenWatch {
+    updates: crossbeam_channel::Receiver<Instant>,
+}
+
+impl ScreenWatch {
+    /// Watches `window`; `None` where it is not an X11 window or the server lacks DAMAGE.
+    #[cfg(not(target_os = "linux"))]
+    pub fn start(_window: RawWindowHandle) -> Option<Self> {
+        None
+    }
+
+    /// Watches `window`; `None` where it is not an X11 window or the server lacks DAMAGE.
+    #[cfg(target_os = "linux")]
+    pub fn start(window: RawWindowHandle) -> Option<Self> {
+        use x11rb::connection::Connection as _;
+        use x11rb::protocol::Event;
+        use x11rb::protocol::damage::{ConnectionExt as _, ReportLevel};
+
+        let window = match window {
+            RawWindowHandle::Xlib(h) => u32::try_from(h.window).ok()?,
+            RawWindowHandle::Xcb(h) => h.window.get(),
+            _ => return None,
+        };
+        let watch = || -> Result<_, Box<dyn std::error::Error>> {
+            let (conn, _) = x11rb::connect(None)?;
+            conn.damage_query_version(1, 1)?.reply()?;
+            let id = conn.generate_id()?;
+            // Raw rectangles: one report per drawing request, nothing accumulated server-side.
+            conn.damage_create(id, window, ReportLevel::RAW_RECTANGLES)?.check()?;
+            Ok(conn)
+        };
+        let conn = watch().map_err(|e| tracing::debug!("no screen watch: {e}")).ok()?;
+        let (tx, updates) = crossbeam_channel::unbounded();
+        std::thread::Builder::new()
+            .name("screen-watch".into())
+            .spawn(move || {
+                while let Ok(event) = conn.wait_for_event() {
+                    if matches!(event, Event::DamageNotify(_)) && tx.send(Instant::now()).is_err() {
+                        break;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Self { updates })
+    }
+
+    /// The changes reported since the last call, oldest first.
+    pub fn updates(&self) -> impl Iterator<Item = Instant> + '_ {
+        self.updates.try_iter()
+    }
+}
+
+/// The watch, the frames waiting for it, and their decode → screen times.
+pub struct OnScreen {
+    watch: ScreenWatch,
+    pending: ScreenLag,
+    /// Decode → on screen, recent frames.
+    pub lag: RollingDurations,
+}
+
+impl OnScreen {
+    /// Watches the window behind `window`, if it can be watched.
+    pub fn start(window: RawWindowHandle) -> Option<Self> {
+        let watch = ScreenWatch::start(window)?;
+        Some(Self { watch, pending: ScreenLag::default(), lag: RollingDurations::new(64) })
+    }
+
+    /// A frame decoded at `decoded` is being laid out now.
+    pub fn laid_out(&mut self, decoded: Instant) {
+        self.pending.laid_out(Instant::now(), decoded);
+    }
+
+    /// Takes in the screen updates reported so far.
+    pub fn poll(&mut self) {
+        for at in self.watch.updates() {
+            for d in self.pending.updated(at) {
+                self.lag.push(d);
+            }
+        }
+    }
+}
+
+/// Frames laid out but not yet seen on screen, matched to the screen's updates.
+#[derive(Default)]
+pub struct ScreenLag {
+    /// (laid out at, decoded at), oldest first.
+    pending: VecDeque<(Instant, Instant)>,
+}
+
+/// A frame whose pass never reached the screen (a hidden window) is dropped after this.
+const GIVE_UP: Duration = Duration::from_secs(1);
+
+impl ScreenLag {
+    /// A frame decoded at `decoded` was laid out at `laid_out`.
+    pub fn laid_out(&mut self, laid_out: Instant, decoded: Instant) {
+        self.pending.retain(|(at, _)| laid_out.duration_since(*at) < GIVE_UP);
+        self.pending.push_back((laid_out, decoded));
+    }
+
+    /// The screen changed at `at`: every frame laid out before it is on screen; their decode → screen times.
+    pub fn updated(&mut self, at: Instant) -> Vec<Duration> {
+        let mut shown = Vec::new();
+        while let Some(&(laid_out, decoded)) = self.pending.front() {
+            if laid_out >= at {
+                break;
+            }
+            shown.push(at - decoded);
+            self.pending.pop_front();
+        }
+        shown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_is_on_screen_at_the_first_update_after_its_layout() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut lag = ScreenLag::default();
+        assert!(lag.updated(at(1)).is_empty());
+        lag.laid_out(at(3), at(2)); // decoded at 2, laid out at 3
+        assert!(lag.updated(at(2)).is_empty(), "an update before the layout is an earlier pass's");
+        lag.laid_out(at(5), at(4));
+        assert_eq!(lag.updated(at(4)), vec![Duration::from_millis(2)]);
+        assert_eq!(lag.updated(at(20)), vec![Duration::from_millis(16)]);
+        assert!(lag.updated(at(30)).is_empty());
+        // Never shown (hidden window): dropped once a later frame comes a second on.
+        lag.laid_out(at(40), at(39));
+        lag.laid_out(at(1100), at(1099));
+        assert_eq!(lag.updated(at(1110)), vec![Duration::from_millis(11)]);
+    }
+}
