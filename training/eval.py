@@ -19,7 +19,8 @@ Five parts, each written to OUT/results.json (and strips OUT/*.png):
    `motion_wrong_label` runs the motion judge against the opposite direction (a chance reference).
 3. **long run** -- --long prompts rolled out for --long-frames frames; every frame's statistics (mean, contrast,
    detail) against the range of ground-truth frames (the training mix and each prompt's own scene, whose
-   rendering must itself be in range: `gt_in_range`), per window of 100 frames (the drift curve), plus whether
+   rendering must itself be in range: `gt_in_range`; through the autoencoder, the ceiling: `gt_ae_in_range`,
+   `gt_ae_contrast`), per window of 100 frames (the drift curve), plus whether
    the background stays right, the object stays present (any foreground) and the judge still reads its class
    (`cls`; the same judge on the prompt's own ground truth: `gt_class`).
 4. **switch** -- --switch clips change one thing at frame 12 (background colour, object colour or class):
@@ -293,6 +294,13 @@ def part_long(world, gen, judge, a, res):
     st = torch.cat([frame_stats(mix)] + own)
     lo, hi = st.quantile(0.005, 0), st.quantile(0.995, 0)
     gt_in = [round(((s >= lo) & (s <= hi)).all(1).float().mean().item(), 3) for s in own]
+    # The ceiling: each prompt's ground truth through the autoencoder (no generator can beat its decoder).
+    from spool_tiny.model import load_safetensors
+    _, ae = load_safetensors(None, os.path.join(a.weights or os.path.join(HERE, "..", "assets", "spool-tiny"),
+                                                "ae.safetensors"))
+    with torch.no_grad():
+        ae_st = [frame_stats(ae.decode(ae.encode(v)).float().clamp(-1, 1)) for v in gt]
+    gt_ae_in = [round(((s >= lo) & (s <= hi)).all(1).float().mean().item(), 3) for s in ae_st]
     # "present" counts any foreground, a smear too: the judge's class per frame says whether it is still the object
     gt_cls = [round((cnn(judge, v)[0] == sc["objs"][0]["cls"]).float().mean().item(), 3) for v, sc in zip(gt, scenes)]
     curves, clips = [], []
@@ -312,13 +320,16 @@ def part_long(world, gen, judge, a, res):
                             cls=round(cls_ok[w:w + W].mean().item(), 3))
                        for w in range(0, len(v), W)])
         clips.append(v[:: max(1, len(v) // 12)][:12])
-        print(f"long {i}: {cap!r}: in-range {inr.mean():.3f} (its ground truth {gt_in[i]:.3f}), bg "
+        print(f"long {i}: {cap!r}: in-range {inr.mean():.3f} (its ground truth {gt_in[i]:.3f}, through the AE "
+              f"{gt_ae_in[i]:.3f}), contrast {s[:, 1].mean():.3f} (ground truth {own[i][:, 1].mean():.3f}, through the "
+              f"AE {ae_st[i][:, 1].mean():.3f}), bg "
               f"{bg_ok.mean():.3f}, present {present.float().mean():.3f}, class {cls_ok.mean():.3f} (its ground truth "
               f"{gt_cls[i]:.3f})", flush=True)
     save_strip(torch.stack(clips), os.path.join(a.out, "long_run.png"), max_cols=12)
     res["long_run"] = dict(frames=a.long_frames, prompts=len(scenes),
                            gt_range=dict(lo=[round(x, 4) for x in lo.tolist()], hi=[round(x, 4) for x in hi.tolist()]),
-                           gt_in_range=gt_in, gt_class=gt_cls,
+                           gt_in_range=gt_in, gt_ae_in_range=gt_ae_in, gt_class=gt_cls,
+                           gt_ae_contrast=[round(st[:, 1].mean().item(), 4) for st in ae_st],
                            curve=[dict(frames=curves[0][w]["frames"],
                                        **{k: round(sum(c[w][k] for c in curves) / len(curves), 4)
                                           for k in curves[0][w] if k != "frames"})

@@ -162,6 +162,11 @@ class Trainer:
             self.load_init(args.init)
         if args.init_assets and self.state["ae_step"] == 0 and self.state["gen_step"] == 0:
             self.load_init_assets(args.init_assets)
+            if args.ae_decoder_only:
+                self.state["phase"] = "ae"
+                self.state["ae_eval_mse_before"] = self.recon_eval(save=False)
+                log(f"decoder-only fine-tune of {args.init_assets}'s AE: eval recon mse before "
+                    f"{self.state['ae_eval_mse_before']:.5f}", self.logf)
             if args.whiten:
                 self.whiten([self.model, self.ema])
         if args.init_gen and self.state["ae_step"] == 0 and self.state["gen_step"] == 0:
@@ -206,9 +211,12 @@ class Trainer:
         return j.eval()
 
     def use_ae(self, ae):
-        """train and use `ae` (any layout), with a fresh optimizer"""
+        """train and use `ae` (any layout), with a fresh optimizer; with --ae-decoder-only only its decoder
+        learns (the encoder, hence the latent the generator was trained on, stays as it is)"""
         self.ae = ae.to(self.dev)
-        self.opt_ae = torch.optim.AdamW(self.ae.parameters(), lr=self.a.ae_lr, betas=(0.9, 0.99), weight_decay=0.0)
+        self.ae.enc.requires_grad_(not self.a.ae_decoder_only)
+        params = self.ae.dec.parameters() if self.a.ae_decoder_only else self.ae.parameters()
+        self.opt_ae = torch.optim.AdamW(params, lr=self.a.ae_lr, betas=(0.9, 0.99), weight_decay=0.0)
 
     def load_init(self, d):
         """start from exported f32 weights (ema_f32_*.safetensors, ae_f32.safetensors) of an earlier run."""
@@ -336,6 +344,9 @@ class Trainer:
                 xr = self.ae.dec(zn, clamp=False)
             xr = xr.float()
             loss = F.l1_loss(xr, x) + F.mse_loss(xr, x) + 1e-4 * z.float().pow(2).mean()
+            if a.ae_edge_weight:  # edges and small shapes: L1 of the pictures' horizontal and vertical steps
+                loss = loss + a.ae_edge_weight * sum(
+                    F.l1_loss(xr.diff(dim=d), x.diff(dim=d)) for d in (2, 3))
             self.opt_ae.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.ae.parameters(), 1.0)
@@ -352,6 +363,14 @@ class Trainer:
                 t_last = time.time(); n0 = self.state["ae_step"]
             if time.time() - self.last_export > a.export_every:
                 self.save_ckpt(); self.last_export = time.time()
+        if a.ae_decoder_only:  # the latent and its scale are the generator's: left as they are
+            rec = self.recon_eval()
+            log(f"AE decoder done: eval recon mse {self.state['ae_eval_mse_before']:.5f} -> {rec:.5f}", self.logf)
+            self.state["ae_eval_mse"] = rec
+            self.state["phase"] = "done"
+            self.export("decoder-done")
+            self.samples("final")
+            return
         # latent scale: std of raw latents over fresh data
         with torch.no_grad(), torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
             zs = []
@@ -361,11 +380,7 @@ class Trainer:
             z = torch.cat(zs)
             std = z.std().item()
             self.ae.latent_scale.fill_(1.0 / std)
-            b = self.world.sample(8, T=8, split="eval", seed=777)
-            xr = self.ae.decode(self.ae.encode(b.video.flatten(0, 1))).float()
-            rec = F.mse_loss(xr, b.video.flatten(0, 1)).item()
-            save_strip(torch.cat([b.video[:4], xr.view_as(b.video)[:4]], 0),
-                       os.path.join(self.a.out, "samples", "ae_recon.png"))
+        rec = self.recon_eval()
         log(f"AE done: raw latent std {std:.4f} mean {z.mean().item():.4f} -> latent_scale {1 / std:.4f}; "
             f"eval recon mse {rec:.5f}", self.logf)
         self.state["ae_eval_mse"] = rec
@@ -373,6 +388,17 @@ class Trainer:
             self.whiten([])  # the generator has not been trained on this AE's latent: nothing to re-express
         self.state["phase"] = "gen"
         self.export("ae-done")
+
+    @torch.no_grad()
+    def recon_eval(self, save=True):
+        """the AE's reconstruction MSE on 64 held-out frames (fixed seed); the strip to samples/ae_recon.png"""
+        with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
+            b = self.world.sample(8, T=8, split="eval", seed=777)
+            xr = self.ae.decode(self.ae.encode(b.video.flatten(0, 1))).float()
+        if save:
+            save_strip(torch.cat([b.video[:4], xr.view_as(b.video)[:4]], 0),
+                       os.path.join(self.a.out, "samples", "ae_recon.png"))
+        return F.mse_loss(xr, b.video.flatten(0, 1)).item()
 
     # ------------------------------------------------------------------------------------------------------
     def sample_t(self, B, T):
@@ -799,6 +825,11 @@ def parse_args(argv=None):
     p.add_argument("--ae-batch", type=int, default=256)
     p.add_argument("--ae-lr", type=float, default=1e-3)
     p.add_argument("--ae-latent-noise", type=float, default=0.1)
+    p.add_argument("--ae-edge-weight", type=float, default=0.0,
+                   help="weight of an L1 loss on the pictures' horizontal/vertical differences (sharper edges)")
+    p.add_argument("--ae-decoder-only", action="store_true",
+                   help="with --init-assets: fine-tune only the AE's decoder for --ae-minutes, then export "
+                        "(the encoder, latent_scale and the generator unchanged)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--T", type=int, default=24)
     p.add_argument("--lr", type=float, default=6e-4)
@@ -886,6 +917,9 @@ def parse_args(argv=None):
                 "(only the AE is taken); --init and --init-gen load a 192-wide one")
     if args.whiten and (args.init or args.variant == "nonsep"):
         p.error("--whiten works with --init-assets or a trained AE phase, and for the scd/fullres variants only")
+    if args.ae_decoder_only and (not args.init_assets or args.fresh_gen or args.whiten):
+        p.error("--ae-decoder-only fine-tunes the decoder of shipped weights: give --init-assets DIR "
+                "(without --fresh-gen or --whiten, which would change the generator or its latent)")
     if args.p_self_ctx + args.p_rollout_ctx > 1:
         p.error("--p-self-ctx and --p-rollout-ctx take separate clips of a batch: together at most 1")
     if args.sample_class_weight > 0 and not args.img_batch:
