@@ -6,7 +6,8 @@
 //! of a window's pixels as the server makes it; a thread of our own, on its own connection,
 //! timestamps those reports. A frame is on screen at the first report after the pass that laid it
 //! out ([`ScreenLag`]). Without X11 or DAMAGE (Wayland, other systems) there is no watch, and the
-//! readout says "laid out" instead of "on screen".
+//! readout's "To screen" falls back to the time to the pass that lays the frame out (its tooltip
+//! says which).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -108,6 +109,11 @@ pub struct ScreenLag {
 /// A frame whose pass never reached the screen (a hidden window) is dropped after this.
 const GIVE_UP: Duration = Duration::from_secs(1);
 
+/// No pass reaches the screen sooner than this after its layout began (the app's own CPU work for a
+/// pass — layout, tessellation, recording — takes longer): a report that soon is the previous pass's,
+/// timestamped late by a watch thread that was waiting for a core.
+const MIN_PASS: Duration = Duration::from_millis(1);
+
 impl ScreenLag {
     /// A frame decoded at `decoded` was laid out at `laid_out`.
     pub fn laid_out(&mut self, laid_out: Instant, decoded: Instant) {
@@ -115,11 +121,12 @@ impl ScreenLag {
         self.pending.push_back((laid_out, decoded));
     }
 
-    /// The screen changed at `at`: every frame laid out before it is on screen; their decode → screen times.
+    /// The screen changed at `at`: every frame laid out before that pass is on screen; their
+    /// decode → screen times.
     pub fn updated(&mut self, at: Instant) -> Vec<Duration> {
         let mut shown = Vec::new();
         while let Some(&(laid_out, decoded)) = self.pending.front() {
-            if laid_out >= at {
+            if laid_out + MIN_PASS > at {
                 break;
             }
             shown.push(at - decoded);
@@ -141,6 +148,7 @@ mod tests {
         assert!(lag.updated(at(1)).is_empty());
         lag.laid_out(at(3), at(2)); // decoded at 2, laid out at 3
         assert!(lag.updated(at(2)).is_empty(), "an update before the layout is an earlier pass's");
+        assert!(lag.updated(at(3)).is_empty(), "and so is one within a pass's least time of it");
         lag.laid_out(at(5), at(4));
         assert_eq!(lag.updated(at(4)), vec![Duration::from_millis(2)]);
         assert_eq!(lag.updated(at(20)), vec![Duration::from_millis(16)]);
