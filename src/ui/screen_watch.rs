@@ -16,62 +16,53 @@ use raw_window_handle::RawWindowHandle;
 
 use crate::engine::RollingDurations;
 
-/// A thread that timestamps every change of the window's pixels.
-pub struct ScreenWatch {
-    updates: crossbeam_channel::Receiver<Instant>,
+/// Starts a thread that timestamps every change of `window`'s pixels; `None` where it is not an X11
+/// window or the server lacks DAMAGE.
+#[cfg(not(target_os = "linux"))]
+fn watch(_window: RawWindowHandle) -> Option<crossbeam_channel::Receiver<Instant>> {
+    None
 }
 
-impl ScreenWatch {
-    /// Watches `window`; `None` where it is not an X11 window or the server lacks DAMAGE.
-    #[cfg(not(target_os = "linux"))]
-    pub fn start(_window: RawWindowHandle) -> Option<Self> {
-        None
-    }
+/// Starts a thread that timestamps every change of `window`'s pixels; `None` where it is not an X11
+/// window or the server lacks DAMAGE.
+#[cfg(target_os = "linux")]
+fn watch(window: RawWindowHandle) -> Option<crossbeam_channel::Receiver<Instant>> {
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::Event;
+    use x11rb::protocol::damage::{ConnectionExt as _, ReportLevel};
 
-    /// Watches `window`; `None` where it is not an X11 window or the server lacks DAMAGE.
-    #[cfg(target_os = "linux")]
-    pub fn start(window: RawWindowHandle) -> Option<Self> {
-        use x11rb::connection::Connection as _;
-        use x11rb::protocol::Event;
-        use x11rb::protocol::damage::{ConnectionExt as _, ReportLevel};
-
-        let window = match window {
-            RawWindowHandle::Xlib(h) => u32::try_from(h.window).ok()?,
-            RawWindowHandle::Xcb(h) => h.window.get(),
-            _ => return None,
-        };
-        let watch = || -> Result<_, Box<dyn std::error::Error>> {
-            let (conn, _) = x11rb::connect(None)?;
-            conn.damage_query_version(1, 1)?.reply()?;
-            let id = conn.generate_id()?;
-            // Raw rectangles: one report per drawing request, nothing accumulated server-side.
-            conn.damage_create(id, window, ReportLevel::RAW_RECTANGLES)?.check()?;
-            Ok(conn)
-        };
-        let conn = watch().map_err(|e| tracing::debug!("no screen watch: {e}")).ok()?;
-        let (tx, updates) = crossbeam_channel::unbounded();
-        std::thread::Builder::new()
-            .name("screen-watch".into())
-            .spawn(move || {
-                while let Ok(event) = conn.wait_for_event() {
-                    if matches!(event, Event::DamageNotify(_)) && tx.send(Instant::now()).is_err() {
-                        break;
-                    }
+    let window = match window {
+        RawWindowHandle::Xlib(h) => u32::try_from(h.window).ok()?,
+        RawWindowHandle::Xcb(h) => h.window.get(),
+        _ => return None,
+    };
+    let connect = || -> Result<_, Box<dyn std::error::Error>> {
+        let (conn, _) = x11rb::connect(None)?;
+        conn.damage_query_version(1, 1)?.reply()?;
+        let id = conn.generate_id()?;
+        // Raw rectangles: one report per drawing request, nothing accumulated server-side.
+        conn.damage_create(id, window, ReportLevel::RAW_RECTANGLES)?.check()?;
+        Ok(conn)
+    };
+    let conn = connect().map_err(|e| tracing::debug!("no screen watch: {e}")).ok()?;
+    let (tx, updates) = crossbeam_channel::unbounded();
+    std::thread::Builder::new()
+        .name("screen-watch".into())
+        .spawn(move || {
+            while let Ok(event) = conn.wait_for_event() {
+                if matches!(event, Event::DamageNotify(_)) && tx.send(Instant::now()).is_err() {
+                    break;
                 }
-            })
-            .ok()?;
-        Some(Self { updates })
-    }
-
-    /// The changes reported since the last call, oldest first.
-    pub fn updates(&self) -> impl Iterator<Item = Instant> + '_ {
-        self.updates.try_iter()
-    }
+            }
+        })
+        .ok()?;
+    Some(updates)
 }
 
 /// The watch, the frames waiting for it, and their decode → screen times.
 pub struct OnScreen {
-    watch: ScreenWatch,
+    /// The watch thread's timestamps, oldest first.
+    updates: crossbeam_channel::Receiver<Instant>,
     pending: ScreenLag,
     /// Decode → on screen, recent frames.
     pub lag: RollingDurations,
@@ -80,8 +71,8 @@ pub struct OnScreen {
 impl OnScreen {
     /// Watches the window behind `window`, if it can be watched.
     pub fn start(window: RawWindowHandle) -> Option<Self> {
-        let watch = ScreenWatch::start(window)?;
-        Some(Self { watch, pending: ScreenLag::default(), lag: RollingDurations::new(64) })
+        let updates = watch(window)?;
+        Some(Self { updates, pending: ScreenLag::default(), lag: RollingDurations::new(64) })
     }
 
     /// A frame decoded at `decoded` is being laid out now.
@@ -91,7 +82,7 @@ impl OnScreen {
 
     /// Takes in the screen updates reported so far.
     pub fn poll(&mut self) {
-        for at in self.watch.updates() {
+        for at in self.updates.try_iter() {
             for d in self.pending.updated(at) {
                 self.lag.push(d);
             }
