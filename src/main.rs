@@ -32,8 +32,8 @@ fn main() -> ExitCode {
         Some(Cmd::Generate(args)) => cli::generate(args),
         Some(Cmd::Bench(args)) => cli::bench::run(args),
         Some(Cmd::Export(args)) => cli::export(args),
-        Some(Cmd::Open(args)) => cli::check_project(&args.project).and_then(|()| open_app(Some(args.project))),
-        None => open_app(None),
+        Some(Cmd::Open(args)) => cli::check_project(&args.project).and_then(|()| open_app(Some(args.project), false)),
+        None => open_app(None, cli.generate),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -62,11 +62,11 @@ fn leave_a_core_free() {
 }
 
 #[cfg(feature = "gui")]
-fn open_app(project: Option<std::path::PathBuf>) -> anyhow::Result<()> {
-    spool::ui::run(project)
+fn open_app(project: Option<std::path::PathBuf>, generate: bool) -> anyhow::Result<()> {
+    spool::ui::run(project, generate)
 }
 
 #[cfg(not(feature = "gui"))]
-fn open_app(_project: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+fn open_app(_project: Option<std::path::PathBuf>, _generate: bool) -> anyhow::Result<()> {
     anyhow::bail!("this build has no desktop app (built without the `gui` feature): use `spool generate`")
 }

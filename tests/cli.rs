@@ -193,6 +193,16 @@ fn bench_flags_that_need_another_say_which() {
 }
 
 #[test]
+fn generate_on_opening_is_for_the_app_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = spool(&["--generate", "generate", "-o", "out"], dir.path());
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("'generate' cannot be used with '--generate'"), "{err}");
+    assert!(!dir.path().join("out").exists());
+}
+
+#[test]
 fn bench_rows_name_the_weights_they_measured() {
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -11,11 +11,15 @@ use crate::timeline::{MAX_PROMPT_BYTES, Segment, check_prompt};
 #[command(
     name = "spool",
     version,
-    about = "Real-time autoregressive text-to-video. With no subcommand, opens the app."
+    about = "Real-time autoregressive text-to-video. With no subcommand, opens the app.",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Cmd>,
+    /// Open the app and press Generate (the example prompt) as soon as the model has loaded.
+    #[arg(long)]
+    pub generate: bool,
 }
 
 #[derive(Debug, Subcommand)]

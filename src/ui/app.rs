@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use egui::{Key, KeyboardShortcut, Modifiers};
-use raw_window_handle::HasWindowHandle as _;
+use raw_window_handle::{HasDisplayHandle as _, HasWindowHandle as _};
 
 use super::notices::{Notice, Notices};
 use super::screen_watch::OnScreen;
@@ -143,7 +143,7 @@ pub struct App {
     pub(crate) settings_open: bool,
     /// Newest frame arrival → the pass that lays it out, for the readout.
     pub(crate) display_lag: RollingDurations,
-    /// Newest frame arrival → its pixels on the X server, where the window is watched.
+    /// Newest frame arrival → its pixels shown, as the display system reports it, where it can.
     pub(crate) screen: Option<OnScreen>,
     shown_id: Option<FrameId>,
     shown_cache: Option<ShownFrame>,
@@ -189,7 +189,10 @@ impl App {
     /// `LoadModel` for `options.model`.
     pub fn new(cc: &eframe::CreationContext<'_>, engine: Engine, options: AppOptions) -> Self {
         let mut app = Self::with_context(&cc.egui_ctx, cc.wgpu_render_state.as_ref(), engine, options);
-        app.screen = cc.window_handle().ok().and_then(|h| OnScreen::start(h.as_raw()));
+        if let (Ok(display), Ok(window)) = (cc.display_handle(), cc.window_handle()) {
+            // SAFETY: the handles are the app's window's; eframe drops the app before the window.
+            app.screen = unsafe { OnScreen::start(display.as_raw(), window.as_raw()) };
+        }
         app
     }
 
@@ -1257,7 +1260,7 @@ impl App {
             );
         }
         if let Some([p50, p95]) = self.screen.as_ref().and_then(|s| s.lag.quantiles([0.5, 0.95])) {
-            eprintln!("frame decoded -> on screen (X server) p50 {:.1} ms, p95 {:.1} ms", ms(p50), ms(p95));
+            eprintln!("frame decoded -> on screen (display server) p50 {:.1} ms, p95 {:.1} ms", ms(p50), ms(p95));
         }
     }
 }

@@ -28,8 +28,9 @@ impl App {
         let gen_fps = self.session.arrival_fps(Instant::now()).or(s.steady_fps);
         let ahead = self.session.current_len().saturating_sub(self.play.playhead + 1);
         // Where the window is watched, the time to its pixels on screen; else to the pass that draws it.
-        let (lag, lag_tip) = match self.screen.as_ref().and_then(|s| s.lag.quantiles([0.5])) {
-            Some([p50]) => (Some(p50), "Frame decoded to its pixels on the display server, median"),
+        let shown = self.screen.as_ref().and_then(|s| Some((s.lag.quantiles([0.5])?, s.meaning())));
+        let (lag, lag_tip) = match shown {
+            Some(([p50], meaning)) => (Some(p50), meaning),
             None => (
                 self.display_lag.quantiles([0.5]).map(|[p50]| p50),
                 "Frame decoded to the window pass that draws it, median (the renderer then takes that pass's raster time)",

@@ -112,8 +112,9 @@ pub fn run_with(make_factory: impl Fn() -> ModelFactory + 'static, options: AppO
     .map_err(|e| anyhow::anyhow!("the window could not open: {e}"))
 }
 
-/// Opens the app with the shipped models, on `project` if given.
-pub fn run(project: Option<PathBuf>) -> anyhow::Result<()> {
+/// Opens the app with the shipped models, on `project` if given; `generate`: press Generate once
+/// the model has loaded.
+pub fn run(project: Option<PathBuf>, generate: bool) -> anyhow::Result<()> {
     let assets = crate::cli::models::assets_dir();
     let first_run = project.is_none();
     run_with(
@@ -122,6 +123,7 @@ pub fn run(project: Option<PathBuf>) -> anyhow::Result<()> {
             project,
             first_run,
             recent_file: Some(crate::project::recent::default_path()),
+            generate_on_start: generate,
             ..AppOptions::default()
         },
     )
