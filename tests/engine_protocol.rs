@@ -81,6 +81,30 @@ fn a_frame_wakes_the_listener_once_and_no_event_waits_without_a_wake() {
 }
 
 #[test]
+fn a_frame_tap_gets_each_frame_as_it_is_made_and_a_full_one_never_holds_the_engine_up() {
+    let h = Harness::new(1);
+    let (tap, tapped) = crossbeam_channel::bounded(64);
+    h.engine.send(Command::TapFrames(tap)).unwrap();
+    h.engine.send(generate("a red circle", 5)).unwrap();
+    let ev = h.until(finished);
+    let sent: Vec<_> =
+        ev.iter().filter_map(|e| if let Event::Frame(f) = e { Some((f.index, f.id)) } else { None }).collect();
+    let got: Vec<_> = tapped.try_iter().map(|f| (f.index, f.id)).collect();
+    assert_eq!(got, sent, "the same frames, in order, as the events");
+    // A tap nobody reads fills up: the engine goes on, and every frame still reaches the listener.
+    let (tap, _full) = crossbeam_channel::bounded(2);
+    h.engine.send(Command::TapFrames(tap)).unwrap();
+    h.engine.send(generate("a red circle", 6)).unwrap();
+    assert_eq!(frames(&h.until(finished)).len(), 6);
+    // A tap that is gone is dropped.
+    let (tap, gone) = crossbeam_channel::bounded(2);
+    drop(gone);
+    h.engine.send(Command::TapFrames(tap)).unwrap();
+    h.engine.send(generate("a red circle", 3)).unwrap();
+    assert_eq!(frames(&h.until(finished)).len(), 3);
+}
+
+#[test]
 fn chunked_models_emit_exactly_the_frames_asked_for() {
     let h = Harness::new(3);
     h.engine.send(generate("p", 5)).unwrap();

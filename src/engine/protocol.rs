@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::Sender;
+
 use crate::model::{Frame, ModelInfo};
 use crate::store::FrameId;
 use crate::timeline::{Keyframes, Segment, SwitchAnchor, Timeline};
@@ -112,6 +114,10 @@ pub enum Command {
     /// (paused included), so no frame is made during the copy and none is missing from it. The
     /// engine stays in the original project; the caller opens the copy.
     SaveAs(PathBuf),
+    /// Also sends each new frame to `tap` the moment it is decoded, for a presenter that shows it
+    /// without waiting for the listener (the app's video overlay). Never blocks: a tap that is
+    /// full misses the frame, a tap that is gone is dropped. Replaces any earlier tap.
+    TapFrames(Sender<FrameEvent>),
     Shutdown,
 }
 

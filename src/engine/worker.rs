@@ -104,6 +104,8 @@ pub(super) struct Worker {
     paused: bool,
     /// False once the receiving side is gone: the worker then shuts down.
     listener: bool,
+    /// [`Command::TapFrames`].
+    tap: Option<Sender<FrameEvent>>,
 }
 
 /// Failure inside a step, carrying the frame it happened at.
@@ -141,6 +143,7 @@ impl Worker {
             run: None,
             paused: false,
             listener: true,
+            tap: None,
         };
         if !recovery.notes.is_empty() {
             // Make the repair durable before anything else happens.
@@ -295,6 +298,10 @@ impl Worker {
             Command::SaveAs(path) => {
                 let result = self.save_as(&path);
                 self.emit(Event::SavedAs { path, result });
+                Ok(())
+            }
+            Command::TapFrames(tap) => {
+                self.tap = Some(tap);
                 Ok(())
             }
             Command::Shutdown => unreachable!("handled by the loop"),
@@ -867,7 +874,13 @@ impl Worker {
             run.stats.record(&timing);
             let stats = run.stats.snapshot(cache_bytes);
             let target = run.target;
-            self.post(Event::Frame(FrameEvent { take, index, id, frame, timing }));
+            let event = FrameEvent { take, index, id, frame, timing };
+            if let Some(tap) = &self.tap
+                && let Err(crossbeam_channel::TrySendError::Disconnected(_)) = tap.try_send(event.clone())
+            {
+                self.tap = None;
+            }
+            self.post(Event::Frame(event));
             self.post(Event::Progress { take, done: index + 1, target });
             self.emit(Event::Stats(stats));
         }

@@ -6,7 +6,8 @@
 //! fragment shader (`shaders/frame_view.wgsl`) draws that texture into the view with letterboxing,
 //! nearest or smooth scaling and an optional checkerboard. All of it runs inside egui's own render
 //! pass through an `egui_wgpu::CallbackTrait` paint callback, so there are no extra passes, no
-//! texture re-creation per frame and no readbacks.
+//! texture re-creation per frame and no readbacks. [`TargetPainter`] draws the same view, with the
+//! same resources and shaders, into a render target of its own (the app's video overlay).
 //!
 //! Adapters without compute shaders (WebGL-class GL) get the same texture filled by one CPU-side
 //! conversion and `write_texture` instead. Without wgpu at all (a glow build) the UI falls back to an
@@ -121,7 +122,7 @@ impl FrameView {
     pub fn new(render_state: Option<&egui_wgpu::RenderState>) -> Self {
         let counters = Arc::new(RenderCounters::default());
         let gpu = if let Some(rs) = render_state {
-            let resources = GpuResources::new(rs, counters.clone());
+            let resources = GpuResources::new(Target::of(rs), counters.clone());
             rs.renderer.write().callback_resources.insert(resources);
             true
         } else {
@@ -224,12 +225,28 @@ struct GpuResources {
 
 const PIXEL_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
 
+/// What pipelines are built for: a device of an adapter, drawing into targets of one format.
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub adapter: &'a wgpu::Adapter,
+    pub device: &'a wgpu::Device,
+    pub format: wgpu::TextureFormat,
+}
+
+impl<'a> Target<'a> {
+    /// egui's render pass.
+    pub fn of(rs: &'a egui_wgpu::RenderState) -> Self {
+        Target { adapter: &rs.adapter, device: &rs.device, format: rs.target_format }
+    }
+}
+
 impl GpuResources {
-    fn new(rs: &egui_wgpu::RenderState, counters: Arc<RenderCounters>) -> Self {
-        let device = &rs.device;
-        let compute_ok = rs.adapter.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
-            && device.limits().max_storage_textures_per_shader_stage > 0
-            && device.limits().max_storage_buffers_per_shader_stage > 0;
+    fn new(target: Target<'_>, counters: Arc<RenderCounters>) -> Self {
+        let device = target.device;
+        let compute_ok =
+            target.adapter.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+                && device.limits().max_storage_textures_per_shader_stage > 0
+                && device.limits().max_storage_buffers_per_shader_stage > 0;
         let compute = compute_ok.then(|| {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some("spool frame_pixels"),
@@ -301,7 +318,7 @@ impl GpuResources {
         });
         // [letterbox, picture] × [checker off, on]: `frame_view.wgsl`'s pipeline constants.
         let pipeline = |entry: &str, checker: bool| {
-            pass_pipeline(rs, &pl, &module, &[], entry, &[("checker", f64::from(u8::from(checker)))], None)
+            pass_pipeline(target, &pl, &module, &[], entry, &[("checker", f64::from(u8::from(checker)))], None)
         };
         let draw = ["fs_letterbox", "fs_picture"].map(|entry| [false, true].map(|checker| pipeline(entry, checker)));
         let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -453,11 +470,11 @@ fn sampled_texture_entries(uniform_size: Option<std::num::NonZeroU64>) -> [wgpu:
     ]
 }
 
-/// A pipeline that draws inside egui's render pass: its target format, no depth, no MSAA (eframe and
-/// kittest both render egui with `multisampling: 0`). The shader's `srgb_target` constant is set for
+/// A pipeline that draws into `target`'s format with no depth and no MSAA (eframe and kittest both
+/// render egui with `multisampling: 0`; the overlay's surface has one sample too). The shader's `srgb_target` constant is set for
 /// the target; `constants` adds the rest.
 fn pass_pipeline(
-    rs: &egui_wgpu::RenderState,
+    target: Target<'_>,
     layout: &wgpu::PipelineLayout,
     module: &wgpu::ShaderModule,
     buffers: &[Option<wgpu::VertexBufferLayout<'_>>],
@@ -465,9 +482,9 @@ fn pass_pipeline(
     constants: &[(&str, f64)],
     blend: Option<wgpu::BlendState>,
 ) -> wgpu::RenderPipeline {
-    let mut all = vec![("srgb_target", f64::from(u8::from(rs.target_format.is_srgb())))];
+    let mut all = vec![("srgb_target", f64::from(u8::from(target.format.is_srgb())))];
     all.extend_from_slice(constants);
-    rs.device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+    target.device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
         label: Some(entry),
         layout: Some(layout),
         vertex: wgpu::VertexState {
@@ -484,7 +501,7 @@ fn pass_pipeline(
             entry_point: Some(entry),
             compilation_options: wgpu::PipelineCompilationOptions { constants: &all, ..Default::default() },
             targets: &[Some(wgpu::ColorTargetState {
-                format: rs.target_format,
+                format: target.format,
                 blend,
                 write_mask: wgpu::ColorWrites::ALL,
             })],
@@ -492,21 +509,6 @@ fn pass_pipeline(
         multiview_mask: None,
         cache: None,
     })
-}
-
-/// Sets the scissor to `rect` (points) within the paint callback's clip rect; false when none of it
-/// is on the screen.
-fn scissor(pass: &mut wgpu::RenderPass<'static>, info: &egui::PaintCallbackInfo, rect: egui::Rect) -> bool {
-    let s = egui::epaint::ViewportInPixels::from_points(
-        &rect.intersect(info.clip_rect),
-        info.pixels_per_point,
-        info.screen_size_px,
-    );
-    let on_screen = s.width_px > 0 && s.height_px > 0;
-    if on_screen {
-        pass.set_scissor_rect(s.left_px as u32, s.top_px as u32, s.width_px as u32, s.height_px as u32);
-    }
-    on_screen
 }
 
 fn texture_desc(w: u32, h: u32, storage: bool) -> wgpu::TextureDescriptor<'static> {
@@ -544,6 +546,95 @@ fn draw_group(
     })
 }
 
+impl GpuResources {
+    /// Uploads `frame` if it is not the one in the texture and sets the uniform for drawing into
+    /// `rect` (points; `ppp` physical pixels per point).
+    #[allow(clippy::too_many_arguments)]
+    fn prepare(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        frame: Option<&ShownFrame>,
+        rect: egui::Rect,
+        ppp: f32,
+        options: ViewOptions,
+    ) {
+        match frame {
+            Some(f) if self.shown != Some(f.key) => self.upload(device, queue, encoder, f),
+            Some(_) => {}
+            None => self.has_frame = false,
+        }
+        let (iw, ih) = self.sized.as_ref().map_or((1, 1), |s| (s.width, s.height));
+        let fit = if self.has_frame { fit_rect(rect, iw, ih) } else { egui::Rect::NOTHING };
+        let r = rect;
+        let uv = |p: egui::Pos2| [(p.x - r.min.x) / r.width().max(1e-3), (p.y - r.min.y) / r.height().max(1e-3)];
+        let (lo, hi) = if self.has_frame { (uv(fit.min), uv(fit.max)) } else { ([2.0, 2.0], [3.0, 3.0]) };
+        let u = ViewUniform {
+            image: [lo[0], lo[1], hi[0], hi[1]],
+            view: [r.width() * ppp, r.height() * ppp, 12.0 * ppp, 0.0],
+            background: options.background.to_normalized_gamma_f32(),
+        };
+        queue.write_buffer(&self.uniform, 0, bytemuck::bytes_of(&u));
+    }
+
+    /// Draws the prepared view into `pass`, whose viewport is `rect`, clipped to `clip`.
+    fn draw(&self, pass: &mut wgpu::RenderPass<'_>, rect: egui::Rect, options: ViewOptions, clip: &Clip) {
+        let group = match (&self.sized, self.has_frame, options.smooth) {
+            (Some(s), true, false) => &s.nearest_group,
+            (Some(s), true, true) => &s.linear_group,
+            (_, _, false) => &self.empty_groups.0,
+            (_, _, true) => &self.empty_groups.1,
+        };
+        let fit = self.sized.as_ref().filter(|_| self.has_frame).map(|s| fit_rect(rect, s.width, s.height));
+        let checker = usize::from(options.checker);
+        pass.set_bind_group(0, group, &[]);
+        // Each part under its own scissor (within the clip): one triangle covers the view, and
+        // only the part's pixels run its shader.
+        let mut draw = |pipeline: &wgpu::RenderPipeline, part: egui::Rect| {
+            if clip.scissor(pass, part) {
+                pass.set_pipeline(pipeline);
+                pass.draw(0..3, 0..1);
+            }
+        };
+        for bar in letterbox(rect, fit) {
+            draw(&self.draw[0][checker], bar);
+        }
+        if let Some(fit) = fit {
+            draw(&self.draw[1][checker], fit);
+        }
+        self.counters.draws.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The part of the render target a draw may touch, in points, and the target's scale and size.
+struct Clip {
+    rect: egui::Rect,
+    pixels_per_point: f32,
+    target_px: [u32; 2],
+}
+
+impl Clip {
+    /// A paint callback's clip.
+    fn of(info: &egui::PaintCallbackInfo) -> Self {
+        Clip { rect: info.clip_rect, pixels_per_point: info.pixels_per_point, target_px: info.screen_size_px }
+    }
+
+    /// Sets the scissor to `part` (points) within the clip; false when none of it is on the target.
+    fn scissor(&self, pass: &mut wgpu::RenderPass<'_>, part: egui::Rect) -> bool {
+        let s = egui::epaint::ViewportInPixels::from_points(
+            &part.intersect(self.rect),
+            self.pixels_per_point,
+            self.target_px,
+        );
+        let on_target = s.width_px > 0 && s.height_px > 0;
+        if on_target {
+            pass.set_scissor_rect(s.left_px as u32, s.top_px as u32, s.width_px as u32, s.height_px as u32);
+        }
+        on_target
+    }
+}
+
 impl egui_wgpu::CallbackTrait for ViewCallback {
     fn prepare(
         &self,
@@ -553,25 +644,10 @@ impl egui_wgpu::CallbackTrait for ViewCallback {
         encoder: &mut wgpu::CommandEncoder,
         resources: &mut egui_wgpu::CallbackResources,
     ) -> Vec<wgpu::CommandBuffer> {
-        let Some(res) = resources.get_mut::<GpuResources>() else { return Vec::new() };
-        match &self.frame {
-            Some(f) if res.shown != Some(f.key) => res.upload(device, queue, encoder, f),
-            Some(_) => {}
-            None => res.has_frame = false,
+        if let Some(res) = resources.get_mut::<GpuResources>() {
+            let ppp = screen.pixels_per_point;
+            res.prepare(device, queue, encoder, self.frame.as_ref(), self.rect, ppp, self.options);
         }
-        let ppp = screen.pixels_per_point;
-        let (iw, ih) = res.sized.as_ref().map_or((1, 1), |s| (s.width, s.height));
-        let fit = if res.has_frame { fit_rect(self.rect, iw, ih) } else { egui::Rect::NOTHING };
-        let r = self.rect;
-        let uv = |p: egui::Pos2| [(p.x - r.min.x) / r.width().max(1e-3), (p.y - r.min.y) / r.height().max(1e-3)];
-        let (lo, hi) = if res.has_frame { (uv(fit.min), uv(fit.max)) } else { ([2.0, 2.0], [3.0, 3.0]) };
-        let bg = self.options.background.to_normalized_gamma_f32();
-        let u = ViewUniform {
-            image: [lo[0], lo[1], hi[0], hi[1]],
-            view: [r.width() * ppp, r.height() * ppp, 12.0 * ppp, 0.0],
-            background: bg,
-        };
-        queue.write_buffer(&res.uniform, 0, bytemuck::bytes_of(&u));
         Vec::new()
     }
 
@@ -581,31 +657,63 @@ impl egui_wgpu::CallbackTrait for ViewCallback {
         pass: &mut wgpu::RenderPass<'static>,
         resources: &egui_wgpu::CallbackResources,
     ) {
-        let Some(res) = resources.get::<GpuResources>() else { return };
-        let group = match (&res.sized, res.has_frame, self.options.smooth) {
-            (Some(s), true, false) => &s.nearest_group,
-            (Some(s), true, true) => &s.linear_group,
-            (_, _, false) => &res.empty_groups.0,
-            (_, _, true) => &res.empty_groups.1,
-        };
-        let fit = res.sized.as_ref().filter(|_| res.has_frame).map(|s| fit_rect(self.rect, s.width, s.height));
-        let checker = usize::from(self.options.checker);
-        pass.set_bind_group(0, group, &[]);
-        // Each part under its own scissor (within egui's clip): one triangle covers the view, and
-        // only the part's pixels run its shader.
-        let mut draw = |pipeline: &wgpu::RenderPipeline, part: egui::Rect| {
-            if scissor(pass, &info, part) {
-                pass.set_pipeline(pipeline);
-                pass.draw(0..3, 0..1);
-            }
-        };
-        for bar in letterbox(self.rect, fit) {
-            draw(&res.draw[0][checker], bar);
+        if let Some(res) = resources.get::<GpuResources>() {
+            res.draw(pass, self.rect, self.options, &Clip::of(&info));
         }
-        if let Some(fit) = fit {
-            draw(&res.draw[1][checker], fit);
+    }
+}
+
+/// The frame view drawn onto a render target of its own (the app's video overlay, a window over
+/// the frame view): the same resources and shaders as [`FrameView`], one submit per frame.
+pub struct TargetPainter {
+    res: GpuResources,
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+}
+
+impl TargetPainter {
+    /// For `target`, whose device's `queue` it submits to; counts into `counters`.
+    pub fn new(target: Target<'_>, queue: wgpu::Queue, counters: Arc<RenderCounters>) -> Self {
+        TargetPainter { res: GpuResources::new(target, counters), device: target.device.clone(), queue }
+    }
+
+    /// Draws the whole view (letterbox and `frame`) into `target`, `size_px` physical pixels at
+    /// `ppp` pixels per point, and submits it.
+    pub fn paint(
+        &mut self,
+        target: &wgpu::TextureView,
+        size_px: [u32; 2],
+        ppp: f32,
+        frame: Option<&ShownFrame>,
+        options: ViewOptions,
+    ) {
+        let rect =
+            egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(size_px[0] as f32 / ppp, size_px[1] as f32 / ppp));
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("spool frame view target") });
+        self.res.prepare(&self.device, &self.queue, &mut encoder, frame, rect, ppp, options);
+        {
+            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+                label: Some("spool frame view target"),
+                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                    view: target,
+                    depth_slice: None,
+                    resolve_target: None,
+                    ops: wgpu::Operations {
+                        load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
+                        store: wgpu::StoreOp::Store,
+                    },
+                })],
+                depth_stencil_attachment: None,
+                timestamp_writes: None,
+                occlusion_query_set: None,
+                multiview_mask: None,
+            });
+            let clip = Clip { rect, pixels_per_point: ppp, target_px: size_px };
+            self.res.draw(&mut pass, rect, options, &clip);
         }
-        res.counters.draws.fetch_add(1, Ordering::Relaxed);
+        self.queue.submit([encoder.finish()]);
     }
 }
 

@@ -182,8 +182,9 @@ impl egui_wgpu::CallbackTrait for RunCallback {
         pass.set_bind_group(0, &p.locals_group, &[]);
         pass.set_vertex_buffer(0, self.vertices.slice(..));
         pass.set_index_buffer(self.indices.slice(..), wgpu::IndexFormat::Uint32);
+        let clip = super::Clip::of(&info);
         for d in &self.draws {
-            if !super::scissor(pass, &info, d.clip) {
+            if !clip.scissor(pass, d.clip) {
                 continue;
             }
             pass.set_pipeline(if d.flat { &p.flat } else { &p.textured });
@@ -252,7 +253,8 @@ impl MeshPipeline {
             step_mode: wgpu::VertexStepMode::Vertex,
             attributes: &wgpu::vertex_attr_array![0 => Float32x2, 1 => Float32x2, 2 => Uint32],
         })];
-        let pipeline = |entry| super::pass_pipeline(rs, &layout, &module, &vertices, entry, &[], Some(blend));
+        let pipeline =
+            |entry| super::pass_pipeline(super::Target::of(rs), &layout, &module, &vertices, entry, &[], Some(blend));
         let locals = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("spool ui_mesh locals"),
             size: 16,

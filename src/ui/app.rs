@@ -15,6 +15,7 @@ use egui::{Key, KeyboardShortcut, Modifiers};
 use raw_window_handle::{HasDisplayHandle as _, HasWindowHandle as _};
 
 use super::notices::{Notice, Notices};
+use super::overlay::{self, Overlay, Wanted};
 use super::screen_watch::OnScreen;
 use super::session::{Report, Session};
 use super::thumbs::Thumbs;
@@ -145,6 +146,9 @@ pub struct App {
     pub(crate) display_lag: RollingDurations,
     /// Newest frame arrival → its pixels shown, as the display system reports it, where it can.
     pub(crate) screen: Option<OnScreen>,
+    /// The frame view in a window of its own, drawn as frames are decoded, where the display
+    /// system allows one (`ui::overlay`).
+    overlay: Option<Overlay>,
     shown_id: Option<FrameId>,
     shown_cache: Option<ShownFrame>,
     pub(crate) ctx: egui::Context,
@@ -192,6 +196,12 @@ impl App {
         if let (Ok(display), Ok(window)) = (cc.display_handle(), cc.window_handle()) {
             // SAFETY: the handles are the app's window's; eframe drops the app before the window.
             app.screen = unsafe { OnScreen::start(display.as_raw(), window.as_raw()) };
+            if let Some(rs) = cc.wgpu_render_state.as_ref().filter(|_| app.view.is_gpu()) {
+                let counters = app.view.counters().clone();
+                // SAFETY: as above.
+                app.overlay = unsafe { Overlay::start(rs, display.as_raw(), window.as_raw(), counters) };
+                app.tap_frames();
+            }
         }
         app
     }
@@ -256,6 +266,7 @@ impl App {
             settings_open: true,
             display_lag: RollingDurations::new(64),
             screen: None,
+            overlay: None,
             shown_id: None,
             shown_cache: None,
             ctx: ctx.clone(),
@@ -982,8 +993,16 @@ impl App {
         Some(shown)
     }
 
-    /// Records arrival → first paint for the newest frame.
-    pub(crate) fn note_shown(&mut self, key: u64) {
+    /// Sends the engine's frames to the overlay too, if there is one.
+    pub(crate) fn tap_frames(&mut self) {
+        if let Some(o) = &self.overlay {
+            self.send(Command::TapFrames(o.tap()));
+        }
+    }
+
+    /// Records arrival → first paint for the newest frame; `overlaid`: the overlay shows it, and
+    /// its own screen watch reports when.
+    pub(crate) fn note_shown(&mut self, key: u64, overlaid: bool) {
         if self.shown_id.map(|i| i.0) == Some(key) {
             return;
         }
@@ -992,7 +1011,9 @@ impl App {
             && n.id.0 == key
         {
             self.display_lag.push(n.decoded.elapsed());
-            if let Some(screen) = &mut self.screen {
+            if let Some(screen) = &mut self.screen
+                && !overlaid
+            {
                 screen.laid_out(n.decoded);
             }
         }
@@ -1095,10 +1116,15 @@ impl App {
         let response = ui.allocate_rect(rect, egui::Sense::click());
         let shown = self.frame_to_show();
         let options = self.view_options();
-        // The view paints its whole rect (letterbox included): nothing is drawn under it.
-        self.view.paint(ui, rect, shown.as_ref(), options);
+        let overlaid = self.place_overlay(ui.ctx(), rect, shown.as_ref(), options);
+        if !overlaid {
+            // The view paints its whole rect (letterbox included): nothing is drawn under it.
+            self.view.paint(ui, rect, shown.as_ref(), options);
+        }
         if let Some(s) = &shown {
-            self.note_shown(s.key);
+            self.note_shown(s.key, overlaid);
+        }
+        if let Some(s) = shown.as_ref().filter(|_| !overlaid) {
             let (take, index) = self.shown_frame().unwrap_or((TakeId(0), 0));
             let fit = crate::render::fit_rect(rect, s.frame.width, s.frame.height);
             let tag = format!("take {} · frame {}", take.0 + 1, index);
@@ -1130,6 +1156,41 @@ impl App {
         let mut child =
             ui.new_child(egui::UiBuilder::new().max_rect(notice_rect).layout(egui::Layout::top_down(egui::Align::Min)));
         self.notices_ui(&mut child);
+    }
+
+    /// Shows the overlay over the frame view at `rect`, or hides it; true when it shows the view
+    /// (while a frame is shown and nothing is drawn over the view). The frame's tag is not drawn
+    /// then: the transport's counter has the frame.
+    fn place_overlay(
+        &mut self,
+        ctx: &egui::Context,
+        rect: egui::Rect,
+        shown: Option<&ShownFrame>,
+        options: ViewOptions,
+    ) -> bool {
+        let clear = self.notices.items().is_empty() && self.saving_as.is_none() && !overlay::covered(ctx, rect);
+        let wanted = match (shown, self.shown_frame()) {
+            (Some(frame), Some((take, index))) if clear => {
+                let pixels_per_point = ctx.pixels_per_point();
+                Some(Wanted {
+                    rect_px: overlay::rect_px(rect, pixels_per_point),
+                    pixels_per_point,
+                    options,
+                    at: overlay::At { take, index },
+                    frame: frame.clone(),
+                    follow: self.play.live.then_some(take),
+                })
+            }
+            _ => None,
+        };
+        let Some(o) = &mut self.overlay else { return false };
+        let overlaid = o.update(wanted);
+        for lag in o.lags() {
+            if let Some(screen) = &mut self.screen {
+                screen.lag.push(lag);
+            }
+        }
+        overlaid
     }
 
     fn top_bar(&mut self, ui: &mut egui::Ui) {

@@ -9,6 +9,7 @@ mod export_ui;
 mod hud;
 pub mod image_input;
 mod notices;
+mod overlay;
 mod playback;
 mod projects;
 mod prompt;
@@ -57,15 +58,22 @@ fn startup_project(asked: Option<&Path>) -> PathBuf {
     })
 }
 
+/// How the app's surfaces present: with vsync, unless `SPOOL_VSYNC=0` (for measuring on virtual
+/// displays such as Xvfb, which have no vertical blank to wait for).
+fn present_mode() -> egui_wgpu::wgpu::PresentMode {
+    if std::env::var("SPOOL_VSYNC").is_ok_and(|v| v == "0") {
+        egui_wgpu::wgpu::PresentMode::AutoNoVsync
+    } else {
+        egui_wgpu::wgpu::PresentMode::AutoVsync
+    }
+}
+
 /// Native window options shared by the app and the demo.
 pub fn native_options() -> eframe::NativeOptions {
     let mut wgpu_options = egui_wgpu::WgpuConfiguration::default();
     // One frame in flight: a new video frame reaches the screen on the next present, not two later.
     wgpu_options.surface.desired_maximum_frame_latency = Some(1);
-    if std::env::var("SPOOL_VSYNC").is_ok_and(|v| v == "0") {
-        // For measuring on virtual displays (Xvfb), which have no vertical blank to wait for.
-        wgpu_options.surface.present_mode = egui_wgpu::wgpu::PresentMode::AutoNoVsync;
-    }
+    wgpu_options.surface.present_mode = present_mode();
     eframe::NativeOptions {
         wgpu_options,
         viewport: egui::ViewportBuilder::default()

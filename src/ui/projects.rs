@@ -56,6 +56,7 @@ impl App {
         match opener(dir) {
             Ok(engine) => {
                 self.engine = engine;
+                self.tap_frames();
                 self.session = Session::default();
                 self.thumbs = Thumbs::default();
                 self.history = History::new(200);

@@ -16,11 +16,12 @@ use crate::engine::RollingDurations;
 
 #[cfg(target_os = "linux")]
 mod wayland;
-#[cfg(target_os = "linux")]
 mod x11;
 
+pub(super) use x11::Damage;
+
 /// One display system's report of frames reaching the screen.
-trait Watch {
+pub(super) trait Watch {
     /// A pass is laying out a frame decoded at `decoded`.
     fn laid_out(&mut self, decoded: Instant);
     /// Decode → on screen of the frames shown since the last call.
