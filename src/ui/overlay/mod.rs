@@ -12,8 +12,9 @@
 //! shown and nothing egui draws lies over the view (menus, tooltips, dialogs, notices); the app
 //! does not paint its own frame view under it. In live mode the thread follows the take being made
 //! by itself; otherwise it draws the frame the app hands it, so scrubbing and playback look the
-//! same. X11 only (a child window, `x11.rs`); elsewhere there is no overlay and the app's own frame
-//! view does everything, as it does whenever the overlay is hidden.
+//! same. The overlay is an X11 child window (`x11.rs`) or a Wayland subsurface (`wayland.rs`);
+//! elsewhere there is none and the app's own frame view does everything, as it does whenever the
+//! overlay is hidden.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,10 +25,11 @@ use crossbeam_channel::{Receiver, Sender};
 use egui_wgpu::wgpu;
 use raw_window_handle::{RawDisplayHandle, RawWindowHandle};
 
-use super::screen_watch::Damage;
+use super::screen_watch::{Damage, Presentation, Watch};
 use crate::engine::{FrameEvent, TakeId};
 use crate::render::{RenderCounters, ShownFrame, Target, TargetPainter, ViewOptions};
 
+mod wayland;
 mod x11;
 
 /// A frame's place: its take and its position in the take.
@@ -94,7 +96,25 @@ pub struct Overlay {
     failed: Arc<AtomicBool>,
     /// What was last sent, so an unchanged pass sends nothing.
     last: Option<WantedKey>,
-    window: x11::ChildWindow,
+    window: Window,
+}
+
+/// The overlay's own piece of the display: an X11 child window or a Wayland subsurface.
+enum Window {
+    X11(x11::ChildWindow),
+    /// Boxed: its proxies are many times the child window's size.
+    Wayland(Box<wayland::Subsurface>),
+}
+
+impl Window {
+    /// Shows it at `[x, y, width, height]` in the app window's physical pixels (`ppp` per point), or
+    /// hides it, before the app's next present.
+    fn set(&mut self, at: Option<([i32; 4], f32)>) {
+        match self {
+            Window::X11(w) => w.set(at.map(|(rect, _)| rect)),
+            Window::Wayland(w) => w.set(at),
+        }
+    }
 }
 
 impl Overlay {
@@ -112,24 +132,52 @@ impl Overlay {
         if std::env::var("SPOOL_OVERLAY").is_ok_and(|v| v == "0") {
             return None;
         }
-        let parent = match parent {
-            RawWindowHandle::Xlib(h) => u32::try_from(h.window).ok()?,
-            RawWindowHandle::Xcb(h) => h.window.get(),
+        let (exposed_tx, exposed) = crossbeam_channel::bounded(1);
+        let (window, child): (Window, RawWindowHandle) = match (display, parent) {
+            (RawDisplayHandle::Wayland(d), RawWindowHandle::Wayland(w)) => {
+                // SAFETY: the caller's guarantee.
+                let sub = unsafe { wayland::Subsurface::create(d.display, w.surface) }
+                    .map_err(|e| tracing::info!("no video overlay: {e}"))
+                    .ok()?;
+                let child = RawWindowHandle::Wayland(raw_window_handle::WaylandWindowHandle::new(sub.surface()));
+                // A compositor keeps a surface's pixels: nothing is ever exposed.
+                drop(exposed_tx);
+                (Window::Wayland(Box::new(sub)), child)
+            }
+            (_, RawWindowHandle::Xlib(_) | RawWindowHandle::Xcb(_)) => {
+                let parent = match parent {
+                    RawWindowHandle::Xlib(h) => u32::try_from(h.window).ok()?,
+                    RawWindowHandle::Xcb(h) => h.window.get(),
+                    _ => return None,
+                };
+                let [r, g, b, _] = super::theme::VIEW_BG.to_array();
+                let background = u32::from_be_bytes([0, r, g, b]);
+                let window = x11::ChildWindow::create(parent, background, move || {
+                    let _ = exposed_tx.try_send(());
+                })
+                .map_err(|e| tracing::info!("no video overlay: {e}"))
+                .ok()?;
+                let child = match display {
+                    RawDisplayHandle::Xcb(_) => RawWindowHandle::Xcb(raw_window_handle::XcbWindowHandle::new(
+                        std::num::NonZeroU32::new(window.id())?,
+                    )),
+                    _ => RawWindowHandle::Xlib(raw_window_handle::XlibWindowHandle::new(window.id().into())),
+                };
+                (Window::X11(window), child)
+            }
             _ => return None,
         };
-        let (exposed_tx, exposed) = crossbeam_channel::bounded(1);
-        let [r, g, b, _] = super::theme::VIEW_BG.to_array();
-        let background = u32::from_be_bytes([0, r, g, b]);
-        let window = x11::ChildWindow::create(parent, background, move || {
-            let _ = exposed_tx.try_send(());
-        })
-        .map_err(|e| tracing::info!("no video overlay: {e}"))
-        .ok()?;
-        let child = match display {
-            RawDisplayHandle::Xcb(_) => {
-                RawWindowHandle::Xcb(raw_window_handle::XcbWindowHandle::new(std::num::NonZeroU32::new(window.id())?))
-            }
-            _ => RawWindowHandle::Xlib(raw_window_handle::XlibWindowHandle::new(window.id().into())),
+        let watch: Option<Box<dyn Watch + Send>> = match (&window, child) {
+            (Window::X11(w), _) => Damage::start(w.id()).map(|d| Box::new(d) as _),
+            (Window::Wayland(_), RawWindowHandle::Wayland(w)) => match display {
+                // SAFETY: the display is the app's (the caller's guarantee); the surface is ours and
+                // outlives the watch, which the presenter thread drops before `window` goes.
+                RawDisplayHandle::Wayland(d) => {
+                    unsafe { Presentation::start(d.display, w.surface) }.map(|p| Box::new(p) as _)
+                }
+                _ => None,
+            },
+            _ => None,
         };
         let target =
             wgpu::SurfaceTargetUnsafe::RawHandle { raw_display_handle: Some(display), raw_window_handle: child };
@@ -138,10 +186,22 @@ impl Overlay {
         let surface = unsafe { rs.instance.create_surface_unsafe(target) }
             .map_err(|e| tracing::info!("no video overlay: {e}"))
             .ok()?;
-        if !surface.get_capabilities(&rs.adapter).formats.contains(&rs.target_format) {
+        let caps = surface.get_capabilities(&rs.adapter);
+        if !caps.formats.contains(&rs.target_format) {
             tracing::info!("no video overlay: its surface cannot take {:?}", rs.target_format);
             return None;
         }
+        let present_mode = match window {
+            // A compositor shows a surface's newest buffer at its next repaint, so waiting for its
+            // frame callback (FIFO) buys nothing, and it would block: a compositor sends none while
+            // the subsurface is hidden or not yet placed, and the wait holds the device's queue that
+            // the window's own pass needs to place it.
+            Window::Wayland(_) if caps.present_modes.contains(&wgpu::PresentMode::Mailbox) => {
+                wgpu::PresentMode::Mailbox
+            }
+            Window::Wayland(_) => wgpu::PresentMode::AutoNoVsync,
+            Window::X11(_) => super::present_mode(),
+        };
         // The app's device: a second one on a software rasterizer brings a second set of
         // rasterizer threads onto the same cores, and the overlay's frames come ~6 ms later
         // (BENCHMARKS.md). Sharing it means surfaces are configured while another thread submits.
@@ -157,12 +217,13 @@ impl Overlay {
             device: rs.device.clone(),
             queue: rs.queue.clone(),
             format: rs.target_format,
+            present_mode,
             configured: None,
             wanted: None,
             shown: None,
             dirty: false,
             drawn: None,
-            watch: Damage::start(window.id()),
+            watch,
             lags: lags_tx,
             failed: failed.clone(),
         };
@@ -192,7 +253,7 @@ impl Overlay {
             Some(w) => {
                 if self.last != Some(w.key()) {
                     self.last = Some(w.key());
-                    self.window.set(Some(w.rect_px));
+                    self.window.set(Some((w.rect_px, w.pixels_per_point)));
                     let _ = msgs.send(Msg::Show(w));
                 }
                 true
@@ -277,6 +338,7 @@ struct Presenter {
     device: wgpu::Device,
     queue: wgpu::Queue,
     format: wgpu::TextureFormat,
+    present_mode: wgpu::PresentMode,
     configured: Option<[u32; 2]>,
     painter: TargetPainter,
     /// The app's latest wish; `None`: hidden.
@@ -286,7 +348,7 @@ struct Presenter {
     dirty: bool,
     /// When the last picture was presented.
     drawn: Option<Instant>,
-    watch: Option<Damage>,
+    watch: Option<Box<dyn Watch + Send>>,
     lags: Sender<Duration>,
     failed: Arc<AtomicBool>,
 }
@@ -337,7 +399,7 @@ impl Presenter {
                 self.draw();
             }
             if let Some(watch) = &mut self.watch {
-                for lag in super::screen_watch::Watch::shown(watch) {
+                for lag in watch.shown() {
                     let _ = self.lags.send(lag);
                 }
             }
@@ -390,7 +452,7 @@ impl Presenter {
                     format: self.format,
                     width: size[0],
                     height: size[1],
-                    present_mode: super::present_mode(),
+                    present_mode: self.present_mode,
                     // One frame in flight, as the app's own surface.
                     desired_maximum_frame_latency: 1,
                     alpha_mode: wgpu::CompositeAlphaMode::Auto,
@@ -422,7 +484,7 @@ impl Presenter {
         self.painter.paint(&view, size, w.pixels_per_point, Some(frame), w.options);
         // A frame's arrival is timed once: drawing it again (moved, exposed) is not an arrival.
         if let (Some(watch), Some(decoded)) = (&mut self.watch, decoded.take()) {
-            super::screen_watch::Watch::laid_out(watch, decoded);
+            watch.laid_out(decoded);
         }
         self.queue.present(texture);
         self.drawn = Some(Instant::now());

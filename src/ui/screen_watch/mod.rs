@@ -14,10 +14,10 @@ use raw_window_handle::{RawDisplayHandle, RawWindowHandle};
 
 use crate::engine::RollingDurations;
 
-#[cfg(target_os = "linux")]
 mod wayland;
 mod x11;
 
+pub(super) use wayland::Presentation;
 pub(super) use x11::Damage;
 
 /// One display system's report of frames reaching the screen.

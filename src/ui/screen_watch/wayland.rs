@@ -39,8 +39,9 @@ impl Presentation {
     /// Asks for feedback on `surface` of `display`; `None` where the compositor lacks the protocol.
     ///
     /// # Safety
-    /// `display` and `surface` must be the live `wl_display` and `wl_surface` of the app's window,
-    /// and stay alive as long as the returned value (eframe drops the app before its window).
+    /// `display` must be the app's live `wl_display` and `surface` a live `wl_surface` on it (the
+    /// window's, or the video overlay's), both alive as long as the returned value (eframe drops the
+    /// app before its window; the overlay drops its watch before its surface).
     pub unsafe fn start(display: NonNull<c_void>, surface: NonNull<c_void>) -> Option<Self> {
         let start = || -> Result<_, Box<dyn std::error::Error>> {
             // SAFETY: the caller's guarantee; the backend does not take the display over.
