@@ -199,7 +199,7 @@ impl App {
             if let Some(rs) = cc.wgpu_render_state.as_ref().filter(|_| app.view.is_gpu()) {
                 let counters = app.view.counters().clone();
                 // SAFETY: as above.
-                app.overlay = unsafe { Overlay::start(rs, display.as_raw(), window.as_raw(), counters) };
+                app.overlay = unsafe { Overlay::start(&cc.egui_ctx, rs, display.as_raw(), window.as_raw(), counters) };
                 app.tap_frames();
             }
         }

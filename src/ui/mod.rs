@@ -30,15 +30,23 @@ use std::path::{Path, PathBuf};
 
 use crate::engine::{Engine, EngineConfig, ModelFactory, Waker};
 
-/// A waker that repaints `ctx` whenever the engine sends an event.
-///
-/// One pass per wake: egui answers a zero-delay request with two passes (so frame-delayed
-/// responses settle), and each pass is a whole window's raster — tens of milliseconds under a
-/// software renderer, during which the next video frame would wait. The engine's events need one
-/// (widgets that must settle ask for their own pass); a microsecond's delay is egui's one-pass request.
+/// A waker that repaints `ctx` whenever the engine sends an event: at once, or, while the video
+/// overlay shows the frames as they are made, after the overlay has presented the newest
+/// ([`overlay::paces`]).
 pub fn waker(ctx: &egui::Context) -> Waker {
     let ctx = ctx.clone();
-    Box::new(move || ctx.request_repaint_after(std::time::Duration::from_micros(1)))
+    Box::new(move || match overlay::paces(&ctx) {
+        true => ctx.request_repaint_after(overlay::PRESENT_FIRST),
+        false => repaint_once(&ctx),
+    })
+}
+
+/// Asks for one pass of `ctx` now. One, not egui's two for a zero-delay request (so frame-delayed
+/// responses settle): each pass is a whole window's raster — tens of milliseconds under a software
+/// renderer, during which the next video frame would wait. Widgets that must settle ask for their
+/// own pass; a microsecond's delay is egui's one-pass request.
+fn repaint_once(ctx: &egui::Context) {
+    ctx.request_repaint_after(std::time::Duration::from_micros(1));
 }
 
 /// Opens (or creates) a project folder and starts an engine working in it. The app keeps one so

@@ -97,6 +97,26 @@ pub struct Overlay {
     /// What was last sent, so an unchanged pass sends nothing.
     last: Option<WantedKey>,
     window: Window,
+    /// Set while it shows the frames of the take being made ([`paces`]).
+    pacing: Arc<AtomicBool>,
+}
+
+/// While the overlay shows the frames of the take being made, the window's pass for an engine event
+/// waits for the overlay to present the new frame (the thread asks for the pass then), or this long
+/// at most. Both presents hold the device's queue (wgpu lets no submit pass a present), and a
+/// window's present — tens of milliseconds under a software renderer — that the new frame meets
+/// holds it up by as much (BENCHMARKS.md, "The video overlay, paced").
+pub const PRESENT_FIRST: Duration = Duration::from_millis(33);
+
+/// Whether the window's passes for engine events now wait for the overlay ([`PRESENT_FIRST`]). The
+/// flag lives in `ctx`'s data: the engine's waker is made before the app and its overlay.
+pub fn paces(ctx: &egui::Context) -> bool {
+    pacing(ctx).load(Ordering::Relaxed)
+}
+
+/// The flag behind [`paces`] (made on first use).
+fn pacing(ctx: &egui::Context) -> Arc<AtomicBool> {
+    ctx.data_mut(|d| d.get_temp_mut_or_default::<Arc<AtomicBool>>(egui::Id::unique("spool-overlay-pacing")).clone())
 }
 
 /// The overlay's own piece of the display: an X11 child window or a Wayland subsurface.
@@ -124,6 +144,7 @@ impl Overlay {
     /// # Safety
     /// The handles must be those of the app's live window, which outlives the returned value.
     pub unsafe fn start(
+        ctx: &egui::Context,
         rs: &egui_wgpu::RenderState,
         display: RawDisplayHandle,
         parent: RawWindowHandle,
@@ -211,7 +232,9 @@ impl Overlay {
         let (tap, frames) = crossbeam_channel::bounded(4);
         let (lags_tx, lags) = crossbeam_channel::unbounded();
         let failed = Arc::new(AtomicBool::new(false));
+        let pacing = pacing(ctx);
         let presenter = Presenter {
+            ctx: ctx.clone(),
             surface,
             painter: TargetPainter::new(Target::of(rs), rs.queue.clone(), counters),
             device: rs.device.clone(),
@@ -232,7 +255,7 @@ impl Overlay {
             .spawn(move || presenter.run(msgs_rx, frames, exposed))
             .ok()?;
         tracing::info!("video overlay on: frames go to the screen from a thread of their own");
-        Some(Overlay { msgs: Some(msgs), thread: Some(thread), tap, lags, failed, last: None, window })
+        Some(Overlay { msgs: Some(msgs), thread: Some(thread), tap, lags, failed, last: None, window, pacing })
     }
 
     /// Where the engine sends its frames (`Command::TapFrames`).
@@ -243,7 +266,9 @@ impl Overlay {
     /// Shows what the app wants this pass, or hides the overlay (`None`); true when the overlay
     /// shows the view, and the app must then not paint its own under it.
     pub fn update(&mut self, wanted: Option<Wanted>) -> bool {
-        if self.failed.load(Ordering::Relaxed) {
+        let failed = self.failed.load(Ordering::Relaxed);
+        self.pacing.store(!failed && wanted.as_ref().is_some_and(|w| w.follow.is_some()), Ordering::Relaxed);
+        if failed {
             self.last = None;
             self.window.set(None);
             return false;
@@ -276,6 +301,7 @@ impl Overlay {
 
 impl Drop for Overlay {
     fn drop(&mut self) {
+        self.pacing.store(false, Ordering::Relaxed);
         self.msgs = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -339,6 +365,8 @@ struct Presenter {
     queue: wgpu::Queue,
     format: wgpu::TextureFormat,
     present_mode: wgpu::PresentMode,
+    /// The app's, for the window's pass after each engine frame ([`PRESENT_FIRST`]).
+    ctx: egui::Context,
     configured: Option<[u32; 2]>,
     painter: TargetPainter,
     /// The app's latest wish; `None`: hidden.
@@ -483,10 +511,14 @@ impl Presenter {
         let view = texture.texture.create_view(&Default::default());
         self.painter.paint(&view, size, w.pixels_per_point, Some(frame), w.options);
         // A frame's arrival is timed once: drawing it again (moved, exposed) is not an arrival.
-        if let (Some(watch), Some(decoded)) = (&mut self.watch, decoded.take()) {
+        let arrival = decoded.take();
+        if let (Some(watch), Some(decoded)) = (&mut self.watch, arrival) {
             watch.laid_out(decoded);
         }
         self.queue.present(texture);
+        if arrival.is_some() {
+            super::repaint_once(&self.ctx);
+        }
         self.drawn = Some(Instant::now());
         self.dirty = false;
     }
@@ -495,6 +527,26 @@ impl Presenter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_engines_wake_waits_for_the_overlay_only_while_it_paces() {
+        let ctx = egui::Context::default();
+        let delays = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = delays.clone();
+        ctx.set_repaint_observer(move |info| seen.lock().unwrap().push(info.delay));
+        let wake = crate::ui::waker(&ctx);
+        let next = || {
+            delays.lock().unwrap().clear();
+            wake();
+            delays.lock().unwrap().clone()
+        };
+        assert_eq!(next(), [Duration::from_micros(1)], "no overlay: a pass at once");
+        pacing(&ctx).store(true, Ordering::Relaxed);
+        assert!(paces(&ctx));
+        assert_eq!(next(), [PRESENT_FIRST], "the overlay presents first and asks for the pass");
+        pacing(&ctx).store(false, Ordering::Relaxed);
+        assert_eq!(next(), [Duration::from_micros(1)]);
+    }
 
     #[test]
     fn live_frames_only_move_forward_and_only_on_the_followed_take() {
