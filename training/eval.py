@@ -4,7 +4,7 @@
     python3 training/eval.py --spool target/release/spool --n 512 --gt 256 --out .dev/eval
     python3 training/eval.py --backend torch --weights DIR --variant nonsep --n 64 --only adherence   # ablations
 
-Five parts, each written to OUT/results.json (and strips OUT/*.png):
+Six parts, each written to OUT/results.json (and strips OUT/*.png):
 
 1. **detectors** -- the judges run on ground-truth clips of the renderer (--gt clips, same scene mix as 2) and
    must score >= 95% per attribute before their verdicts on generated clips mean anything.
@@ -29,6 +29,9 @@ Five parts, each written to OUT/results.json (and strips OUT/*.png):
 5. **two objects** -- --two two-object clips on solid backgrounds, --two-frames long: per object (told by its
    colour) the judge's class with only that object left, presence and the captioned motion, per 32-frame window,
    against the same measures on the scenes' ground-truth renders (`part_two`).
+6. **patterns** -- --patterns one-object clips on stripes and checkerboards (a straight motion, training
+   wordings), --patterns-frames long: the judge's class per 40-frame window and the background kind it reads,
+   against its ground-truth renders (`part_patterns`).
 """
 import argparse
 import copy
@@ -336,6 +339,18 @@ def part_long(world, gen, judge, a, res):
                                   for w in range(len(curves[0]))])
 
 
+def rendered_and_generated(world, gen, scenes, T, gt_seed, clip_seed, name):
+    """T frames of each (scene, caption): its ground-truth render (seed gt_seed + i) and the clip generated from its
+    caption (seed clip_seed + i)."""
+    gt = [world.sample(1, T=T, split="eval", seed=gt_seed + i, p_switch=0.0, scenes=[copy.deepcopy(sc)]).video[0].cpu()
+          for i, (sc, _) in enumerate(scenes)]
+    clips = []
+    for i, (sc, cap) in enumerate(scenes):
+        clips.append(gen.clip(cap, T, seed=clip_seed + i))
+        print(f"{name} {i}: {cap!r}", flush=True)
+    return gt, clips
+
+
 def part_two(world, gen, judge, a, res):
     """--two two-object clips on solid backgrounds (eval split, training wordings, both objects tinted in colours
     >= 0.8 apart and from the background, judged motions), --two-frames long. Per object, told by its palette
@@ -390,16 +405,45 @@ def part_two(world, gen, judge, a, res):
                     acc["motion"][t0 // W] += (float(ok), 1)
         return {k: [round(x / max(n, 1), 3) for x, n in v] for k, v in acc.items()}
 
-    gt = [world.sample(1, T=T, split="eval", seed=a.seed + 12 + i, p_switch=0.0, scenes=[copy.deepcopy(sc)]).video[0].cpu()
-          for i, (sc, _) in enumerate(scenes)]
-    clips = []
-    for i, (sc, cap) in enumerate(scenes):
-        clips.append(gen.clip(cap, T, seed=500 + i))
-        print(f"two {i}: {cap!r}", flush=True)
+    gt, clips = rendered_and_generated(world, gen, scenes, T, a.seed + 12, 500, "two")
     save_strip(torch.stack([v[::8][:12] for v in clips[:8]]), os.path.join(a.out, "two_objects.png"), max_cols=12)
     res["two_objects"] = dict(clips=len(scenes), frames=T, windows=[f"{w}-{w + W - 1}" for w in range(0, T, W)],
                               generated=measure(clips), ground_truth=measure(gt))
     print("two objects:", json.dumps(res["two_objects"]), flush=True)
+
+
+def part_patterns(world, gen, judge, a, res):
+    """--patterns one-object clips on stripes and checkerboards (eval split, training wordings, a straight motion:
+    the object must move across the pattern), --patterns-frames long: the judge's class per 40-frame window and the
+    background kind it reads, on the generated clips and on the scenes' ground-truth renders."""
+    rng = random.Random(a.seed + 13)
+    scenes = []
+    while len(scenes) < a.patterns:
+        sc = world._sample_scene(rng, "eval")
+        if len(sc["objs"]) != 1 or BG_KINDS[sc["bg"]["kind"]] not in ("stripes", "checkers") or sc["bg"]["pan"]:
+            continue
+        if MOTIONS[sc["objs"][0]["mot"]][0] not in JUDGED_MOTIONS or MOTIONS[sc["objs"][0]["mot"]][0] == "still":
+            continue
+        scenes.append((sc, world.caption_fit(rng, sc, ev=False)))
+    T, W = a.patterns_frames, 40
+
+    def measure(videos):
+        cls, kind = np.zeros((T // W, 2)), np.zeros(2)
+        for v, (sc, _) in zip(videos, scenes):
+            c, b = cnn(judge, v)
+            ok = (c == sc["objs"][0]["cls"]).float().numpy()
+            for t in range(T // W * W):
+                cls[t // W] += (ok[t], 1)
+            kind += ((b == sc["bg"]["kind"]).float().sum().item(), len(b))
+        return dict(cls=[round(x / max(n, 1), 3) for x, n in cls], bg_kind=round(kind[0] / max(kind[1], 1), 3))
+
+    gt, clips = rendered_and_generated(world, gen, scenes, T, a.seed + 14, 700, "patterns")
+    save_strip(torch.stack([v[::T // 12][:12] for v in clips[:8]]), os.path.join(a.out, "patterns.png"), max_cols=12)
+    res["patterns"] = dict(clips=len(scenes), frames=T, windows=[f"{w}-{w + W - 1}" for w in range(0, T // W * W, W)],
+                           kinds={k: sum(BG_KINDS[sc["bg"]["kind"]] == k for sc, _ in scenes)
+                                  for k in ("stripes", "checkers")},
+                           generated=measure(clips), ground_truth=measure(gt))
+    print("patterns:", json.dumps(res["patterns"]), flush=True)
 
 
 def part_switch(world, gen, judge, a, res):
@@ -499,7 +543,10 @@ def main():
     p.add_argument("--switch", type=int, default=48)
     p.add_argument("--two", type=int, default=24)
     p.add_argument("--two-frames", type=int, default=96)
-    p.add_argument("--only", choices=["all", "detectors", "adherence", "long", "switch", "two"], default="all")
+    p.add_argument("--patterns", type=int, default=24)
+    p.add_argument("--patterns-frames", type=int, default=160)
+    p.add_argument("--only", choices=["all", "detectors", "adherence", "long", "switch", "two", "patterns"],
+                   default="all")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--app-arg", action="append", default=[],
                    help="passed on to `spool generate` (repeatable), e.g. --app-arg=--no-switch-redraw")
@@ -526,6 +573,8 @@ def main():
         part_switch(world, gen, judge, a, res)
     if a.only in ("all", "two") and a.backend == "rust":
         part_two(world, gen, judge, a, res)
+    if a.only in ("all", "patterns") and a.backend == "rust":
+        part_patterns(world, gen, judge, a, res)
     res["seconds"] = round(time.time() - t0, 1)
     if isinstance(gen, RustGen) and gen.frames:
         res["rust_frames_per_second_incl_process_start"] = round(gen.frames / gen.seconds, 2)
