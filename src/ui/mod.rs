@@ -35,9 +35,12 @@ use crate::engine::{Engine, EngineConfig, ModelFactory, Waker};
 /// ([`overlay::paces`]).
 pub fn waker(ctx: &egui::Context) -> Waker {
     let ctx = ctx.clone();
-    Box::new(move || match overlay::paces(&ctx) {
-        true => ctx.request_repaint_after(overlay::PRESENT_FIRST),
-        false => repaint_once(&ctx),
+    Box::new(move || {
+        if overlay::paces(&ctx) {
+            ctx.request_repaint_after(overlay::PRESENT_FIRST);
+        } else {
+            repaint_once(&ctx);
+        }
     })
 }
 
