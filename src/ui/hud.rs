@@ -22,6 +22,9 @@ fn bytes(n: usize) -> String {
     }
 }
 
+/// The readout's value column: wider than any figure it shows ("9999 ms · 9999 ms").
+const VALUE_WIDTH: f32 = 130.0;
+
 impl App {
     pub(crate) fn hud(&mut self, ui: &mut egui::Ui) {
         let s = &self.session.stats;
@@ -69,9 +72,16 @@ impl App {
             egui::Grid::new("hud-grid").num_columns(2).spacing(egui::vec2(10.0, 2.0)).show(ui, |ui| {
                 for (name, value, color, help) in rows {
                     ui.label(egui::RichText::new(name).size(12.0).color(theme::TEXT_DIM)).on_hover_text(help);
-                    // One label per figure that also carries its name, so screen readers (and tests)
-                    // read "First frame 142 ms", not a bare number.
-                    let r = ui.label(egui::RichText::new(&value).monospace().color(color));
+                    // A value column of one width: egui's grid asks for two more passes whenever a
+                    // column's width changes (a figure gaining a digit), each a whole window's raster.
+                    let r = ui
+                        .scope(|ui| {
+                            ui.set_min_width(VALUE_WIDTH);
+                            // One label per figure that also carries its name, so screen readers (and
+                            // tests) read "First frame 142 ms", not a bare number.
+                            ui.label(egui::RichText::new(&value).monospace().color(color))
+                        })
+                        .inner;
                     let full = format!("{name} {value}");
                     r.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Label, true, &full));
                     ui.end_row();
