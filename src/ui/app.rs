@@ -146,6 +146,9 @@ pub struct App {
     pub(crate) display_lag: RollingDurations,
     /// Newest frame arrival → its pixels shown, as the display system reports it, where it can.
     pub(crate) screen: Option<OnScreen>,
+    /// Frame arrival → handed to the display system by the video overlay (benchmarks: the app's
+    /// part of the time to screen; a compositor's schedule is the rest).
+    overlay_handed: RollingDurations,
     /// The frame view in a window of its own, drawn as frames are decoded, where the display
     /// system allows one (`ui::overlay`).
     overlay: Option<Overlay>,
@@ -266,6 +269,7 @@ impl App {
             settings_open: true,
             display_lag: RollingDurations::new(64),
             screen: None,
+            overlay_handed: RollingDurations::new(64),
             overlay: None,
             shown_id: None,
             shown_cache: None,
@@ -1186,8 +1190,13 @@ impl App {
         let Some(o) = &mut self.overlay else { return false };
         let overlaid = o.update(wanted);
         for lag in o.lags() {
-            if let Some(screen) = &mut self.screen {
-                screen.lag.push(lag);
+            match lag {
+                overlay::Lag::Handed(d) => self.overlay_handed.push(d),
+                overlay::Lag::Shown(d) => {
+                    if let Some(screen) = &mut self.screen {
+                        screen.lag.push(d);
+                    }
+                }
             }
         }
         overlaid
@@ -1322,6 +1331,13 @@ impl App {
         }
         if let Some([p50, p95]) = self.screen.as_ref().and_then(|s| s.lag.quantiles([0.5, 0.95])) {
             eprintln!("frame decoded -> on screen (display server) p50 {:.1} ms, p95 {:.1} ms", ms(p50), ms(p95));
+        }
+        if let Some([p50, p95]) = self.overlay_handed.quantiles([0.5, 0.95]) {
+            eprintln!(
+                "frame decoded -> handed to the display server (overlay) p50 {:.1} ms, p95 {:.1} ms",
+                ms(p50),
+                ms(p95)
+            );
         }
     }
 }

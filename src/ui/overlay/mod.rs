@@ -85,13 +85,22 @@ enum Msg {
     Hide,
 }
 
+/// A frame's time from its decode, as the overlay's thread measured it.
+#[derive(Debug, Clone, Copy)]
+pub enum Lag {
+    /// Its picture was handed to the display system (the present returned): the app's part.
+    Handed(Duration),
+    /// The display system reports it shown.
+    Shown(Duration),
+}
+
 /// The overlay, as the app holds it: its window and the thread that draws into it.
 pub struct Overlay {
     /// Closed first on drop: the thread ends and drops its surface before the window goes.
     msgs: Option<Sender<Msg>>,
     thread: Option<JoinHandle<()>>,
     tap: Sender<FrameEvent>,
-    lags: Receiver<Duration>,
+    lags: Receiver<Lag>,
     /// Set by the thread when its surface cannot be drawn to any more.
     failed: Arc<AtomicBool>,
     /// What was last sent, so an unchanged pass sends nothing.
@@ -293,8 +302,8 @@ impl Overlay {
         }
     }
 
-    /// Frame decoded → its pixels on screen, for the frames the overlay showed since the last call.
-    pub fn lags(&self) -> impl Iterator<Item = Duration> + '_ {
+    /// The times of the frames the overlay handed over or showed since the last call.
+    pub fn lags(&self) -> impl Iterator<Item = Lag> + '_ {
         self.lags.try_iter()
     }
 }
@@ -377,7 +386,7 @@ struct Presenter {
     /// When the last picture was presented.
     drawn: Option<Instant>,
     watch: Option<Box<dyn Watch + Send>>,
-    lags: Sender<Duration>,
+    lags: Sender<Lag>,
     failed: Arc<AtomicBool>,
 }
 
@@ -428,7 +437,7 @@ impl Presenter {
             }
             if let Some(watch) = &mut self.watch {
                 for lag in watch.shown() {
-                    let _ = self.lags.send(lag);
+                    let _ = self.lags.send(Lag::Shown(lag));
                 }
             }
         }
@@ -516,7 +525,8 @@ impl Presenter {
             watch.laid_out(decoded);
         }
         self.queue.present(texture);
-        if arrival.is_some() {
+        if let Some(decoded) = arrival {
+            let _ = self.lags.send(Lag::Handed(decoded.elapsed()));
             super::repaint_once(&self.ctx);
         }
         self.drawn = Some(Instant::now());
