@@ -254,6 +254,31 @@ fn keyframes_leave_a_growth_alone_and_keep_a_spinning_object_where_it_stands() {
     }
 }
 
+/// A growth is left to the model while it grows; once it has settled (how much of the object shows
+/// changed by at most 5% since the keyframe before) each keyframe repeats the one before it, so the
+/// grown object keeps its look: left to itself a grown star broke up into coloured noise after ~70
+/// frames (training/README.md, "Keyframes" 9).
+#[test]
+fn keyframes_hold_a_growth_once_it_has_settled() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = |name: &str, keyframes: Option<Keyframes>| {
+        let e = engine(&dir.path().join(name));
+        // The model's own sampling (4 steps): the grown star breaks up as the app makes it.
+        let settings = GenSettings { switch_anchor: None, keyframes, ..GenSettings::seeded(1) };
+        e.send(generate_on(Timeline::single("a green star growing on a grey background"), 64, settings)).unwrap();
+        run(&e).into_iter().map(|f| f.1).collect::<Vec<_>>()
+    };
+    let (with, without) = (frames("a.spool", Some(Keyframes { every: 4, strength: 0.5 })), frames("b.spool", None));
+    let first = (4..64).step_by(4).find(|&i| with[i] == with[i - 4]).expect("the growth settles within 64 frames");
+    assert!(first >= 12, "the growth is left alone while it grows (held from frame {first})");
+    assert!(with[..first] == without[..first], "the frames before the hold are the model's own");
+    for i in (first..64).step_by(4) {
+        assert!(with[i] == with[first], "keyframe {i} holds the settled look");
+    }
+    let (start, grown) = (object_pixels(&with[0]).len(), object_pixels(&with[first]).len());
+    assert!(grown > 2 * start, "the star grew before it was held: {start} -> {grown} pixels");
+}
+
 /// With two objects on a plain backdrop a keyframe moves each to its own layout spot and back: one
 /// shift for the whole frame dragged a still heart along with a square moving up.
 #[test]
@@ -279,32 +304,35 @@ fn keyframes_move_each_of_two_objects_on_its_own() {
 
 /// The centre of the pixels within 0.5 of `colour` (summed over the channels).
 fn centroid_of(frame: &Frame, colour: [f32; 3]) -> (f32, f32) {
-    centroid_where(frame, |d| d < 0.5, colour)
+    centre(frame, &pixels_where(frame, |d| d < 0.5, colour))
 }
 
-/// The centre of the pixels away from the frame's median colour (the object on a plain backdrop).
+/// The centre of the object on a plain backdrop ([`object_pixels`]).
 fn centroid(frame: &Frame) -> (f32, f32) {
+    centre(frame, &object_pixels(frame))
+}
+
+/// The pixels away from the frame's median colour: the object on a plain backdrop.
+fn object_pixels(frame: &Frame) -> Vec<usize> {
     let n = (frame.width * frame.height) as usize;
     let median = |c: usize| {
         let mut v = frame.planar[c * n..(c + 1) * n].to_vec();
         v.sort_by(f32::total_cmp);
         v[n / 2]
     };
-    centroid_where(frame, |d| d > 0.5, [median(0), median(1), median(2)])
+    pixels_where(frame, |d| d > 0.5, [median(0), median(1), median(2)])
 }
 
-/// The centre of the pixels whose distance from `colour` (summed over the channels) passes `keep`.
-fn centroid_where(frame: &Frame, keep: impl Fn(f32) -> bool, colour: [f32; 3]) -> (f32, f32) {
+/// The pixels (indices) whose distance from `colour` (summed over the channels) passes `keep`.
+fn pixels_where(frame: &Frame, keep: impl Fn(f32) -> bool, colour: [f32; 3]) -> Vec<usize> {
     let n = (frame.width * frame.height) as usize;
-    let (mut sx, mut sy, mut count) = (0.0, 0.0, 0.0);
-    for i in 0..n {
-        let d: f32 = (0..3).map(|c| (frame.planar[c * n + i] - colour[c]).abs()).sum();
-        if keep(d) {
-            sx += (i as u32 % frame.width) as f32;
-            sy += (i as u32 / frame.width) as f32;
-            count += 1.0;
-        }
-    }
-    assert!(count > 0.0, "the frame shows the object");
-    (sx / count, sy / count)
+    (0..n).filter(|&i| keep((0..3).map(|c| (frame.planar[c * n + i] - colour[c]).abs()).sum())).collect()
+}
+
+/// The centre of `pixels` of `frame`.
+fn centre(frame: &Frame, pixels: &[usize]) -> (f32, f32) {
+    assert!(!pixels.is_empty(), "the frame shows the object");
+    let w = frame.width as usize;
+    let (sx, sy) = pixels.iter().fold((0.0, 0.0), |(x, y), &i| (x + (i % w) as f32, y + (i / w) as f32));
+    (sx / pixels.len() as f32, sy / pixels.len() as f32)
 }

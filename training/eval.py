@@ -4,7 +4,7 @@
     python3 training/eval.py --spool target/release/spool --n 512 --gt 256 --out .dev/eval
     python3 training/eval.py --backend torch --weights DIR --variant nonsep --n 64 --only adherence   # ablations
 
-Six parts, each written to OUT/results.json (and strips OUT/*.png):
+Seven parts, each written to OUT/results.json (and strips OUT/*.png):
 
 1. **detectors** -- the judges run on ground-truth clips of the renderer (--gt clips, same scene mix as 2) and
    must score >= 95% per attribute before their verdicts on generated clips mean anything.
@@ -32,6 +32,10 @@ Six parts, each written to OUT/results.json (and strips OUT/*.png):
 6. **patterns** -- --patterns one-object clips on stripes and checkerboards (a straight motion, training
    wordings), --patterns-frames long: the judge's class per 40-frame window and the background kind it reads,
    against its ground-truth renders (`part_patterns`).
+7. **changing** -- --changing one-object clips that grow, shrink or fade on solid backgrounds (training wordings),
+   --changing-frames long: per 40-frame window the judge's class and the share of frames whose statistics
+   (mean, contrast, detail: noise raises the detail) lie in the range of the clips' own ground-truth renders,
+   against the same measures on those renders (`part_changing`).
 """
 import argparse
 import copy
@@ -52,6 +56,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from spool_tiny.data import BG_KINDS, COLOURS, MOTIONS, World, save_strip  # noqa: E402
 from spool_tiny.text import TextEncoder  # noqa: E402
 
+CHANGING = ("zoom-in", "zoom-out", "fade-in", "fade-out")  # the motions that change an object's look
 JUDGED_MOTIONS = ["still", "left", "right", "up", "down", "up-left", "up-right", "down-left", "down-right"]
 OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up", "up-left": "down-right",
             "down-right": "up-left", "up-right": "down-left", "down-left": "up-right", "still": "left"}
@@ -428,14 +433,12 @@ def part_patterns(world, gen, judge, a, res):
     T, W = a.patterns_frames, 40
 
     def measure(videos):
-        cls, kind = np.zeros((T // W, 2)), np.zeros(2)
+        cls, kind = [], np.zeros(2)
         for v, (sc, _) in zip(videos, scenes):
             c, b = cnn(judge, v)
-            ok = (c == sc["objs"][0]["cls"]).float().numpy()
-            for t in range(T // W * W):
-                cls[t // W] += (ok[t], 1)
+            cls.append((c == sc["objs"][0]["cls"]).float().numpy())
             kind += ((b == sc["bg"]["kind"]).float().sum().item(), len(b))
-        return dict(cls=[round(x / max(n, 1), 3) for x, n in cls], bg_kind=round(kind[0] / max(kind[1], 1), 3))
+        return dict(cls=per_window(cls, W), bg_kind=round(kind[0] / max(kind[1], 1), 3))
 
     gt, clips = rendered_and_generated(world, gen, scenes, T, a.seed + 14, 700, "patterns")
     save_strip(torch.stack([v[::T // 12][:12] for v in clips[:8]]), os.path.join(a.out, "patterns.png"), max_cols=12)
@@ -444,6 +447,43 @@ def part_patterns(world, gen, judge, a, res):
                                   for k in ("stripes", "checkers")},
                            generated=measure(clips), ground_truth=measure(gt))
     print("patterns:", json.dumps(res["patterns"]), flush=True)
+
+
+def per_window(per_frame, W):
+    """Per-frame 0/1 arrays of equal length (one per clip) -> their mean over all clips per W-frame window."""
+    n = len(per_frame[0]) // W
+    return [round(float(np.mean([f[w * W:(w + 1) * W] for f in per_frame])), 3) for w in range(n)]
+
+
+def part_changing(world, gen, judge, a, res):
+    """--changing one-object clips that grow, shrink or fade (eval split, training wordings, solid backgrounds),
+    --changing-frames long: per 40-frame window the judge's class and the share of frames whose statistics lie in
+    the range of the clips' own ground-truth renders (0.5%-99.5% quantiles), on the generated clips and on the
+    renders."""
+    rng = random.Random(a.seed + 15)
+    scenes = []
+    while len(scenes) < a.changing:
+        sc = world._sample_scene(rng, "eval")
+        if len(sc["objs"]) != 1 or BG_KINDS[sc["bg"]["kind"]] != "solid" or sc["bg"]["pan"]:
+            continue
+        if MOTIONS[sc["objs"][0]["mot"]][0] not in CHANGING:
+            continue
+        scenes.append((sc, world.caption_fit(rng, sc, ev=False)))
+    T, W = a.changing_frames, 40
+    gt, clips = rendered_and_generated(world, gen, scenes, T, a.seed + 16, 900, "changing")
+    st = torch.cat([frame_stats(v) for v in gt])
+    lo, hi = st.quantile(0.005, 0), st.quantile(0.995, 0)
+
+    def measure(videos):
+        cls = [(cnn(judge, v)[0] == sc["objs"][0]["cls"]).float().numpy() for v, (sc, _) in zip(videos, scenes)]
+        inr = [((s >= lo) & (s <= hi)).all(1).float().numpy() for s in map(frame_stats, videos)]
+        return dict(cls=per_window(cls, W), in_range=per_window(inr, W))
+
+    save_strip(torch.stack([v[::T // 12][:12] for v in clips[:8]]), os.path.join(a.out, "changing.png"), max_cols=12)
+    res["changing"] = dict(clips=len(scenes), frames=T, windows=[f"{w}-{w + W - 1}" for w in range(0, T // W * W, W)],
+                           motions={m: sum(MOTIONS[sc["objs"][0]["mot"]][0] == m for sc, _ in scenes) for m in CHANGING},
+                           generated=measure(clips), ground_truth=measure(gt))
+    print("changing:", json.dumps(res["changing"]), flush=True)
 
 
 def part_switch(world, gen, judge, a, res):
@@ -545,7 +585,10 @@ def main():
     p.add_argument("--two-frames", type=int, default=96)
     p.add_argument("--patterns", type=int, default=24)
     p.add_argument("--patterns-frames", type=int, default=160)
-    p.add_argument("--only", choices=["all", "detectors", "adherence", "long", "switch", "two", "patterns"],
+    p.add_argument("--changing", type=int, default=24)
+    p.add_argument("--changing-frames", type=int, default=160)
+    p.add_argument("--only", choices=["all", "detectors", "adherence", "long", "switch", "two", "patterns",
+                                       "changing"],
                    default="all")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--app-arg", action="append", default=[],
@@ -575,6 +618,8 @@ def main():
         part_two(world, gen, judge, a, res)
     if a.only in ("all", "patterns") and a.backend == "rust":
         part_patterns(world, gen, judge, a, res)
+    if a.only in ("all", "changing") and a.backend == "rust":
+        part_changing(world, gen, judge, a, res)
     res["seconds"] = round(time.time() - t0, 1)
     if isinstance(gen, RustGen) and gen.frames:
         res["rust_frames_per_second_incl_process_start"] = round(gen.frames / gen.seconds, 2)

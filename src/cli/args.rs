@@ -91,7 +91,8 @@ pub struct GenerateArgs {
     pub no_switch_redraw: bool,
     /// Keyframes against drift (default 4:0.5): every EVERY-th frame is redrawn by the model for the
     /// prompt from noise STRENGTH, its object kept where it is, so moving objects keep their shapes
-    /// (a spinning one is redrawn where it stands; a growing, shrinking or fading one is left to change).
+    /// (a spinning one is redrawn where it stands; a growing, shrinking or fading one is left to change,
+    /// then held as it settled).
     #[arg(long, value_name = "EVERY:STRENGTH", value_parser = parse_keyframes)]
     pub keyframes: Option<Keyframes>,
     /// No keyframes: every frame is the model's own continuation.

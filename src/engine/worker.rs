@@ -675,19 +675,18 @@ impl Worker {
             let changing = timeline.mix_at(first) != timeline.mix_at(first.saturating_sub(settled));
             if l > 0 && l.is_multiple_of(every) && !changing {
                 let (cond, _) = self.conditioning(take, first)?;
-                // The latent a keyframe interval before (this chunk's, already final, or stored).
-                let back = l - every;
-                let stored;
-                let earlier = match back.checked_sub(start) {
-                    Some(i) => &latents[i as usize],
-                    None => {
-                        stored = self.stored_latents(take, &[per.before(back)])?.remove(0);
-                        &stored
-                    }
+                // The latents one and two keyframe intervals before (this chunk's, already final,
+                // or stored).
+                let latent = |back: u64| match back.checked_sub(start) {
+                    Some(i) => Ok(latents[i as usize].clone()),
+                    None => Ok::<_, EngineError>(self.stored_latents(take, &[per.before(back)])?.remove(0)),
                 };
+                let earlier = latent(l - every)?;
+                let before_that = l.checked_sub(2 * every).map(latent).transpose()?;
                 let noise = &mut FrameNoise::new(seed, l | KEYFRAME_STREAM);
                 let loaded = self.loaded.as_mut().ok_or(EngineError::NoModel)?;
-                let how = Redraw { strength: keys.strength, place: Place::Kept { earlier: Some(earlier) } };
+                let place = Place::Kept { earlier: Some(&earlier), before_that: before_that.as_ref() };
+                let how = Redraw { strength: keys.strength, place };
                 let key = loaded.model.redraw(&latents[j], &cond, noise, sampling, how).map_err(|e| {
                     EngineError::Generation { frame: first, reason: format!("drawing a keyframe: {e}") }
                 })?;

@@ -173,7 +173,8 @@ pub struct Conditioning {
 }
 
 /// What a prompt asks of its objects' look over time. Keyframes hold an object to its first frame's
-/// look, so they follow this: a spin is redrawn where it stands, a growth or a fade is left alone.
+/// look, so they follow this: a spin is redrawn where it stands, a growth or a fade is left alone
+/// until it settles.
 /// Ordered by how much the look changes: a blend takes the most any of its prompts asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum Look {
@@ -292,9 +293,10 @@ pub struct Redraw<'a> {
 pub enum Place<'a> {
     /// Where the model lays out a clip's first frame (a prompt switch: the new prompt's layout).
     Layout,
-    /// Where the frame has it (a keyframe). `earlier` is the same take's frame a keyframe interval
-    /// before, when there is one: it tells a still object from a moving one.
-    Kept { earlier: Option<&'a Latent> },
+    /// Where the frame has it (a keyframe). `earlier` and `before_that` are the same take's frames
+    /// one and two keyframe intervals before, when there are: they tell a still object from a
+    /// moving one, and a settled growth from one under way.
+    Kept { earlier: Option<&'a Latent>, before_that: Option<&'a Latent> },
 }
 
 /// A copy of a model's generation state (its cache), taken by [`VideoModel::snapshot`] and put back

@@ -160,7 +160,7 @@ impl App {
                         "Every few frames, redraw the frame for the prompt where its object is, so moving \
                          objects keep their shapes over long takes (without it they soften into blobs \
                          within a hundred frames or so). A spinning object is redrawn where it stands; \
-                         a growing, shrinking or fading one is left to change. Applies to new takes",
+                         a growing, shrinking or fading one is left to change, then held once it settles. Applies to new takes",
                     );
                     if r.changed() {
                         self.settings.keyframes = on.then(Keyframes::default);

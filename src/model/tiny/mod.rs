@@ -586,6 +586,11 @@ const MAX_KEYFRAME_CHANGE: f32 = 0.1;
 /// object sits up to ~6 px off it).
 const STILL_PX: u32 = 2;
 const NEAR_PX: u32 = 6;
+/// A growing, shrinking or fading object has settled when how much of it shows
+/// ([`register::Content::amount`]) changed by at most this share since the frame a keyframe interval
+/// before: the data's growth and shrink change it by 27–59% in four frames, a growing star of the
+/// model's by 10–35% until it stops, then by 1–5% (training/README.md, "Keyframes" 9).
+const SETTLED_CHANGE: f32 = 0.05;
 
 /// How a keeping-place redraw moves a frame's objects to their layout spots and back.
 enum Objects {
@@ -859,8 +864,9 @@ impl VideoModel for SpoolTiny {
     /// pattern an object that stands still at its layout spot is redrawn where it is ([`STILL_PX`]).
     /// Several objects on a plain backdrop or a ramp are each cut out and moved on their own
     /// ([`Objects::apart`]). The prompt's [`Look`] comes first: a spinning
-    /// object is redrawn where it stands, and a growing, shrinking or fading one not at all (its look
-    /// is meant to change).
+    /// object is redrawn where it stands, and a growing, shrinking or fading one not at all while its
+    /// look changes (it is meant to); once that has settled each keyframe is the one before it
+    /// ([`SETTLED_CHANGE`]).
     fn redraw(
         &mut self,
         source: &Latent,
@@ -874,13 +880,23 @@ impl VideoModel for SpoolTiny {
         let core = &mut self.core;
         let tokens = core.to_tokens(source)?;
         let strength = f64::from(how.strength);
-        let Place::Kept { earlier } = how.place else {
+        let Place::Kept { earlier, before_that } = how.place else {
             let x0 = core.redraw_with(&tokens, cond, sampling, strength, draw)?;
             return Ok(Some(core.to_latent(&x0)?));
         };
         if cond.look == Look::Changing {
-            // A growth, shrink or fade: a redraw with the first frame's look would undo it.
-            return Ok(None);
+            // A growth, shrink or fade: a redraw with the first frame's look would undo it. Once it
+            // has settled the model's own frames break up (a grown star into coloured noise), so
+            // from then on each keyframe is the one before it: the settled look, held.
+            let (Some(earlier), Some(before_that)) = (earlier, before_that) else { return Ok(None) };
+            let amount = |l: &Latent| Ok::<_, ModelError>(register::Content::of(&core.decode_frame(l)?).amount());
+            let [now, then, before] = [amount(source)?, amount(earlier)?, amount(before_that)?];
+            // Settled over two intervals: a change the model pauses for one interval goes on.
+            let settled = |a: Option<f32>, b: Option<f32>| {
+                a.zip(b).is_some_and(|(a, b)| (a - b).abs() <= SETTLED_CHANGE * a.max(b))
+            };
+            let held = settled(now, then) && settled(then, before);
+            return Ok(held.then(|| earlier.clone()));
         }
         let frame = core.decode_frame(source)?;
         let content = register::Content::of(&frame);

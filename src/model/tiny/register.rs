@@ -169,6 +169,13 @@ impl Content {
         (region.into_iter().map(f32::from).collect(), matte)
     }
 
+    /// How much object it shows: its pixels' distances from the backdrop summed over the object's
+    /// region ([`Content::object`]), which grows with the object's size and its opacity alike; `None`
+    /// when it shows none ([`Content::shows`]).
+    pub fn amount(&self) -> Option<f32> {
+        self.shows().then(|| self.map.iter().zip(self.object().0).map(|(d, r)| d * r).sum())
+    }
+
     /// Whether it shows an object: at least 0.5% of the pixels clearly off the backdrop (a 9×9 block
     /// of 128×128).
     fn shows(&self) -> bool {
@@ -631,6 +638,29 @@ mod tests {
         // The frame without them is the backdrop.
         let (region, _) = content.object();
         assert!(content.fill(&frame, &region).unwrap().planar.iter().all(|v| (v - 0.1).abs() < 1e-6));
+    }
+
+    #[test]
+    fn how_much_object_shows_grows_with_its_size_and_its_opacity() {
+        let grey = Frame { width: 64, height: 64, planar: vec![0.1; 3 * 64 * 64] };
+        assert_eq!(Content::of(&grey).amount(), None, "no object");
+        let amount = |f: &Frame| Content::of(f).amount().expect("an object");
+        let one = amount(&scene());
+        // The blue block moved: the same amount.
+        assert!((amount(&blocks((10, 20), (50, 5))) - one).abs() < 1e-3 * one);
+        // Half as opaque: each pixel half as far from the backdrop.
+        let mut faded = scene();
+        faded.planar.iter_mut().for_each(|v| *v = 0.1 + (*v - 0.1) * 0.5);
+        assert!((amount(&faded) / one - 0.5).abs() < 0.01, "faded to half: {} of {one}", amount(&faded));
+        // A second red block: more object.
+        let mut more = scene();
+        for y in 40..52 {
+            for x in 5..14 {
+                more.planar[y * 64 + x] = 0.9;
+                more.planar[64 * 64 + y * 64 + x] = -0.6;
+            }
+        }
+        assert!(amount(&more) > 1.8 * one, "{} against {one}", amount(&more));
     }
 
     #[test]
