@@ -573,6 +573,9 @@ pub struct SpoolTiny {
     info: ModelInfo,
     /// The newest keyframe reference: a fresh first frame for a conditioning and sampling.
     reference: Option<Reference>,
+    /// How much object the last few keyframes' latents show, by their values: a changing look's
+    /// keyframe asks again for the two before it, and each answer costs an autoencoder decode.
+    amounts: Vec<(Vec<f32>, Option<f32>)>,
 }
 
 /// The most a keeping-place redraw may change the frame (mean absolute difference, pixels in
@@ -801,7 +804,7 @@ impl SpoolTiny {
             device: "cpu".into(),
             weights_hash: Some(weights_hash),
         };
-        Ok(SpoolTiny { core, text, info, reference: None })
+        Ok(SpoolTiny { core, text, info, reference: None, amounts: Vec::new() })
     }
 
     pub fn core(&self) -> &TinyModel {
@@ -889,8 +892,20 @@ impl VideoModel for SpoolTiny {
             // has settled the model's own frames break up (a grown star into coloured noise), so
             // from then on each keyframe is the one before it: the settled look, held.
             let (Some(earlier), Some(before_that)) = (earlier, before_that) else { return Ok(None) };
-            let amount = |l: &Latent| Ok::<_, ModelError>(register::Content::of(&core.decode_frame(l)?).amount());
-            let [now, then, before] = [amount(source)?, amount(earlier)?, amount(before_that)?];
+            let seen = &mut self.amounts;
+            let mut amount = |l: &Latent| -> Result<Option<f32>> {
+                let key = l.0.flatten_all()?.to_vec1::<f32>()?;
+                if let Some((_, a)) = seen.iter().find(|(k, _)| *k == key) {
+                    return Ok(*a);
+                }
+                let a = register::Content::of(&core.decode_frame(l)?).amount();
+                if seen.len() == 3 {
+                    seen.remove(0);
+                }
+                seen.push((key, a));
+                Ok(a)
+            };
+            let [before, then, now] = [amount(before_that)?, amount(earlier)?, amount(source)?];
             // Settled over two intervals: a change the model pauses for one interval goes on.
             let settled = |a: Option<f32>, b: Option<f32>| {
                 a.zip(b).is_some_and(|(a, b)| (a - b).abs() <= SETTLED_CHANGE * a.max(b))
