@@ -121,6 +121,39 @@ fn chunked_models_emit_exactly_the_frames_asked_for() {
 }
 
 #[test]
+fn extending_a_finished_take_as_a_take_keeps_it_and_continues_from_the_cache() {
+    let h = Harness::new(3);
+    h.engine.send(generate("p", 5)).unwrap();
+    h.until(finished);
+    h.engine.send(Command::ExtendAsTake { frames: FrameCount::new(2).unwrap() }).unwrap();
+    let ev = h.until(finished);
+    let created = ev.iter().find_map(|e| if let Event::TakeCreated(t) = e { Some(t.clone()) } else { None }).unwrap();
+    assert_eq!((created.id, created.parent, created.len), (TakeId(1), Some((TakeId(0), 5)), 5));
+    // The new take continues from the cache as it was: the sixth frame, made with the second
+    // chunk, comes out without a step, and nothing is rebuilt.
+    assert_eq!(frames(&ev).iter().map(|f| (f.0, f.1)).collect::<Vec<_>>(), vec![(1, 5), (1, 6)]);
+    assert!(!ev.iter().any(|e| matches!(e, Event::State(EngineState::Rebuilding))), "{ev:?}");
+    assert_eq!(h.log.lock().unwrap().denoise_calls, 3);
+    assert_eq!(finish_of(&ev), (TakeId(1), 7, Finish::Completed));
+
+    // A fresh branch has no frames of its own: it is continued, not extended as another take.
+    h.engine.send(Command::Branch { take: TakeId(1), keep: 3 }).unwrap();
+    h.engine.send(Command::ExtendAsTake { frames: FrameCount::new(2).unwrap() }).unwrap();
+    let ev = h.until(finished);
+    assert_eq!(ev.iter().filter(|e| matches!(e, Event::TakeCreated(_))).count(), 1, "only the branch: {ev:?}");
+    assert_eq!(finish_of(&ev), (TakeId(2), 5, Finish::Completed));
+
+    // A take being generated is lengthened instead: no new take.
+    h.control.delay_ms.store(100, Ordering::SeqCst);
+    h.engine.send(generate("p", 9)).unwrap();
+    h.until(|e| matches!(e, Event::Frame(_)));
+    h.engine.send(Command::ExtendAsTake { frames: FrameCount::new(3).unwrap() }).unwrap();
+    let ev = h.until(finished);
+    assert!(!ev.iter().any(|e| matches!(e, Event::TakeCreated(t) if t.id != TakeId(3))), "{ev:?}");
+    assert_eq!(finish_of(&ev), (TakeId(3), 12, Finish::Completed));
+}
+
+#[test]
 fn pause_resume_and_stop_take_effect_within_one_step() {
     let h = Harness::new(1);
     h.control.delay_ms.store(40, Ordering::SeqCst);

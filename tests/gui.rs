@@ -238,6 +238,25 @@ fn pause_resume_stop_extend_branch_and_switch_through_the_ui() {
     g.app_mut().set_extend_frames(5);
     g.click("Extend");
     g.until("extended by 5", |a| a.session().current_len() == stopped_at + 5 && a.session().state == EngineState::Idle);
+    // The extension is a take of its own; the take it extends stays as it was.
+    assert_eq!(g.app().session().current, Some(TakeId(1)));
+    assert_eq!(g.app().session().take(TakeId(0)).map(|t| t.frames.len() as u64), Some(stopped_at));
+    assert!(g.h.query_by_label_contains("Take 2 · ").is_some_and(|n| {
+        n.accesskit_node().label().is_some_and(|l| l.contains(&format!("{} frames · extends take 1", stopped_at + 5)))
+    }));
+    // Undo takes the extension back, redo brings it again.
+    g.h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    g.until("the extension undone", |a| {
+        a.session().current == Some(TakeId(0)) && a.session().kept_takes().count() == 1
+    });
+    assert_eq!(g.app().session().current_len(), stopped_at);
+    g.h.key_press_modifiers(egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, egui::Key::Z);
+    g.until("the extension redone", |a| {
+        a.session().current == Some(TakeId(1)) && a.session().kept_takes().count() == 2
+    });
+    assert_eq!(g.app().session().current_len(), stopped_at + 5);
+    g.h.key_press(egui::Key::End);
+    g.h.run_steps(2);
 
     // Rewind three frames with the arrow keys, then branch there.
     g.h.key_press(egui::Key::ArrowLeft);
@@ -247,7 +266,7 @@ fn pause_resume_stop_extend_branch_and_switch_through_the_ui() {
     let head = g.app().playback().playhead;
     assert_eq!(head, stopped_at + 5 - 4);
     g.click(&format!("Branch from frame {head}"));
-    g.until("a branch exists", |a| a.session().takes.len() == 2 && a.session().current == Some(TakeId(1)));
+    g.until("a branch exists", |a| a.session().takes.len() == 3 && a.session().current == Some(TakeId(2)));
     // The double makes frames in chunks of 2: the branch starts at the chunk that holds the
     // playhead, and says so.
     let kept = (head + 1) - (head + 1) % 2;
@@ -256,13 +275,18 @@ fn pause_resume_stop_extend_branch_and_switch_through_the_ui() {
         let said = format!("keeps frames 0 to {}, not up to frame {head}", kept - 1);
         assert!(g.h.query_by_label_contains(&said).is_some(), "the snap is reported");
     }
-    assert!(g.h.query_by_label_contains("Take 2 · ").is_some(), "the takes panel lists the branch");
+    assert!(
+        g.h.query_by_label_contains(&format!("Take 3 · {kept} frames · from take 2 @ {kept}")).is_some(),
+        "the takes panel lists the branch"
+    );
 
-    // Continue the branch, then switch back to the first take.
+    // Continue the branch (it has no frames of its own yet: no new take), then switch back to
+    // the extension.
     g.click("Extend");
     g.until("the branch grows", |a| a.session().current_len() == kept + 5 && a.session().state == EngineState::Idle);
-    g.h.get_by_label_contains("Take 1 · ").click();
-    g.until("take 1 is current", |a| a.session().current == Some(TakeId(0)));
+    assert_eq!((g.app().session().current, g.app().session().takes.len()), (Some(TakeId(2)), 3));
+    g.h.get_by_label_contains("Take 2 · ").click();
+    g.until("take 2 is current", |a| a.session().current == Some(TakeId(1)));
     assert_eq!(g.app().session().current_len(), stopped_at + 5);
 }
 
@@ -332,6 +356,224 @@ fn timeline_segments_edit_and_undo_redo() {
     g.click("Generate");
     g.until("done", |a| a.session().current_len() == start + 4 && a.session().state == EngineState::Idle);
     assert_eq!(g.app().session().current_timeline().unwrap().segments.len(), 2);
+}
+
+impl Gui {
+    /// Drags with the primary button from `from` to `to`, through a point between, the way a
+    /// pointer moves.
+    fn drag(&mut self, from: egui::Pos2, to: egui::Pos2) {
+        self.h.hover_at(from);
+        self.h.step();
+        self.h.drag_at(from);
+        self.h.step();
+        for t in [0.3, 0.7, 1.0] {
+            self.h.hover_at(from + (to - from) * t);
+            self.h.step();
+        }
+        self.h.drop_at(to);
+        self.h.step();
+        self.h.step();
+    }
+
+    /// Where frame `frame` (its middle) sits on the strip, on a frame axis of `axis_len` frames.
+    fn strip_at(&self, frame: f32, axis_len: f32) -> egui::Pos2 {
+        let r = self.h.get_by_label("Scrub frames").rect();
+        egui::pos2(r.left() + (frame + 0.5) / axis_len * r.width(), r.center().y)
+    }
+
+    /// The first `role` widget whose value satisfies `pred` (for fields without a label).
+    fn by_value(&self, role: Role, pred: impl Fn(&str) -> bool) -> egui_kittest::Node<'_> {
+        self.h
+            .root()
+            .children_recursive()
+            .find(|n| {
+                let ak = n.accesskit_node();
+                ak.role() == role && pred(&ak.value().unwrap_or_default())
+            })
+            .unwrap_or_else(|| panic!("a {role:?} with that value"))
+    }
+}
+
+#[test]
+fn segments_move_by_drag_and_by_their_frame_field_and_their_text_edits() {
+    let (mut g, _) = demo_gui(0);
+    g.app_mut().set_generate_frames(Some(40));
+    g.type_prompt("a red circle moving left on a blue background");
+    g.click("Generate");
+    g.until("40 frames", |a| a.session().current_len() == 40 && Gui::idle_app(a));
+    g.click("+ Segment");
+    let take_start = |a: &App| a.session().current_timeline().map(|t| t.segments[1].start);
+    assert_eq!(g.app().draft_timeline().segments[1].start, 40, "a new segment at the playhead's next frame");
+
+    // The editor's "from frame" field moves it; the take's timeline follows.
+    g.by_value(Role::SpinButton, |v| v.starts_with("from frame ")).set_value_accesskit(30.0);
+    g.h.run_steps(2);
+    assert_eq!(g.app().draft_timeline().segments[1].start, 30);
+    g.until("the take's timeline follows", |a| take_start(a) == Some(30));
+
+    // Dragging it along the lane moves it to the frame under the pointer (the lane shares the
+    // strip's axis: 40 frames, the segments' 30 + 8 inside it).
+    let seg = g.h.get_by_label_contains("Segment 2 at frame 30").rect();
+    let to = egui::pos2(
+        g.strip_at(20.0, 40.0).x - 0.5 * g.h.get_by_label("Scrub frames").rect().width() / 40.0,
+        seg.center().y,
+    );
+    g.drag(egui::pos2(seg.left() + 4.0, seg.center().y), to);
+    assert_eq!(g.app().draft_timeline().segments[1].start, 20);
+    g.until("the take's timeline follows the drag", |a| take_start(a) == Some(20));
+    assert!(g.h.query_by_label_contains("Segment 2 at frame 20").is_some());
+    // One undo takes the whole drag back.
+    g.h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    g.until("the drag is undone", |a| take_start(a) == Some(30) && a.draft_timeline().segments[1].start == 30);
+
+    // Its prompt is edited in place.
+    let old = "a red circle moving left on a blue background";
+    g.by_value(Role::TextInput, |v| v == old).focus();
+    g.h.step();
+    g.h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    g.by_value(Role::TextInput, |v| v == old).type_text("a green star spinning on a night sky");
+    g.h.run_steps(2);
+    assert_eq!(g.app().draft_timeline().segments[1].prompts[0].text, "a green star spinning on a night sky");
+    g.until("the take's timeline has the new text", |a| {
+        a.session()
+            .current_timeline()
+            .is_some_and(|t| t.segments[1].prompts[0].text == "a green star spinning on a night sky")
+    });
+    assert_eq!(g.app().prompt(), "a red circle moving left on a blue background", "the editor's prompt is its own");
+}
+
+#[test]
+fn the_strip_scrubs_and_playback_loops_at_the_chosen_rate() {
+    let (mut g, _) = demo_gui(0);
+    g.app_mut().set_generate_frames(Some(40));
+    g.click("Generate");
+    g.until("40 frames", |a| a.session().current_len() == 40 && Gui::idle_app(a));
+    let take = g.app().session().current;
+
+    // A click on the strip shows that frame; a drag scrubs through to where it ends.
+    let at10 = g.strip_at(10.0, 40.0);
+    g.h.hover_at(at10);
+    g.h.step();
+    g.h.drag_at(at10);
+    g.h.step();
+    g.h.drop_at(at10);
+    g.h.run_steps(2);
+    assert_eq!(g.app().shown_frame(), take.map(|t| (t, 10)));
+    let at30 = g.strip_at(30.0, 40.0);
+    g.drag(at10, at30);
+    assert_eq!(g.app().shown_frame(), take.map(|t| (t, 30)));
+    assert!(!g.app().playback().playing && !g.app().playback().live);
+
+    // Playback at 60 fps with Loop on (the default) wraps round to frame 0.
+    g.h.get_by_role_and_label(Role::SpinButton, "Playback").set_value_accesskit(60.0);
+    g.h.run_steps(2);
+    assert_eq!(g.app().settings().playback_fps, 60.0);
+    assert!(g.app().playback().looping);
+    let at36 = g.strip_at(36.0, 40.0);
+    g.drag(at36, at36);
+    g.h.key_press(egui::Key::Space);
+    g.until("playback wraps round", |a| a.playback().playing && a.playback().playhead < 36);
+    g.h.key_press(egui::Key::Space);
+    g.h.step();
+    assert!(!g.app().playback().playing);
+
+    // With Loop off it stops on the last frame.
+    g.click("Loop");
+    assert!(!g.app().playback().looping);
+    g.drag(at36, at36);
+    g.h.key_press(egui::Key::Space);
+    g.until("playback stops at the end", |a| !a.playback().playing && a.playback().playhead == 39);
+}
+
+/// Distinct colours among `points` of the rendered window.
+fn colours_at(g: &mut Gui, points: impl Iterator<Item = egui::Pos2>) -> usize {
+    let ppp = g.h.ctx.pixels_per_point();
+    let img = g.h.render().expect("render");
+    let set: std::collections::BTreeSet<[u8; 4]> =
+        points.map(|p| img.get_pixel((p.x * ppp) as u32, (p.y * ppp) as u32).0).collect();
+    set.len()
+}
+
+#[test]
+fn smooth_scaling_and_the_checker_change_the_frame_view() {
+    let (mut g, _) = demo_gui(0);
+    g.app_mut().set_generate_frames(Some(2));
+    g.type_prompt("a yellow square standing still on a blue background");
+    g.click("Generate");
+    g.until("two frames", |a| a.session().current_len() == 2 && Gui::idle_app(a));
+    g.h.remove_cursor();
+    let view = g.h.get_by_label("Frame view").rect();
+    // The square frame is fitted to the view's width: bars above and below it.
+    assert!(view.height() > view.width() + 20.0, "{view:?}");
+    let row = move || (0..view.width() as i32).map(move |x| egui::pos2(view.left() + x as f32 + 0.5, view.center().y));
+    let bar = move || {
+        (0..8).flat_map(move |y| {
+            (0..40).map(move |x| egui::pos2(view.center().x + x as f32, view.top() + 2.0 + y as f32))
+        })
+    };
+    let sharp = colours_at(&mut g, row());
+    assert_eq!(colours_at(&mut g, bar()), 1, "a plain letterbox");
+
+    g.click("Smooth");
+    g.h.remove_cursor();
+    assert!(g.app().settings().smooth);
+    let smooth = colours_at(&mut g, row());
+    assert!(smooth > sharp + 4, "bilinear scaling blends the square's edges: {smooth} colours against {sharp}");
+
+    g.click("Checker");
+    g.h.remove_cursor();
+    assert!(g.app().settings().checker);
+    assert!(colours_at(&mut g, bar()) >= 2, "the checkerboard shows in the letterbox");
+}
+
+#[test]
+fn seed_and_steps_settings_go_with_each_take_and_ctrl_s_saves_every_frame() {
+    let (mut g, _) = demo_gui(0);
+    g.app_mut().set_generate_frames(Some(3));
+    // A fixed seed typed in goes with the take.
+    g.h.get_by_role_and_label(Role::SpinButton, "Seed").set_value_accesskit(1234.0);
+    g.h.run_steps(2);
+    g.click("Generate");
+    g.until("take 1", |a| a.session().current_len() == 3 && Gui::idle_app(a));
+    assert_eq!(g.app().session().takes[0].info.settings.seed, 1234);
+
+    // Random: each take gets a new seed, shown in the field so a good one can be kept.
+    g.click("Random");
+    assert!(g.app().settings().random_seed);
+    assert!(g.h.get_by_role_and_label(Role::SpinButton, "Seed").accesskit_node().is_disabled());
+    let mut seeds = Vec::new();
+    for n in 2..=3 {
+        g.click("Generate");
+        g.until("another take", |a| a.session().takes.len() == n && a.session().current_len() == 3 && Gui::idle_app(a));
+        let used = g.app().session().takes[n - 1].info.settings.seed;
+        assert_eq!(g.app().settings().seed, used, "the field shows the seed used");
+        seeds.push(used);
+    }
+    assert_ne!(seeds[0], seeds[1], "a new seed for each take");
+
+    // Steps: off the model's default, to one step; the take records it.
+    g.h.get_all_by_label("Default").next().expect("the steps' Default box").click_accesskit();
+    g.h.run_steps(2);
+    g.h.get_by_role_and_label(Role::Slider, "Steps").set_value_accesskit(1.0);
+    g.h.run_steps(2);
+    assert_eq!(g.app().settings().steps, Some(1));
+    g.click("Fixed");
+    g.click("Generate");
+    g.until("take 4", |a| a.session().takes.len() == 4 && a.session().current_len() == 3 && Gui::idle_app(a));
+    let s = &g.app().session().takes[3].info.settings;
+    assert_eq!((s.seed, s.steps), (seeds[1], Some(1)), "Fixed keeps the last seed shown");
+
+    // Ctrl+S: every frame made is on disk (a copy of the store's logs reads them all back).
+    g.h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::S);
+    g.h.run_steps(2);
+    assert!(g.h.query_by_label_contains("Project saved in").is_some(), "the save is told in place");
+    let store = g.app().project_dir().join("store");
+    let copy = tempfile::tempdir().unwrap();
+    for log in ["pixels.log", "latents.log"] {
+        std::fs::copy(store.join(log), copy.path().join(log)).unwrap();
+    }
+    let read = spool::store::FrameStore::open(copy.path(), 4).unwrap();
+    assert_eq!(read.stored_frames(), 12, "four takes of three frames");
 }
 
 #[test]
@@ -442,11 +684,39 @@ fn errors_show_in_place_with_the_fix_and_nothing_is_lost() {
     assert!(g.app().notices().items().is_empty());
     assert_eq!(g.app().prompt(), prompt);
 
-    // An engine error mid-run is shown and generation can go on.
+    // An empty prompt is refused before the engine.
     g.app_mut().set_generate_frames(Some(3));
     g.type_prompt("   ");
-    g.click("Generate");
+    assert!(g.h.get_by_label("Generate").accesskit_node().is_disabled(), "Generate waits for a prompt");
+    g.h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Enter);
+    g.h.run_steps(2);
     assert!(g.app().session().takes.is_empty(), "an empty prompt is refused before the engine");
+    assert!(g.h.query_by_label_contains("the prompt is empty: give a description").is_some(), "the fix is shown");
+}
+
+#[test]
+fn a_model_failure_mid_run_is_shown_with_the_fix_and_the_frames_stay() {
+    let (mut g, control) = double_gui(0);
+    // The double makes two frames a step and fails the step at cache position 6: frames 0..6 exist.
+    control.fail_at.store(6, Ordering::SeqCst);
+    g.app_mut().set_generate_frames(Some(12));
+    g.type_prompt("a red circle moving left on a blue background");
+    g.click("Generate");
+    g.until("the failure shows", |a| a.notices().has_errors() && Gui::idle_app(a));
+    assert_eq!(g.app().session().current_len(), 6, "the frames made before the failure stay");
+    assert!(g.h.query_by_label_contains("Generation failed at frame 6 (planted failure at 6)").is_some());
+    assert!(g.h.query_by_label_contains("Fix: Frames 0 to 5 are kept: Extend goes on from frame 6").is_some());
+    assert_eq!(g.app().prompt(), "a red circle moving left on a blue background", "the prompt is untouched");
+    g.h.key_press(egui::Key::End);
+    g.h.run_steps(2);
+    assert_eq!(g.app().playback().playhead, 5, "the last frame made can be shown");
+
+    // The model recovers: Extend goes on from frame 6 (as a new take, the failed one kept).
+    control.fail_at.store(u64::MAX, Ordering::SeqCst);
+    g.app_mut().set_extend_frames(4);
+    g.click("Extend");
+    g.until("extended", |a| a.session().current_len() == 10 && Gui::idle_app(a));
+    assert_eq!(g.app().session().take(TakeId(0)).map(|t| t.frames.len()), Some(6));
 }
 
 #[test]
@@ -867,7 +1137,7 @@ fn save_as_switches_to_a_copy_with_the_same_takes() {
     g.until("the branch has 33 frames", |a| a.session().current_len() == 33 && Gui::idle_app(a));
     let before: Vec<(u32, usize)> = g.app().session().takes.iter().map(|t| (t.info.id.0, t.frames.len())).collect();
 
-    // Refused while generating, with the reason; nothing is copied.
+    // Refused while generating (an extension, a third take), with the reason; nothing is copied.
     g.app_mut().set_extend_frames(10_000);
     g.click("Extend");
     g.until("generating", |a| a.session().busy());
@@ -893,7 +1163,7 @@ fn save_as_switches_to_a_copy_with_the_same_takes() {
     // Saved as "copy": ".spool" is added, the app switches to the copy, and the takes are the same.
     g.app_mut().save_as(copy);
     g.until("the copy is open with its takes", |a| {
-        a.project_dir().ends_with("copy.spool") && a.session().takes.len() == 2 && a.session().model.is_some()
+        a.project_dir().ends_with("copy.spool") && a.session().takes.len() == 3 && a.session().model.is_some()
     });
     let after: Vec<(u32, usize)> = g.app().session().takes.iter().map(|t| (t.info.id.0, t.frames.len())).collect();
     assert_eq!(after, before_copy);
@@ -905,7 +1175,7 @@ fn save_as_switches_to_a_copy_with_the_same_takes() {
     // The copy works: it extends.
     g.app_mut().set_extend_frames(2);
     g.click("Extend");
-    g.until("extended", |a| a.session().current_len() == before_copy[1].1 as u64 + 2 && Gui::idle_app(a));
+    g.until("extended", |a| a.session().current_len() == before_copy[2].1 as u64 + 2 && Gui::idle_app(a));
 }
 
 #[test]

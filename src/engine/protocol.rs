@@ -87,6 +87,14 @@ pub enum Command {
     Extend {
         frames: FrameCount,
     },
+    /// Extends the current take as a new take: when nothing is running and the take has frames of
+    /// its own ([`TakeInfo::extends_as_new_take`]), first a [`Branch`](Command::Branch) at its
+    /// end (all its frames shared, the cache handed over), which becomes current, so the take
+    /// stays as it was and the extension can be discarded on its own (undo). Otherwise (a running
+    /// take, a fresh branch) as `Extend`.
+    ExtendAsTake {
+        frames: FrameCount,
+    },
     /// Replaces the current take's prompt timeline; frames already made are kept as they are.
     SetTimeline(Timeline),
     /// Changes the prompt from frame `segment.start` on (later segments are dropped).
@@ -198,6 +206,15 @@ pub struct TakeInfo {
     pub settings: GenSettings,
     /// Set by [`Command::SetDiscarded`]: the app hides the take; its frames stay in the project.
     pub discarded: bool,
+}
+
+impl TakeInfo {
+    /// Whether [`Command::ExtendAsTake`] of this take, holding `len` frames and not running, makes
+    /// a new take: when it has frames of its own. A fresh branch (nothing past its branch point)
+    /// is continued instead: rewinding and generating on is one take.
+    pub fn extends_as_new_take(&self, len: u64) -> bool {
+        len > self.parent.map_or(0, |(_, keep)| keep)
+    }
 }
 
 /// Errors the engine reports; it keeps accepting commands after each.

@@ -250,6 +250,16 @@ impl Worker {
                 self.generate(timeline, frames, settings, start_image)
             }
             Command::Extend { frames } => self.extend(frames),
+            Command::ExtendAsTake { frames } => {
+                if let (None, Some(id)) = (&self.run, self.current) {
+                    let take = self.take(id)?;
+                    let len = take.frames.len() as u64;
+                    if take.info.extends_as_new_take(len) {
+                        self.branch(id, len)?;
+                    }
+                }
+                self.extend(frames)
+            }
             Command::SetTimeline(t) => {
                 t.validate().map_err(|e| EngineError::InvalidCommand(e.to_string()))?;
                 let take = self.current_take_mut()?;
@@ -487,6 +497,14 @@ impl Worker {
         info.discarded = false;
         info.len = keep;
         self.takes.push(Take { info: info.clone(), frames });
+        // A branch at the cache's end holds the same frames under the same recipe: the cache (and a
+        // switch redraw made for them) serve it as they are, with no rebuild.
+        if let Some(pos) = self.cache.as_mut().filter(|p| p.take == from && p.frames == keep) {
+            pos.take = id;
+            if let Some(r) = self.redraw.as_mut().filter(|r| r.take == from) {
+                r.take = id;
+            }
+        }
         self.current = Some(id);
         self.emit(Event::TakeCreated(info));
         self.emit(Event::CurrentTake(id));

@@ -483,9 +483,16 @@ impl App {
             return;
         }
         let n = FrameCount::new(u64::from(self.extend_frames.max(1))).unwrap_or(FrameCount::Forever);
+        // An extension that makes a new take is an edit (undo discards the take); lengthening a
+        // running take or filling a fresh branch is not one of its own.
+        if !self.session.busy()
+            && self.session.current_take().is_some_and(|t| t.info.extends_as_new_take(t.frames.len() as u64))
+        {
+            self.record_edit();
+        }
         self.play.live = true;
         self.play.playing = false;
-        self.send(Command::Extend { frames: n });
+        self.send(Command::ExtendAsTake { frames: n });
     }
 
     pub(crate) fn toggle_pause(&mut self) {
@@ -597,7 +604,7 @@ impl App {
         EditState { draft, take: self.session.current, kept }
     }
 
-    /// Records the present state before an edit, a generate, a branch or a take switch.
+    /// Records the present state before an edit, a generate, an extend, a branch or a take switch.
     pub(crate) fn record_edit(&mut self) {
         let state = self.edit_state(self.draft.clone());
         self.history.record(&state);
@@ -954,11 +961,15 @@ impl App {
             self.play.acc -= steps as f64;
             let mut head = self.play.playhead + steps;
             if head >= len {
-                if self.play.looping && !self.session.busy() {
-                    head %= len;
-                } else {
+                match (self.play.looping, self.session.busy()) {
+                    (true, false) => head %= len,
                     // Caught up with generation: wait at the newest frame.
-                    head = len - 1;
+                    (_, true) => head = len - 1,
+                    // The end of a finished take: stop there (Space plays it again from the start).
+                    (false, false) => {
+                        head = len - 1;
+                        self.play.playing = false;
+                    }
                 }
             }
             self.play.playhead = head;
@@ -1255,7 +1266,7 @@ impl App {
                 }
                 let undo = ui
                     .add_enabled(self.history.can_undo(), egui::Button::new("Undo"))
-                    .on_hover_text("Undo (Ctrl+Z): timeline edits, generate, branch and take switches; an undone take keeps its frames in the project");
+                    .on_hover_text("Undo (Ctrl+Z): timeline edits, generate, extend, branch and take switches; an undone take keeps its frames in the project");
                 if undo.clicked() {
                     self.undo();
                 }

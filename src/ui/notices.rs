@@ -62,7 +62,18 @@ impl Notice {
         Self::new(Level::Error, t, f)
     }
     pub fn from_engine(e: &EngineError) -> Self {
-        let mut n = Self::error_text(&e.to_string());
+        let mut n = match e {
+            // The reason is the model's; the fix is what the app can do about it.
+            EngineError::Generation { frame: 0, reason } => Self::error(
+                &format!("generation failed at frame 0 ({reason})"),
+                "no frame was made: check the prompt and Settings, then Generate again",
+            ),
+            EngineError::Generation { frame, reason } => Self::error(
+                &format!("generation failed at frame {frame} ({reason})"),
+                &format!("frames 0 to {} are kept: Extend goes on from frame {frame}", frame - 1),
+            ),
+            _ => Self::error_text(&e.to_string()),
+        };
         n.settings_action = matches!(e, EngineError::Load { .. } | EngineError::NoModel);
         n
     }

@@ -152,7 +152,10 @@ impl App {
         ui.horizontal(|ui| {
             let ext = ui
                 .add_enabled(has_take, egui::Button::new("Extend").min_size(egui::vec2(104.0, 26.0)))
-                .on_hover_text("Continue the take from its cache (Ctrl+E)")
+                .on_hover_text(
+                    "Continue from the take's cache as a new take: the take stays as it is and undo takes the \
+                     extension back (a take being generated, or a fresh branch, just grows) (Ctrl+E)",
+                )
                 .on_disabled_hover_text("Generate a take first");
             if ext.clicked() {
                 self.extend();

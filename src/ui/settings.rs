@@ -72,7 +72,7 @@ impl App {
             });
             ui.end_row();
 
-            ui.label("Seed");
+            let label = ui.label("Seed");
             ui.horizontal(|ui| {
                 ui.selectable_value(&mut self.settings.random_seed, false, "Fixed");
                 ui.selectable_value(&mut self.settings.random_seed, true, "Random");
@@ -80,11 +80,12 @@ impl App {
                     !self.settings.random_seed,
                     egui::DragValue::new(&mut self.settings.seed).range(0..=u32::MAX as u64),
                 )
+                .labelled_by(label.id)
                 .on_hover_text("Same seed and settings make the same frames");
             });
             ui.end_row();
 
-            ui.label("Steps");
+            let label = ui.label("Steps");
             ui.horizontal(|ui| {
                 let (default, max) =
                     self.session.model.as_ref().map_or((2, 4), |m| (m.default_steps, m.max_steps.max(1)));
@@ -97,6 +98,7 @@ impl App {
                 ui.spacing_mut().slider_width = 70.0;
                 let r = ui
                     .add_enabled(!auto, egui::Slider::new(&mut steps, 1..=max))
+                    .labelled_by(label.id)
                     .on_hover_text("Denoising steps per frame: more is slower and usually cleaner");
                 if r.changed() {
                     self.settings.steps = Some(steps);
@@ -182,8 +184,9 @@ impl App {
             ui.label(egui::RichText::new(res).color(theme::TEXT_DIM));
             ui.end_row();
 
-            ui.label("Playback");
+            let label = ui.label("Playback");
             ui.add(egui::DragValue::new(&mut self.settings.playback_fps).range(1.0..=60.0).speed(0.2).suffix(" fps"))
+                .labelled_by(label.id)
                 .on_hover_text("Frame rate of playback");
             ui.end_row();
 

@@ -1,6 +1,7 @@
 //! The takes panel: every generate, extend and branch as a list; click one to switch to it.
-//! Branching (rewind to the playhead and continue from there) keeps the old take. Takes discarded
-//! by undo are not listed (their frames stay in the project; redo lists them again).
+//! Extending a finished take and branching (rewind to the playhead and continue from there) both
+//! keep the old take: the new one shares its frames (a fresh branch's first extend fills it). Takes
+//! discarded by undo are not listed (their frames stay in the project; redo lists them again).
 
 use super::app::App;
 use super::theme;
@@ -11,7 +12,7 @@ impl App {
         if self.session.kept_takes().next().is_none() {
             ui.add(
                 egui::Label::new(
-                    egui::RichText::new("Each Generate makes a take; branches appear here too.")
+                    egui::RichText::new("Each Generate and Extend makes a take; branches appear here too.")
                         .size(12.0)
                         .color(theme::TEXT_DIM),
                 )
@@ -23,6 +24,9 @@ impl App {
         for t in self.session.kept_takes().rev() {
             let current = self.session.current == Some(t.info.id);
             let parent = match t.info.parent {
+                Some((p, keep)) if self.session.take(p).is_some_and(|p| p.frames.len() as u64 == keep) => {
+                    format!(" · extends take {}", p.0 + 1)
+                }
                 Some((p, keep)) => format!(" · from take {} @ {}", p.0 + 1, keep),
                 None => String::new(),
             };
