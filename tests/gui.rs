@@ -749,6 +749,59 @@ fn wan_causal_settings_show_what_the_folder_holds_and_the_model_generates() {
     g.until("the take is made", |a| a.session().current_len() == 5 && Gui::idle_app(a));
 }
 
+#[test]
+fn the_model_its_weights_folder_and_the_view_are_remembered_across_launches() {
+    let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+    let data = tempfile::tempdir().unwrap();
+    let prefs = data.path().join("spool/prefs.json");
+    let launch = |model: &str| {
+        let opts = AppOptions { prefs_file: Some(prefs.clone()), ..options(model) };
+        gui_with(spool::cli::models::factory(assets.clone()), opts, egui::vec2(1024.0, 700.0), 1.0)
+    };
+    let wan = tempfile::tempdir().unwrap();
+    parity::wan_tiny_folder(wan.path());
+
+    let mut g = launch("spool-tiny");
+    g.until("spool-tiny loads", |a| a.session().model.as_ref().is_some_and(|m| m.id == "spool-tiny"));
+    assert!(!prefs.exists(), "nothing changed, nothing written");
+    // Picking a model is not enough: it is remembered once it has loaded.
+    g.h.get_by_role(Role::ComboBox).click();
+    g.h.run_steps(2);
+    g.h.get_by_label("wan-causal").click();
+    g.app_mut().set_weights_folder(wan.path().to_path_buf());
+    g.h.run_steps(2);
+    assert!(!prefs.exists());
+    g.click("Load model");
+    g.until("wan-causal loads", |a| a.session().model.as_ref().is_some_and(|m| m.id == "wan-causal"));
+    g.click("Smooth");
+    g.h.get_by_role_and_label(Role::SpinButton, "Playback").set_value_accesskit(24.0);
+    g.h.run_steps(2);
+    drop(g);
+
+    // The next launch loads wan-causal from that folder, with the view as it was left.
+    let mut g = launch("spool-tiny");
+    assert_eq!(g.app().settings().model, "wan-causal");
+    assert_eq!(g.app().settings().weights.as_deref(), Some(wan.path()));
+    assert!(g.app().settings().smooth);
+    assert_eq!(g.app().settings().playback_fps, 24.0);
+    g.until("wan-causal loads again", |a| a.session().model.as_ref().is_some_and(|m| m.id == "wan-causal"));
+    drop(g);
+
+    // A folder that has gone since: the load fails in place with the fix; the rest is kept.
+    drop(wan);
+    let mut g = launch("spool-tiny");
+    g.until("the load error shows", |a| a.notices().has_errors());
+    assert!(g.h.query_by_label_contains("load model wan-causal").is_some());
+    assert!(g.app().settings().smooth);
+    // A corrupt file is set aside with a warning; the app starts on the defaults.
+    drop(g);
+    std::fs::write(&prefs, "{ not json").unwrap();
+    let mut g = launch("spool-tiny");
+    g.until("spool-tiny loads", |a| a.session().model.as_ref().is_some_and(|m| m.id == "spool-tiny"));
+    assert!(g.h.query_by_label_contains("saved preferences").is_some(), "the warning shows in place");
+    assert!(prefs.with_extension("json.bad").exists());
+}
+
 /// A file dropped on the window.
 #[derive(Debug)]
 struct Dropped(std::path::PathBuf);

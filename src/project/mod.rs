@@ -15,6 +15,7 @@
 //! "Save as" ([`Project::copy_to`]) copies the manifest and the store into a new folder, staged
 //! beside it and renamed into place when complete (see `staging`).
 
+pub mod data_file;
 pub mod recent;
 
 use std::fs::{self, File, OpenOptions};

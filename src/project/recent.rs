@@ -1,13 +1,12 @@
 //! The recently opened or saved projects, newest first: a small JSON file in Spool's data folder
-//! (`recent.json`), written atomically like the manifest. The list is a convenience: a missing file
-//! is an empty list, and an unreadable one is set aside with a warning, never an error that stops
-//! the app.
+//! (`recent.json`, see [`data_file`]). The list is a convenience: a missing file is an empty list,
+//! and an unreadable one is set aside with a warning, never an error that stops the app.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::ProjectError;
+use super::{ProjectError, data_file};
 
 /// How many projects the list keeps.
 pub const MAX: usize = 10;
@@ -32,35 +31,18 @@ pub fn default_path() -> PathBuf {
 
 impl RecentProjects {
     /// Reads the list in `path`. A missing file is an empty list. An unreadable or corrupt one is
-    /// an empty list too, plus a warning for the user; the bad file is renamed to `….bad` so the
-    /// next write loses nothing of it.
+    /// an empty list too, plus a warning for the user (see [`data_file::load`]).
     pub fn load(path: &Path) -> (RecentProjects, Option<String>) {
-        let empty = RecentProjects { path: path.to_path_buf(), projects: Vec::new() };
-        let problem = match std::fs::read_to_string(path) {
-            Ok(text) => match serde_json::from_str::<RecentFile>(&text) {
-                Ok(f) if f.format == FORMAT => {
-                    let mut projects = f.projects;
-                    projects.truncate(MAX);
-                    return (RecentProjects { projects, ..empty }, None);
-                }
-                Ok(_) => format!("\"format\" is not \"{FORMAT}\""),
-                Err(e) => e.to_string(),
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (empty, None),
-            Err(e) => e.to_string(),
-        };
-        let mut aside = path.as_os_str().to_owned();
-        aside.push(".bad");
-        let kept = match std::fs::rename(path, &aside) {
-            Ok(()) => format!("it was kept as {}", Path::new(&aside).display()),
-            Err(_) => "it will be replaced".to_string(),
-        };
-        let warning = format!(
-            "the recent-projects list {} could not be read ({problem}); {kept}: nothing to do, the list starts afresh",
-            path.display()
-        );
-        tracing::warn!("{warning}");
-        (empty, Some(warning))
+        let (projects, warning) = data_file::load(path, "the recent-projects list", "the list starts afresh", |text| {
+            match serde_json::from_str::<RecentFile>(text) {
+                Ok(f) if f.format == FORMAT => Ok(f.projects),
+                Ok(_) => Err(format!("\"format\" is not \"{FORMAT}\"")),
+                Err(e) => Err(e.to_string()),
+            }
+        });
+        let mut projects = projects.unwrap_or_default();
+        projects.truncate(MAX);
+        (RecentProjects { path: path.to_path_buf(), projects }, warning)
     }
 
     /// The projects, newest first. Some may no longer exist (moved, deleted, on an unplugged drive).
@@ -77,11 +59,7 @@ impl RecentProjects {
         self.projects.truncate(MAX);
         let json = serde_json::to_string_pretty(&RecentFile { format: FORMAT.into(), projects: self.projects.clone() })
             .expect("a list of paths always serialises");
-        let io = |source| ProjectError::Io { path: self.path.display().to_string(), source };
-        if let Some(parent) = self.path.parent() {
-            std::fs::create_dir_all(parent).map_err(io)?;
-        }
-        crate::staging::write_atomic(&self.path, json.as_bytes()).map_err(io)
+        data_file::save(&self.path, &json)
     }
 }
 

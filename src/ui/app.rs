@@ -5,7 +5,7 @@
 //! app draws nothing), then lays out the panels. The panels live in their own modules as further
 //! `impl App` blocks; this file keeps the state, the commands and the frame loop.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,13 +16,15 @@ use raw_window_handle::{HasDisplayHandle as _, HasWindowHandle as _};
 
 use super::notices::{Notice, Notices};
 use super::overlay::{self, Overlay, Wanted};
+use super::prefs::Prefs;
 use super::screen_watch::OnScreen;
 use super::session::{Report, Session};
 use super::thumbs::Thumbs;
 use super::undo::History;
 use super::{theme, vocab};
 use crate::engine::{
-    Command, Engine, EngineState, FrameCount, GenSettings, Keyframes, ModelSpec, RollingDurations, SwitchAnchor, TakeId,
+    Command, Engine, EngineError, EngineState, FrameCount, GenSettings, Keyframes, ModelSpec, RollingDurations,
+    SwitchAnchor, TakeId,
 };
 use crate::model::Frame;
 use crate::render::{FrameView, RenderCounters, ShownFrame, ViewOptions};
@@ -38,7 +40,7 @@ pub const MODELS: &[&str] = &["spool-tiny", "wan-causal"];
 /// What the app starts with.
 #[derive(Debug, Clone)]
 pub struct AppOptions {
-    /// Loaded at start.
+    /// Loaded at start, unless the preferences remember another.
     pub model: ModelSpec,
     /// Fill the prompt editor with the first example and show the example list.
     pub first_run: bool,
@@ -48,6 +50,8 @@ pub struct AppOptions {
     pub project: Option<PathBuf>,
     /// The recent-projects list (`project::recent`); `None`: the app keeps none (tests, demos).
     pub recent_file: Option<PathBuf>,
+    /// The remembered preferences ([`Prefs`]); `None`: none are kept (tests, demos).
+    pub prefs_file: Option<PathBuf>,
 }
 
 impl Default for AppOptions {
@@ -58,6 +62,7 @@ impl Default for AppOptions {
             generate_on_start: false,
             project: None,
             recent_file: None,
+            prefs_file: None,
         }
     }
 }
@@ -172,6 +177,13 @@ pub struct App {
     pub(crate) saving_as: Option<PathBuf>,
     /// Recently opened or saved projects, if the app keeps the list.
     pub(crate) recent: Option<crate::project::recent::RecentProjects>,
+    /// The preferences file and what it holds (`None`: none are kept).
+    prefs: Option<PrefsKept>,
+    /// Models asked for with `LoadModel`, oldest first, until the engine answers each (loaded or
+    /// failed): the answer says which spec is loaded.
+    pub(crate) model_requests: VecDeque<ModelSpec>,
+    /// The spec of the model the engine has loaded, once it has.
+    loaded_model: Option<ModelSpec>,
     /// Starts an engine in another project folder ("Open project…"); `None` in tests.
     pub(crate) opener: Option<super::EngineOpener>,
     /// CPU time of recent UI frames (layout and event handling), for the benchmark.
@@ -181,6 +193,12 @@ pub struct App {
     /// Time between UI frames while stats are on.
     show_intervals: RollingDurations,
     last_show: Option<Instant>,
+}
+
+/// The preferences file and the preferences last read from or written to it.
+struct PrefsKept {
+    path: PathBuf,
+    saved: Prefs,
 }
 
 /// What undo and redo restore: the draft timeline, the current take and which takes are kept.
@@ -219,7 +237,16 @@ impl App {
         let (io_tx, io_rx) = crossbeam_channel::unbounded();
         let prompt = if options.first_run { vocab::EXAMPLES[0].to_string() } else { String::new() };
         let mut notices = Notices::default();
-        if engine.send(Command::LoadModel(options.model.clone())).is_err() {
+        let prefs = options.prefs_file.map(|path| {
+            let (prefs, warning) = Prefs::load(&path);
+            if let Some(w) = warning {
+                notices.push(Notice::warning_text(&w));
+            }
+            (path, prefs)
+        });
+        let remembered = prefs.as_ref().and_then(|(_, p)| p.clone());
+        let model = remembered.as_ref().map_or(options.model, Prefs::model);
+        if engine.send(Command::LoadModel(model.clone())).is_err() {
             notices.push(Notice::error("the engine is not running", "restart Spool"));
         }
         let recent = options.recent_file.as_deref().map(|path| {
@@ -244,8 +271,8 @@ impl App {
             forever: false,
             extend_frames: 32,
             settings: Settings {
-                model: options.model.name.clone(),
-                weights: options.model.weights.clone(),
+                model: model.name.clone(),
+                weights: model.weights.clone(),
                 random_seed: false,
                 seed: 1,
                 steps: None,
@@ -283,6 +310,9 @@ impl App {
             export_dialog: None,
             saving_as: None,
             recent,
+            prefs: prefs.map(|(path, p)| PrefsKept { path, saved: p.unwrap_or_default() }),
+            model_requests: VecDeque::from([model]),
+            loaded_model: None,
             stats_every: std::env::var_os("SPOOL_UI_STATS").map(|_| (Duration::from_secs(5), Instant::now())),
             ui_times: RollingDurations::new(BENCH_WINDOW),
             frame_cpu: RollingDurations::new(BENCH_WINDOW),
@@ -292,6 +322,9 @@ impl App {
         // SPOOL_EGUI_SHADER=1 keeps egui-wgpu's own shader for the widgets (for comparing the two).
         if let Some(rs) = render_state.filter(|_| std::env::var_os("SPOOL_EGUI_SHADER").is_none()) {
             crate::render::install_ui_meshes(ctx, rs, app.view.counters().clone());
+        }
+        if let Some(p) = &remembered {
+            p.apply(&mut app.settings);
         }
         app.remember_project();
         app
@@ -665,7 +698,27 @@ impl App {
         // Files may have been downloaded into the folder meanwhile.
         self.survey_weights();
         self.notices.clear_errors();
+        self.model_requests.push_back(spec.clone());
         self.send(Command::LoadModel(spec));
+    }
+
+    /// Writes the preferences when they changed (not while a pointer button is down: a drag
+    /// writes once, when it ends). The model remembered is the one loaded, not one only picked.
+    fn remember_prefs(&mut self, ctx: &egui::Context) {
+        let Some(kept) = &mut self.prefs else { return };
+        let model = self.loaded_model.clone().unwrap_or_else(|| kept.saved.model());
+        let now = Prefs::of(&self.settings, &model);
+        if now == kept.saved || ctx.input(|i| i.pointer.any_down()) {
+            return;
+        }
+        if let Err(e) = now.save(&kept.path) {
+            self.notices.push(Notice::warning(
+                &format!("the preferences could not be saved: {e}"),
+                "nothing to do: they hold for this session, and the next launch starts from the last saved",
+            ));
+        }
+        // Also after a failure, so a full disk is not retried every frame.
+        kept.saved = now;
     }
 
     /// Decodes an image file off the UI thread and sizes it for the loaded model.
@@ -749,7 +802,13 @@ impl App {
             if self.stats_every.is_some() && matches!(&event, crate::engine::Event::Finished { .. }) {
                 self.print_ui_stats();
             }
+            if loaded {
+                self.loaded_model = self.model_requests.pop_front();
+            }
             if let Some(report) = self.session.apply(event) {
+                if matches!(report, Report::Error(EngineError::Load { .. })) {
+                    self.model_requests.pop_front();
+                }
                 match report {
                     Report::Error(e) => self.notices.push(Notice::from_engine(&e)),
                     Report::Warning(w) => self.notices.push(Notice::warning_text(&w)),
@@ -1123,6 +1182,7 @@ impl App {
             self.frame_area(ui);
         });
         self.export_dialog_ui(ui);
+        self.remember_prefs(&ctx);
     }
 
     /// The frame view with notices over its top edge.

@@ -11,6 +11,7 @@ pub mod image_input;
 mod notices;
 mod overlay;
 mod playback;
+pub mod prefs;
 mod projects;
 mod prompt;
 mod screen_watch;
@@ -142,6 +143,7 @@ pub fn run(project: Option<PathBuf>, generate: bool) -> anyhow::Result<()> {
             project,
             first_run,
             recent_file: Some(crate::project::recent::default_path()),
+            prefs_file: Some(prefs::default_path()),
             generate_on_start: generate,
             ..AppOptions::default()
         },

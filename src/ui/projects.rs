@@ -64,6 +64,8 @@ impl App {
                 self.export_dialog = None;
                 self.notices = Notices::default();
                 self.remember_project();
+                // The old engine answers no more loads.
+                self.model_requests.clear();
                 self.load_model();
                 true
             }
