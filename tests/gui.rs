@@ -869,10 +869,12 @@ fn idle_app_does_not_repaint() {
 
 // ---- layout: no clipped or overlapping widgets ---------------------------------------------------
 
-fn interactive(role: Role) -> bool {
+/// Widgets and text the layout check looks at.
+fn laid_out(role: Role) -> bool {
     matches!(
         role,
-        Role::Button
+        Role::Label
+            | Role::Button
             | Role::CheckBox
             | Role::TextInput
             | Role::MultilineTextInput
@@ -885,7 +887,7 @@ fn interactive(role: Role) -> bool {
     )
 }
 
-/// Every visible interactive widget lies inside the window (or its scroll area) and none overlaps
+/// Every visible widget and text lies inside the window (or its scroll area) and none overlaps
 /// another.
 fn assert_clean_layout(g: &Gui, size: egui::Vec2) {
     let window = egui::Rect::from_min_size(egui::Pos2::ZERO, size).expand(0.5);
@@ -893,11 +895,15 @@ fn assert_clean_layout(g: &Gui, size: egui::Vec2) {
     let mut widgets = Vec::new();
     for node in g.h.root().children_recursive() {
         let ak = node.accesskit_node();
-        if !interactive(ak.role()) || ak.is_hidden() || ak.bounding_box().is_none() {
+        if !laid_out(ak.role()) || ak.is_hidden() || ak.bounding_box().is_none() {
             continue;
         }
         let pane = std::iter::successors(ak.parent(), |p| p.parent()).find(|p| p.role() == Role::Pane).map(|p| p.id());
-        widgets.push((format!("{:?} {:?}", ak.role(), ak.label().unwrap_or_default()), node.rect(), pane));
+        widgets.push((
+            format!("{:?} {:?}", ak.role(), ak.label().or_else(|| ak.value()).unwrap_or_default()),
+            node.rect(),
+            pane,
+        ));
     }
     // Widgets inside a scroll area may be scrolled partly or wholly out of view: they are clipped on
     // purpose, so only their visible part counts. AccessKit carries no clip rects, so the app reports
@@ -950,6 +956,30 @@ fn layout_1024x700_after_generating() {
     g.click("+ Segment");
     assert_clean_layout(&g, egui::vec2(1024.0, 700.0));
     g.snapshot("generated_1024x700");
+}
+
+/// Generating and paused, mid-take: a slow stand-in model (one frame per 500 ms) makes both states
+/// hold long enough to check and snapshot, at a frame count that does not depend on timing.
+#[test]
+fn layout_1024x700_generating_and_paused() {
+    let (mut g, delay) = demo_gui(0);
+    delay.store(500, Ordering::SeqCst);
+    g.app_mut().set_generate_frames(None);
+    g.type_prompt("a red heart bouncing on a sunset gradient");
+    g.click("Generate");
+    g.until("4 frames", |a| a.session().current_len() == 4);
+    assert_eq!(g.app().session().state, EngineState::Generating);
+    assert_clean_layout(&g, egui::vec2(1024.0, 700.0));
+    g.snapshot("generating_1024x700");
+    assert_eq!(g.app().session().current_len(), 4, "the snapshot shows four frames");
+    g.click("Pause");
+    g.until("paused", |a| a.session().state == EngineState::Paused);
+    assert_eq!(g.app().session().current_len(), 5, "the frame in progress finished");
+    assert_clean_layout(&g, egui::vec2(1024.0, 700.0));
+    g.snapshot("paused_1024x700");
+    delay.store(0, Ordering::SeqCst);
+    g.click("Stop");
+    g.until("stopped", Gui::idle_app);
 }
 
 /// kittest's render state with a renderer for another target format.

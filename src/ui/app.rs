@@ -162,6 +162,8 @@ pub struct App {
     pub(crate) ctx: egui::Context,
     pub(crate) generate_on_start: bool,
     pub(crate) hud_rect: egui::Rect,
+    /// Where the shown frame's picture was drawn last (window pixels), for `SPOOL_UI_STATS`.
+    picture_px: Option<egui::Rect>,
     /// The visible rects of the two side panels' scroll areas (their content is clipped to them).
     scroll_viewports: [egui::Rect; 2],
     /// What the chosen weights folder holds of wan-causal's files, looked up when the folder is
@@ -303,6 +305,7 @@ impl App {
             ctx: ctx.clone(),
             generate_on_start: options.generate_on_start,
             hud_rect: egui::Rect::NOTHING,
+            picture_px: None,
             scroll_viewports: [egui::Rect::NOTHING; 2],
             weights_survey: None,
             opener: None,
@@ -1196,12 +1199,13 @@ impl App {
             // The view paints its whole rect (letterbox included): nothing is drawn under it.
             self.view.paint(ui, rect, shown.as_ref(), options);
         }
-        if let Some(s) = &shown {
+        let fit = shown.as_ref().map(|s| crate::render::fit_rect(rect, s.frame.width, s.frame.height));
+        if let (Some(s), Some(fit)) = (&shown, fit) {
             self.note_shown(s.key, overlaid);
+            self.picture_px = Some(fit * ui.ctx().pixels_per_point());
         }
-        if let Some(s) = shown.as_ref().filter(|_| !overlaid) {
+        if let Some(fit) = fit.filter(|_| !overlaid) {
             let (take, index) = self.shown_frame().unwrap_or((TakeId(0), 0));
-            let fit = crate::render::fit_rect(rect, s.frame.width, s.frame.height);
             let tag = format!("take {} · frame {}", take.0 + 1, index);
             ui.painter().text(
                 fit.left_bottom() + egui::vec2(8.0, -8.0),
@@ -1380,6 +1384,10 @@ impl App {
 impl App {
     /// For benchmarks: the UI thread's frame times and the frame-to-screen lag so far.
     fn print_ui_stats(&self) {
+        if let Some(r) = self.picture_px.map(|r| r.round()) {
+            // ImageMagick's geometry, for scripts/gui-screenshot.
+            eprintln!("picture at {}x{}+{}+{} (window pixels)", r.width(), r.height(), r.left(), r.top());
+        }
         if let Some([p50, p95]) = self.ui_times.quantiles([0.5, 0.95]) {
             let n = self.ui_times.len();
             eprintln!("ui frame time over {n} frames: p50 {:.1} ms, p95 {:.1} ms", ms(p50), ms(p95));
