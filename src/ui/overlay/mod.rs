@@ -29,8 +29,11 @@ use super::screen_watch::{Damage, Presentation, Watch};
 use crate::engine::{FrameEvent, TakeId};
 use crate::render::{RenderCounters, ShownFrame, Target, TargetPainter, ViewOptions};
 
+mod output;
 mod wayland;
 mod x11;
+
+use output::{NotDrawn, Output, SharedOut, SurfaceOut};
 
 /// A frame's place: its take and its position in the take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,8 +115,8 @@ pub struct Overlay {
 
 /// While the overlay shows the frames of the take being made, the window's pass for an engine event
 /// waits for the overlay to present the new frame (the thread asks for the pass then), or this long
-/// at most. Both presents hold the device's queue (wgpu lets no submit pass a present), and a
-/// window's present — tens of milliseconds under a software renderer — that the new frame meets
+/// at most. Under a software renderer both draw on the same cores (the rasterizer's threads, the
+/// display server), and a window's pass — tens of milliseconds there — that the new frame meets
 /// holds it up by as much (BENCHMARKS.md, "The video overlay, paced").
 pub const PRESENT_FIRST: Duration = Duration::from_millis(33);
 
@@ -209,6 +212,71 @@ impl Overlay {
             },
             _ => None,
         };
+        let output = match Self::shared(&window, &rs.adapter) {
+            Some(image) => Output::Shared(SharedOut { image, sized: None }),
+            // SAFETY: the caller's guarantee.
+            None => Output::Surface(unsafe { Self::surface(rs, display, child, &window) }?),
+        };
+        // A device of its own: wgpu fails a surface configure when another thread submits on the
+        // device meanwhile, and egui's pass after the window's failed configure draws for the new
+        // size on the old surface (a validation error, fatal). On its own device nothing of the
+        // overlay's ever meets the window's.
+        let descriptor = wgpu::DeviceDescriptor { label: Some("spool overlay"), ..Default::default() };
+        let (device, queue) =
+            ready(rs.adapter.request_device(&descriptor))?.map_err(|e| tracing::info!("no video overlay: {e}")).ok()?;
+        let (msgs, msgs_rx) = crossbeam_channel::unbounded();
+        // A few frames at most wait for the thread; it draws the newest.
+        let (tap, frames) = crossbeam_channel::bounded(4);
+        let (lags_tx, lags) = crossbeam_channel::unbounded();
+        let failed = Arc::new(AtomicBool::new(false));
+        let pacing = pacing(ctx);
+        let shared = matches!(output, Output::Shared(_));
+        let target = Target { adapter: &rs.adapter, device: &device, format: output.format() };
+        let presenter = Presenter {
+            ctx: ctx.clone(),
+            painter: TargetPainter::new(target, queue.clone(), counters),
+            output,
+            device,
+            queue,
+            wanted: None,
+            shown: None,
+            dirty: false,
+            drawn: None,
+            watch,
+            lags: lags_tx,
+            failed: failed.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("video-overlay".into())
+            .spawn(move || presenter.run(msgs_rx, frames, exposed))
+            .ok()?;
+        let via = if shared { "memory shared with the X server" } else { "its wgpu surface" };
+        tracing::info!("video overlay on: frames go to the screen from a thread of their own, through {via}");
+        Some(Overlay { msgs: Some(msgs), thread: Some(thread), tap, lags, failed, last: None, window, pacing })
+    }
+
+    /// Memory shared with the X server for the pictures, where that is the fast way: on X11 under
+    /// a software rasterizer (`output.rs`), unless `SPOOL_OVERLAY_SHM=0`.
+    fn shared(window: &Window, adapter: &wgpu::Adapter) -> Option<x11::SharedImage> {
+        let Window::X11(w) = window else { return None };
+        if adapter.get_info().device_type != wgpu::DeviceType::Cpu
+            || std::env::var("SPOOL_OVERLAY_SHM").is_ok_and(|v| v == "0")
+        {
+            return None;
+        }
+        w.shared_image().map_err(|e| tracing::info!("the video overlay presents through wgpu: {e}")).ok()
+    }
+
+    /// A wgpu surface on the overlay's window `child`.
+    ///
+    /// # Safety
+    /// As [`Overlay::start`]'s.
+    unsafe fn surface(
+        rs: &egui_wgpu::RenderState,
+        display: RawDisplayHandle,
+        child: RawWindowHandle,
+        window: &Window,
+    ) -> Option<SurfaceOut> {
         let target =
             wgpu::SurfaceTargetUnsafe::RawHandle { raw_display_handle: Some(display), raw_window_handle: child };
         // SAFETY: the display is the app's, which outlives the overlay (the caller's guarantee);
@@ -232,39 +300,7 @@ impl Overlay {
             Window::Wayland(_) => wgpu::PresentMode::AutoNoVsync,
             Window::X11(_) => super::present_mode(),
         };
-        // The app's device: a second one on a software rasterizer brings a second set of
-        // rasterizer threads onto the same cores, and the overlay's frames come ~6 ms later
-        // (BENCHMARKS.md). Sharing it means surfaces are configured while another thread submits.
-        tolerate_configure_races(&rs.device);
-        let (msgs, msgs_rx) = crossbeam_channel::unbounded();
-        // A few frames at most wait for the thread; it draws the newest.
-        let (tap, frames) = crossbeam_channel::bounded(4);
-        let (lags_tx, lags) = crossbeam_channel::unbounded();
-        let failed = Arc::new(AtomicBool::new(false));
-        let pacing = pacing(ctx);
-        let presenter = Presenter {
-            ctx: ctx.clone(),
-            surface,
-            painter: TargetPainter::new(Target::of(rs), rs.queue.clone(), counters),
-            device: rs.device.clone(),
-            queue: rs.queue.clone(),
-            format: rs.target_format,
-            present_mode,
-            configured: None,
-            wanted: None,
-            shown: None,
-            dirty: false,
-            drawn: None,
-            watch,
-            lags: lags_tx,
-            failed: failed.clone(),
-        };
-        let thread = std::thread::Builder::new()
-            .name("video-overlay".into())
-            .spawn(move || presenter.run(msgs_rx, frames, exposed))
-            .ok()?;
-        tracing::info!("video overlay on: frames go to the screen from a thread of their own");
-        Some(Overlay { msgs: Some(msgs), thread: Some(thread), tap, lags, failed, last: None, window, pacing })
+        Some(SurfaceOut { surface, format: rs.target_format, present_mode, configured: None })
     }
 
     /// Where the engine sends its frames (`Command::TapFrames`).
@@ -318,34 +354,6 @@ impl Drop for Overlay {
     }
 }
 
-/// Configuring a surface waits for its device to come idle and fails (wgpu's `GpuWaitTimeout`) if
-/// another thread submits meanwhile. With the window and the overlay on one device that happens: the
-/// overlay configures under an error scope of its own and tries again on its next draw; the window's
-/// configure (egui-wgpu's, on a resize) reaches the device's error handler, and since the window's
-/// surface is reconfigured on its next pass when its size is off, that one error is only logged.
-/// Every other error stays as fatal as wgpu's default handler makes it.
-fn tolerate_configure_races(device: &wgpu::Device) {
-    device.on_uncaptured_error(Arc::new(|e: wgpu::Error| {
-        if is_configure_race(&e) {
-            tracing::debug!("a surface configure met a submission from another thread; it is retried");
-            return;
-        }
-        panic!("wgpu error: {e}");
-    }));
-}
-
-fn is_configure_race(e: &(dyn std::error::Error + 'static)) -> bool {
-    use wgpu::wgc::present::ConfigureSurfaceError;
-    let mut cause = Some(e);
-    while let Some(c) = cause {
-        if matches!(c.downcast_ref::<ConfigureSurfaceError>(), Some(ConfigureSurfaceError::GpuWaitTimeout)) {
-            return true;
-        }
-        cause = c.source();
-    }
-    false
-}
-
 /// The value of a future that is ready at once (wgpu's native error scopes are).
 fn ready<T>(f: impl std::future::Future<Output = T>) -> Option<T> {
     let mut f = std::pin::pin!(f);
@@ -369,14 +377,11 @@ fn replaces(shown: Option<At>, new: At, follow: Option<TakeId>, from_engine: boo
 
 /// The overlay's thread: everything it draws with and what it has drawn.
 struct Presenter {
-    surface: wgpu::Surface<'static>,
+    output: Output,
     device: wgpu::Device,
     queue: wgpu::Queue,
-    format: wgpu::TextureFormat,
-    present_mode: wgpu::PresentMode,
     /// The app's, for the window's pass after each engine frame ([`PRESENT_FIRST`]).
     ctx: egui::Context,
-    configured: Option<[u32; 2]>,
     painter: TargetPainter,
     /// The app's latest wish; `None`: hidden.
     wanted: Option<Wanted>,
@@ -480,52 +485,24 @@ impl Presenter {
     fn draw(&mut self) {
         let (Some(w), Some((_, frame, decoded))) = (&self.wanted, &mut self.shown) else { return };
         let size = [w.rect_px[2].max(1) as u32, w.rect_px[3].max(1) as u32];
-        if self.configured != Some(size) {
-            let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-            self.surface.configure(
-                &self.device,
-                &wgpu::SurfaceConfiguration {
-                    usage: wgpu::TextureUsages::RENDER_ATTACHMENT,
-                    format: self.format,
-                    width: size[0],
-                    height: size[1],
-                    present_mode: self.present_mode,
-                    // One frame in flight, as the app's own surface.
-                    desired_maximum_frame_latency: 1,
-                    alpha_mode: wgpu::CompositeAlphaMode::Auto,
-                    view_formats: vec![],
-                    color_space: wgpu::SurfaceColorSpace::Auto,
-                },
-            );
-            match ready(scope.pop()) {
-                Some(None) => self.configured = Some(size),
-                // Still dirty: tried again in a moment (`RETRY`).
-                Some(Some(e)) if is_configure_race(&e) => return,
-                Some(Some(e)) => return self.fail(&e),
-                None => return self.fail(&"no answer from the device"),
+        let painter = &mut self.painter;
+        let paint = |view: &wgpu::TextureView| painter.paint(view, size, w.pixels_per_point, Some(frame), w.options);
+        let watch = &mut self.watch;
+        let arrival = *decoded;
+        let laid_out = || {
+            if let (Some(watch), Some(decoded)) = (watch, arrival) {
+                watch.laid_out(decoded);
             }
-        }
-        let texture = match self.surface.get_current_texture() {
-            wgpu::CurrentSurfaceTexture::Success(t) => t,
-            wgpu::CurrentSurfaceTexture::Suboptimal(t) => {
-                self.configured = None;
-                t
-            }
-            // Configured again and drawn in a moment (the window was resized under us).
-            wgpu::CurrentSurfaceTexture::Outdated => return self.configured = None,
-            // Drawn again with the next frame or exposure.
-            wgpu::CurrentSurfaceTexture::Timeout | wgpu::CurrentSurfaceTexture::Occluded => return self.dirty = false,
-            other => return self.fail(&format!("{other:?}")),
         };
-        let view = texture.texture.create_view(&Default::default());
-        self.painter.paint(&view, size, w.pixels_per_point, Some(frame), w.options);
-        // A frame's arrival is timed once: drawing it again (moved, exposed) is not an arrival.
-        let arrival = decoded.take();
-        if let (Some(watch), Some(decoded)) = (&mut self.watch, arrival) {
-            watch.laid_out(decoded);
+        match self.output.draw(&self.device, &self.queue, size, paint, laid_out) {
+            Ok(()) => {}
+            // Still dirty: tried again in a moment (`RETRY`).
+            Err(NotDrawn::Retry) => return,
+            Err(NotDrawn::Later) => return self.dirty = false,
+            Err(NotDrawn::Failed(why)) => return self.fail(&why),
         }
-        self.queue.present(texture);
-        if let Some(decoded) = arrival {
+        // A frame's arrival is timed once: drawing it again (moved, exposed) is not an arrival.
+        if let Some(decoded) = decoded.take() {
             let _ = self.lags.send(Lag::Handed(decoded.elapsed()));
             super::repaint_once(&self.ctx);
         }
@@ -610,22 +587,6 @@ mod tests {
             pass(None);
         }
         assert!(!covered(&ctx, view), "closed again");
-    }
-
-    #[test]
-    fn a_configure_that_met_another_threads_submission_is_told_from_other_errors() {
-        use wgpu::wgc::present::ConfigureSurfaceError;
-        let race = wgpu::Error::Validation {
-            source: Box::new(ConfigureSurfaceError::GpuWaitTimeout),
-            description: String::new(),
-        };
-        assert!(is_configure_race(&race));
-        let other = wgpu::Error::Validation {
-            source: Box::new(ConfigureSurfaceError::PreviousOutputExists),
-            description: String::new(),
-        };
-        assert!(!is_configure_race(&other));
-        assert!(!is_configure_race(&wgpu::Error::OutOfMemory { source: Box::new(std::fmt::Error) }));
     }
 
     #[test]
