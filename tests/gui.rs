@@ -1036,6 +1036,76 @@ fn an_srgb_render_target_shows_the_same_window() {
     assert!(share < 0.15, "{off} of {total} pixels differ by more than 2 levels");
 }
 
+/// The overlay's painter drawing the picture alone (`Parts::Picture`) over its earlier full draw
+/// leaves exactly what a full draw of the new frame would: the letterbox stays, and the rect it
+/// reports is the picture's.
+#[test]
+fn painting_the_picture_alone_matches_a_full_paint() {
+    use spool::render::{Parts, ShownFrame, Target, TargetPainter, ViewOptions};
+    let rs = render_state_for(wgpu::TextureFormat::Bgra8Unorm);
+    let (device, queue) = (&rs.device, &rs.queue);
+    let counters = Arc::new(spool::render::RenderCounters::default());
+    let target = Target { adapter: &rs.adapter, device, format: wgpu::TextureFormat::Bgra8Unorm };
+    let mut painter = TargetPainter::new(target, queue.clone(), counters);
+    let size = [300u32, 200];
+    let texture = || {
+        device.create_texture(&wgpu::TextureDescriptor {
+            label: None,
+            size: wgpu::Extent3d { width: size[0], height: size[1], depth_or_array_layers: 1 },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Bgra8Unorm,
+            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+            view_formats: &[],
+        })
+    };
+    let read = |t: &wgpu::Texture| -> Vec<u8> {
+        let row = size[0] * 4; // 1200: not a multiple of 256, so padded rows
+        let padded = row.next_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT);
+        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: u64::from(padded * size[1]),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = device.create_command_encoder(&Default::default());
+        encoder.copy_texture_to_buffer(
+            t.as_image_copy(),
+            wgpu::TexelCopyBufferInfo {
+                buffer: &buffer,
+                layout: wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(padded), rows_per_image: None },
+            },
+            wgpu::Extent3d { width: size[0], height: size[1], depth_or_array_layers: 1 },
+        );
+        queue.submit([encoder.finish()]);
+        buffer.slice(..).map_async(wgpu::MapMode::Read, |r| r.unwrap());
+        device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
+        let data = buffer.slice(..).get_mapped_range().unwrap();
+        data.chunks(padded as usize).flat_map(|r| r[..row as usize].to_vec()).collect()
+    };
+    let frame = |key: u64, rgb: [u8; 3]| {
+        let px: Vec<u8> = (0..64 * 64).flat_map(|i| if i % 7 == 0 { [255, 255, 255] } else { rgb }).collect();
+        ShownFrame { key, frame: Arc::new(spool::model::Frame::from_rgb8(64, 64, &px)) }
+    };
+    let options = ViewOptions { checker: true, ..ViewOptions::default() };
+    let (a, b) = (frame(1, [200, 30, 30]), frame(2, [30, 30, 200]));
+
+    let partial = texture();
+    let view = partial.create_view(&Default::default());
+    let whole = painter.paint(&view, size, 1.0, Some(&a), options, Parts::All);
+    let picture = painter.paint(&view, size, 1.0, Some(&b), options, Parts::Picture);
+    assert_eq!(picture, Some([50, 0, 200, 200]), "the square picture centred in 300×200");
+    assert_eq!(whole, picture);
+    let full = texture();
+    painter.paint(&full.create_view(&Default::default()), size, 1.0, Some(&b), options, Parts::All);
+    let (got, want) = (read(&partial), read(&full));
+    assert!(got == want, "the picture drawn alone over the full draw equals a full draw");
+    // And the picture did change: frame b is blue where a was red.
+    let centre = ((100 * size[0] + 150) * 4) as usize;
+    assert!(got[centre] > 150 && got[centre + 2] < 80, "blue in BGRA: {:?}", &got[centre..centre + 4]);
+}
+
 #[test]
 fn layout_4k_at_2x() {
     let delay = Arc::new(AtomicU64::new(0));

@@ -578,8 +578,16 @@ impl GpuResources {
         queue.write_buffer(&self.uniform, 0, bytemuck::bytes_of(&u));
     }
 
-    /// Draws the prepared view into `pass`, whose viewport is `rect`, clipped to `clip`.
-    fn draw(&self, pass: &mut wgpu::RenderPass<'_>, rect: egui::Rect, options: ViewOptions, clip: &Clip) {
+    /// Draws the prepared view (`parts` of it) into `pass`, whose viewport is `rect`, clipped to
+    /// `clip`; returns the picture's pixels on the target, `[x, y, width, height]`, if it drew one.
+    fn draw(
+        &self,
+        pass: &mut wgpu::RenderPass<'_>,
+        rect: egui::Rect,
+        options: ViewOptions,
+        clip: &Clip,
+        parts: Parts,
+    ) -> Option<[u32; 4]> {
         let group = match (&self.sized, self.has_frame, options.smooth) {
             (Some(s), true, false) => &s.nearest_group,
             (Some(s), true, true) => &s.linear_group,
@@ -592,18 +600,19 @@ impl GpuResources {
         // Each part under its own scissor (within the clip): one triangle covers the view, and
         // only the part's pixels run its shader.
         let mut draw = |pipeline: &wgpu::RenderPipeline, part: egui::Rect| {
-            if clip.scissor(pass, part) {
-                pass.set_pipeline(pipeline);
-                pass.draw(0..3, 0..1);
-            }
+            let px = clip.scissor(pass, part)?;
+            pass.set_pipeline(pipeline);
+            pass.draw(0..3, 0..1);
+            Some(px)
         };
-        for bar in letterbox(rect, fit) {
-            draw(&self.draw[0][checker], bar);
+        if parts == Parts::All {
+            for bar in letterbox(rect, fit) {
+                draw(&self.draw[0][checker], bar);
+            }
         }
-        if let Some(fit) = fit {
-            draw(&self.draw[1][checker], fit);
-        }
+        let picture = fit.and_then(|fit| draw(&self.draw[1][checker], fit));
         self.counters.draws.fetch_add(1, Ordering::Relaxed);
+        picture
     }
 }
 
@@ -620,18 +629,22 @@ impl Clip {
         Clip { rect: info.clip_rect, pixels_per_point: info.pixels_per_point, target_px: info.screen_size_px }
     }
 
-    /// Sets the scissor to `part` (points) within the clip; false when none of it is on the target.
-    fn scissor(&self, pass: &mut wgpu::RenderPass<'_>, part: egui::Rect) -> bool {
+    /// Sets the scissor to `part` (points) within the clip and returns its pixels, `[x, y, width,
+    /// height]`; `None` (and no scissor set) when none of it is on the target.
+    fn scissor(&self, pass: &mut wgpu::RenderPass<'_>, part: egui::Rect) -> Option<[u32; 4]> {
         let s = egui::epaint::ViewportInPixels::from_points(
             &part.intersect(self.rect),
             self.pixels_per_point,
             self.target_px,
         );
-        let on_target = s.width_px > 0 && s.height_px > 0;
-        if on_target {
-            pass.set_scissor_rect(s.left_px as u32, s.top_px as u32, s.width_px as u32, s.height_px as u32);
-        }
-        on_target
+        let px = (s.width_px > 0 && s.height_px > 0).then_some([
+            s.left_px as u32,
+            s.top_px as u32,
+            s.width_px as u32,
+            s.height_px as u32,
+        ])?;
+        pass.set_scissor_rect(px[0], px[1], px[2], px[3]);
+        Some(px)
     }
 }
 
@@ -658,9 +671,18 @@ impl egui_wgpu::CallbackTrait for ViewCallback {
         resources: &egui_wgpu::CallbackResources,
     ) {
         if let Some(res) = resources.get::<GpuResources>() {
-            res.draw(pass, self.rect, self.options, &Clip::of(&info));
+            res.draw(pass, self.rect, self.options, &Clip::of(&info), Parts::All);
         }
     }
+}
+
+/// What [`TargetPainter::paint`] draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parts {
+    /// The whole view: letterbox and picture.
+    All,
+    /// Only the picture, over a target that holds the rest from an earlier `All`.
+    Picture,
 }
 
 /// The frame view drawn onto a render target of its own (the app's video overlay, a window over
@@ -677,8 +699,9 @@ impl TargetPainter {
         TargetPainter { res: GpuResources::new(target, counters), device: target.device.clone(), queue }
     }
 
-    /// Draws the whole view (letterbox and `frame`) into `target`, `size_px` physical pixels at
-    /// `ppp` pixels per point, and submits it.
+    /// Draws `parts` of the view (letterbox and `frame`) into `target`, `size_px` physical pixels
+    /// at `ppp` pixels per point, and submits it; returns the picture's pixels, `[x, y, width,
+    /// height]`, if it drew one. [`Parts::Picture`] leaves the rest of `target` as it was.
     pub fn paint(
         &mut self,
         target: &wgpu::TextureView,
@@ -686,14 +709,15 @@ impl TargetPainter {
         ppp: f32,
         frame: Option<&ShownFrame>,
         options: ViewOptions,
-    ) {
+        parts: Parts,
+    ) -> Option<[u32; 4]> {
         let rect =
             egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(size_px[0] as f32 / ppp, size_px[1] as f32 / ppp));
         let mut encoder = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("spool frame view target") });
         self.res.prepare(&self.device, &self.queue, &mut encoder, frame, rect, ppp, options);
-        {
+        let picture = {
             let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
                 label: Some("spool frame view target"),
                 color_attachments: &[Some(wgpu::RenderPassColorAttachment {
@@ -701,7 +725,10 @@ impl TargetPainter {
                     depth_slice: None,
                     resolve_target: None,
                     ops: wgpu::Operations {
-                        load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
+                        load: match parts {
+                            Parts::All => wgpu::LoadOp::Clear(wgpu::Color::BLACK),
+                            Parts::Picture => wgpu::LoadOp::Load,
+                        },
                         store: wgpu::StoreOp::Store,
                     },
                 })],
@@ -711,9 +738,10 @@ impl TargetPainter {
                 multiview_mask: None,
             });
             let clip = Clip { rect, pixels_per_point: ppp, target_px: size_px };
-            self.res.draw(&mut pass, rect, options, &clip);
-        }
+            self.res.draw(&mut pass, rect, options, &clip, parts)
+        };
         self.queue.submit([encoder.finish()]);
+        picture
     }
 }
 

@@ -184,7 +184,7 @@ impl egui_wgpu::CallbackTrait for RunCallback {
         pass.set_index_buffer(self.indices.slice(..), wgpu::IndexFormat::Uint32);
         let clip = super::Clip::of(&info);
         for d in &self.draws {
-            if !clip.scissor(pass, d.clip) {
+            if clip.scissor(pass, d.clip).is_none() {
                 continue;
             }
             pass.set_pipeline(if d.flat { &p.flat } else { &p.textured });

@@ -241,6 +241,8 @@ impl Overlay {
             wanted: None,
             shown: None,
             dirty: false,
+            full: true,
+            dims: None,
             drawn: None,
             watch,
             lags: lags_tx,
@@ -388,6 +390,11 @@ struct Presenter {
     /// The frame drawn (or to draw), and when it was decoded if the engine brought it.
     shown: Option<(At, ShownFrame, Option<Instant>)>,
     dirty: bool,
+    /// The whole view must be drawn and shown next (not the picture alone): exposed, or its look
+    /// changed.
+    full: bool,
+    /// The size of the frame last drawn (another size moves the letterbox).
+    dims: Option<(u32, u32)>,
     /// When the last picture was presented.
     drawn: Option<Instant>,
     watch: Option<Box<dyn Watch + Send>>,
@@ -421,7 +428,7 @@ impl Presenter {
                 },
                 recv(frames) -> e => if let Ok(e) = e { self.offer_engine(e) },
                 recv(exposed) -> e => match e {
-                    Ok(()) => self.dirty = true,
+                    Ok(()) => (self.dirty, self.full) = (true, true),
                     Err(_) => expose_gone = true,
                 },
                 default(wait) => {}
@@ -436,7 +443,9 @@ impl Presenter {
             for e in frames.try_iter() {
                 self.offer_engine(e);
             }
-            self.dirty |= exposed.try_iter().count() > 0;
+            if exposed.try_iter().count() > 0 {
+                (self.dirty, self.full) = (true, true);
+            }
             if self.dirty && self.wanted.is_some() {
                 self.draw();
             }
@@ -465,7 +474,9 @@ impl Presenter {
                 // Shown again, moved, resized or drawn otherwise: a new picture. The app's pass
                 // that catches up with a frame already drawn asks for nothing.
                 let look = |w: &Wanted| (w.rect_px, w.pixels_per_point, w.options);
-                self.dirty |= self.wanted.as_ref().map(look) != Some(look(&w));
+                if self.wanted.as_ref().map(look) != Some(look(&w)) {
+                    (self.dirty, self.full) = (true, true);
+                }
                 self.wanted = Some(w);
             }
             Msg::Hide => self.wanted = None,
@@ -486,7 +497,11 @@ impl Presenter {
         let (Some(w), Some((_, frame, decoded))) = (&self.wanted, &mut self.shown) else { return };
         let size = [w.rect_px[2].max(1) as u32, w.rect_px[3].max(1) as u32];
         let painter = &mut self.painter;
-        let paint = |view: &wgpu::TextureView| painter.paint(view, size, w.pixels_per_point, Some(frame), w.options);
+        let paint = |view: &wgpu::TextureView, parts| {
+            painter.paint(view, size, w.pixels_per_point, Some(frame), w.options, parts)
+        };
+        let dims = (frame.frame.width, frame.frame.height);
+        let full = self.full || self.dims != Some(dims);
         let watch = &mut self.watch;
         let arrival = *decoded;
         let laid_out = || {
@@ -494,8 +509,11 @@ impl Presenter {
                 watch.laid_out(decoded);
             }
         };
-        match self.output.draw(&self.device, &self.queue, size, paint, laid_out) {
-            Ok(()) => {}
+        match self.output.draw(&self.device, &self.queue, size, full, paint, laid_out) {
+            Ok(()) => {
+                self.full = false;
+                self.dims = Some(dims);
+            }
             // Still dirty: tried again in a moment (`RETRY`).
             Err(NotDrawn::Retry) => return,
             Err(NotDrawn::Later) => return self.dirty = false,

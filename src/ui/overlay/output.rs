@@ -7,6 +7,8 @@
 
 use egui_wgpu::wgpu;
 
+use crate::render::Parts;
+
 use super::x11::SharedImage;
 
 /// Why a picture was not drawn.
@@ -51,19 +53,30 @@ impl Output {
         }
     }
 
-    /// Draws a picture of `size` pixels with `paint` and shows it; `laid_out` runs once the picture
-    /// is on its way (for the screen watch).
+    /// Draws a picture of `size` pixels with `paint` (the parts it is asked for; it returns the
+    /// picture's pixels) and shows it; `laid_out` runs once the picture is on its way (for the
+    /// screen watch). `full`: the whole view must reach the screen (new look, exposed), else the
+    /// picture alone may (the letterbox on screen is unchanged).
     pub fn draw(
         &mut self,
         device: &wgpu::Device,
         queue: &wgpu::Queue,
         size: [u32; 2],
-        paint: impl FnOnce(&wgpu::TextureView),
+        full: bool,
+        paint: impl FnOnce(&wgpu::TextureView, Parts) -> Option<[u32; 4]>,
         laid_out: impl FnOnce(),
     ) -> Result<(), NotDrawn> {
         match self {
-            Output::Surface(s) => s.draw(device, queue, size, paint, laid_out),
-            Output::Shared(s) => s.draw(device, queue, size, paint, laid_out).map_err(NotDrawn::Failed),
+            Output::Surface(s) => s.draw(
+                device,
+                queue,
+                size,
+                |view| {
+                    paint(view, Parts::All);
+                },
+                laid_out,
+            ),
+            Output::Shared(s) => s.draw(device, queue, size, full, paint, laid_out).map_err(NotDrawn::Failed),
         }
     }
 }
@@ -124,18 +137,23 @@ impl SurfaceOut {
 }
 
 impl SharedOut {
+    /// Only the picture is drawn, read back and put unless `full` (the texture keeps the letterbox
+    /// of the last full draw, the window its pixels): under a software rasterizer the raster is
+    /// most of the cost, and the letterbox a third of the view at 1920×1080.
     fn draw(
         &mut self,
         device: &wgpu::Device,
         queue: &wgpu::Queue,
         size: [u32; 2],
-        paint: impl FnOnce(&wgpu::TextureView),
+        full: bool,
+        paint: impl FnOnce(&wgpu::TextureView, Parts) -> Option<[u32; 4]>,
         laid_out: impl FnOnce(),
     ) -> Result<(), String> {
         let [w, h] = size;
         let (width, height) =
             (u16::try_from(w).map_err(|e| e.to_string())?, u16::try_from(h).map_err(|e| e.to_string())?);
-        if self.sized.as_ref().map(|s| s.0) != Some(size) {
+        let resized = self.sized.as_ref().map(|s| s.0) != Some(size);
+        if resized {
             let row = (w * 4).next_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT);
             let bytes = row as usize * h as usize;
             if self.image.len() < bytes {
@@ -164,20 +182,31 @@ impl SharedOut {
         // picture's update can come after this, and the screen watch takes an update within a
         // millisecond of the layout for an earlier one's (a put alone takes less).
         laid_out();
-        paint(&texture.create_view(&Default::default()));
+        let parts = if full || resized { Parts::All } else { Parts::Picture };
+        let picture = paint(&texture.create_view(&Default::default()), parts);
+        let [x, y, rw, rh] = match (parts, picture) {
+            (Parts::Picture, Some(p)) => p,
+            _ => [0, 0, w, h],
+        };
         let mut encoder =
             device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("spool overlay read-back") });
+        // The region lands where it sits in the whole image, so the put reads it in place.
+        let (start, end) = (u64::from(y * row), u64::from((y + rh) * row));
         encoder.copy_texture_to_buffer(
-            texture.as_image_copy(),
+            wgpu::TexelCopyTextureInfo { origin: wgpu::Origin3d { x, y, z: 0 }, ..texture.as_image_copy() },
             wgpu::TexelCopyBufferInfo {
                 buffer,
-                layout: wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(*row), rows_per_image: None },
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: start + u64::from(x * 4),
+                    bytes_per_row: Some(*row),
+                    rows_per_image: None,
+                },
             },
-            wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
+            wgpu::Extent3d { width: rw, height: rh, depth_or_array_layers: 1 },
         );
         let index = queue.submit([encoder.finish()]);
         let (done, mapped) = crossbeam_channel::bounded(1);
-        let slice = buffer.slice(..);
+        let slice = buffer.slice(start..end);
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = done.send(r);
         });
@@ -187,9 +216,9 @@ impl SharedOut {
         mapped.try_recv().map_err(|_| "the read-back was not mapped".to_string())?.map_err(|e| e.to_string())?;
         {
             let pixels = slice.get_mapped_range().map_err(|e| e.to_string())?;
-            self.image.bytes()[..pixels.len()].copy_from_slice(&pixels);
+            self.image.bytes()[start as usize..end as usize].copy_from_slice(&pixels);
         }
         buffer.unmap();
-        self.image.put(width, height, (*row / 4) as u16)
+        self.image.put([x, y, rw, rh], [width, height], (*row / 4) as u16)
     }
 }

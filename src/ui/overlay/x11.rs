@@ -202,29 +202,33 @@ impl SharedImage {
         unsafe { std::slice::from_raw_parts_mut(self.addr.as_ptr(), self.len) }
     }
 
-    /// Copies `width`×`height` pixels, rows `stride` pixels apart, to the window's top left, and
-    /// returns once the server has copied them (the memory may then be written again).
-    pub fn put(&self, width: u16, height: u16, stride: u16) -> Result<(), String> {
+    /// Copies `region` (`[x, y, width, height]`) of an image of `size` pixels, rows `stride` pixels
+    /// apart, to the same place in the window, and returns once the server has copied it (the
+    /// memory may then be written again).
+    pub fn put(&self, region: [u32; 4], size: [u16; 2], stride: u16) -> Result<(), String> {
+        let small = |v: u32| u16::try_from(v).map_err(|e| e.to_string());
+        let [x, y, w, h] = [small(region[0])?, small(region[1])?, small(region[2])?, small(region[3])?];
+        let (dx, dy) = (i16::try_from(x).map_err(|e| e.to_string())?, i16::try_from(y).map_err(|e| e.to_string())?);
         let format = ImageFormat::Z_PIXMAP.into();
         let conn = &self.conn;
-        let sent = conn.shm_put_image(
+        conn.shm_put_image(
             self.window,
             self.gc,
             stride,
-            height,
-            0,
-            0,
-            width,
-            height,
-            0,
-            0,
+            size[1],
+            x,
+            y,
+            w,
+            h,
+            dx,
+            dy,
             self.depth,
             format,
             false,
             self.seg,
             0,
-        );
-        sent.map_err(|e| e.to_string())?;
+        )
+        .map_err(|e| e.to_string())?;
         conn.sync().map_err(|e| e.to_string())
     }
 }
