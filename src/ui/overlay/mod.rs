@@ -33,7 +33,7 @@ mod output;
 mod wayland;
 mod x11;
 
-use output::{NotDrawn, Output, SharedOut, SurfaceOut};
+use output::{Job, NotDrawn, Output, SharedOut, SurfaceOut};
 
 /// A frame's place: its take and its position in the take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -509,7 +509,8 @@ impl Presenter {
                 watch.laid_out(decoded);
             }
         };
-        match self.output.draw(&self.device, &self.queue, size, full, paint, laid_out) {
+        let job = Job { device: &self.device, queue: &self.queue, size, full };
+        match self.output.draw(job, paint, laid_out) {
             Ok(()) => {
                 self.full = false;
                 self.dims = Some(dims);

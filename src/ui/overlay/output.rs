@@ -21,6 +21,16 @@ pub(super) enum NotDrawn {
     Failed(String),
 }
 
+/// One draw: the device and queue, the picture's size in pixels, and whether the whole view must
+/// reach the screen (new look, exposed) or the picture alone may (the letterbox there is unchanged).
+#[derive(Clone, Copy)]
+pub(super) struct Job<'a> {
+    pub device: &'a wgpu::Device,
+    pub queue: &'a wgpu::Queue,
+    pub size: [u32; 2],
+    pub full: bool,
+}
+
 pub(super) enum Output {
     Surface(SurfaceOut),
     Shared(SharedOut),
@@ -53,30 +63,23 @@ impl Output {
         }
     }
 
-    /// Draws a picture of `size` pixels with `paint` (the parts it is asked for; it returns the
-    /// picture's pixels) and shows it; `laid_out` runs once the picture is on its way (for the
-    /// screen watch). `full`: the whole view must reach the screen (new look, exposed), else the
-    /// picture alone may (the letterbox on screen is unchanged).
+    /// Draws `job`'s picture with `paint` (the parts it is asked for; it returns the picture's
+    /// pixels) and shows it; `laid_out` runs once the picture is on its way (for the screen watch).
     pub fn draw(
         &mut self,
-        device: &wgpu::Device,
-        queue: &wgpu::Queue,
-        size: [u32; 2],
-        full: bool,
+        job: Job<'_>,
         paint: impl FnOnce(&wgpu::TextureView, Parts) -> Option<[u32; 4]>,
         laid_out: impl FnOnce(),
     ) -> Result<(), NotDrawn> {
         match self {
             Output::Surface(s) => s.draw(
-                device,
-                queue,
-                size,
+                job,
                 |view| {
                     paint(view, Parts::All);
                 },
                 laid_out,
             ),
-            Output::Shared(s) => s.draw(device, queue, size, full, paint, laid_out).map_err(NotDrawn::Failed),
+            Output::Shared(s) => s.draw(job, paint, laid_out).map_err(NotDrawn::Failed),
         }
     }
 }
@@ -84,9 +87,7 @@ impl Output {
 impl SurfaceOut {
     fn draw(
         &mut self,
-        device: &wgpu::Device,
-        queue: &wgpu::Queue,
-        size: [u32; 2],
+        Job { device, queue, size, .. }: Job<'_>,
         paint: impl FnOnce(&wgpu::TextureView),
         laid_out: impl FnOnce(),
     ) -> Result<(), NotDrawn> {
@@ -142,10 +143,7 @@ impl SharedOut {
     /// most of the cost, and the letterbox a third of the view at 1920×1080.
     fn draw(
         &mut self,
-        device: &wgpu::Device,
-        queue: &wgpu::Queue,
-        size: [u32; 2],
-        full: bool,
+        Job { device, queue, size, full }: Job<'_>,
         paint: impl FnOnce(&wgpu::TextureView, Parts) -> Option<[u32; 4]>,
         laid_out: impl FnOnce(),
     ) -> Result<(), String> {
