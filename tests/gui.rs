@@ -3,7 +3,8 @@
 //! double (`common`) and a procedural model that draws the prompt (`demo`).
 //!
 //! Snapshot references live in tests/snapshots/; `UPDATE_SNAPSHOTS=1 cargo test --test gui`
-//! rewrites them. The latency readout shows wall-clock timings, so snapshots mask it.
+//! rewrites them (the committed ones are recompressed losslessly, e.g. `oxipng -o 6`, which halves
+//! them; the comparison reads pixels, not bytes). The latency readout shows wall-clock timings, so snapshots mask it.
 
 mod common;
 mod demo;
