@@ -246,8 +246,13 @@ impl App {
             }
             (path, prefs)
         });
-        let remembered = prefs.as_ref().and_then(|(_, p)| p.clone());
-        let model = remembered.as_ref().map_or(options.model, Prefs::model);
+        // What the last launch left, else the defaults with the model asked for.
+        let start = prefs.as_ref().and_then(|(_, p)| p.clone()).unwrap_or_else(|| Prefs {
+            model: options.model.name.clone(),
+            weights: options.model.weights.clone(),
+            ..Prefs::default()
+        });
+        let model = start.model();
         if engine.send(Command::LoadModel(model.clone())).is_err() {
             notices.push(Notice::error("the engine is not running", "restart Spool"));
         }
@@ -273,18 +278,18 @@ impl App {
             forever: false,
             extend_frames: 32,
             settings: Settings {
-                model: model.name.clone(),
-                weights: model.weights.clone(),
+                model: start.model.clone(),
+                weights: start.weights.clone(),
                 random_seed: false,
                 seed: 1,
                 steps: None,
                 guidance: None,
                 switch_redraw: Some(SwitchAnchor::default()),
                 keyframes: Some(Keyframes::default()),
-                playback_fps: 16.0,
-                export_scale: 2,
-                smooth: false,
-                checker: false,
+                playback_fps: start.playback_fps,
+                export_scale: start.export_scale,
+                smooth: start.smooth,
+                checker: start.checker,
             },
             play: Playback { playhead: 0, playing: false, live: true, looping: true, acc: 0.0, last_time: None },
             history: History::new(200),
@@ -325,9 +330,6 @@ impl App {
         // SPOOL_EGUI_SHADER=1 keeps egui-wgpu's own shader for the widgets (for comparing the two).
         if let Some(rs) = render_state.filter(|_| std::env::var_os("SPOOL_EGUI_SHADER").is_none()) {
             crate::render::install_ui_meshes(ctx, rs, app.view.counters().clone());
-        }
-        if let Some(p) = &remembered {
-            p.apply(&mut app.settings);
         }
         app.remember_project();
         app

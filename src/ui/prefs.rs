@@ -106,16 +106,6 @@ impl Prefs {
     pub fn model(&self) -> ModelSpec {
         ModelSpec { name: self.model.clone(), weights: self.weights.clone() }
     }
-
-    /// Puts the remembered values into `settings`.
-    pub fn apply(&self, settings: &mut Settings) {
-        settings.model = self.model.clone();
-        settings.weights = self.weights.clone();
-        settings.playback_fps = self.playback_fps;
-        settings.export_scale = self.export_scale;
-        settings.smooth = self.smooth;
-        settings.checker = self.checker;
-    }
 }
 
 #[cfg(test)]
