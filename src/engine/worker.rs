@@ -251,6 +251,9 @@ impl Worker {
             }
             Command::Extend { frames } => self.extend(frames),
             Command::ExtendAsTake { frames } => {
+                if self.loaded.is_none() {
+                    return Err(EngineError::NoModel);
+                }
                 if let (None, Some(id)) = (&self.run, self.current) {
                     let take = self.take(id)?;
                     let len = take.frames.len() as u64;

@@ -253,7 +253,8 @@ impl App {
             ..Prefs::default()
         });
         let model = start.model();
-        if engine.send(Command::LoadModel(model.clone())).is_err() {
+        let asked = engine.send(Command::LoadModel(model.clone())).is_ok();
+        if !asked {
             notices.push(Notice::error("the engine is not running", "restart Spool"));
         }
         let recent = options.recent_file.as_deref().map(|path| {
@@ -319,7 +320,7 @@ impl App {
             saving_as: None,
             recent,
             prefs: prefs.map(|(path, p)| PrefsKept { path, saved: p.unwrap_or_default() }),
-            model_requests: VecDeque::from([model]),
+            model_requests: if asked { VecDeque::from([model]) } else { VecDeque::new() },
             loaded_model: None,
             stats_every: std::env::var_os("SPOOL_UI_STATS").map(|_| (Duration::from_secs(5), Instant::now())),
             ui_times: RollingDurations::new(BENCH_WINDOW),
@@ -422,18 +423,21 @@ impl App {
 
     // ---- commands -------------------------------------------------------------------------------
 
-    pub(crate) fn send(&mut self, cmd: Command) {
+    /// Sends `cmd` to the engine; false (with a notice) when it could not.
+    pub(crate) fn send(&mut self, cmd: Command) -> bool {
         if let Some(dest) = &self.saving_as {
             // The engine is copying the project; what it did now would land in the original, not
             // in the copy the app switches to.
             let text = format!("the project is being saved as {}", dest.display());
             self.notices.push(Notice::warning(&text, "wait for the copy to finish, then do that again"));
-            return;
+            return false;
         }
         if self.engine.send(cmd).is_err() {
             self.notices
                 .push(Notice::error("the engine thread has stopped", "restart Spool; frames made so far are on disk"));
+            return false;
         }
+        true
     }
 
     /// The prompts of the editor as a segment's mix.
@@ -535,8 +539,12 @@ impl App {
 
     pub(crate) fn toggle_pause(&mut self) {
         match self.session.state {
-            EngineState::Paused => self.send(Command::Resume),
-            EngineState::Generating | EngineState::Rebuilding => self.send(Command::Pause),
+            EngineState::Paused => {
+                self.send(Command::Resume);
+            }
+            EngineState::Generating | EngineState::Rebuilding => {
+                self.send(Command::Pause);
+            }
             _ => {}
         }
     }
@@ -703,8 +711,9 @@ impl App {
         // Files may have been downloaded into the folder meanwhile.
         self.survey_weights();
         self.notices.clear_errors();
-        self.model_requests.push_back(spec.clone());
-        self.send(Command::LoadModel(spec));
+        if self.send(Command::LoadModel(spec.clone())) {
+            self.model_requests.push_back(spec);
+        }
     }
 
     /// Writes the preferences when they changed (not while a pointer button is down: a drag

@@ -221,14 +221,30 @@ impl Overlay {
         // device meanwhile, and egui's pass after the window's failed configure draws for the new
         // size on the old surface (a validation error, fatal). On its own device nothing of the
         // overlay's ever meets the window's.
-        let descriptor = wgpu::DeviceDescriptor { label: Some("spool overlay"), ..Default::default() };
-        let (device, queue) =
-            ready(rs.adapter.request_device(&descriptor))?.map_err(|e| tracing::info!("no video overlay: {e}")).ok()?;
+        // The window's device's features and limits: the adapter has them, and the painter needs them.
+        let descriptor = wgpu::DeviceDescriptor {
+            label: Some("spool overlay"),
+            required_features: rs.device.features(),
+            required_limits: rs.device.limits(),
+            ..Default::default()
+        };
+        let made = match ready(rs.adapter.request_device(&descriptor)) {
+            Some(made) => made.map_err(|e| e.to_string()),
+            None => Err("the device was not made at once".to_string()),
+        };
+        let (device, queue) = made.map_err(|e| tracing::info!("no video overlay: {e}")).ok()?;
+        let failed = Arc::new(AtomicBool::new(false));
+        // An error on the overlay's own device stops the overlay, not the app: the window's view
+        // takes over.
+        let stops = failed.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            tracing::warn!("the video overlay stops (wgpu: {e}); frames show in the window itself");
+            stops.store(true, Ordering::Relaxed);
+        }));
         let (msgs, msgs_rx) = crossbeam_channel::unbounded();
         // A few frames at most wait for the thread; it draws the newest.
         let (tap, frames) = crossbeam_channel::bounded(4);
         let (lags_tx, lags) = crossbeam_channel::unbounded();
-        let failed = Arc::new(AtomicBool::new(false));
         let pacing = pacing(ctx);
         let shared = matches!(output, Output::Shared(_));
         let target = Target { adapter: &rs.adapter, device: &device, format: output.format() };
@@ -494,6 +510,10 @@ impl Presenter {
     }
 
     fn draw(&mut self) {
+        // Once stopped it stays stopped (a Show already queued would otherwise bring it back).
+        if self.failed.load(Ordering::Relaxed) {
+            return;
+        }
         let (Some(w), Some((_, frame, decoded))) = (&self.wanted, &mut self.shown) else { return };
         let size = [w.rect_px[2].max(1) as u32, w.rect_px[3].max(1) as u32];
         let painter = &mut self.painter;

@@ -208,15 +208,18 @@ impl SharedOut {
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = done.send(r);
         });
-        device
-            .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None })
-            .map_err(|e| e.to_string())?;
-        mapped.try_recv().map_err(|_| "the read-back was not mapped".to_string())?.map_err(|e| e.to_string())?;
-        {
+        let copied = (|| {
+            device
+                .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None })
+                .map_err(|e| e.to_string())?;
+            mapped.try_recv().map_err(|_| "the read-back was not mapped".to_string())?.map_err(|e| e.to_string())?;
             let pixels = slice.get_mapped_range().map_err(|e| e.to_string())?;
             self.image.bytes()[start as usize..end as usize].copy_from_slice(&pixels);
-        }
+            Ok::<_, String>(())
+        })();
+        // On every path, so the next draw finds the buffer unmapped.
         buffer.unmap();
+        copied?;
         self.image.put([x, y, rw, rh], [width, height], (*row / 4) as u16)
     }
 }
