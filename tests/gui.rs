@@ -398,10 +398,8 @@ impl Gui {
 #[test]
 fn segments_move_by_drag_and_by_their_frame_field_and_their_text_edits() {
     let (mut g, _) = demo_gui(0);
-    g.app_mut().set_generate_frames(Some(40));
     g.type_prompt("a red circle moving left on a blue background");
-    g.click("Generate");
-    g.until("40 frames", |a| a.session().current_len() == 40 && Gui::idle_app(a));
+    g.generate(40);
     g.click("+ Segment");
     let take_start = |a: &App| a.session().current_timeline().map(|t| t.segments[1].start);
     assert_eq!(g.app().draft_timeline().segments[1].start, 40, "a new segment at the playhead's next frame");
@@ -446,9 +444,7 @@ fn segments_move_by_drag_and_by_their_frame_field_and_their_text_edits() {
 #[test]
 fn the_strip_scrubs_and_playback_loops_at_the_chosen_rate() {
     let (mut g, _) = demo_gui(0);
-    g.app_mut().set_generate_frames(Some(40));
-    g.click("Generate");
-    g.until("40 frames", |a| a.session().current_len() == 40 && Gui::idle_app(a));
+    g.generate(40);
     let take = g.app().session().current;
 
     // A click on the strip shows that frame; a drag scrubs through to where it ends.
@@ -498,10 +494,8 @@ fn colours_at(g: &mut Gui, points: impl Iterator<Item = egui::Pos2>) -> usize {
 #[test]
 fn smooth_scaling_and_the_checker_change_the_frame_view() {
     let (mut g, _) = demo_gui(0);
-    g.app_mut().set_generate_frames(Some(2));
     g.type_prompt("a yellow square standing still on a blue background");
-    g.click("Generate");
-    g.until("two frames", |a| a.session().current_len() == 2 && Gui::idle_app(a));
+    g.generate(2);
     g.h.remove_cursor();
     let view = g.h.get_by_label("Frame view").rect();
     // The square frame is fitted to the view's width: bars above and below it.
@@ -530,12 +524,10 @@ fn smooth_scaling_and_the_checker_change_the_frame_view() {
 #[test]
 fn seed_and_steps_settings_go_with_each_take_and_ctrl_s_saves_every_frame() {
     let (mut g, _) = demo_gui(0);
-    g.app_mut().set_generate_frames(Some(3));
     // A fixed seed typed in goes with the take.
     g.h.get_by_role_and_label(Role::SpinButton, "Seed").set_value_accesskit(1234.0);
     g.h.run_steps(2);
-    g.click("Generate");
-    g.until("take 1", |a| a.session().current_len() == 3 && Gui::idle_app(a));
+    g.generate(3);
     assert_eq!(g.app().session().takes[0].info.settings.seed, 1234);
 
     // Random: each take gets a new seed, shown in the field so a good one can be kept.
@@ -544,8 +536,7 @@ fn seed_and_steps_settings_go_with_each_take_and_ctrl_s_saves_every_frame() {
     assert!(g.h.get_by_role_and_label(Role::SpinButton, "Seed").accesskit_node().is_disabled());
     let mut seeds = Vec::new();
     for n in 2..=3 {
-        g.click("Generate");
-        g.until("another take", |a| a.session().takes.len() == n && a.session().current_len() == 3 && Gui::idle_app(a));
+        g.generate(3);
         let used = g.app().session().takes[n - 1].info.settings.seed;
         assert_eq!(g.app().settings().seed, used, "the field shows the seed used");
         seeds.push(used);
@@ -559,8 +550,7 @@ fn seed_and_steps_settings_go_with_each_take_and_ctrl_s_saves_every_frame() {
     g.h.run_steps(2);
     assert_eq!(g.app().settings().steps, Some(1));
     g.click("Fixed");
-    g.click("Generate");
-    g.until("take 4", |a| a.session().takes.len() == 4 && a.session().current_len() == 3 && Gui::idle_app(a));
+    g.generate(3);
     let s = &g.app().session().takes[3].info.settings;
     assert_eq!((s.seed, s.steps), (seeds[1], Some(1)), "Fixed keeps the last seed shown");
 
