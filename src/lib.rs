@@ -3,6 +3,7 @@
 //! The crate is a library plus the `spool` binary (`main.rs`), so tests and benchmarks drive the same
 //! code the app runs. See `ARCHITECTURE.md` for the map of modules and the rules between them.
 
+pub mod beside;
 pub mod cli;
 pub mod engine;
 pub mod export;

@@ -67,6 +67,9 @@ fn a_frame_wakes_the_listener_once_and_no_event_waits_without_a_wake() {
     let wakes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = wakes.clone();
     let h = Harness::with_waker(1, Some(Box::new(move || _ = counter.fetch_add(1, Ordering::SeqCst))));
+    // The load's last event can be read before the engine has called the waker for it: let the
+    // engine settle before counting, so that wake is not counted as the run's.
+    assert!(h.quiet_for(Duration::from_millis(200)).iter().all(|e| matches!(e, Event::State(EngineState::Idle))));
     let loaded = wakes.load(Ordering::SeqCst);
     h.engine.send(generate("a red circle", 10)).unwrap();
     let mut ev = h.until(finished);
@@ -351,6 +354,35 @@ fn errors_surface_as_events_and_the_next_command_works() {
     h.load("broken");
     h.engine.send(Command::Extend { frames: FrameCount::new(1).unwrap() }).unwrap();
     assert_eq!(frames(&h.until(finished)).len(), 1);
+}
+
+#[test]
+fn a_detached_decoder_decodes_beside_the_commit_with_the_same_frames_and_its_failures_keep_the_take() {
+    let plain = Harness::new(1);
+    plain.engine.send(generate("p", 6)).unwrap();
+    let expected = frames(&plain.until(finished));
+    let h = Harness::new(1);
+    h.load("detached");
+    h.engine.send(generate("p", 6)).unwrap();
+    assert_eq!(frames(&h.until(finished)), expected, "the same frames, in order");
+    // A run's first frame is decoded on the engine's thread before the commit (it is what the user
+    // waits for); the others on the helper thread during it.
+    let on: Vec<(u64, String)> = std::mem::take(&mut h.log.lock().unwrap().decoded_on);
+    assert_eq!(on.iter().map(|d| d.0).collect::<Vec<_>>(), (0..6).collect::<Vec<_>>());
+    assert_ne!(on[0].1, "spool-beside");
+    assert!(on[1..].iter().all(|d| d.1 == "spool-beside"), "{on:?}");
+    // A failed decode ends the run at that frame; the frames before it stay and Extend goes on from it.
+    *h.control.fail_decode_at.lock().unwrap() = Some(8);
+    h.engine.send(Command::Extend { frames: FrameCount::new(4).unwrap() }).unwrap();
+    let ev = h.until(finished);
+    assert_eq!(frames(&ev).iter().map(|f| f.1).collect::<Vec<_>>(), vec![6, 7]);
+    assert!(ev.iter().any(|e| matches!(e, Event::Error(EngineError::Generation { frame: 8, reason })
+        if reason.contains("planted decode failure at 8"))));
+    assert_eq!(finish_of(&ev).2, Finish::Failed);
+    *h.control.fail_decode_at.lock().unwrap() = None;
+    h.engine.send(Command::Extend { frames: FrameCount::new(2).unwrap() }).unwrap();
+    let ev = h.until(finished);
+    assert_eq!(frames(&ev).iter().map(|f| (f.1, f.2)).collect::<Vec<_>>(), vec![(8, 8), (9, 9)]);
 }
 
 #[test]

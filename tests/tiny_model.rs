@@ -299,26 +299,34 @@ fn a_guided_step_is_the_unconditional_velocity_plus_g_times_the_difference() {
     assert_eq!(flat(&empty.bias), vec![0.0, 0.0]);
     assert_eq!(flat(&empty.tokens), flat(&m.encode_prompt("").unwrap().cond.tokens));
     let a = m.encode_prompt("a green square moving up on a black background").unwrap().cond;
-    m.reset().unwrap();
-    let core = m.core_mut();
-    let mut worst = 0f32;
-    for f in 0..3u64 {
-        for steps in [1, 3] {
-            let (mut draw, seen) = recording(21, f);
-            let got = core.denoise_with(&a, Sampling { steps, guidance: 3.0 }, &mut draw).unwrap();
-            let want = reference_denoise(core, &a, steps, Some((3.0, &empty)), &seen.borrow());
-            let (g, w) = (flat(&got), flat(&want));
-            let rms = (w.iter().map(|x| x * x).sum::<f32>() / w.len() as f32).sqrt();
-            let err = g.iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / rms;
-            println!("frame {f}, {steps} steps: max err / rms {err:.2e}");
-            worst = worst.max(err);
-        }
-        // The batched passes differ from separate calls by float rounding at most.
-        assert!(worst <= 1e-5, "guided sampling differs from v_u + 3(v_c − v_u): {worst:e}");
-        let (mut draw, _) = recording(21, f);
-        let x0 = core.denoise_with(&a, Sampling::steps(2), &mut draw).unwrap();
-        core.commit_tokens(&x0, &a).unwrap();
+    // With one model thread the two passes run side by side (the helper thread takes one), with
+    // more as one batch: both are checked, whatever RAYON_NUM_THREADS the tests run with.
+    for threads in [1, 2] {
+        m.reset().unwrap();
+        let core = m.core_mut();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let mut worst = 0f32;
+            for f in 0..3u64 {
+                for steps in [1, 3] {
+                    let (mut draw, seen) = recording(21, f);
+                    let got = core.denoise_with(&a, Sampling { steps, guidance: 3.0 }, &mut draw).unwrap();
+                    let want = reference_denoise(core, &a, steps, Some((3.0, &empty)), &seen.borrow());
+                    let (g, w) = (flat(&got), flat(&want));
+                    let rms = (w.iter().map(|x| x * x).sum::<f32>() / w.len() as f32).sqrt();
+                    let err = g.iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / rms;
+                    println!("{threads} threads, frame {f}, {steps} steps: max err / rms {err:.2e}");
+                    worst = worst.max(err);
+                }
+                // The batched passes differ from separate calls by float rounding at most.
+                assert!(worst <= 1e-5, "{threads} threads: guided sampling differs from v_u + 3(v_c − v_u): {worst:e}");
+                let (mut draw, _) = recording(21, f);
+                let x0 = core.denoise_with(&a, Sampling::steps(2), &mut draw).unwrap();
+                core.commit_tokens(&x0, &a).unwrap();
+            }
+        });
     }
+    let core = m.core_mut();
     for g in [0.0, 0.5, 10.5, f32::NAN] {
         let r = core.denoise_with(&a, Sampling { steps: 2, guidance: g }, &mut |s| {
             FrameNoise::new(0, 0).normal(s, &Device::Cpu)

@@ -70,6 +70,11 @@ impl RunStats {
         }
     }
 
+    /// Frames recorded so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
     pub fn record(&mut self, timing: &FrameTiming) {
         self.frames += 1;
         self.first.get_or_insert(*timing);

@@ -627,10 +627,28 @@ impl Worker {
             let reason = "the model made no frames".to_string();
             return Err(EngineError::Generation { frame: len, reason });
         };
-        // The first latent's frames go out before the chunk's commit pass, so a take's first frame
-        // does not wait for it.
-        self.emit_latent(take, first, 0, text_ready, t0, t1)?;
-        self.commit_chunk(take, start, len, &latents)?;
+        // The first latent's frames go out before the chunk's commit pass, so a run's first frame
+        // does not wait for it. Later ones, with a decoder apart from the model (spool-tiny's), are
+        // decoded on the helper thread during the commit pass (when it is on): the decode is then
+        // off the path from one frame to the next.
+        let made = self.run.as_ref().map_or(0, |r| r.stats.frames());
+        let beside = made > 0 && crate::beside::enabled();
+        let after = match self.loaded.as_ref().and_then(|l| l.model.detached_decoder()).filter(|_| beside) {
+            None => {
+                self.emit_latent(take, first, 0, text_ready, t0, t1)?;
+                self.commit_chunk(take, start, len, &latents)?
+            }
+            Some(decoder) => {
+                let ((frames, decoded), after) = crate::beside::join(
+                    || (decoder.decode(&first), Instant::now()),
+                    || self.commit_chunk(take, start, len, &latents),
+                );
+                let frames = frames.map_err(|e| EngineError::Generation { frame: len, reason: e.to_string() })?;
+                self.emit_frames(take, &first, frames, 0, [text_ready, t0, t1, decoded])?;
+                after?
+            }
+        };
+        self.keep_snapshot(take, start + latents.len() as u64, after);
         let pos = self.cache.as_mut().expect("positioned above");
         pos.committed += latents.len() as u64;
         pos.surplus.extend(latents.into_iter().skip(1));
@@ -811,8 +829,8 @@ impl Worker {
 
     /// Commits a chunk of `take` that starts at latent `start`, video frame `frame`, offering the
     /// model the chunk's own conditioning and that of the frame after it
-    /// ([`CommitConditioning`]).
-    fn commit_chunk(&mut self, take: TakeId, start: u64, frame: u64, latents: &[Latent]) -> StepResult<()> {
+    /// ([`CommitConditioning`]). Returns the video frame after the chunk.
+    fn commit_chunk(&mut self, take: TakeId, start: u64, frame: u64, latents: &[Latent]) -> StepResult<u64> {
         let per = self.loaded.as_ref().ok_or(EngineError::NoModel)?.info.latent_frames;
         let after = frame + (start..start + latents.len() as u64).map(|k| per.of(k)).sum::<u64>();
         let (own, _) = self.conditioning(take, frame)?;
@@ -820,13 +838,13 @@ impl Worker {
         let loaded = self.loaded.as_mut().ok_or(EngineError::NoModel)?;
         let cond = CommitConditioning { own: &own, next: &next };
         loaded.model.commit(latents, cond).map_err(|e| EngineError::Generation { frame, reason: e.to_string() })?;
-        self.keep_snapshot(take, start + latents.len() as u64, after);
-        Ok(())
+        Ok(after)
     }
 
     /// Keeps a copy of the cache, now holding `committed` latents of `take` (frame `next` comes
     /// next), every `snapshot_every` latents: when the cache is what a rebuild would make and the
-    /// take already holds the frames before `next` (with one latent per chunk it always does).
+    /// take already holds the frames before `next` (with one latent per chunk it does once the
+    /// chunk's frame is out).
     fn keep_snapshot(&mut self, take: TakeId, committed: u64, next: u64) {
         let every = u64::from(self.config.snapshot_every);
         let t = &self.takes[take.0 as usize];
@@ -861,20 +879,39 @@ impl Worker {
         denoise_end: Instant,
     ) -> StepResult<()> {
         let first = self.takes[take.0 as usize].frames.len() as u64;
-        let gen_err = |e: String| EngineError::Generation { frame: first, reason: e };
         let loaded = self.loaded.as_mut().ok_or(EngineError::NoModel)?;
-        let frames = loaded.model.decode(&latent).map_err(|e| gen_err(e.to_string()))?;
+        let frames = loaded
+            .model
+            .decode(&latent)
+            .map_err(|e| EngineError::Generation { frame: first, reason: e.to_string() })?;
+        self.emit_frames(take, &latent, frames, shown, [text_ready, denoise_start, denoise_end, Instant::now()])
+    }
+
+    /// Stores and emits `frames`, decoded from `latent`, as the next frames of `take` after the
+    /// first `shown` of them (the take has those already). `at`: when the text was ready, the
+    /// denoise started and ended, and the frames were decoded.
+    fn emit_frames(
+        &mut self,
+        take: TakeId,
+        latent: &Latent,
+        frames: Vec<crate::model::Frame>,
+        shown: usize,
+        at: [Instant; 4],
+    ) -> StepResult<()> {
+        let [text_ready, denoise_start, denoise_end, decoded] = at;
+        let first = self.takes[take.0 as usize].frames.len() as u64;
+        let gen_err = |e: String| EngineError::Generation { frame: first, reason: e };
         if frames.is_empty() {
             return Err(gen_err("the model decoded a latent to no frames".into()));
         }
-        let decoded = Instant::now();
+        let loaded = self.loaded.as_ref().ok_or(EngineError::NoModel)?;
         let cache_bytes = loaded.model.cache_bytes();
         if self.made_by.as_ref() != Some(&loaded.record) {
             self.made_by = Some(loaded.record.clone());
         }
         // The latent's first frame carries it; when that one is already in the take, none does.
         let mut data = match shown {
-            0 => Some(LatentData::from_latent(&latent).map_err(|e| gen_err(e.to_string()))?),
+            0 => Some(LatentData::from_latent(latent).map_err(|e| gen_err(e.to_string()))?),
             _ => None,
         };
         for frame in frames.into_iter().skip(shown) {
@@ -993,7 +1030,8 @@ impl Worker {
                 loaded.model.recache(&cond).map_err(|e| rebuild_err(e.to_string()))?;
             }
             let latents = self.stored_latents(take, &starts[start as usize..(start + chunk) as usize])?;
-            self.commit_chunk(take, start, frame, &latents)?;
+            let after = self.commit_chunk(take, start, frame, &latents)?;
+            self.keep_snapshot(take, start + chunk, after);
             keep_recent(&latents);
         }
         let mut surplus = Vec::new();
@@ -1002,7 +1040,8 @@ impl Worker {
             let frame = starts[whole as usize];
             let (cond, _) = self.conditioning(take, frame)?;
             let latents = self.denoise_chunk(take, whole, frame, &cond)?;
-            self.commit_chunk(take, whole, frame, &latents)?;
+            let after = self.commit_chunk(take, whole, frame, &latents)?;
+            self.keep_snapshot(take, whole + latents.len() as u64, after);
             committed += latents.len() as u64;
             surplus = latents.into_iter().skip((n - whole) as usize).collect();
             // The decoder continues from what was shown: the stored latents.

@@ -11,6 +11,8 @@ pub mod tiny;
 pub mod wan;
 pub mod weights;
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -322,6 +324,12 @@ impl CacheSnapshot {
     }
 }
 
+/// Decodes latents to video frames on any thread: see [`VideoModel::detached_decoder`]. Its frames
+/// are exactly those of the model's own [`decode`](VideoModel::decode).
+pub trait DetachedDecoder: Send + Sync {
+    fn decode(&self, latent: &Latent) -> Result<Vec<Frame>>;
+}
+
 /// The interface every model family implements (spool-tiny, wan-causal, the tests' double).
 ///
 /// The cache lives inside the model: [`reset`](Self::reset) empties it, [`commit`](Self::commit)
@@ -383,6 +391,14 @@ pub trait VideoModel: Send {
     /// in order: a streaming decoder (wan-causal's) carries state from one to the next, reset by
     /// [`reset`](Self::reset) and set up after a jump by [`resume_decoding`](Self::resume_decoding).
     fn decode(&mut self, latent: &Latent) -> Result<Vec<Frame>>;
+
+    /// A decoder apart from the model, for one that keeps no state and reads nothing
+    /// [`commit`](Self::commit) changes (spool-tiny's autoencoder): the engine runs it on another
+    /// thread while the model commits the frame it decodes. `None` (the default): frames are
+    /// decoded in order by [`decode`](Self::decode) on the engine's thread.
+    fn detached_decoder(&self) -> Option<Arc<dyn DetachedDecoder>> {
+        None
+    }
 
     /// Latents a streaming decoder must see again to continue exactly after a jump; 0 (the default)
     /// for a decoder without state.

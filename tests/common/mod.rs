@@ -14,8 +14,8 @@ use candle_core::{Device, Tensor};
 use crossbeam_channel::RecvTimeoutError;
 use spool::engine::{Engine, EngineConfig, Event, ModelFactory, ModelSpec};
 use spool::model::{
-    CommitConditioning, Conditioning, EncodedPrompt, Frame, FrameNoise, Latent, LatentFrames, ModelError, ModelInfo,
-    Result, Sampling, VideoModel,
+    CommitConditioning, Conditioning, DetachedDecoder, EncodedPrompt, Frame, FrameNoise, Latent, LatentFrames,
+    ModelError, ModelInfo, Result, Sampling, VideoModel,
 };
 
 /// What the double saw, shared with the test.
@@ -29,6 +29,8 @@ pub struct Log {
     pub recaches: Vec<u64>,
     /// The guidance scale of each denoise call.
     pub guidance: Vec<f32>,
+    /// Each decoded latent's cache position and the name of the thread that decoded it.
+    pub decoded_on: Vec<(u64, String)>,
 }
 
 /// Knobs a test turns while the engine runs.
@@ -40,10 +42,14 @@ pub struct Control {
     pub panic: AtomicBool,
     /// Milliseconds each denoise call sleeps.
     pub delay_ms: AtomicU64,
+    /// Fail the decode of the latent at this cache position.
+    pub fail_decode_at: Mutex<Option<u64>>,
 }
 
 pub struct Double {
     info: ModelInfo,
+    /// Offers its decoder apart from itself (loaded under the name "detached").
+    detached: bool,
     cache: Vec<f32>,
     log: Arc<Mutex<Log>>,
     control: Arc<Control>,
@@ -120,13 +126,35 @@ impl VideoModel for Double {
     }
 
     fn decode(&mut self, latent: &Latent) -> Result<Vec<Frame>> {
-        let v = latent.0.to_vec1::<f32>()?;
-        let planar = (0..3).flat_map(|c| std::iter::repeat_n(v[c], 4)).collect();
-        Ok(vec![Frame { width: 2, height: 2, planar }])
+        Decoder { log: self.log.clone(), control: self.control.clone() }.decode(latent)
+    }
+
+    fn detached_decoder(&self) -> Option<Arc<dyn DetachedDecoder>> {
+        self.detached.then(|| Arc::new(Decoder { log: self.log.clone(), control: self.control.clone() }) as _)
     }
 
     fn cache_bytes(&self) -> usize {
         self.cache.len() * 4
+    }
+}
+
+/// The double's decoder, which has no state: its own `decode` and, for a "detached" double, the one
+/// it offers apart from itself.
+struct Decoder {
+    log: Arc<Mutex<Log>>,
+    control: Arc<Control>,
+}
+
+impl DetachedDecoder for Decoder {
+    fn decode(&self, latent: &Latent) -> Result<Vec<Frame>> {
+        let v = latent.0.to_vec1::<f32>()?;
+        let thread = std::thread::current().name().unwrap_or("").to_string();
+        self.log.lock().unwrap().decoded_on.push((v[0] as u64, thread));
+        if *self.control.fail_decode_at.lock().unwrap() == Some(v[0] as u64) {
+            return Err(ModelError::Invalid(format!("planted decode failure at {}", v[0])));
+        }
+        let planar = (0..3).flat_map(|c| std::iter::repeat_n(v[c], 4)).collect();
+        Ok(vec![Frame { width: 2, height: 2, planar }])
     }
 }
 
@@ -147,7 +175,8 @@ pub const GUIDED_DEFAULT: f32 = 1.5;
 
 /// A factory making doubles with `chunk` frames per step; the name "broken" fails to load, and
 /// the name "guided" makes a double that accepts a guidance scale (it only logs it) and offers
-/// the switch redraw setting (its redraw draws nothing: the default `None`). The weights
+/// the switch redraw setting (its redraw draws nothing: the default `None`), and the name
+/// "detached" one that offers its decoder apart from itself (as spool-tiny does). The weights
 /// path, if any, only sets the weights hash.
 pub fn factory(chunk: usize, log: Arc<Mutex<Log>>, control: Arc<Control>) -> ModelFactory {
     Box::new(move |spec: &ModelSpec| {
@@ -170,7 +199,8 @@ pub fn factory(chunk: usize, log: Arc<Mutex<Log>>, control: Arc<Control>) -> Mod
             // Stands for the weight files' content: the same weights path, the same hash.
             weights_hash: spec.weights.as_ref().map(|w| format!("test:{}", w.display())),
         };
-        Ok(Box::new(Double { info, cache: Vec::new(), log: log.clone(), control: control.clone() })
+        let detached = spec.name == "detached";
+        Ok(Box::new(Double { info, detached, cache: Vec::new(), log: log.clone(), control: control.clone() })
             as Box<dyn VideoModel>)
     })
 }

@@ -14,14 +14,18 @@
 //! (contiguous copies of `C` values per tap) and one gemm, with bias and SiLU fused into the pass that
 //! follows; the weights are re-laid out as `(k·k·C_in, C_out)` matrices once, at load.
 
-use candle_core::Tensor;
+use candle_core::{DType, Device, Tensor};
 
 use super::config::Config;
 use super::kernels::{
     Act, act, bias_act, depth_to_space, im2col, interleave_phases, shuffle_to_planar, space_to_depth,
 };
 use super::weights::Weights;
-use crate::model::Result;
+use crate::model::{DetachedDecoder, Frame, Latent, ModelError, Result};
+
+/// Multiply-adds from which a conv's gemm is worth two threads (one join costs tens of
+/// microseconds; the autoencoder's largest convs are 25–100 M).
+const SPLIT_MACS: usize = 4 << 20;
 
 /// A conv with bias on channels-last tensors, as im2col + gemm.
 struct Conv {
@@ -48,7 +52,8 @@ impl Conv {
         Ok(Conv { w, b, k, stride, pad })
     }
 
-    /// `(H, W, C_in)` → `(Ho·Wo, C_out)` before the bias.
+    /// `(H, W, C_in)` → `(Ho·Wo, C_out)` before the bias. A large one is split by output rows into
+    /// two gemms, one on the helper thread ([`crate::beside`]) when it is on.
     fn matmul(&self, x: &Tensor) -> Result<(Tensor, usize, usize)> {
         let (h, w, c) = x.dims3()?;
         let ho = (h + 2 * self.pad - self.k) / self.stride + 1;
@@ -58,7 +63,16 @@ impl Conv {
         } else {
             im2col(x, self.k, self.stride, self.pad)?
         };
-        Ok((col.matmul(&self.w)?, ho, wo))
+        let (m, k) = col.dims2()?;
+        if m * k * self.w.dim(1)? < SPLIT_MACS || !crate::beside::enabled() {
+            return Ok((col.matmul(&self.w)?, ho, wo));
+        }
+        let half = m / 2;
+        let (top, bottom) = crate::beside::join(
+            || col.narrow(0, 0, half)?.matmul(&self.w),
+            || col.narrow(0, half, m - half)?.matmul(&self.w),
+        );
+        Ok((Tensor::cat(&[top?, bottom?], 0)?, ho, wo))
     }
 
     /// `act(conv(x) + b)`, channels-last.
@@ -145,6 +159,8 @@ pub struct AutoEncoder {
     dec_out: Conv,
     patch: Option<Patch>,
     latent_scale: f32,
+    /// The model's latent: `(channels, side)` of a `(C, side, side)` tensor.
+    latent: (usize, usize),
 }
 
 impl AutoEncoder {
@@ -180,7 +196,29 @@ impl AutoEncoder {
             dec_out: Conv::load(w, "dec.conv_out", d_last, 12, 3, 1, 1)?,
             patch,
             latent_scale: w.scalar("ae.latent_scale")?,
+            latent: (lc, cfg.latent_hw),
         })
+    }
+
+    /// A model latent as the model reads it: checked to be `(C, side, side)`, in f32 on the
+    /// autoencoder's device.
+    pub fn latent(&self, latent: &Latent) -> Result<Tensor> {
+        let (c, hw) = self.latent;
+        if latent.0.dims() != [c, hw, hw] {
+            return Err(ModelError::Invalid(format!(
+                "a spool-tiny latent is ({c}, {hw}, {hw}), got {:?}",
+                latent.0.dims()
+            )));
+        }
+        Ok(latent.0.to_device(self.dec_in.w.device())?.to_dtype(DType::F32)?)
+    }
+
+    /// A model latent → its frame.
+    pub fn decode_frame(&self, latent: &Latent) -> Result<Frame> {
+        let x = self.decode(&self.latent(latent)?)?;
+        let (_, h, w) = x.dims3()?;
+        let planar = x.flatten_all()?.to_device(&Device::Cpu)?.to_vec1::<f32>()?;
+        Ok(Frame { width: w as u32, height: h as u32, planar })
     }
 
     /// Pixels `(3, H, W)` in [-1, 1] → scaled latent `(C, H/16, W/16)`.
@@ -211,5 +249,12 @@ impl AutoEncoder {
         let (hh, ww, _) = h.dims3()?;
         let (y, _, _) = self.dec_out.matmul(&h)?; // (hh·ww, 12)
         shuffle_to_planar(&y, hh, ww, &self.dec_out.b)
+    }
+}
+
+/// The autoencoder holds no state, so the engine decodes frames with it beside the commit pass.
+impl DetachedDecoder for AutoEncoder {
+    fn decode(&self, latent: &Latent) -> Result<Vec<Frame>> {
+        Ok(vec![self.decode_frame(latent)?])
     }
 }
