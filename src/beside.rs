@@ -17,6 +17,14 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
+/// Whether splitting a piece of the model's work in two, one half here and one on the helper, pays:
+/// the helper is on and the model has one thread. With more, the model's matmuls already spread
+/// over them, and the half on the helper's single thread would be the slow one (on a 16-core Xeon,
+/// 15 model threads: per frame p50 18.6–20.5 → 23.4–25.9 ms with the autoencoder's convs split).
+pub fn splits() -> bool {
+    enabled() && rayon::current_num_threads() == 1
+}
+
 /// Lets work go to the helper thread or not, for the whole process: the desktop app turns it off
 /// where no core is free for it (its window draws on the core the model leaves free).
 pub fn set_enabled(on: bool) {

@@ -53,7 +53,7 @@ impl Conv {
     }
 
     /// `(H, W, C_in)` → `(Ho·Wo, C_out)` before the bias. A large one is split by output rows into
-    /// two gemms, one on the helper thread ([`crate::beside`]) when it is on.
+    /// two gemms, one on the helper thread, where that pays ([`crate::beside::splits`]).
     fn matmul(&self, x: &Tensor) -> Result<(Tensor, usize, usize)> {
         let (h, w, c) = x.dims3()?;
         let ho = (h + 2 * self.pad - self.k) / self.stride + 1;
@@ -64,7 +64,7 @@ impl Conv {
             im2col(x, self.k, self.stride, self.pad)?
         };
         let (m, k) = col.dims2()?;
-        if m * k * self.w.dim(1)? < SPLIT_MACS || !crate::beside::enabled() {
+        if m * k * self.w.dim(1)? < SPLIT_MACS || !crate::beside::splits() {
             return Ok((col.matmul(&self.w)?, ho, wo));
         }
         let half = m / 2;

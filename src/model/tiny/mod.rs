@@ -463,7 +463,7 @@ impl TinyModel {
             let tm = self.time_mod(t)?;
             let v = match &uncond {
                 None => self.net.decoder_step(&x, base, &tm, cs)?,
-                Some(us) if rayon::current_num_threads() == 1 && crate::beside::enabled() => {
+                Some(us) if crate::beside::splits() => {
                     let net = &self.net;
                     let (v_u, v_c) = crate::beside::join(
                         || net.decoder_step(&x, base, &tm, us),
