@@ -11,16 +11,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
-/// Whether work may go to the helper thread (it may unless [`set_enabled`] said otherwise). Callers
-/// that would otherwise do the work another way (one batch instead of two halves) ask first.
+/// Whether work handed to [`join`] from this thread goes to the helper: it is turned on
+/// ([`set_enabled`]), its thread started, and this is not the helper itself. Callers that would
+/// otherwise do the work another way (in order, or as one batch) ask first.
 pub fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
+    free_helper().is_some()
 }
 
 /// Whether splitting a piece of the model's work in two, one half here and one on the helper, pays:
-/// the helper is on and the model has one thread. With more, the model's matmuls already spread
-/// over them, and the half on the helper's single thread would be the slow one (on a 16-core Xeon,
-/// 15 model threads: per frame p50 18.6–20.5 → 23.4–25.9 ms with the autoencoder's convs split).
+/// the helper is free for this thread and the model has one thread. With more, the model's
+/// matmuls already spread over them, and the half on the helper's single thread would be the slow
+/// one (on a 16-core Xeon, 15 model threads: per frame p50 18.6–20.5 → 23.4–25.9 ms with the
+/// autoencoder's convs split).
 pub fn splits() -> bool {
     enabled() && rayon::current_num_threads() == 1
 }
@@ -32,23 +34,29 @@ pub fn set_enabled(on: bool) {
 }
 
 /// Runs `aside` on the helper thread while `here` runs on this one, and returns both results once
-/// both are done. A panic in either is resumed on this thread after both have finished. With the
-/// helper turned off, if its thread could not be started, or when called on the helper itself,
-/// `aside` runs here first.
+/// both are done. A panic in either is resumed on this thread after both have finished. Where the
+/// helper is not [`enabled`], `aside` runs here first.
 pub fn join<A, H, RA, RH>(aside: A, here: H) -> (RA, RH)
 where
     A: FnOnce() -> RA + Send,
     RA: Send,
     H: FnOnce() -> RH,
 {
-    let free = |pool: &&rayon::ThreadPool| enabled() && pool.current_thread_index().is_none();
-    let Some(pool) = helper().filter(free) else { return (aside(), here()) };
+    let Some(pool) = free_helper() else { return (aside(), here()) };
     let mut from_aside = None;
     let from_here = pool.in_place_scope(|scope| {
         scope.spawn(|_| from_aside = Some(aside()));
         here()
     });
     (from_aside.expect("the scope waits for its job"), from_here)
+}
+
+/// The helper, when it is on, started, and not the calling thread.
+fn free_helper() -> Option<&'static rayon::ThreadPool> {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return None;
+    }
+    helper().filter(|pool| pool.current_thread_index().is_none())
 }
 
 fn helper() -> Option<&'static rayon::ThreadPool> {
@@ -88,6 +96,11 @@ mod tests {
             },
         );
         assert_eq!((a, h), (Ok("aside"), Ok(2)));
+    }
+
+    #[test]
+    fn on_the_helper_nothing_is_handed_to_it_or_split() {
+        assert_eq!(super::join(|| (super::enabled(), super::splits()), || ()).0, (false, false));
     }
 
     #[test]

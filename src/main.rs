@@ -50,9 +50,11 @@ fn main() -> ExitCode {
 
 /// Gives the model's thread pool (rayon, and candle's matmuls through it) one core fewer than the
 /// machine has, unless `RAYON_NUM_THREADS` says otherwise. The window needs a core of its own (its
-/// renderer may be software, lavapipe), and so do the CLI's writer and encoder; and spool-tiny's
-/// matmuls are small enough that a second thread on a 2-core machine costs more in hand-offs than it
-/// gains: 26 fps on one thread against 22 on two (BENCHMARKS.md, "Model threads").
+/// renderer may be software, lavapipe); in the CLI that core runs the writer, the encoder and the
+/// helper thread (`spool::beside`, which the app turns off where the window needs the core); and
+/// spool-tiny's matmuls are small enough that a second pool thread on a 2-core machine costs more
+/// in hand-offs than it gains: 26 fps on one thread against 22 on two (BENCHMARKS.md, "Model
+/// threads").
 fn leave_a_core_free() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -379,10 +379,19 @@ fn a_detached_decoder_decodes_beside_the_commit_with_the_same_frames_and_its_fai
     assert!(ev.iter().any(|e| matches!(e, Event::Error(EngineError::Generation { frame: 8, reason })
         if reason.contains("planted decode failure at 8"))));
     assert_eq!(finish_of(&ev).2, Finish::Failed);
+    // A panic in the decode on the helper is an error at its frame too, and the helper goes on.
+    h.control.panic.store(true, Ordering::SeqCst);
+    *h.control.fail_decode_at.lock().unwrap() = Some(9);
+    h.engine.send(Command::Extend { frames: FrameCount::new(4).unwrap() }).unwrap();
+    let ev = h.until(finished);
+    assert_eq!(frames(&ev).iter().map(|f| f.1).collect::<Vec<_>>(), vec![8]);
+    assert!(ev.iter().any(|e| matches!(e, Event::Error(EngineError::Generation { frame: 9, reason })
+        if reason.contains("panicked") && reason.contains("planted decode panic at 9"))));
     *h.control.fail_decode_at.lock().unwrap() = None;
     h.engine.send(Command::Extend { frames: FrameCount::new(2).unwrap() }).unwrap();
     let ev = h.until(finished);
-    assert_eq!(frames(&ev).iter().map(|f| (f.1, f.2)).collect::<Vec<_>>(), vec![(8, 8), (9, 9)]);
+    assert_eq!(frames(&ev).iter().map(|f| (f.1, f.2)).collect::<Vec<_>>(), vec![(9, 9), (10, 10)]);
+    assert!(h.log.lock().unwrap().decoded_on.iter().any(|d| d.0 == 10 && d.1 == "spool-beside"));
 }
 
 #[test]

@@ -301,16 +301,20 @@ fn a_guided_step_is_the_unconditional_velocity_plus_g_times_the_difference() {
     let a = m.encode_prompt("a green square moving up on a black background").unwrap().cond;
     // With one model thread the two passes run side by side (the helper thread takes one), with
     // more as one batch: both are checked, whatever RAYON_NUM_THREADS the tests run with.
+    let mut made: Vec<Vec<Vec<f32>>> = Vec::new();
     for threads in [1, 2] {
         m.reset().unwrap();
         let core = m.core_mut();
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        made.push(Vec::new());
         pool.install(|| {
+            assert_eq!(spool::beside::splits(), threads == 1);
             let mut worst = 0f32;
             for f in 0..3u64 {
                 for steps in [1, 3] {
                     let (mut draw, seen) = recording(21, f);
                     let got = core.denoise_with(&a, Sampling { steps, guidance: 3.0 }, &mut draw).unwrap();
+                    made.last_mut().unwrap().push(flat(&got));
                     let want = reference_denoise(core, &a, steps, Some((3.0, &empty)), &seen.borrow());
                     let (g, w) = (flat(&got), flat(&want));
                     let rms = (w.iter().map(|x| x * x).sum::<f32>() / w.len() as f32).sqrt();
@@ -326,6 +330,8 @@ fn a_guided_step_is_the_unconditional_velocity_plus_g_times_the_difference() {
             }
         });
     }
+    // Side by side and as one batch: the same numbers, bit for bit.
+    assert!(made[0] == made[1], "the passes side by side differ from the batch");
     let core = m.core_mut();
     for g in [0.0, 0.5, 10.5, f32::NAN] {
         let r = core.denoise_with(&a, Sampling { steps: 2, guidance: g }, &mut |s| {

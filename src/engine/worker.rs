@@ -639,12 +639,10 @@ impl Worker {
                 self.commit_chunk(take, start, len, &latents)?
             }
             Some(decoder) => {
-                let ((frames, decoded), after) = crate::beside::join(
-                    || (decoder.decode(&first), Instant::now()),
-                    || self.commit_chunk(take, start, len, &latents),
-                );
-                let frames = frames.map_err(|e| EngineError::Generation { frame: len, reason: e.to_string() })?;
-                self.emit_frames(take, &first, frames, 0, [text_ready, t0, t1, decoded])?;
+                let (frames, after) =
+                    crate::beside::join(|| decoder.decode(&first), || self.commit_chunk(take, start, len, &latents));
+                // Decoded is when the frames can go out: after the commit too.
+                self.emit_frames(take, &first, frames, 0, [text_ready, t0, t1, Instant::now()])?;
                 after?
             }
         };
@@ -878,29 +876,26 @@ impl Worker {
         denoise_start: Instant,
         denoise_end: Instant,
     ) -> StepResult<()> {
-        let first = self.takes[take.0 as usize].frames.len() as u64;
         let loaded = self.loaded.as_mut().ok_or(EngineError::NoModel)?;
-        let frames = loaded
-            .model
-            .decode(&latent)
-            .map_err(|e| EngineError::Generation { frame: first, reason: e.to_string() })?;
+        let frames = loaded.model.decode(&latent);
         self.emit_frames(take, &latent, frames, shown, [text_ready, denoise_start, denoise_end, Instant::now()])
     }
 
-    /// Stores and emits `frames`, decoded from `latent`, as the next frames of `take` after the
-    /// first `shown` of them (the take has those already). `at`: when the text was ready, the
-    /// denoise started and ended, and the frames were decoded.
+    /// Stores and emits `frames`, decoded from `latent` (or the decode's error), as the next frames
+    /// of `take` after the first `shown` of them (the take has those already). `at`: when the text
+    /// was ready, the denoise started and ended, and the frames were decoded.
     fn emit_frames(
         &mut self,
         take: TakeId,
         latent: &Latent,
-        frames: Vec<crate::model::Frame>,
+        frames: crate::model::Result<Vec<crate::model::Frame>>,
         shown: usize,
         at: [Instant; 4],
     ) -> StepResult<()> {
         let [text_ready, denoise_start, denoise_end, decoded] = at;
         let first = self.takes[take.0 as usize].frames.len() as u64;
         let gen_err = |e: String| EngineError::Generation { frame: first, reason: e };
+        let frames = frames.map_err(|e| gen_err(e.to_string()))?;
         if frames.is_empty() {
             return Err(gen_err("the model decoded a latent to no frames".into()));
         }

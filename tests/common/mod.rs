@@ -42,7 +42,7 @@ pub struct Control {
     pub panic: AtomicBool,
     /// Milliseconds each denoise call sleeps.
     pub delay_ms: AtomicU64,
-    /// Fail the decode of the latent at this cache position.
+    /// Fail the decode of the latent at this cache position (panic if `panic` is set).
     pub fail_decode_at: Mutex<Option<u64>>,
 }
 
@@ -151,6 +151,9 @@ impl DetachedDecoder for Decoder {
         let thread = std::thread::current().name().unwrap_or("").to_string();
         self.log.lock().unwrap().decoded_on.push((v[0] as u64, thread));
         if *self.control.fail_decode_at.lock().unwrap() == Some(v[0] as u64) {
+            if self.control.panic.load(Ordering::SeqCst) {
+                panic!("planted decode panic at {}", v[0]);
+            }
             return Err(ModelError::Invalid(format!("planted decode failure at {}", v[0])));
         }
         let planar = (0..3).flat_map(|c| std::iter::repeat_n(v[c], 4)).collect();
