@@ -105,8 +105,8 @@ pub fn native_options() -> eframe::NativeOptions {
 
 /// Turns the helper thread ([`crate::beside`], a model thread too) off where the window needs the
 /// core it would take: a software rasterizer draws on the core the model's threads leave free (on
-/// 2 cores with the helper on, the time from a frame to the screen doubled and generation was no
-/// faster: BENCHMARKS.md, "The helper thread"). A GPU draws without it.
+/// 2 cores with the helper on, generation was no faster and frames reached the screen later:
+/// BENCHMARKS.md, "The helper thread"). A GPU draws without it.
 fn share_the_cores(cc: &eframe::CreationContext<'_>) {
     let software = cc
         .wgpu_render_state
@@ -114,8 +114,9 @@ fn share_the_cores(cc: &eframe::CreationContext<'_>) {
         .is_none_or(|rs| rs.adapter.get_info().device_type == egui_wgpu::wgpu::DeviceType::Cpu);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let free = cores >= rayon::current_num_threads() + 2;
-    crate::beside::set_enabled(free || !software);
-    tracing::debug!("helper thread {}", if free || !software { "on" } else { "off" });
+    let on = free || !software;
+    crate::beside::set_enabled(on);
+    tracing::debug!("helper thread {}", if on { "on" } else { "off" });
 }
 
 /// Opens the app; `make_factory` builds the model factory for each project the app opens (the
