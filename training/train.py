@@ -126,26 +126,24 @@ class Trainer:
         torch.manual_seed(args.seed)
         random.seed(args.seed)
         self.world = World(self.dev, use_sprites=not args.no_sprites)
-        M.set_ae_layout(M.AE_LAYOUTS[args.ae_layout])
+        os.makedirs(os.path.join(args.out, "export"), exist_ok=True)
+        self.ckpt_path = os.path.join(args.out, "ckpt.pt")
+        ck = torch.load(self.ckpt_path, map_location=self.dev) if os.path.exists(self.ckpt_path) else None
+        # the checkpoint's AE says how wide the latent is (a grown one is wider than any --ae-layout)
+        M.set_ae_layout(M.AE_LAYOUTS[args.ae_layout] if ck is None else M.ae_layout_of(ck["ae"]))
         self.use_ae(AutoEncoder())  # a checkpoint or --init/--init-assets replace it with theirs, in their layout
         if args.variant == "fullres":  # ablation: every history element at full resolution (no MSC pooling)
             M.CFG.n_full = M.CFG.window
         M.CFG.decoder_blocks = args.decoder_blocks
         M.CFG.d_model, M.CFG.head_dim = args.d_model, args.d_model // M.CFG.heads  # heads (ALiBi slopes) stay 4
-        Net = NonSeparable if args.variant == "nonsep" else SpoolTiny
-        self.model = Net().to(self.dev)
-        self.ema = Net().to(self.dev)
-        self.ema.load_state_dict(self.model.state_dict())
-        self.ema.requires_grad_(False)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+        self.Net = NonSeparable if args.variant == "nonsep" else SpoolTiny
+        self.new_generator(self.Net().state_dict())
         self.state = dict(phase="ae", ae_step=0, ae_elapsed=0.0, gen_step=0, gen_elapsed=0.0, ae_loss=None,
                           gen_loss=None)
-        os.makedirs(os.path.join(args.out, "export"), exist_ok=True)
         os.makedirs(os.path.join(args.out, "samples"), exist_ok=True)
         self.logf = open(os.path.join(args.out, "log.txt"), "a")
-        self.ckpt_path = os.path.join(args.out, "ckpt.pt")
-        if os.path.exists(self.ckpt_path):
-            ck = torch.load(self.ckpt_path, map_location=self.dev)
+        self.anchor = None  # --ae-grow: the shipped AE, whose latent the grown one keeps in its leading channels
+        if ck is not None:
             self.use_ae(M.ae_from_state(ck["ae"])); self.model.load_state_dict(ck["model"])
             self.ema.load_state_dict(ck["ema"]); self.opt_ae.load_state_dict(ck["opt_ae"])
             self.opt.load_state_dict(ck["opt"]); self.state.update(ck["state"])
@@ -169,6 +167,10 @@ class Trainer:
                     f"{self.state['ae_eval_mse_before']:.5f}", self.logf)
             if args.whiten:
                 self.whiten([self.model, self.ema])
+            if args.ae_grow:
+                self.grow(args.ae_grow)
+        elif args.ae_grow and self.state["phase"] == "ae":
+            self.anchor = self.load_anchor()
         if args.init_gen and self.state["ae_step"] == 0 and self.state["gen_step"] == 0:
             self.load_generator(args.init_gen, new_latent=True)
         self.rng = random.Random(args.seed * 1000 + self.state["ae_step"] + self.state["gen_step"])
@@ -189,6 +191,36 @@ class Trainer:
         self.ce_log = {}  # latest teacher cross-entropies, for the log
         self.probe = None  # class_probe's judge and fixed frames, made at its first call
         self.prof, self.prof_t = None, 0.0  # --profile: seconds per phase of a step (GPU synchronised)
+
+    def new_generator(self, sd):
+        """model, EMA and optimizer afresh (at the current CFG), both nets holding state dict `sd`"""
+        self.model = self.Net().to(self.dev)
+        self.model.load_state_dict(sd)
+        self.ema = self.Net().to(self.dev)
+        self.ema.load_state_dict(sd)
+        self.ema.requires_grad_(False)
+        a = self.a
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=a.lr, betas=(0.9, 0.98), weight_decay=0.01)
+
+    def grow(self, extra):
+        """--ae-grow: the shipped AE with `extra` more conv latent channels (M.grow_latent) and the shipped
+        generator widened to it (M.widen_generator: the same function of the old channels); the AE phase then
+        trains the grown AE with the shipped one as its anchor, and the generator continues on the wider latent."""
+        self.anchor = self.ae.requires_grad_(False).eval()
+        c_old = M.CFG.latent_channels
+        grown = M.grow_latent(self.anchor, extra)
+        self.new_generator(M.widen_generator(self.model.state_dict(), M.CFG.latent_channels))
+        self.use_ae(grown)
+        self.state.update(phase="ae", grown_from=c_old)
+        log(f"latent grown from {c_old} to {M.CFG.latent_channels} channels ({extra} more conv channels); "
+            "the AE phase trains the new ones", self.logf)
+
+    def load_anchor(self):
+        """the shipped AE of --init-assets (on a resumed --ae-grow run), leaving the grown layout in CFG"""
+        layout = {k: getattr(M.CFG, k) for k in ("ae_enc_channels", "ae_dec_channels", "ae_patch", "latent_channels")}
+        old = load_safetensors(None, os.path.join(self.a.init_assets, "ae.safetensors"))[1]
+        M.set_ae_layout(layout)
+        return old.to(self.dev).requires_grad_(False).eval()
 
     def load_class_judge(self, path):
         """The teacher for --class-weight: a judge from `train_judge.py --split train`, never the evaluation
@@ -264,13 +296,13 @@ class Trainer:
         log(f"generator from {d}" + (" (latent in/out layers reset for the new AE)" if new_latent else ""), self.logf)
 
     @torch.no_grad()
-    def whiten(self, generators):
+    def whiten(self, generators, keep=0):
         """--whiten: re-express the AE's latent (and `generators`: those trained on this latent) in whitened
         coordinates (model.whiten_latent), from 2,048 fresh training frames. The AE's pictures and the
         generators' function are unchanged; the noise and the loss now treat every latent direction alike."""
         zs = [self.ae.encode(self.world.sample(64, T=4, split="train", seed=20_000 + i, p_switch=0.3)
                              .video.flatten(0, 1)).float() for i in range(8)]
-        _, lam = M.whiten_latent(self.ae, torch.cat(zs), generators, self.a.whiten_floor)
+        _, lam = M.whiten_latent(self.ae, torch.cat(zs), generators, self.a.whiten_floor, keep=keep)
         floor = self.a.whiten_floor * lam.mean().item()
         log(f"whitened the latent: second-moment eigenvalues {[round(v, 3) for v in lam.tolist()]} -> 1"
             f" (those below {floor:.3f} scaled as if they were that)", self.logf)
@@ -344,6 +376,12 @@ class Trainer:
                 xr = self.ae.dec(zn, clamp=False)
             xr = xr.float()
             loss = F.l1_loss(xr, x) + F.mse_loss(xr, x) + 1e-4 * z.float().pow(2).mean()
+            if self.anchor is not None:  # the grown AE's leading channels stay the latent the generator knows
+                with torch.no_grad(), torch.autocast(self.dev.type, dtype=torch.bfloat16,
+                                                     enabled=self.dev.type == "cuda"):
+                    zr = self.anchor.encode(x).float()
+                zs = z.float() * self.ae.latent_scale
+                loss = loss + a.ae_anchor_weight * F.mse_loss(zs[:, :zr.shape[1]], zr)
             if a.ae_edge_weight:  # edges and small shapes: L1 of the pictures' horizontal and vertical steps
                 loss = loss + a.ae_edge_weight * sum(
                     F.l1_loss(xr.diff(dim=d), x.diff(dim=d)) for d in (2, 3))
@@ -370,6 +408,15 @@ class Trainer:
             self.state["phase"] = "done"
             self.export("decoder-done")
             self.samples("final")
+            return
+        if self.anchor is not None:  # the old channels keep their scale; the new ones are whitened among themselves
+            keep = self.state["grown_from"]
+            rec = self.recon_eval()
+            self.whiten([self.model, self.ema], keep=keep)
+            log(f"AE grown: eval recon mse {rec:.5f}", self.logf)
+            self.state.update(ae_eval_mse=rec, phase="gen")
+            self.anchor = None
+            self.export("ae-done")
             return
         # latent scale: std of raw latents over fresh data
         with torch.no_grad(), torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
@@ -468,7 +515,7 @@ class Trainer:
         with torch.no_grad(), torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
             z = self.ae.encode(b.video.flatten(0, 1)).float()
         self.mark("ae encode")
-        x0 = latent_to_tokens(z).reshape(B, T, 64, 16)
+        x0 = latent_to_tokens(z).reshape(B, T, 64, M.CFG.latent_channels)
         flat, offs = [], []
         for caps in b.captions:
             offs.append(len(flat)); flat.extend(caps)
@@ -580,7 +627,7 @@ class Trainer:
         n = len(captions)
         with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
             ctx, cb, unc = self.prompt_ctx(net, captions)
-            h = net.encoder(torch.zeros(n, 0, 64, 16, device=self.dev), ctx, cb)[:, 0]
+            h = net.encoder(torch.zeros(n, 0, 64, M.CFG.latent_channels, device=self.dev), ctx, cb)[:, 0]
             return sampler(net, h.float(), ctx, cb, self.a.sample_steps, gen, uncond=unc, guidance=self.a.guidance)
 
     @torch.no_grad()
@@ -830,6 +877,11 @@ def parse_args(argv=None):
     p.add_argument("--ae-decoder-only", action="store_true",
                    help="with --init-assets: fine-tune only the AE's decoder for --ae-minutes, then export "
                         "(the encoder, latent_scale and the generator unchanged)")
+    p.add_argument("--ae-grow", type=int, default=0,
+                   help="with --init-assets (a patched AE): this many more conv latent channels, trained in the AE "
+                        "phase with the shipped latent kept in the leading ones; the generator is widened to them")
+    p.add_argument("--ae-anchor-weight", type=float, default=1.0,
+                   help="--ae-grow: weight of the MSE between the grown latent's leading channels and the shipped one")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--T", type=int, default=24)
     p.add_argument("--lr", type=float, default=6e-4)
@@ -920,6 +972,9 @@ def parse_args(argv=None):
     if args.ae_decoder_only and (not args.init_assets or args.fresh_gen or args.whiten):
         p.error("--ae-decoder-only fine-tunes the decoder of shipped weights: give --init-assets DIR "
                 "(without --fresh-gen or --whiten, which would change the generator or its latent)")
+    if args.ae_grow and (not args.init_assets or args.fresh_gen or args.whiten or args.ae_decoder_only):
+        p.error("--ae-grow widens shipped weights: give --init-assets DIR (without --fresh-gen, --whiten or "
+                "--ae-decoder-only)")
     if args.p_self_ctx + args.p_rollout_ctx > 1:
         p.error("--p-self-ctx and --p-rollout-ctx take separate clips of a batch: together at most 1")
     if args.sample_class_weight > 0 and not args.img_batch:

@@ -71,8 +71,9 @@ CFG = Config()
 # "f8c4" is a 16×16×4 latent (8×8-pixel patches, the layout image diffusion models use) folded 2×2 into the
 # same 8×8×16 tokens, so the generator is unchanged but an object's shape is spread over more latent pixels
 AE_LAYOUTS = {
-    "f16c16": dict(ae_enc_channels=(32, 48, 64, 96, 128), ae_dec_channels=(128, 96, 64, 32), ae_patch=1),
-    "f8c4": dict(ae_enc_channels=(32, 48, 64, 96), ae_dec_channels=(96, 64, 48), ae_patch=2),
+    "f16c16": dict(ae_enc_channels=(32, 48, 64, 96, 128), ae_dec_channels=(128, 96, 64, 32), ae_patch=1,
+                   latent_channels=16),
+    "f8c4": dict(ae_enc_channels=(32, 48, 64, 96), ae_dec_channels=(96, 64, 48), ae_patch=2, latent_channels=16),
 }
 NEG = -1e4  # value used for "-inf" in ctx_bias (SPEC)
 MASK_NEG = -1e9  # value used for disallowed keys in the parallel encoder mask
@@ -151,10 +152,11 @@ def ae_layout_of(sd: dict) -> dict:
     n_up = 1 + max(int(k.split(".")[2]) for k in sd if k.startswith("dec.up."))
     enc = [sd["enc.conv_in.weight"].shape[0]] + [sd[f"enc.down.{i}.weight"].shape[0] for i in range(n_down)]
     dec = [sd["dec.conv_in.weight"].shape[0]] + [sd[f"dec.up.{i}.weight"].shape[0] for i in range(n_up)]
-    patch = 1
+    patch, channels = 1, sd["enc.conv_out.weight"].shape[0]
     if "enc.proj.weight" in sd:
-        patch = int(round(math.sqrt(CFG.latent_channels / sd["enc.conv_out.weight"].shape[0])))
-    return dict(ae_enc_channels=tuple(enc), ae_dec_channels=tuple(dec), ae_patch=patch)
+        channels = sd["enc.proj.weight"].shape[0]
+        patch = int(round(math.sqrt(channels / sd["enc.conv_out.weight"].shape[0])))
+    return dict(ae_enc_channels=tuple(enc), ae_dec_channels=tuple(dec), ae_patch=patch, latent_channels=channels)
 
 
 def set_ae_layout(layout: dict):
@@ -168,6 +170,55 @@ def ae_from_state(sd: dict) -> "AutoEncoder":
     ae = AutoEncoder()
     ae.load_state_dict(sd)
     return ae
+
+
+@torch.no_grad()
+def grow_latent(old: "AutoEncoder", extra: int) -> "AutoEncoder":
+    """A copy of the patched autoencoder `old` with `extra` more convolutional latent channels (CFG.latent_channels
+    grows by extra × ae_patch²). The old latent stays the leading channels, value for value (pixel_unshuffle puts
+    conv channel c at c·p² … c·p² + p² − 1, so old channels come first), and the new AE decodes exactly what
+    `old` did: the new encoder rows start small and random, the decoder reads them through zero weights. Training
+    then puts what the old latent lost into the new channels; a generator trained on the old latent keeps its
+    meaning (`widen_generator`)."""
+    p = CFG.ae_patch
+    if p == 1 or extra <= 0:
+        raise ValueError("grow_latent needs a patched layout (f8c4) and at least one new channel")
+    c_old = CFG.latent_channels
+    k_old = c_old // (p * p)
+    CFG.latent_channels = c_old + extra * p * p
+    new = AutoEncoder().to(old.latent_scale.device)
+    sd = new.state_dict()
+    for k, v in old.state_dict().items():
+        if sd[k].shape == v.shape:
+            sd[k].copy_(v)
+    sd["enc.conv_out.weight"][:k_old] = old.enc.conv_out.weight
+    sd["enc.conv_out.weight"][k_old:] *= 0.1
+    sd["enc.conv_out.bias"][:k_old] = old.enc.conv_out.bias
+    sd["enc.conv_out.bias"][k_old:] = 0
+    for proj in ("enc.proj", "dec.proj"):  # block-diagonal: the old map, then the identity
+        w = torch.eye(CFG.latent_channels)[:, :, None, None].to(sd[f"{proj}.weight"])
+        w[:c_old, :c_old] = old.state_dict()[f"{proj}.weight"]
+        sd[f"{proj}.weight"].copy_(w)
+        sd[f"{proj}.bias"].zero_()
+        sd[f"{proj}.bias"][:c_old] = old.state_dict()[f"{proj}.bias"]
+    sd["dec.conv_in.weight"].zero_()
+    sd["dec.conv_in.weight"][:, :k_old] = old.dec.conv_in.weight
+    new.load_state_dict(sd)
+    return new
+
+
+def widen_generator(sd: dict, channels: int) -> dict:
+    """A generator state dict trained on a latent of fewer channels, for a `channels`-wide latent whose leading
+    channels are the old ones (`grow_latent`): the in_proj layers ignore the new channels (zero columns) and
+    out_proj predicts zero velocity for them (zero rows), so it computes what it did on the old channels."""
+    out = dict(sd)
+    for k in ("encoder.in_proj.weight", "decoder.in_proj.weight"):
+        w = sd[k]
+        out[k] = torch.cat([w, w.new_zeros(w.shape[0], channels - w.shape[1])], 1)
+    for k in ("decoder.out_proj.weight", "decoder.out_proj.bias"):
+        w = sd[k]
+        out[k] = torch.cat([w, w.new_zeros(channels - w.shape[0], *w.shape[1:])], 0)
+    return out
 
 
 class AutoEncoder(nn.Module):
@@ -797,7 +848,7 @@ def save_safetensors(model: SpoolTiny | None, path_model: str, path_ae: str, ae:
 
 
 @torch.no_grad()
-def whiten_latent(ae: AutoEncoder, z: torch.Tensor, models=(), floor: float = 0.0):
+def whiten_latent(ae: AutoEncoder, z: torch.Tensor, models=(), floor: float = 0.0, keep: int = 0):
     """Re-express the latent space in whitened coordinates z_w = P z, P = Λ^(-1/2) Uᵀ from the second moment
     E[z zᵀ] = U Λ Uᵀ of sample latents z [N,C,H,W] (uncentred, so no bias has to move). The AE's last
     encoder layer (1×1) and first decoder layer (v1: 3×3, zero padding: linear) absorb P and P⁻¹ exactly and
@@ -808,12 +859,16 @@ def whiten_latent(ae: AutoEncoder, z: torch.Tensor, models=(), floor: float = 0.
     shape first and the flow loss hardly weighs it; whitened, every direction has the same SNR at every t.
     floor: eigenvalues below floor × their mean are scaled as if they were that (directions the AE hardly
     uses stay small instead of being blown up to unit variance; 0 = exact whitening).
-    Returns (P, the second moment's eigenvalues, largest first)."""
-    f = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]).double()
+    keep: the leading `keep` channels stay as they are (× latent_scale) and only the others are whitened among
+    themselves — a grown latent's new channels (`grow_latent`), where the old ones are a generator's already.
+    Returns (P, the whitened channels' second-moment eigenvalues, largest first)."""
+    f = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])[:, keep:].double()
     lam, U = torch.linalg.eigh(f.T @ f / f.shape[0])
     scale = lam.clamp(min=floor * lam.mean().item())
-    P = (U * scale.rsqrt()).T  # [C,C]
-    Pi = U * scale.sqrt()  # P⁻¹
+    P = torch.eye(z.shape[1], dtype=torch.float64, device=z.device)
+    Pi = P.clone()
+    P[keep:, keep:] = (U * scale.rsqrt()).T  # [C,C]
+    Pi[keep:, keep:] = U * scale.sqrt()  # P⁻¹
     s = ae.latent_scale.double()
     # the layers next to the latent: 1×1 convs (the 2×2-patched layouts' proj, or v1's conv_out) and v1's
     # 3×3 dec.conv_in (zero padding: linear in z)
@@ -861,6 +916,7 @@ def load_safetensors(path_model: str | None = None, path_ae: str | None = None, 
     if path_model:
         sd = {k: v.float() for k, v in load_file(path_model).items()}
         CFG.decoder_blocks = decoder_depth(sd)  # the file says how deep its decoder is (config.json agrees)
+        CFG.latent_channels = sd["decoder.out_proj.weight"].shape[0]  # and how wide its latent is
         model = SpoolTiny()
         model.load_state_dict(sd)
         model.to(device)

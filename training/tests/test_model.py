@@ -10,9 +10,9 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from spool_tiny.model import (AE_LAYOUTS, CFG, AutoEncoder, IncrementalEncoder, SpoolTiny,  # noqa: E402
-                              ae_layout_of, element_rules, encoder_attention_mask, grow_decoder, latent_to_tokens,
-                              load_safetensors, rollout, sample_frame, save_safetensors, set_ae_layout,
-                              whiten_latent)
+                              ae_layout_of, element_rules, encoder_attention_mask, grow_decoder, grow_latent,
+                              latent_to_tokens, load_safetensors, rollout, sample_frame, save_safetensors,
+                              set_ae_layout, whiten_latent, widen_generator)
 
 
 def _randomize(model, scale=0.05, seed=0):
@@ -229,6 +229,46 @@ def check_whitening():
         assert ev.max() < 1 + 1e-3 and ev.min() < 0.9 and (ev > 1 - 1e-3).sum() >= 1, ev
 
 
+def test_grown_latent_keeps_the_old_one():
+    """--ae-grow: the grown AE's leading channels are the old latent and it decodes what the old one did; the
+    widened generator gives the old velocity on them and zero on the new ones; whitening only the new channels
+    leaves the old ones (and the pictures) as they were; the grown files load with their width"""
+    def check():
+        torch.manual_seed(0)
+        old, m = AutoEncoder(), SpoolTiny()
+        _randomize(m, seed=4)
+        with torch.no_grad():
+            old.latent_scale.fill_(0.7)
+            x = torch.rand(6, 3, 128, 128) * 2 - 1
+            z_old = old.encode(x)
+            ae = grow_latent(old, 2)
+            assert CFG.latent_channels == 24
+            z = ae.encode(x)
+            assert z.shape == (6, 24, 8, 8) and torch.equal(z[:, :16], z_old) and z[:, 16:].abs().max() > 0
+            assert torch.allclose(ae.decode(z, clamp=False), old.decode(z_old, clamp=False), atol=1e-6)
+            wide = SpoolTiny()
+            wide.load_state_dict(widen_generator(m.state_dict(), 24))
+            tok, tok_old = latent_to_tokens(z).reshape(3, 2, 64, 24), latent_to_tokens(z_old).reshape(3, 2, 64, 16)
+            xt, t = torch.randn(3, 2, 64, 24), torch.rand(3, 2)
+            ctx, cb = torch.randn(3, 5, CFG.d_model), torch.zeros(3, 5)
+            v = wide.forward_train(xt, t, tok[:, :1], ctx, cb)
+            assert torch.allclose(v[..., :16], m.forward_train(xt[..., :16], t, tok_old[:, :1], ctx, cb), atol=1e-5)
+            assert torch.equal(v[..., 16:], torch.zeros_like(v[..., 16:]))
+            whiten_latent(ae, z, [wide], keep=16)
+            zw = ae.encode(x)
+            assert torch.allclose(zw[:, :16], z_old, atol=1e-5)
+            f = zw[:, 16:].permute(0, 2, 3, 1).reshape(-1, 8)
+            assert torch.allclose(f.T @ f / f.shape[0], torch.eye(8), atol=1e-3)
+            assert torch.allclose(ae.decode(zw, clamp=False), old.decode(z_old, clamp=False), atol=1e-5)
+            with tempfile.TemporaryDirectory() as d:
+                save_safetensors(wide, f"{d}/m.safetensors", f"{d}/a.safetensors", ae=ae)
+                set_ae_layout(AE_LAYOUTS["f8c4"])  # loading must restore the files' width
+                m2, ae2 = load_safetensors(f"{d}/m.safetensors", f"{d}/a.safetensors")
+            assert CFG.latent_channels == 24 and m2.decoder.out_proj.out_features == 24
+            assert (ae2.encode(x)[:, :16] - z_old).abs().max() < 2e-2  # f16 files
+    in_layout("f8c4", check)
+
+
 def test_grown_decoder_starts_as_the_shallow_one():
     torch.manual_seed(0)
     m = SpoolTiny()
@@ -258,6 +298,7 @@ if __name__ == "__main__":
     test_parallel_equals_incremental()
     test_decoder_and_train_forward()
     test_autoencoder_shapes_and_export()
+    test_grown_latent_keeps_the_old_one()
     test_nonseparable_is_causal_and_guidance_one_is_plain()
     test_whiten_latent_is_exact()
     test_patched_layout_round_trip()

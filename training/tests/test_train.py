@@ -9,7 +9,7 @@ import tempfile
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from spool_tiny.model import latent_to_tokens  # noqa: E402
+from spool_tiny.model import latent_to_tokens, load_safetensors  # noqa: E402
 from train import Trainer, parse_args  # noqa: E402
 
 ASSETS = os.path.join(os.path.dirname(__file__), "..", "..", "assets", "spool-tiny")
@@ -94,3 +94,34 @@ def test_decoder_only_fine_tune_keeps_the_latent():
             os.path.join(out, "export", "ae.safetensors"))
         assert all(torch.equal(ae_old[k], ae_new[k]) for k in ae_old if not k.startswith("dec."))
         assert any(not torch.equal(ae_old[k], ae_new[k]) for k in ae_old if k.startswith("dec."))
+
+
+def test_grown_latent_run_keeps_the_generator_on_the_old_channels():
+    """--ae-grow: the shipped AE grown by one conv channel trains a few steps held to the shipped latent by its
+    anchor; the export is 20 channels wide, its generator the shipped one on the old channels (before any
+    generator step) and the resumed run picks up the grown width from its checkpoint"""
+    from safetensors.torch import load_file
+    from spool_tiny import model as M
+    with tempfile.TemporaryDirectory() as out:
+        args = ["--out", out, "--init-assets", ASSETS, "--ae-grow", "1", "--ae-batch", "8", "--ae-minutes", "0.05",
+                "--gen-minutes", "0", "--no-preflight", "--export-every", "100000"]
+        tr = Trainer(parse_args(args))
+        assert tr.state["phase"] == "ae" and M.CFG.latent_channels == 20 and tr.anchor is not None
+        tr.samples = tr.val_loss = tr.class_probe = lambda *a, **k: None
+        tr.run()
+        assert tr.state["ae_step"] > 0 and tr.state["gen_step"] == 0 and tr.anchor is None
+        x = tr.world.sample(2, T=2, split="eval", seed=5).video.flatten(0, 1)
+        _, shipped_ae = load_safetensors(None, os.path.join(ASSETS, "ae.safetensors"))
+        M.set_ae_layout(M.ae_layout_of(tr.ae.state_dict()))
+        with torch.no_grad():
+            z_old, z = shipped_ae.encode(x), tr.ae.encode(x)
+        assert z.shape[1] == 20 and (z[:, :16] - z_old).pow(2).mean() < 0.05 * z_old.pow(2).mean()
+        shipped, new = load_file(os.path.join(ASSETS, "model.safetensors")), load_file(
+            os.path.join(out, "export", "model.safetensors"))
+        assert torch.equal(new["decoder.out_proj.weight"][:16], shipped["decoder.out_proj.weight"])
+        assert not new["decoder.out_proj.weight"][16:].any()
+        assert torch.equal(new["encoder.in_proj.weight"][:, :16], shipped["encoder.in_proj.weight"])
+        M.set_ae_layout(M.AE_LAYOUTS["f16c16"])
+        resumed = Trainer(parse_args(args))
+        assert M.CFG.latent_channels == 20 and resumed.model.decoder.out_proj.out_features == 20
+    M.set_ae_layout(M.AE_LAYOUTS["f16c16"])
