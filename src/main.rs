@@ -7,12 +7,14 @@ use clap::Parser;
 use spool::cli::{self, InputError, args::Cli, args::Cmd};
 
 fn main() -> ExitCode {
-    leave_a_core_free();
+    // Parsing starts no thread, so the pool's size can still be set after it.
+    let parsed = Cli::try_parse();
+    size_the_pool(parsed.as_ref().is_ok_and(runs_spool_tiny));
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
-    let cli = match Cli::try_parse() {
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -48,19 +50,32 @@ fn main() -> ExitCode {
     }
 }
 
-/// Gives the model's thread pool (rayon, and candle's matmuls through it) one core fewer than the
-/// machine has, unless `RAYON_NUM_THREADS` says otherwise. The window needs a core of its own (its
-/// renderer may be software, lavapipe); in the CLI that core runs the writer, the encoder and the
-/// helper thread (`spool::beside`, which the app turns off where the window needs the core); and
-/// spool-tiny's matmuls are small enough that a second pool thread on a 2-core machine costs more
-/// in hand-offs than it gains: 26 fps on one thread against 22 on two (BENCHMARKS.md, "Model
-/// threads").
-fn leave_a_core_free() {
+/// Sizes the model's thread pool (rayon, and candle's matmuls, which read `RAYON_NUM_THREADS` at
+/// each call), unless `RAYON_NUM_THREADS` says otherwise: one thread for a command that runs
+/// spool-tiny, one core fewer than the machine has for anything else. spool-tiny's matmuls are
+/// small enough that more threads cost more in hand-offs than they gain: on 2 cores 26 fps on one
+/// against 22 on two; with the helper thread beside it, one was as fast as 7 on 8 cores and faster
+/// than 3 on 4 (BENCHMARKS.md, "Model threads", "The helper thread"). The desktop app may load
+/// wan-causal at any time, so it keeps cores − 1. The core left free runs the window (its renderer
+/// may be software, lavapipe), or in the CLI the writer, the encoder and the helper thread
+/// (`spool::beside`, which the app turns off where the window needs the core).
+fn size_the_pool(spool_tiny: bool) {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        // SAFETY: the first thing `main` does: no other thread exists yet.
-        unsafe { std::env::set_var("RAYON_NUM_THREADS", cores.saturating_sub(1).max(1).to_string()) };
+        let threads = if spool_tiny { 1 } else { cores.saturating_sub(1).max(1) };
+        // SAFETY: `main` has started no other thread yet.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
     }
+}
+
+/// Whether the command runs spool-tiny, and only it: `generate` and `bench` with that model.
+fn runs_spool_tiny(cli: &Cli) -> bool {
+    let model = match &cli.command {
+        Some(Cmd::Generate(args)) => &args.model,
+        Some(Cmd::Bench(args)) => &args.model,
+        _ => return false,
+    };
+    model.model == "spool-tiny"
 }
 
 #[cfg(feature = "gui")]
@@ -71,4 +86,30 @@ fn open_app(project: Option<std::path::PathBuf>, generate: bool) -> anyhow::Resu
 #[cfg(not(feature = "gui"))]
 fn open_app(_project: Option<std::path::PathBuf>, _generate: bool) -> anyhow::Result<()> {
     anyhow::bail!("this build has no desktop app (built without the `gui` feature): use `spool generate`")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_commands_that_run_spool_tiny_get_one_thread() {
+        let runs = |args: &[&str]| runs_spool_tiny(&Cli::try_parse_from(args).expect("valid arguments"));
+        assert!(runs(&["spool", "generate", "--prompt", "a red circle", "--frames", "4", "-o", "clip/"]));
+        assert!(runs(&["spool", "bench"]));
+        assert!(!runs(&[
+            "spool",
+            "generate",
+            "--prompt",
+            "a red circle",
+            "--frames",
+            "4",
+            "-o",
+            "clip/",
+            "--model",
+            "wan-causal"
+        ]));
+        assert!(!runs(&["spool", "bench", "--model", "wan-causal"]));
+        assert!(!runs(&["spool"]), "the app may load any model");
+    }
 }
