@@ -210,7 +210,8 @@ fn recording(seed: u64, frame: u64) -> (impl FnMut(&[usize]) -> spool::model::Re
 }
 
 /// The SPEC sampler for the newest frame, written out from `TinyNet`'s public pieces with separate
-/// decoder calls: `v = v_c` without guidance, `v = v_u + g·(v_c − v_u)` with `(g, empty prompt)`.
+/// decoder calls: `v = v_c` without guidance, `v = v_u + g·(v_c − v_u)` with `(g, empty prompt)` at
+/// the steps with `t ≥ m.config().guidance_min_t`.
 fn reference_denoise(
     m: &TinyModel,
     cond: &Conditioning,
@@ -218,6 +219,7 @@ fn reference_denoise(
     guidance: Option<(f32, &Conditioning)>,
     noise: &[Tensor],
 ) -> Tensor {
+    let min_t = f64::from(m.config().guidance_min_t);
     let net = m.net();
     let base = net.decoder_base(m.newest_h().expect("the newest element is encoded")).unwrap();
     let cs = net.prepare_cond(cond).unwrap();
@@ -230,7 +232,7 @@ fn reference_denoise(
         let tm = net.time_mod(t as f32).unwrap();
         let v_c = net.decoder_step(&x, &base, &tm, &cs).unwrap();
         let v = match (&us, guidance) {
-            (Some(us), Some((g, _))) => {
+            (Some(us), Some((g, _))) if t >= min_t => {
                 let v_u = net.decoder_step(&x, &base, &tm, us).unwrap();
                 let (c, u) = (
                     v_c.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
@@ -341,20 +343,22 @@ fn a_guided_step_is_the_unconditional_velocity_plus_g_times_the_difference() {
     }
 }
 
+/// The fixture model copied to `dir`, loaded with `"key": value` added to its config.json.
+fn fixture_with(dir: &Path, key: &str, value: &str) -> spool::model::Result<SpoolTiny> {
+    let config = std::fs::read_to_string(root().join("tests/fixtures/tiny/config.json")).unwrap();
+    for f in ["model.safetensors", "ae.safetensors"] {
+        std::fs::copy(root().join("tests/fixtures/tiny").join(f), dir.join(f)).unwrap();
+    }
+    let text = config.replacen("\"default_steps\": 4,", &format!("\"default_steps\": 4, \"{key}\": {value},"), 1);
+    assert_ne!(text, config);
+    std::fs::write(dir.join("config.json"), text).unwrap();
+    SpoolTiny::load(dir, &root().join("assets/minilm"), &Device::Cpu)
+}
+
 #[test]
 fn guidance_scale_in_config_is_the_default_and_is_validated() {
     let dir = tempfile::tempdir().unwrap();
-    let config = std::fs::read_to_string(root().join("tests/fixtures/tiny/config.json")).unwrap();
-    for f in ["model.safetensors", "ae.safetensors"] {
-        std::fs::copy(root().join("tests/fixtures/tiny").join(f), dir.path().join(f)).unwrap();
-    }
-    let with = |value: &str| {
-        let text =
-            config.replacen("\"default_steps\": 4,", &format!("\"default_steps\": 4, \"guidance_scale\": {value},"), 1);
-        assert_ne!(text, config);
-        std::fs::write(dir.path().join("config.json"), text).unwrap();
-        SpoolTiny::load(dir.path(), &root().join("assets/minilm"), &Device::Cpu)
-    };
+    let with = |value: &str| fixture_with(dir.path(), "guidance_scale", value);
     let (a, b) = (with("2.5").unwrap(), with("1").unwrap());
     assert_eq!(a.info().default_guidance, Some(2.5));
     assert_eq!(b.info().default_guidance, Some(1.0));
@@ -368,5 +372,47 @@ fn guidance_scale_in_config_is_the_default_and_is_validated() {
             Err(e) => panic!("{bad}: {e}"),
             Ok(_) => panic!("guidance_scale {bad} was accepted"),
         }
+    }
+}
+
+#[test]
+fn a_frame_from_noise_is_guided_from_guidance_min_t_up_and_a_redraw_at_every_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut limited = fixture_with(dir.path(), "guidance_min_t", "0.8").unwrap();
+    let mut every = model();
+    assert_eq!(every.core().config().guidance_min_t, 0.0, "absent means every step");
+    let empty = limited.core().unconditional().expect("prepared at load").clone();
+    let a = limited.encode_prompt("a green square moving up on a black background").unwrap().cond;
+    limited.reset().unwrap();
+    every.reset().unwrap();
+    let (lim, all) = (limited.core_mut(), every.core_mut());
+    let ts = sampling_times(4, lim.config().sampler_shift);
+    assert!(ts[1] > 0.8 && ts[2] < 0.8, "two steps of four are guided: {ts:?}");
+    let guided = Sampling { steps: 4, guidance: 3.0 };
+    for f in 0..3u64 {
+        let (mut draw, seen) = recording(5, f);
+        let got = flat(&lim.denoise_with(&a, guided, &mut draw).unwrap());
+        let want = flat(&reference_denoise(lim, &a, 4, Some((3.0, &empty)), &seen.borrow()));
+        let rms = (want.iter().map(|x| x * x).sum::<f32>() / want.len() as f32).sqrt();
+        let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / rms;
+        assert!(err <= 1e-5, "frame {f}: not v_c alone below t = 0.8 ({err:e})");
+        let (mut draw, _) = recording(5, f);
+        let full = flat(&all.denoise_with(&a, guided, &mut draw).unwrap());
+        let diff = got.iter().zip(&full).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(diff > 1e-4, "frame {f}: the same as guiding every step (max diff {diff})");
+        let (mut draw, _) = recording(7, f);
+        let x0 = lim.denoise_with(&a, Sampling::steps(2), &mut draw).unwrap();
+        lim.commit_tokens(&x0, &a).unwrap();
+        all.commit_tokens(&x0, &a).unwrap();
+        // A redraw starts below the interval: it guides every step, as before.
+        let redraw = |core: &mut TinyModel| {
+            let (mut draw, _) = recording(11, f);
+            flat(&core.redraw_with(&x0, &a, guided, 0.5, &mut draw).unwrap())
+        };
+        assert_eq!(redraw(lim), redraw(all), "frame {f}: a redraw is guided at every step");
+    }
+    for bad in ["-0.1", "1.5"] {
+        let e = fixture_with(dir.path(), "guidance_min_t", bad).err().expect("out of range");
+        assert!(e.to_string().contains("config.json") && e.to_string().contains("guidance_min_t"), "{bad}: {e}");
     }
 }

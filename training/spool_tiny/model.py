@@ -745,11 +745,14 @@ def guided_v(predict, ctx, ctx_bias, uncond=None, guidance: float = 1.0, paired:
 
 
 def denoise_frame(model: SpoolTiny, h, ctx, ctx_bias, K: int, gen: torch.Generator | None = None,
-                  noise=None, uncond=None, guidance: float = 1.0, source=None, strength: float = 1.0):
+                  noise=None, uncond=None, guidance: float = 1.0, source=None, strength: float = 1.0,
+                  guidance_min_t: float = 0.0):
     """The app's sampler for one latent frame given encoder output h [B,64,D] (gradients flow if enabled).
     noise: optional K tensors [B,64,16] (a list or a [K,B,64,16] tensor). uncond/guidance: see guided_v.
     source/strength: SDEdit, the app's redraw — start from source [B,64,16] noised to `strength`, on the time
-    grid scaled by it (strength 1: from noise alone, source unread)."""
+    grid scaled by it (strength 1: from noise alone, source unread).
+    guidance_min_t: a frame drawn from noise (no source) is guided only at the steps with t >= it (SPEC.md,
+    guidance in a limited interval); a redraw guides every step."""
     B = h.shape[0]
     ts = [t * strength for t in sampling_times(K)]
     def eps(k):
@@ -763,7 +766,8 @@ def denoise_frame(model: SpoolTiny, h, ctx, ctx_bias, K: int, gen: torch.Generat
         def predict(c, cb):
             n = c.shape[0] // B  # 2 when guided_v pairs the texts
             return model.decoder(x.repeat(n, 1, 1), h.repeat(n, 1, 1), tt.repeat(n), c, cb)
-        v = guided_v(predict, ctx, ctx_bias, uncond, guidance, paired=True)
+        guided = source is not None or t >= guidance_min_t
+        v = guided_v(predict, ctx, ctx_bias, uncond if guided else None, guidance, paired=True)
         x0 = x - t * v
         if k + 1 < K:
             x = (1 - ts[k + 1]) * x0 + ts[k + 1] * eps(k + 1)
@@ -775,7 +779,7 @@ sample_frame = torch.no_grad()(denoise_frame)  # inference: the same sampler wit
 
 @torch.no_grad()
 def rollout(model: SpoolTiny, ctx_per_frame, bias_per_frame, T: int, K: int = 4, seed: int = 0,
-            first_latents=None, uncond=None, guidance: float = 1.0, noise=None):
+            first_latents=None, uncond=None, guidance: float = 1.0, noise=None, guidance_min_t: float = 0.0):
     """Autoregressive generation of T latent frames with the incremental (cached) encoder.
     ctx_per_frame: callable f -> (ctx [B,n,D] projected, bias [B,n]) or a fixed tuple used for every frame.
     first_latents: optional [B,F,64,16] ground-truth prefix frames (teacher prefix).
@@ -793,7 +797,7 @@ def rollout(model: SpoolTiny, ctx_per_frame, bias_per_frame, T: int, K: int = 4,
             x0 = first_latents[:, f]
         else:
             x0 = sample_frame(model, h, ctx, bias, K, gen, noise=None if noise is None else noise[f],
-                              uncond=uncond, guidance=guidance)
+                              uncond=uncond, guidance=guidance, guidance_min_t=guidance_min_t)
         out.append(x0)
         prev = x0
     return torch.stack(out, 1)

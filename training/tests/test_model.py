@@ -170,6 +170,40 @@ def in_layout(name, fn):
         set_ae_layout(AE_LAYOUTS["f16c16"])
 
 
+def test_guidance_in_a_limited_interval():
+    """a frame drawn from noise is guided only at steps with t >= guidance_min_t; a redraw at every step."""
+    from spool_tiny.model import guided_v, sampling_times
+    torch.manual_seed(0)
+    s = SpoolTiny().eval()
+    _randomize(s, seed=5)
+    B, n, K = 2, 5, 4
+    h = torch.randn(B, 64, CFG.d_model)
+    ctx, bias = torch.randn(B, n, CFG.d_model), torch.zeros(B, n)
+    unc = (torch.randn(B, 2, CFG.d_model), torch.zeros(B, 2))
+    noise = torch.randn(K, B, 64, 16)
+    ts = sampling_times(K)
+
+    def by_hand(min_t, strength=1.0, source=None):
+        x = noise[0] if source is None else (1 - strength) * source + strength * noise[0]
+        for k, t in enumerate(t * strength for t in ts):
+            dec = lambda c, cb: s.decoder(x, h, torch.full((B,), t), c, cb)  # noqa: E731
+            x0 = x - t * guided_v(dec, ctx, bias, unc if t >= min_t else None, 3.0)
+            if k + 1 < K:
+                x = (1 - ts[k + 1] * strength) * x0 + ts[k + 1] * strength * noise[k + 1]
+        return x0
+
+    with torch.no_grad():
+        run = lambda **kw: sample_frame(s, h, ctx, bias, K, noise=noise, uncond=unc, guidance=3.0, **kw)  # noqa
+        assert ts[1] > 0.8 > ts[2], ts  # two guided steps of four
+        part = run(guidance_min_t=0.8)
+        assert (part - by_hand(0.8)).abs().max() < 1e-5
+        assert (run() - by_hand(0.0)).abs().max() < 1e-5
+        assert (part - by_hand(0.0)).abs().max() > 1e-3 and (part - by_hand(2.0)).abs().max() > 1e-3
+        src = torch.randn(B, 64, 16)
+        redraw = run(guidance_min_t=0.8, source=src, strength=0.5)
+        assert (redraw - by_hand(0.0, 0.5, src)).abs().max() < 1e-5
+
+
 def test_whiten_latent_is_exact():
     for layout in AE_LAYOUTS:
         in_layout(layout, check_whitening)
@@ -300,6 +334,7 @@ if __name__ == "__main__":
     test_autoencoder_shapes_and_export()
     test_grown_latent_keeps_the_old_one()
     test_nonseparable_is_causal_and_guidance_one_is_plain()
+    test_guidance_in_a_limited_interval()
     test_whiten_latent_is_exact()
     test_patched_layout_round_trip()
     test_grown_decoder_starts_as_the_shallow_one()

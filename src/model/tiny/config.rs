@@ -63,6 +63,10 @@ pub struct Config {
     /// Classifier-free guidance scale used by default (1 = none). Absent from checkpoints trained
     /// without caption dropout, which means 1.
     pub guidance_scale: f32,
+    /// The lowest noise level at which a frame drawn from noise is guided (0: every step). Absent
+    /// from exports, which means 0; the shipped config sets it (training/README.md, "Guidance in a
+    /// limited interval").
+    pub guidance_min_t: f32,
     pub data_version: String,
     /// Autoencoder widths: the encoder's stages (a stride-2 conv between neighbours) and the
     /// decoder's (a ×2 upsample between neighbours, then a final ×2 pixel shuffle). The SPEC's v1
@@ -108,6 +112,7 @@ impl Default for Config {
             default_steps: 4,
             max_steps: 8,
             guidance_scale: 1.0,
+            guidance_min_t: 0.0,
             data_version: String::new(),
             ae_enc_channels: vec![32, 48, 64, 96, 128],
             ae_dec_channels: vec![128, 96, 64, 32],
@@ -153,7 +158,7 @@ impl Config {
             2usize.checked_pow(stages)?.checked_mul(extra)?.checked_mul(self.ae_patch)?.checked_mul(self.latent_hw)
         };
         let patch_area = self.ae_patch.checked_mul(self.ae_patch).filter(|&a| a > 0);
-        let checks: [(bool, &str); 13] = [
+        let checks: [(bool, &str); 14] = [
             (self.heads * self.head_dim == self.d_model, "heads × head_dim must equal d_model"),
             (self.latent_hw.is_multiple_of(2), "latent_hw must be even (2×2 pooling)"),
             (self.tokens_per_frame == self.latent_hw * self.latent_hw, "tokens_per_frame must be latent_hw²"),
@@ -176,6 +181,7 @@ impl Config {
             ),
             (self.max_steps >= 1 && self.default_steps >= 1, "steps must be at least 1"),
             (self.encoder_blocks >= 1 && self.decoder_blocks >= 1, "needs at least one block each"),
+            ((0.0..=1.0).contains(&self.guidance_min_t), "guidance_min_t must be a noise level, 0 to 1"),
         ];
         if let Some((_, msg)) = checks.iter().find(|(ok, _)| !ok) {
             return Err((*msg).to_string());

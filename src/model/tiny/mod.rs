@@ -23,7 +23,11 @@
 //! prompt's on the helper ([`crate::beside`]): 5.0 ms a step against 7.3 for one batch of both on
 //! one thread, the same numbers. Otherwise they run as one batch ([`TinyNet::decoder_steps`]),
 //! spread over the model's threads. The encoder and its cache never see the empty prompt. `g = 1` runs the
-//! single conditional pass, exactly as without guidance.
+//! single conditional pass, exactly as without guidance. A frame drawn from noise is guided only at
+//! the steps whose noise level is at least the config's `guidance_min_t` (guidance in a limited
+//! interval): guidance at the low-noise steps fades a rollout's objects a little more every frame
+//! (training/README.md, "Guidance in a limited interval"). A redraw (SDEdit) starts below that
+//! interval and is there to pull a frame towards its prompt, so all of its steps are guided.
 //!
 //! Per-conditioning work (text projection, every cross-attention's keys/values) is done once per
 //! conditioning and kept for the last few; per-timestep work (time embedding, adaLN modulations)
@@ -135,6 +139,13 @@ struct TinyState {
     newest: Option<Newest>,
     sink_inputs: Vec<Option<Tensor>>,
     recent_inputs: VecDeque<(usize, Tensor)>,
+}
+
+/// Classifier-free guidance of one sampling: its scale, and the lowest noise level it applies at.
+#[derive(Clone, Copy)]
+struct Guide {
+    scale: f32,
+    min_t: f32,
 }
 
 /// The empty prompt's conditioning, for classifier-free guidance, and its prepared form.
@@ -368,8 +379,9 @@ impl TinyModel {
     /// Denoises the next frame in `sampling.steps` steps and returns its latent tokens `(hw², C)`.
     /// `noise` is called for each fresh Gaussian tensor (first `ε_0`, then one per re-noising), with
     /// the shape `[hw², C]`. The cache is not changed, except that the newest element is
-    /// (re-)encoded under `cond` if needed. With `sampling.guidance = g ≠ 1` each step's velocity is
-    /// `v_u + g·(v_c − v_u)` (see the module docs); that needs [`set_unconditional`](Self::set_unconditional).
+    /// (re-)encoded under `cond` if needed. With `sampling.guidance = g ≠ 1` the velocity of each
+    /// step at a noise level of at least `guidance_min_t` is `v_u + g·(v_c − v_u)` (see the module
+    /// docs); that needs [`set_unconditional`](Self::set_unconditional).
     pub fn denoise_with(
         &mut self,
         cond: &Conditioning,
@@ -381,7 +393,7 @@ impl TinyModel {
         let base = self.newest.as_ref().expect("ensured").base.clone();
         let ts = sampling_times(steps as usize, self.cfg.sampler_shift);
         let x = noise(&self.frame_shape())?.to_device(&self.device)?;
-        self.sample(x, &ts, &base, &cs, guidance, noise)
+        self.sample(x, &ts, &base, &cs, Guide { scale: guidance, min_t: self.cfg.guidance_min_t }, noise)
     }
 
     /// SDEdit at a prompt switch: the frame `tokens` `(hw², C)` redrawn under `cond` as the first
@@ -416,7 +428,8 @@ impl TinyModel {
             sampling_times(steps as usize, self.cfg.sampler_shift).iter().map(|t| t * strength).collect();
         let eps = noise(&self.frame_shape())?.to_device(&self.device)?;
         let x = (tokens.to_device(&self.device)?.affine(1.0 - strength, 0.0)? + eps.affine(strength, 0.0)?)?;
-        self.sample(x, &ts, &base, &cs, guidance, noise)
+        // A redraw starts below any guidance interval: every step is guided (module docs).
+        self.sample(x, &ts, &base, &cs, Guide { scale: guidance, min_t: 0.0 }, noise)
     }
 
     /// `sampling` if its steps (1 to the config's maximum) and guidance scale are in range.
@@ -437,16 +450,18 @@ impl TinyModel {
     }
 
     /// The SPEC sampler from `x` at `ts[0]` down the times `ts` (x0 prediction, fresh noise between
-    /// steps) on the decoder input `base`; guidance `g ≠ 1` needs [`set_unconditional`](Self::set_unconditional).
+    /// steps) on the decoder input `base`; guidance `g ≠ 1` (at the steps from `min_t` up) needs
+    /// [`set_unconditional`](Self::set_unconditional).
     fn sample(
         &mut self,
         mut x: Tensor,
         ts: &[f64],
         base: &Tensor,
         cs: &CondState,
-        guidance: f32,
+        guiding: Guide,
         noise: &mut dyn FnMut(&[usize]) -> Result<Tensor>,
     ) -> Result<Tensor> {
+        let Guide { scale: guidance, min_t } = guiding;
         let uncond = match &self.uncond {
             _ if guidance == 1.0 => None,
             Some(u) => Some(u.state.clone()),
@@ -461,7 +476,7 @@ impl TinyModel {
         for k in 0..ts.len() {
             let t = ts[k] as f32;
             let tm = self.time_mod(t)?;
-            let v = match &uncond {
+            let v = match uncond.as_ref().filter(|_| t >= min_t) {
                 None => self.net.decoder_step(&x, base, &tm, cs)?,
                 Some(us) if crate::beside::splits() => {
                     let net = &self.net;
