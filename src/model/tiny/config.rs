@@ -64,8 +64,8 @@ pub struct Config {
     /// without caption dropout, which means 1.
     pub guidance_scale: f32,
     /// The lowest noise level at which a frame drawn from noise is guided (0: every step). Absent
-    /// from exports, which means 0; the shipped config sets it (training/README.md, "Guidance in a
-    /// limited interval").
+    /// from exports and from the shipped config, which means 0 (training/README.md, "Guidance in a
+    /// limited interval": measured, not shipped).
     pub guidance_min_t: f32,
     pub data_version: String,
     /// Autoencoder widths: the encoder's stages (a stride-2 conv between neighbours) and the
