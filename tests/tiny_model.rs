@@ -133,8 +133,7 @@ fn a_redraw_is_frame_zero_at_full_strength_and_leaves_the_cache() {
     // Strength 1: frame 0 of prompt b from the redraw's noise stream.
     plain.reset().unwrap();
     let frame0 = plain.denoise(&b, &mut FrameNoise::new(9, 0), Sampling::steps(2)).unwrap().remove(0);
-    let diff =
-        |x: &Latent, y: &Latent| values(x).iter().zip(values(y)).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+    let diff = |x: &Latent, y: &Latent| max_abs_diff(&values(x), &values(y));
     assert!(diff(&full, &frame0) < 1e-5, "strength 1 is frame 0: {}", diff(&full, &frame0));
     assert!(diff(&near, source) < diff(&full, source) / 4.0, "strength 0.02 stays near the source");
     for bad in [0.0, -0.5, 1.5, f32::NAN] {
@@ -257,6 +256,17 @@ fn flat(t: &Tensor) -> Vec<f32> {
     t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
 }
 
+/// The largest absolute difference between two value lists of one length.
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max)
+}
+
+/// `max |got − want|` over the RMS of `want`.
+fn err_over_rms(got: &[f32], want: &[f32]) -> f32 {
+    let rms = (want.iter().map(|x| x * x).sum::<f32>() / want.len() as f32).sqrt();
+    max_abs_diff(got, want) / rms
+}
+
 #[test]
 fn guidance_one_is_the_unguided_sampler_bit_for_bit() {
     let mut m = model();
@@ -285,7 +295,7 @@ fn guidance_one_is_the_unguided_sampler_bit_for_bit() {
     // Guidance 3 runs the second pass and changes the frame.
     let three = m.denoise(&cond, &mut FrameNoise::new(9, 4), guided(3.0)).unwrap().remove(0);
     let one = m.denoise(&cond, &mut FrameNoise::new(9, 4), guided(1.0)).unwrap().remove(0);
-    let diff = values(&three).iter().zip(values(&one)).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let diff = max_abs_diff(&values(&three), &values(&one));
     assert!(diff > 1e-3, "guidance 3 left the frame unchanged (max diff {diff})");
     assert!(
         matches!(plain.denoise_with(&cond, guided(3.0), &mut |s| FrameNoise::new(0, 0).normal(s, &Device::Cpu)), Err(ModelError::Invalid(m)) if m.contains("set_unconditional"))
@@ -318,9 +328,7 @@ fn a_guided_step_is_the_unconditional_velocity_plus_g_times_the_difference() {
                     let got = core.denoise_with(&a, Sampling { steps, guidance: 3.0 }, &mut draw).unwrap();
                     made.last_mut().unwrap().push(flat(&got));
                     let want = reference_denoise(core, &a, steps, Some((3.0, &empty)), &seen.borrow());
-                    let (g, w) = (flat(&got), flat(&want));
-                    let rms = (w.iter().map(|x| x * x).sum::<f32>() / w.len() as f32).sqrt();
-                    let err = g.iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / rms;
+                    let err = err_over_rms(&flat(&got), &flat(&want));
                     println!("{threads} threads, frame {f}, {steps} steps: max err / rms {err:.2e}");
                     worst = worst.max(err);
                 }
@@ -393,12 +401,11 @@ fn a_frame_from_noise_is_guided_from_guidance_min_t_up_and_a_redraw_at_every_ste
         let (mut draw, seen) = recording(5, f);
         let got = flat(&lim.denoise_with(&a, guided, &mut draw).unwrap());
         let want = flat(&reference_denoise(lim, &a, 4, Some((3.0, &empty)), &seen.borrow()));
-        let rms = (want.iter().map(|x| x * x).sum::<f32>() / want.len() as f32).sqrt();
-        let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / rms;
+        let err = err_over_rms(&got, &want);
         assert!(err <= 1e-5, "frame {f}: not v_c alone below t = 0.8 ({err:e})");
         let (mut draw, _) = recording(5, f);
         let full = flat(&all.denoise_with(&a, guided, &mut draw).unwrap());
-        let diff = got.iter().zip(&full).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let diff = max_abs_diff(&got, &full);
         assert!(diff > 1e-4, "frame {f}: the same as guiding every step (max diff {diff})");
         let (mut draw, _) = recording(7, f);
         let x0 = lim.denoise_with(&a, Sampling::steps(2), &mut draw).unwrap();

@@ -291,13 +291,12 @@ def frame_stats(v):
     return torch.stack([v.mean((1, 2, 3)), v.std((1, 2, 3)), lap[:, :, 1:-1, 1:-1].abs().mean((1, 2, 3))], 1)
 
 
-def mix_stats(clips, seed, batch=64):
-    """frame_stats of `clips` 24-frame clips of the training mix (on the GPU where there is one), [clips*24, 3].
+def mix_stats(world, clips, seed, batch=64):
+    """frame_stats of `clips` 24-frame clips of the training mix rendered by `world`, [clips*24, 3].
     The range's edges are its 0.5% / 99.5% quantiles, and frame contrast has a clumpy lower tail (a clip's frames
     fall together; departing or fading objects leave flat frames), so they need thousands of clips: over 16
     samples of 128 clips the lower contrast edge ranged 0.00-0.23, over four of 4,096 clips 0.103-0.133
     (training/README.md, "The long run's range")."""
-    world = World("cuda" if torch.cuda.is_available() else "cpu")
     return torch.cat([frame_stats(world.sample(min(batch, clips - i), T=24, split="train", seed=seed + 7919 * i,
                                                p_switch=0.3).video.flatten(0, 1).float()).cpu()
                       for i in range(0, clips, batch)])
@@ -311,7 +310,8 @@ def part_long(world, gen, judge, a, res):
     gt = [world.sample(1, T=96, split="eval", seed=a.seed + 8, p_switch=0.0, scenes=[sc]).video[0].cpu()
           for sc in scenes]
     own = [frame_stats(v) for v in gt]
-    st = torch.cat([mix_stats(a.range_clips, a.seed + 6)] + own)
+    renderer = World("cuda") if torch.cuda.is_available() else world  # thousands of clips: on the GPU if any
+    st = torch.cat([mix_stats(renderer, a.range_clips, a.seed + 6)] + own)
     lo, hi = st.quantile(0.005, 0), st.quantile(0.995, 0)
     gt_in = [round(((s >= lo) & (s <= hi)).all(1).float().mean().item(), 3) for s in own]
     # The ceiling: each prompt's ground truth through the autoencoder (no generator can beat its decoder).

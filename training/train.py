@@ -217,9 +217,8 @@ class Trainer:
 
     def load_anchor(self):
         """the shipped AE of --init-assets (on a resumed --ae-grow run), leaving the grown layout in CFG"""
-        layout = {k: getattr(M.CFG, k) for k in ("ae_enc_channels", "ae_dec_channels", "ae_patch", "latent_channels")}
         old = load_safetensors(None, os.path.join(self.a.init_assets, "ae.safetensors"))[1]
-        M.set_ae_layout(layout)
+        M.set_ae_layout(M.ae_layout_of(self.ae.state_dict()))  # the grown AE of the checkpoint
         return old.to(self.dev).requires_grad_(False).eval()
 
     def load_class_judge(self, path):

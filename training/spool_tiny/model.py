@@ -187,22 +187,22 @@ def grow_latent(old: "AutoEncoder", extra: int) -> "AutoEncoder":
     k_old = c_old // (p * p)
     CFG.latent_channels = c_old + extra * p * p
     new = AutoEncoder().to(old.latent_scale.device)
-    sd = new.state_dict()
-    for k, v in old.state_dict().items():
+    sd, osd = new.state_dict(), old.state_dict()
+    for k, v in osd.items():
         if sd[k].shape == v.shape:
             sd[k].copy_(v)
-    sd["enc.conv_out.weight"][:k_old] = old.enc.conv_out.weight
+    sd["enc.conv_out.weight"][:k_old] = osd["enc.conv_out.weight"]
     sd["enc.conv_out.weight"][k_old:] *= 0.1
-    sd["enc.conv_out.bias"][:k_old] = old.enc.conv_out.bias
+    sd["enc.conv_out.bias"][:k_old] = osd["enc.conv_out.bias"]
     sd["enc.conv_out.bias"][k_old:] = 0
     for proj in ("enc.proj", "dec.proj"):  # block-diagonal: the old map, then the identity
         w = torch.eye(CFG.latent_channels)[:, :, None, None].to(sd[f"{proj}.weight"])
-        w[:c_old, :c_old] = old.state_dict()[f"{proj}.weight"]
+        w[:c_old, :c_old] = osd[f"{proj}.weight"]
         sd[f"{proj}.weight"].copy_(w)
         sd[f"{proj}.bias"].zero_()
-        sd[f"{proj}.bias"][:c_old] = old.state_dict()[f"{proj}.bias"]
+        sd[f"{proj}.bias"][:c_old] = osd[f"{proj}.bias"]
     sd["dec.conv_in.weight"].zero_()
-    sd["dec.conv_in.weight"][:, :k_old] = old.dec.conv_in.weight
+    sd["dec.conv_in.weight"][:, :k_old] = osd["dec.conv_in.weight"]
     new.load_state_dict(sd)
     return new
 
