@@ -11,7 +11,7 @@ fn main() -> anyhow::Result<()> {
     let steps: u32 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(4);
     let frames: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(32);
     let guidance: f32 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1.0);
-    let t = bench_random(&Config::default(), Sampling { steps, guidance }, frames, &Device::Cpu)?;
+    let t = bench_random(&Config::default(), Sampling::guided(steps, guidance), frames, &Device::Cpu)?;
     let line = |what: &str, s: &Stages| {
         println!(
             "{what:<8} encoder {:6.2} ms | decoder step {:6.2} ms | AE decode {:6.2} ms | frame {:6.2} ms = {:5.1} fps",

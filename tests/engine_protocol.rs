@@ -238,6 +238,28 @@ fn prompt_change_applies_at_the_requested_frame() {
 }
 
 #[test]
+fn the_frames_a_prompt_change_blends_over_are_sampled_as_settling() {
+    let h = Harness::new(1);
+    let mut t = Timeline::single("a");
+    t.set_segment(Segment::new(8, "b"));
+    let settings = GenSettings::seeded(0);
+    let window = settings.switch_anchor.unwrap_or_default().latents as usize;
+    let frames = 8 + window + 4;
+    h.engine
+        .send(Command::Generate {
+            timeline: t,
+            frames: FrameCount::new(frames as u64).unwrap(),
+            settings,
+            start_image: None,
+        })
+        .unwrap();
+    h.until(finished);
+    let settling = h.log.lock().unwrap().settling.clone();
+    let want: Vec<bool> = (0..frames).map(|f| (8..8 + window).contains(&f)).collect();
+    assert_eq!(settling, want, "settling exactly over the {window} frames after the switch at 8");
+}
+
+#[test]
 fn a_blended_change_crossfades_the_conditioning() {
     let h = Harness::new(1);
     let mut t = Timeline::single("a");

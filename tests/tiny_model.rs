@@ -277,7 +277,7 @@ fn guidance_one_is_the_unguided_sampler_bit_for_bit() {
     // The same checkpoint without the empty prompt: it cannot run an unconditional pass at all.
     let mut plain = TinyModel::load(&root().join("tests/fixtures/tiny"), &Device::Cpu).unwrap();
     assert!(plain.unconditional().is_none());
-    let guided = |g: f32| Sampling { steps: 3, guidance: g };
+    let guided = |g: f32| Sampling::guided(3, g);
     m.reset().unwrap();
     plain.reset();
     for f in 0..4u64 {
@@ -325,7 +325,7 @@ fn a_guided_step_is_the_unconditional_velocity_plus_g_times_the_difference() {
             for f in 0..3u64 {
                 for steps in [1, 3] {
                     let (mut draw, seen) = recording(21, f);
-                    let got = core.denoise_with(&a, Sampling { steps, guidance: 3.0 }, &mut draw).unwrap();
+                    let got = core.denoise_with(&a, Sampling::guided(steps, 3.0), &mut draw).unwrap();
                     made.last_mut().unwrap().push(flat(&got));
                     let want = reference_denoise(core, &a, steps, Some((3.0, &empty)), &seen.borrow());
                     let err = err_over_rms(&flat(&got), &flat(&want));
@@ -344,9 +344,7 @@ fn a_guided_step_is_the_unconditional_velocity_plus_g_times_the_difference() {
     assert!(made[0] == made[1], "the passes side by side differ from the batch");
     let core = m.core_mut();
     for g in [0.0, 0.5, 10.5, f32::NAN] {
-        let r = core.denoise_with(&a, Sampling { steps: 2, guidance: g }, &mut |s| {
-            FrameNoise::new(0, 0).normal(s, &Device::Cpu)
-        });
+        let r = core.denoise_with(&a, Sampling::guided(2, g), &mut |s| FrameNoise::new(0, 0).normal(s, &Device::Cpu));
         assert!(matches!(r, Err(ModelError::Invalid(ref m)) if m.contains("guidance")), "guidance {g}: {r:?}");
     }
 }
@@ -384,7 +382,7 @@ fn guidance_scale_in_config_is_the_default_and_is_validated() {
 }
 
 #[test]
-fn a_frame_from_noise_is_guided_from_guidance_min_t_up_and_a_redraw_at_every_step() {
+fn a_frame_from_noise_is_guided_from_guidance_min_t_up_and_a_redraw_or_a_settling_frame_at_every_step() {
     let dir = tempfile::tempdir().unwrap();
     let mut limited = fixture_with(dir.path(), "guidance_min_t", "0.8").unwrap();
     let mut every = model();
@@ -396,7 +394,7 @@ fn a_frame_from_noise_is_guided_from_guidance_min_t_up_and_a_redraw_at_every_ste
     let (lim, all) = (limited.core_mut(), every.core_mut());
     let ts = sampling_times(4, lim.config().sampler_shift);
     assert!(ts[1] > 0.8 && ts[2] < 0.8, "two steps of four are guided: {ts:?}");
-    let guided = Sampling { steps: 4, guidance: 3.0 };
+    let guided = Sampling::guided(4, 3.0);
     for f in 0..3u64 {
         let (mut draw, seen) = recording(5, f);
         let got = flat(&lim.denoise_with(&a, guided, &mut draw).unwrap());
@@ -407,6 +405,10 @@ fn a_frame_from_noise_is_guided_from_guidance_min_t_up_and_a_redraw_at_every_ste
         let full = flat(&all.denoise_with(&a, guided, &mut draw).unwrap());
         let diff = max_abs_diff(&got, &full);
         assert!(diff > 1e-4, "frame {f}: the same as guiding every step (max diff {diff})");
+        // A frame that settles a prompt change is guided at every step.
+        let (mut draw, _) = recording(5, f);
+        let settling = flat(&lim.denoise_with(&a, Sampling { settling: true, ..guided }, &mut draw).unwrap());
+        assert_eq!(settling, full, "frame {f}: settling, yet not guided at every step");
         let (mut draw, _) = recording(7, f);
         let x0 = lim.denoise_with(&a, Sampling::steps(2), &mut draw).unwrap();
         lim.commit_tokens(&x0, &a).unwrap();

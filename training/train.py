@@ -326,6 +326,8 @@ class Trainer:
                      n_classes=self.world.n_classes, trained_with="training/train.py",
                      guidance_scale=self.a.guidance, variant=self.a.variant,
                      val_loss=self.state.get("val_loss"))
+        if self.a.guidance_min_t:
+            extra["guidance_min_t"] = self.a.guidance_min_t
         save_safetensors(self.ema, os.path.join(ex, "model.safetensors"), os.path.join(ex, "ae.safetensors"),
                          ae=self.ae, extra_config=extra)
         sd = {k: v.detach().float().cpu().contiguous() for k, v in self.ema.state_dict().items()}
@@ -955,6 +957,9 @@ def parse_args(argv=None):
     p.add_argument("--fresh-gen", action="store_true", help="with --init-assets: take only the AE")
     p.add_argument("--p-uncond", type=float, default=0.15, help="decoder caption dropout for CFG")
     p.add_argument("--guidance", type=float, default=3.0, help="CFG scale for samples and --sample-class-weight; written to config.json")
+    p.add_argument("--guidance-min-t", type=float, default=0.0,
+                   help="written to config.json as guidance_min_t when > 0: the app guides a frame drawn from noise only "
+                        "at the steps with t >= it (SPEC.md, Sampling)")
     p.add_argument("--init", default=None, help="dir with ema_f32_*/ae_f32 safetensors to start from")
     args = p.parse_args(argv)
     starts = [f for f, v in (("--init", args.init), ("--init-assets", args.init_assets), ("--init-gen", args.init_gen))

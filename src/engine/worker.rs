@@ -676,7 +676,7 @@ impl Worker {
         let seed = info.settings.seed;
         let switch = self.config.recache_on_switch && frame > 0 && info.timeline.is_hard_switch(frame);
         let gen_err = |e: crate::model::ModelError| EngineError::Generation { frame, reason: e.to_string() };
-        let sampling = self.sampling(take)?;
+        let sampling = Sampling { settling: self.settling(take, frame), ..self.sampling(take)? };
         let loaded = self.loaded.as_mut().ok_or(EngineError::NoModel)?;
         if switch {
             loaded.model.recache(cond).map_err(gen_err)?;
@@ -701,16 +701,14 @@ impl Worker {
     ) -> StepResult<Vec<Latent>> {
         let settings = &self.takes[take.0 as usize].info.settings;
         let Some(keys) = settings.keyframes.filter(|k| k.every > 0) else { return Ok(latents) };
-        let (seed, settled) = (settings.seed, u64::from(settings.switch_anchor.unwrap_or_default().latents));
+        let seed = settings.seed;
         let per = self.loaded.as_ref().ok_or(EngineError::NoModel)?.info.latent_frames;
         let sampling = self.sampling(take)?;
         let every = u64::from(keys.every);
         let mut first = frame;
         for j in 0..latents.len() {
             let l = start + j as u64;
-            let timeline = &self.takes[take.0 as usize].info.timeline;
-            let changing = timeline.mix_at(first) != timeline.mix_at(first.saturating_sub(settled));
-            if l > 0 && l.is_multiple_of(every) && !changing {
+            if l > 0 && l.is_multiple_of(every) && !self.settling(take, first) {
                 let (cond, _) = self.conditioning(take, first)?;
                 // The latents one and two keyframe intervals before (this chunk's, already final,
                 // or stored).
@@ -736,14 +734,23 @@ impl Worker {
         Ok(latents)
     }
 
+    /// Whether video frame `frame` of `take` is within the frames a prompt change blends over (the
+    /// switch anchor's window, its default when the anchor is off): its prompt mix differs from the
+    /// one that many frames before.
+    fn settling(&self, take: TakeId, frame: u64) -> bool {
+        let info = &self.takes[take.0 as usize].info;
+        let window = u64::from(info.settings.switch_anchor.unwrap_or_default().latents);
+        info.timeline.mix_at(frame) != info.timeline.mix_at(frame.saturating_sub(window))
+    }
+
     /// The sampler settings of `take` with the loaded model's defaults filled in.
     fn sampling(&self, take: TakeId) -> StepResult<Sampling> {
         let settings = &self.takes[take.0 as usize].info.settings;
         let info = &self.loaded.as_ref().ok_or(EngineError::NoModel)?.info;
-        Ok(Sampling {
-            steps: settings.steps.unwrap_or(info.default_steps),
-            guidance: settings.guidance.or(info.default_guidance).unwrap_or(1.0),
-        })
+        Ok(Sampling::guided(
+            settings.steps.unwrap_or(info.default_steps),
+            settings.guidance.or(info.default_guidance).unwrap_or(1.0),
+        ))
     }
 
     /// [`SwitchAnchor`](super::SwitchAnchor): each latent of the chunk (latent `start`, video frame

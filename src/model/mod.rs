@@ -151,12 +151,21 @@ pub struct Sampling {
     /// Classifier-free guidance scale (1 = none: one conditional pass per step). Models without
     /// guidance ignore it.
     pub guidance: f32,
+    /// The frame is within the frames a prompt change blends over (the engine's switch anchor
+    /// window): a model that guides only part of its steps guides all of them here, so the new
+    /// prompt's content arrives as fast as ever, without a cut.
+    pub settling: bool,
 }
 
 impl Sampling {
     /// `steps` steps without guidance.
     pub fn steps(steps: u32) -> Sampling {
-        Sampling { steps, guidance: 1.0 }
+        Sampling::guided(steps, 1.0)
+    }
+
+    /// `steps` steps with guidance scale `guidance`, not settling a prompt change.
+    pub fn guided(steps: u32, guidance: f32) -> Sampling {
+        Sampling { steps, guidance, settling: false }
     }
 }
 

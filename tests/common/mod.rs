@@ -29,6 +29,8 @@ pub struct Log {
     pub recaches: Vec<u64>,
     /// The guidance scale of each denoise call.
     pub guidance: Vec<f32>,
+    /// Whether each denoise call settles a prompt change (`Sampling::settling`).
+    pub settling: Vec<bool>,
     /// Each decoded latent's cache position and the name of the thread that decoded it.
     pub decoded_on: Vec<(u64, String)>,
 }
@@ -88,6 +90,7 @@ impl VideoModel for Double {
             let mut log = self.log.lock().unwrap();
             log.denoise_calls += 1;
             log.guidance.push(sampling.guidance);
+            log.settling.push(sampling.settling);
         }
         let pos = self.cache.len() as u64;
         std::thread::sleep(Duration::from_millis(self.control.delay_ms.load(Ordering::SeqCst)));

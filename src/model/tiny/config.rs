@@ -63,9 +63,10 @@ pub struct Config {
     /// Classifier-free guidance scale used by default (1 = none). Absent from checkpoints trained
     /// without caption dropout, which means 1.
     pub guidance_scale: f32,
-    /// The lowest noise level at which a frame drawn from noise is guided (0: every step). Absent
-    /// from exports and from the shipped config, which means 0 (training/README.md, "Guidance in a
-    /// limited interval": measured, not shipped).
+    /// The lowest noise level at which a frame drawn from noise is guided (0, also when absent:
+    /// every step). The shipped config sets 0.6, the last of four steps unguided: guidance at low
+    /// noise fades a rollout's objects (training/README.md, "Guidance in a limited interval
+    /// shipped").
     pub guidance_min_t: f32,
     pub data_version: String,
     /// Autoencoder widths: the encoder's stages (a stride-2 conv between neighbours) and the

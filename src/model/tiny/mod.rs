@@ -27,7 +27,9 @@
 //! the steps whose noise level is at least the config's `guidance_min_t` (guidance in a limited
 //! interval): guidance at the low-noise steps fades a rollout's objects a little more every frame
 //! (training/README.md, "Guidance in a limited interval"). A redraw (SDEdit) starts below that
-//! interval and is there to pull a frame towards its prompt, so all of its steps are guided.
+//! interval and is there to pull a frame towards its prompt, so all of its steps are guided; so is
+//! a frame that settles a prompt change (`Sampling::settling`): guidance only at high noise lets
+//! the old content linger there and then give way at once, a cut.
 //!
 //! Per-conditioning work (text projection, every cross-attention's keys/values) is done once per
 //! conditioning and kept for the last few; per-timestep work (time embedding, adaLN modulations)
@@ -380,20 +382,22 @@ impl TinyModel {
     /// `noise` is called for each fresh Gaussian tensor (first `ε_0`, then one per re-noising), with
     /// the shape `[hw², C]`. The cache is not changed, except that the newest element is
     /// (re-)encoded under `cond` if needed. With `sampling.guidance = g ≠ 1` the velocity of each
-    /// step at a noise level of at least `guidance_min_t` is `v_u + g·(v_c − v_u)` (see the module
-    /// docs); that needs [`set_unconditional`](Self::set_unconditional).
+    /// step at a noise level of at least `guidance_min_t` (of every step while `sampling.settling`)
+    /// is `v_u + g·(v_c − v_u)` (see the module docs); that needs
+    /// [`set_unconditional`](Self::set_unconditional).
     pub fn denoise_with(
         &mut self,
         cond: &Conditioning,
         sampling: Sampling,
         noise: &mut dyn FnMut(&[usize]) -> Result<Tensor>,
     ) -> Result<Tensor> {
-        let Sampling { steps, guidance } = self.checked(sampling)?;
+        let Sampling { steps, guidance, settling } = self.checked(sampling)?;
         let cs = self.ensure_newest(cond)?;
         let base = self.newest.as_ref().expect("ensured").base.clone();
         let ts = sampling_times(steps as usize, self.cfg.sampler_shift);
         let x = noise(&self.frame_shape())?.to_device(&self.device)?;
-        self.sample(x, &ts, &base, &cs, Guide { scale: guidance, min_t: self.cfg.guidance_min_t }, noise)
+        let min_t = if settling { 0.0 } else { self.cfg.guidance_min_t };
+        self.sample(x, &ts, &base, &cs, Guide { scale: guidance, min_t }, noise)
     }
 
     /// SDEdit at a prompt switch: the frame `tokens` `(hw², C)` redrawn under `cond` as the first
@@ -409,7 +413,7 @@ impl TinyModel {
         strength: f64,
         noise: &mut dyn FnMut(&[usize]) -> Result<Tensor>,
     ) -> Result<Tensor> {
-        let Sampling { steps, guidance } = self.checked(sampling)?;
+        let Sampling { steps, guidance, .. } = self.checked(sampling)?;
         if !(strength > 0.0 && strength <= 1.0) {
             return Err(ModelError::Invalid(format!("a redraw's strength is in (0, 1], not {strength}")));
         }
