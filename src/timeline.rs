@@ -79,10 +79,10 @@ pub struct Keyframes {
 }
 
 impl Default for Keyframes {
-    /// Every 4th frame from noise 0.7: strong enough to hold spool-tiny's objects' colours over a
-    /// long run (training/README.md, "Guidance in a limited interval shipped").
+    /// Every 3rd frame from noise 0.7: often and strong enough that spool-tiny's objects keep their
+    /// colours over a long run (training/README.md, "Guidance in a limited interval shipped").
     fn default() -> Self {
-        Keyframes { every: 4, strength: 0.7 }
+        Keyframes { every: 3, strength: 0.7 }
     }
 }
 

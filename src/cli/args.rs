@@ -89,7 +89,7 @@ pub struct GenerateArgs {
     /// new object shows; without it spool-tiny keeps the old object.)
     #[arg(long)]
     pub no_switch_redraw: bool,
-    /// Keyframes against drift (default 4:0.7): every EVERY-th frame is redrawn by the model for the
+    /// Keyframes against drift (default 3:0.7): every EVERY-th frame is redrawn by the model for the
     /// prompt from noise STRENGTH, its object kept where it is, so moving objects keep their shapes
     /// (a spinning one is redrawn where it stands; a growing, shrinking or fading one is left to change,
     /// then held as it settled).
