@@ -255,16 +255,18 @@ fn no_switch_redraw_keeps_the_models_own_frames_after_a_switch() {
     assert!((4..8).all(|i| with[i] != without[i]), "the redraw changes every frame after the switch");
 }
 
-/// Keyframes are on by default (every 4th frame), `--keyframes 3:0.5` sets them and `--no-keyframes`
-/// turns them off: the frames before the first keyframe are the same, the keyframe differs.
+/// Keyframes are on by default (every 3rd frame from noise 0.7), `--keyframes 4:0.5` sets them and
+/// `--no-keyframes` turns them off: the frames before the first keyframe are the same, the keyframe
+/// differs.
 #[test]
 fn keyframes_are_on_by_default_and_set_or_turned_off_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let prompt = ["--prompt", "a green square moving right on a black background"];
     let run = |out: &str, extra: &[&'static str]| generated(dir.path(), out, &[&prompt[..], extra].concat());
-    let (default, every3, none) = (run("a", &[]), run("b", &["--keyframes", "3:0.5"]), run("c", &["--no-keyframes"]));
+    let (default, every4, none) = (run("a", &[]), run("b", &["--keyframes", "4:0.5"]), run("c", &["--no-keyframes"]));
     assert_eq!(default[..3], none[..3], "before the first keyframe");
-    assert_eq!(every3[..3], none[..3], "before the first keyframe");
-    assert!(every3[3] != none[3] && default[3] == none[3], "frame 3 is a keyframe only with --keyframes 3:…");
-    assert!(default[4] != none[4], "frame 4 is the default's first keyframe");
+    assert_eq!(every4[..4], none[..4], "before the first keyframe");
+    assert!(default[3] != none[3], "frame 3 is the default's first keyframe");
+    assert!(every4[4] != none[4], "frame 4 is a keyframe with --keyframes 4:…");
+    assert_eq!(default, run("d", &["--keyframes", "3:0.7"]), "the default is 3:0.7");
 }

@@ -262,9 +262,9 @@ fn keyframes_leave_a_growth_alone_and_keep_a_spinning_object_where_it_stands() {
 /// A growth is left to the model while it grows; once it has settled (how much of the object shows
 /// changed by at most 5% since the keyframe before) each keyframe repeats the one before it, so the
 /// grown object keeps its look: left to itself a grown star broke up into coloured noise after ~70
-/// frames (training/README.md, "Keyframes" 9). The shipped weights guided at every step, where this
-/// star stops growing by frame ~40: with the shipped `guidance_min_t` it grows on in spurts to frame
-/// ~90 (each pause held, each spurt let through), past this test's clip.
+/// frames (training/README.md, "Keyframes" 9). The test runs the shipped weights guided at every step
+/// (their config without `guidance_min_t`), where this star stops growing by frame ~40; with the
+/// shipped config it grows on in spurts to frame ~90 (each pause held, each spurt let through).
 #[test]
 fn keyframes_hold_a_growth_once_it_has_settled() {
     let dir = tempfile::tempdir().unwrap();
