@@ -550,8 +550,9 @@ def part_switch(world, gen, judge, a, res):
 
 def part_adherence(world, gen, judge, a, res):
     scenes = eval_scenes(world, max(a.n, a.gt), a.seed)
-    gt = ground_truth(world, scenes[:a.gt], a.T, a.seed + 1) if a.gt else torch.zeros(0, a.T, 3, 128, 128)
-    if a.gt:  # --gt 0: generated clips only (another seed's share of a larger adherence sample)
+    # --gt 0: generated clips only (another seed's share of a larger adherence sample)
+    gt = ground_truth(world, scenes[:a.gt], a.T, a.seed + 1) if a.gt else None
+    if gt is not None:
         det = [judge_clip(gt[i], scenes[i], world, judge) for i in range(len(gt))]
         res["detectors_on_ground_truth"] = summarise(det)
         print("detectors on ground truth:", json.dumps(res["detectors_on_ground_truth"]), flush=True)
@@ -576,7 +577,8 @@ def part_adherence(world, gen, judge, a, res):
                             held_out_pairs=summarise([{k: r[k] for k in keys} for r in rows if not r["eval_wording"]]),
                             eval_wording=summarise([{k: r[k] for k in keys} for r in rows if r["eval_wording"]]))
     res["clips"] = rows  # per clip, for breakdowns (by class, wording, template) after the fact
-    save_strip(torch.cat([torch.stack(shown), gt[:8]]), os.path.join(a.out, "adherence.png"), max_cols=12)
+    save_strip(torch.cat([torch.stack(shown)] + ([] if gt is None else [gt[:8]])), os.path.join(a.out, "adherence.png"),
+               max_cols=12)
 
 
 def main():
